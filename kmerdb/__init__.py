@@ -1,0 +1,72 @@
+"""kmerdb: an embedded, memory-mapped, on-disk k-mer index database for genome collections.
+
+Each genome is a column, each distinct canonical k-mer a row::
+
+    import kmerdb
+    kmerdb.build("genomes.kmerdb", {"ecoli": "ecoli.fna.gz", "salmonella": "lt2.fna.gz"}, counts=True)
+    with kmerdb.open("genomes.kmerdb") as db:
+        result = db.query(["ACGT..."])
+        result.hits, result.n_kmers, result.ratio
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .build import BuildReport, build
+from .catalog import GenomeRecord, HistoryRecord
+from .config import FORMAT_VERSION, Config
+from .database import Database, QueryResult
+from .database import open_database as open
+from .errors import (
+    BuildIntegrityError,
+    CorruptDatabaseError,
+    DatabaseExistsError,
+    DatabaseNotFoundError,
+    DuplicateLabelError,
+    FormatVersionError,
+    GenomeNotFoundError,
+    IncompatibleIndexError,
+    IncompleteDatabaseError,
+    InputError,
+    InvalidParameterError,
+    KmerDBError,
+    LockedError,
+    MemoryBudgetError,
+    NotReadyError,
+    ReadOnlyError,
+    TransactionError,
+)
+from .inputs import GenomeInput, parse_input_args
+
+__all__ = [
+    "__version__",
+    "FORMAT_VERSION",
+    "open",
+    "build",
+    "parse_input_args",
+    "BuildReport",
+    "Config",
+    "Database",
+    "QueryResult",
+    "GenomeInput",
+    "GenomeRecord",
+    "HistoryRecord",
+    "KmerDBError",
+    "InputError",
+    "InvalidParameterError",
+    "DatabaseExistsError",
+    "DatabaseNotFoundError",
+    "IncompleteDatabaseError",
+    "FormatVersionError",
+    "CorruptDatabaseError",
+    "ReadOnlyError",
+    "MemoryBudgetError",
+    "BuildIntegrityError",
+    "LockedError",
+    "IncompatibleIndexError",
+    "NotReadyError",
+    "DuplicateLabelError",
+    "GenomeNotFoundError",
+    "TransactionError",
+]

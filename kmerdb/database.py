@@ -1,0 +1,351 @@
+"""The database handle: ``kmerdb.open(path)``.
+
+A handle reads the catalog once, in one read transaction, and memory-maps every data
+file the catalog names: that is its snapshot.  Data files are never modified, so a
+handle keeps answering from its snapshot whatever commits later, until it is refreshed
+or reopened.  A handle holds no mutable state after opening and may be shared between
+threads; in another process, open the database again (after ``fork`` too).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .catalog import Catalog, GenomeRecord, Snapshot
+from .config import Config
+from .errors import (
+    GenomeNotFoundError,
+    IncompleteDatabaseError,
+    InvalidParameterError,
+    KmerDBError,
+)
+from .kmers import (
+    INVALID,
+    canonical,
+    encode,
+    kmer_minimizer_hashes,
+    kmers_from_strings,
+    partition_of,
+    sequence_kmers,
+)
+from .layer import Layer
+
+__all__ = ["Database", "QueryResult", "open_database"]
+
+# Positions x genomes per query batch: bounds the (positions, genomes) presence matrix.
+_QUERY_CELLS = 1 << 25
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """Answer to :meth:`Database.query`.
+
+    Attributes
+    ----------
+    labels : tuple of str
+        Genome labels, the columns of ``hits``.
+    hits : ndarray of int64, shape (n_sequences, n_genomes)
+        How many of each sequence's k-mer positions hold a k-mer the genome has.
+    n_kmers : ndarray of int64, shape (n_sequences,)
+        Valid k-mer positions per sequence (windows of k bases, all ACGT).
+    names : tuple of str or None
+        Sequence names when the caller gave them.
+    """
+
+    labels: tuple[str, ...]
+    hits: np.ndarray
+    n_kmers: np.ndarray
+    names: tuple[str, ...] | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> np.ndarray:
+        """``hits / n_kmers`` (0 where a sequence has no k-mer)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = self.hits / self.n_kmers[:, None]
+        return np.where(self.n_kmers[:, None] > 0, r, 0.0)
+
+
+class Database:
+    """A read-only handle on a kmerdb database.  Use :func:`kmerdb.open`."""
+
+    def __init__(self, path: str, catalog: Catalog, snapshot: Snapshot) -> None:
+        self.path = path
+        self._catalog = catalog
+        self._load(snapshot)
+
+    def _load(self, snapshot: Snapshot) -> None:
+        if snapshot.state != "ready":
+            raise IncompleteDatabaseError(self.path, snapshot.state)
+        self.snapshot = snapshot
+        column_of = {g.id: i for i, g in enumerate(snapshot.genomes)}
+        self._layers: list[list[Layer]] = [
+            [Layer(self.path, rec, column_of) for rec in layers] for layers in snapshot.partitions
+        ]
+
+    # -- description -------------------------------------------------------------------
+    @property
+    def config(self) -> Config:
+        """The index configuration (:class:`kmerdb.Config`)."""
+        return self.snapshot.config
+
+    @property
+    def genomes(self) -> tuple[str, ...]:
+        """Genome labels in column order."""
+        return self.snapshot.labels
+
+    @property
+    def genome_records(self) -> tuple[GenomeRecord, ...]:
+        """Full genome records (sources, k-mer counts, spectrum) in column order."""
+        return self.snapshot.genomes
+
+    @property
+    def generation(self) -> int:
+        """The committed generation this handle reads."""
+        return self.snapshot.generation
+
+    @property
+    def n_kmers(self) -> int:
+        """Distinct canonical k-mers in the index."""
+        return sum(layer.n for layers in self._layers for layer in layers)
+
+    def genome(self, label: str) -> GenomeRecord:
+        """The record of one genome by label."""
+        for g in self.snapshot.genomes:
+            if g.label == label:
+                return g
+        raise GenomeNotFoundError(label)
+
+    def info(self) -> dict:
+        """A summary: configuration, genomes, sizes on disk and bits per k-mer."""
+        n = self.n_kmers
+        disk = _dir_size(self.path)
+        sizes: dict[str, int] = {}
+        for layers in self.snapshot.partitions:
+            for layer in layers:
+                for role, ref in layer.files.items():
+                    sizes[role] = sizes.get(role, 0) + ref.nbytes
+                for g in layer.groups:
+                    sizes["columns"] = sizes.get("columns", 0) + g.file.nbytes
+        return {
+            "path": self.path,
+            "format_version": self.snapshot.format_version,
+            "generation": self.generation,
+            "config": self.config.to_record(),
+            "n_genomes": len(self.genomes),
+            "n_kmers": n,
+            "n_layers": sum(len(layers) for layers in self._layers),
+            "bytes_on_disk": disk,
+            "bits_per_kmer": (8 * disk / n) if n else 0.0,
+            "structures": {role: {"bytes": b, "bits_per_kmer": (8 * b / n) if n else 0.0} for role, b in sizes.items()},
+            "genomes": [
+                {"label": g.label, "n_kmers": g.n_kmers, "total": g.total, "sources": list(g.sources)}
+                for g in self.snapshot.genomes
+            ],
+        }
+
+    # -- lookups -----------------------------------------------------------------------
+    def _locate(self, kmers: np.ndarray, hashes: np.ndarray) -> list[tuple[Layer, np.ndarray, np.ndarray]]:
+        """Find canonical k-mers: a list of (layer, indices into ``kmers``, slots)."""
+        out = []
+        parts = partition_of(hashes, self.config.n_partitions)
+        order = np.argsort(parts, kind="stable")
+        bounds = np.searchsorted(parts[order], np.arange(self.config.n_partitions + 1))
+        for p, layers in enumerate(self._layers):
+            lo, hi = bounds[p], bounds[p + 1]
+            if lo == hi or not layers:
+                continue
+            idx = order[lo:hi]
+            keys = kmers[idx]
+            for layer in layers:
+                found, slots = layer.find(keys)
+                if found.any():
+                    out.append((layer, idx[found], slots[found]))
+                    if len(layers) > 1:
+                        idx, keys = idx[~found], keys[~found]
+                        if not idx.size:
+                            break
+        return out
+
+    def _rows(self, kmers: np.ndarray, hashes: np.ndarray, counts: bool) -> np.ndarray:
+        """(len(kmers), n_genomes) presence (bool) or counts for canonical k-mers."""
+        dtype = np.uint32 if counts else bool
+        out = np.zeros((kmers.size, len(self.genomes)), dtype=dtype)
+        for layer, idx, slots in self._locate(kmers, hashes):
+            block = np.zeros((idx.size, len(self.genomes)), dtype=dtype)
+            layer.fill_rows(slots, block, counts)
+            out[idx] = block
+        return out
+
+    def lookup(self, kmers: Iterable[str | bytes] | np.ndarray, counts: bool = False) -> np.ndarray:
+        """Which genomes hold each k-mer.
+
+        Parameters
+        ----------
+        kmers : sequence of str, or ndarray of uint64
+            k-mers as ACGT strings of length k, or as 2-bit codes (A=0 C=1 G=2 T=3, first base
+            most significant); either orientation, they are canonicalized.
+        counts : bool
+            Return occurrence counts (index built with counts) instead of presence.
+
+        Returns
+        -------
+        ndarray, shape (n_kmers, n_genomes)
+            bool presence, or uint32 counts.
+
+        Raises
+        ------
+        InvalidParameterError
+            A k-mer of the wrong length or with a non-ACGT base, a code >= 4**k, or
+            ``counts=True`` on an index without counts.
+        """
+        k = self.config.k
+        if counts and not self.config.counts:
+            raise InvalidParameterError("counts", True, "this index keeps presence only (build it with counts)")
+        if isinstance(kmers, np.ndarray) and kmers.dtype.kind in "ui":
+            codes = kmers.astype(np.uint64, copy=False).ravel()
+            if codes.size and int(codes.max()) >= 4**k:
+                raise InvalidParameterError("kmers", int(codes.max()), f"a 2-bit code of a {k}-mer is below 4**{k}")
+            if kmers.dtype.kind == "i" and codes.size and int(kmers.min()) < 0:
+                raise InvalidParameterError("kmers", int(kmers.min()), "k-mer codes are non-negative")
+            codes = canonical(codes, k)
+        else:
+            codes = kmers_from_strings(list(kmers), k)
+        hashes = kmer_minimizer_hashes(codes, k, self.config.m)
+        return self._rows(codes, hashes, counts)
+
+    def query(self, sequences: str | bytes | Sequence[str | bytes], names: Sequence[str] | None = None) -> QueryResult:
+        """Which genomes hold the k-mers of each sequence, and how many.
+
+        Parameters
+        ----------
+        sequences : str, bytes, or sequence of them
+            DNA sequences; characters other than ACGT (any case) break k-mers.
+        names : sequence of str, optional
+            Names carried into the result.
+
+        Returns
+        -------
+        QueryResult
+            ``hits[i, g]`` counts the k-mer positions of sequence i whose canonical k-mer is
+            in genome g; ``n_kmers[i]`` the valid positions; ``ratio`` their quotient.
+        """
+        if isinstance(sequences, (str, bytes)):
+            sequences = [sequences]
+        seqs = [s.encode("ascii", "replace") if isinstance(s, str) else bytes(s) for s in sequences]
+        if names is not None and len(names) != len(seqs):
+            raise InvalidParameterError("names", len(names), f"expected one name per sequence ({len(seqs)})")
+        n_g = len(self.genomes)
+        hits = np.zeros((len(seqs), n_g), dtype=np.int64)
+        n_kmers = np.zeros(len(seqs), dtype=np.int64)
+        for lo, hi in _batches(seqs, max(1, _QUERY_CELLS // max(1, n_g))):
+            self._query_batch(seqs[lo:hi], hits[lo:hi], n_kmers[lo:hi])
+        return QueryResult(self.genomes, hits, n_kmers, tuple(names) if names is not None else None)
+
+    def _query_batch(self, seqs: list[bytes], hits: np.ndarray, n_kmers: np.ndarray) -> None:
+        k, n_g = self.config.k, len(self.genomes)
+        # one coded array for the whole batch; a separator breaks k-mers between sequences
+        joined = b"\x00".join(seqs)
+        codes = encode(joined)
+        lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+        starts = np.cumsum(lengths + 1) - (lengths + 1)
+        codes[starts[1:] - 1] = INVALID
+        positions, kmers, hashes = sequence_kmers(codes, k, self.config.m)
+        seq_of = np.searchsorted(starts, positions, side="right") - 1
+        n_kmers += np.bincount(seq_of, minlength=len(seqs))
+        for layer, idx, slots in self._locate(kmers, hashes):
+            block = np.zeros((idx.size, n_g), dtype=bool)
+            layer.fill_rows(slots, block, False)
+            rows, cols = np.nonzero(block)
+            hits += np.bincount(seq_of[idx[rows]] * n_g + cols, minlength=len(seqs) * n_g).reshape(len(seqs), n_g)
+
+    def iter_kmers(self) -> Iterator[np.ndarray]:
+        """Yield every canonical k-mer of the index as uint64 blocks (one per layer, sorted)."""
+        for layers in self._layers:
+            for layer in layers:
+                yield np.sort(layer.kmers())
+
+    def iter_rows(self, counts: bool | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (k-mers, rows) blocks covering the whole index, sorted within each layer.
+
+        ``rows`` is (n, n_genomes): counts when the index keeps them (or ``counts=True``),
+        else booleans.
+        """
+        counts = self.config.counts if counts is None else counts
+        dtype = np.uint32 if counts else bool
+        for layers in self._layers:
+            for layer in layers:
+                keys = layer.kmers()
+                order = np.argsort(keys)
+                out = np.zeros((layer.n, len(self.genomes)), dtype=dtype)
+                layer.fill_rows(order, out, counts)
+                yield keys[order], out
+
+    # -- life cycle ----------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the catalog and the memory maps."""
+        self._layers = []
+        if self._catalog is not None:
+            self._catalog.close()
+            self._catalog = None
+
+    def __enter__(self) -> "Database":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<kmerdb.Database {self.path!r} k={self.config.k} genomes={len(self.genomes)} gen={self.generation}>"
+
+
+def _batches(seqs: list[bytes], max_positions: int) -> Iterator[tuple[int, int]]:
+    lo = 0
+    total = 0
+    for i, s in enumerate(seqs):
+        total += len(s)
+        if total >= max_positions:
+            yield lo, i + 1
+            lo, total = i + 1, 0
+    if lo < len(seqs) or not seqs:
+        yield lo, len(seqs)
+
+
+def _dir_size(path: str) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.path.getsize(os.path.join(root, f))
+            except OSError:
+                pass
+    return total
+
+
+def open_database(path: str | os.PathLike, mode: str = "r") -> Database:
+    """Open a database.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The database directory.
+    mode : {"r"}
+        ``"r"``: read-only handle.
+
+    Raises
+    ------
+    DatabaseNotFoundError, IncompleteDatabaseError, FormatVersionError, CorruptDatabaseError
+    """
+    path = os.fspath(path)
+    if mode != "r":
+        raise InvalidParameterError("mode", mode, "expected 'r'")
+    catalog = Catalog.open(path, readonly=True)
+    try:
+        return Database(path, catalog, catalog.read())
+    except KmerDBError:
+        catalog.close()
+        raise

@@ -1,0 +1,180 @@
+"""The exception hierarchy of kmerdb.
+
+Every error the library raises on purpose derives from :class:`KmerDBError`;
+library errors from below (``lmdb.Error``, ``OSError``) are translated at the
+boundary into one of these, so a caller needs a single ``except`` clause and
+the console can print one clean line per failure.  Each subclass is named for
+the user's situation and carries structured fields next to its message.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "KmerDBError",
+    "InputError",
+    "InvalidParameterError",
+    "DatabaseExistsError",
+    "DatabaseNotFoundError",
+    "IncompleteDatabaseError",
+    "FormatVersionError",
+    "CorruptDatabaseError",
+    "ReadOnlyError",
+    "MemoryBudgetError",
+    "BuildIntegrityError",
+    "LockedError",
+    "IncompatibleIndexError",
+    "NotReadyError",
+    "DuplicateLabelError",
+    "GenomeNotFoundError",
+    "TransactionError",
+]
+
+
+class KmerDBError(Exception):
+    """Root of every error kmerdb raises on purpose."""
+
+
+class InputError(KmerDBError, ValueError):
+    """An input file (FASTA, FASTQ, manifest) is missing, empty, malformed or binary.
+
+    Attributes
+    ----------
+    path : str
+        The offending file.
+    line : int or None
+        1-based line number where it applies.
+    reason : str
+        What is wrong, in a few words.
+    """
+
+    def __init__(self, path: str, reason: str, line: int | None = None) -> None:
+        self.path = str(path)
+        self.line = line
+        self.reason = reason
+        where = f"{self.path}, line {line}" if line is not None else self.path
+        super().__init__(f"{where}: {reason}")
+
+
+class InvalidParameterError(KmerDBError, ValueError):
+    """An argument is out of range or inconsistent with another.
+
+    Attributes
+    ----------
+    argument : str
+        Name of the argument (as the API and the console spell it).
+    value : object
+        The rejected value.
+    """
+
+    def __init__(self, argument: str, value: object, reason: str) -> None:
+        self.argument = argument
+        self.value = value
+        super().__init__(f"{argument}={value!r}: {reason}")
+
+
+class DatabaseExistsError(KmerDBError, FileExistsError):
+    """A database (or any file) already exists where a new one was to be created."""
+
+    def __init__(self, path: str) -> None:
+        self.path = str(path)
+        super().__init__(f"{self.path}: already exists; refusing to overwrite it")
+
+
+class DatabaseNotFoundError(KmerDBError, FileNotFoundError):
+    """No kmerdb database at the given path."""
+
+    def __init__(self, path: str, reason: str = "no kmerdb database here") -> None:
+        self.path = str(path)
+        super().__init__(f"{self.path}: {reason}")
+
+
+class IncompleteDatabaseError(KmerDBError):
+    """The database was never completed (its build failed or was killed)."""
+
+    def __init__(self, path: str, state: str) -> None:
+        self.path = str(path)
+        self.state = state
+        super().__init__(
+            f"{self.path}: database is incomplete (state {state!r}); its build did not finish, "
+            "remove it and build again"
+        )
+
+
+class FormatVersionError(KmerDBError):
+    """The database was written in an on-disk format this version cannot read."""
+
+    def __init__(self, path: str, found: int, supported: int) -> None:
+        self.path = str(path)
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            f"{self.path}: on-disk format version {found} is newer than the supported version "
+            f"{supported}; upgrade kmerdb to open it"
+        )
+
+
+class CorruptDatabaseError(KmerDBError):
+    """A data file or catalog record does not match what the catalog promises."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class ReadOnlyError(KmerDBError):
+    """A write was attempted on a handle opened read-only, or outside a transaction."""
+
+
+class MemoryBudgetError(KmerDBError):
+    """The ``max_memory`` budget is too small for the operation."""
+
+    def __init__(self, budget: int, needed: int, reason: str) -> None:
+        self.budget = budget
+        self.needed = needed
+        super().__init__(f"max_memory={budget} bytes is too small: {reason} (needs about {needed} bytes)")
+
+
+class BuildIntegrityError(KmerDBError):
+    """Data read back from a spill bucket differs from what was written."""
+
+
+class LockedError(KmerDBError):
+    """Another process holds the database's writer lock."""
+
+    def __init__(self, path: str, pid: int | None) -> None:
+        self.path = str(path)
+        self.pid = pid
+        who = f"PID {pid}" if pid else "another process"
+        super().__init__(f"{self.path}: locked by {who} (one writer at a time; use --wait to wait)")
+
+
+class IncompatibleIndexError(KmerDBError):
+    """Indexes cannot be combined: their configurations differ."""
+
+
+class NotReadyError(KmerDBError):
+    """A source database is not ready to be read (incomplete or being built)."""
+
+
+class DuplicateLabelError(KmerDBError):
+    """A genome label occurs twice where labels must be unique."""
+
+    def __init__(self, label: str, hint: str = "") -> None:
+        self.label = label
+        super().__init__(f"duplicate genome label {label!r}" + (f"; {hint}" if hint else ""))
+
+
+class GenomeNotFoundError(KmerDBError, KeyError):
+    """No genome with the given label."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        super().__init__(label)
+
+    def __str__(self) -> str:
+        return f"no genome labelled {self.label!r}"
+
+
+class TransactionError(KmerDBError):
+    """A transaction was used wrongly (nested, reused, or write outside one)."""
