@@ -1,0 +1,7 @@
+"""``python -m kmerdb``."""
+
+import sys
+
+from .console import main
+
+sys.exit(main())

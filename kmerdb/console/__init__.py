@@ -1,0 +1,60 @@
+"""The ``kmerdb`` console: parses arguments, makes one public-API call, renders the result.
+
+Exit codes: 0 success, 1 failure (one line on stderr), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from .. import __version__
+from ..errors import KmerDBError
+
+__all__ = ["main", "make_parser", "COMMAND_MODULES"]
+
+#: Modules under kmerdb.console that each register a family of commands.
+COMMAND_MODULES = ("core",)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # usage errors: one line, exit 2
+        self.exit(2, f"kmerdb: error: {message} (see '{self.prog} --help')\n")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every command registered."""
+    parser = _Parser(
+        prog="kmerdb",
+        description="An embedded, memory-mapped, on-disk k-mer index database for genome collections.",
+        epilog="Exit codes: 0 ok, 1 failure, 2 usage error.",
+    )
+    parser.add_argument("--version", action="version", version=f"kmerdb {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the console; returns the exit code."""
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KmerDBError as exc:
+        print(f"kmerdb: error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # the reader of our output went away (e.g. `| head`); not an error of ours
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("kmerdb: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"kmerdb: error: {exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,224 @@
+"""Console commands of the core: build, info, query, dump."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+from .. import build as api_build
+from .. import open as api_open
+from ..errors import InputError
+from ..export import format_table, write_dump
+from ..inputs import parse_input_args, read_records
+from ..kmers import kmers_from_strings, kmers_to_strings
+from .progress import progress_callback
+from .render import emit_json, human_bytes, print_table, stdout_console
+
+__all__ = ["register"]
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "build",
+        help="build a new index from FASTA/FASTQ files",
+        description="Build a new index at DB. Each INPUT is PATH (label = file name without "
+        "FASTA/FASTQ and compression suffixes) or LABEL=PATH[,PATH...]. DB must not exist.",
+    )
+    p.add_argument("db", metavar="DB", help="database directory to create")
+    p.add_argument("inputs", metavar="INPUT", nargs="*", help="PATH or LABEL=PATH[,PATH...]")
+    p.add_argument("--manifest", metavar="TSV", help="file of 'label<TAB>path' lines (paths relative to it)")
+    p.add_argument("--per-record", action="store_true", help="every record of every file is its own genome")
+    p.add_argument("--k", type=int, default=31, help="k-mer length, 1..31 (default 31)")
+    p.add_argument("--m", type=int, default=None, help="minimizer length (default about k/2.5, odd)")
+    p.add_argument("--partitions", type=int, default=None, help="number of partitions (default 64)")
+    p.add_argument("--counts", action="store_true", help="keep k-mer occurrence counts (else presence bits)")
+    p.add_argument("--threads", type=int, default=None, help="worker processes (default: all CPUs)")
+    p.add_argument("--max-memory", metavar="SIZE", default=None, help="memory budget of the whole build, e.g. 512M")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print the build summary as JSON")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("info", help="show configuration, genomes and sizes", description="Describe a database.")
+    p.add_argument("db", metavar="DB")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser(
+        "query",
+        help="which genomes hold the k-mers of sequences",
+        description="For every sequence of SEQS (FASTA/FASTQ files, '-' for FASTA on stdin), count how "
+        "many of its k-mer positions each genome holds. With --kmers, SEQS are k-mers (literal strings, "
+        "or text files of one k-mer per line) and each is looked up on its own.",
+    )
+    p.add_argument("db", metavar="DB")
+    p.add_argument("seqs", metavar="SEQS", nargs="+")
+    p.add_argument("--kmers", action="store_true", help="SEQS are k-mers, not sequences")
+    p.add_argument("--format", choices=("tsv", "json"), default="tsv", help="output format (default tsv)")
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser(
+        "dump",
+        help="stream every k-mer with one column per genome",
+        description="Write 'kmer<TAB>label1<TAB>label2...' and then one line per canonical k-mer with its "
+        "count in each genome (0/1 presence when the index keeps no counts).",
+    )
+    p.add_argument("db", metavar="DB")
+    p.set_defaults(func=cmd_dump)
+
+
+def cmd_build(args) -> int:
+    if not args.inputs and not args.manifest:
+        raise InputError("-", "no input: give INPUT files or --manifest")
+    genomes = parse_input_args(args.inputs, manifest=args.manifest, per_record=args.per_record)
+    with progress_callback(args.quiet) as progress:
+        report = api_build(
+            args.db,
+            genomes,
+            k=args.k,
+            m=args.m,
+            partitions=args.partitions,
+            counts=args.counts,
+            threads=args.threads,
+            max_memory=args.max_memory,
+            progress=progress,
+        )
+    summary = {"path": report.path, "genomes": report.n_genomes, "kmers": report.n_kmers, "seconds": report.seconds}
+    if args.json:
+        emit_json(summary)
+    elif not args.quiet:
+        print(
+            f"built {report.path}: {report.n_genomes} genomes, {report.n_kmers} distinct k-mers "
+            f"in {report.seconds:.1f} s",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def cmd_info(args) -> int:
+    with api_open(args.db) as db:
+        info = db.info()
+    if args.json:
+        emit_json(info)
+        return 0
+    cfg = info["config"]
+    evidence = cfg["evidence"] if cfg["evidence"] == "exact" else f"approx (b={cfg['fp_bits']}, z={cfg['z']})"
+    rows = [
+        ["path", info["path"]],
+        ["format version", info["format_version"]],
+        ["generation", info["generation"]],
+        ["k / m", f"{cfg['k']} / {cfg['m']}"],
+        ["partitions", cfg["n_partitions"]],
+        ["evidence", evidence],
+        ["columns", "counts" if cfg["counts"] else "presence"],
+        ["genomes", info["n_genomes"]],
+        ["distinct k-mers", f"{info['n_kmers']:,}"],
+        ["layers", info["n_layers"]],
+        ["size on disk", human_bytes(info["bytes_on_disk"])],
+        ["bits per k-mer", f"{info['bits_per_kmer']:.1f}"],
+    ]
+    for role, s in sorted(info["structures"].items()):
+        rows.append([f"  {role}", f"{human_bytes(s['bytes'])} ({s['bits_per_kmer']:.2f} bits/k-mer)"])
+    print_table("kmerdb", ["property", "value"], rows)
+    print_table(
+        "genomes",
+        ["#", "label", "distinct k-mers", "k-mer occurrences"],
+        [[i, g["label"], f"{g['n_kmers']:,}", f"{g['total']:,}"] for i, g in enumerate(info["genomes"])],
+        numeric={0, 2, 3},
+    )
+    return 0
+
+
+def _read_sequences(paths):
+    names, seqs = [], []
+    for path in paths:
+        if path == "-":
+            names_seqs = _parse_stdin_fasta()
+        else:
+            names_seqs = read_records(path)
+        for name, seq in names_seqs:
+            names.append(name)
+            seqs.append(seq)
+    return names, seqs
+
+
+def _parse_stdin_fasta():
+    import tempfile
+
+    data = sys.stdin.buffer.read()
+    with tempfile.NamedTemporaryFile(suffix=".fa") as tmp:
+        tmp.write(data)
+        tmp.flush()
+        if not data.strip():
+            raise InputError("<stdin>", "empty input")
+        yield from read_records(tmp.name)
+
+
+def _read_kmers(items, k):
+    out = []
+    for item in items:
+        if os.path.isfile(item):
+            with open(item, encoding="ascii", errors="replace") as fh:
+                out.extend(line.strip() for line in fh if line.strip())
+        else:
+            out.append(item)
+    return out
+
+
+def cmd_query(args) -> int:
+    with api_open(args.db) as db:
+        if args.kmers:
+            kmers = _read_kmers(args.seqs, db.config.k)
+            rows = db.lookup(kmers, counts=db.config.counts)
+            canon = kmers_from_strings(kmers, db.config.k)
+            if args.format == "json":
+                emit_json(
+                    {
+                        "labels": list(db.genomes),
+                        "results": [
+                            {"kmer": q, "canonical": c, "genomes": dict(zip(db.genomes, r.astype(int).tolist()))}
+                            for q, c, r in zip(
+                                kmers, [bytes(x).decode() for x in kmers_to_strings(canon, db.config.k)], rows
+                            )
+                        ],
+                    }
+                )
+            else:
+                out = sys.stdout.buffer
+                out.write(("\t".join(("kmer",) + db.genomes) + "\n").encode())
+                letters = np.frombuffer("".join(k_.upper() for k_ in kmers).encode(), dtype=np.uint8)
+                out.write(format_table(letters.reshape(len(kmers), db.config.k), rows.astype(np.uint32)))
+                out.flush()
+            return 0
+        names, seqs = _read_sequences(args.seqs)
+        result = db.query(seqs, names=names)
+    if args.format == "json":
+        emit_json(
+            {
+                "labels": list(result.labels),
+                "results": [
+                    {
+                        "name": n,
+                        "n_kmers": int(result.n_kmers[i]),
+                        "hits": dict(zip(result.labels, result.hits[i].tolist())),
+                        "ratio": dict(zip(result.labels, np.round(result.ratio[i], 6).tolist())),
+                    }
+                    for i, n in enumerate(names)
+                ],
+            }
+        )
+        return 0
+    out = sys.stdout
+    out.write("\t".join(("sequence", "n_kmers") + tuple(result.labels)) + "\n")
+    for i, n in enumerate(names):
+        out.write("\t".join([n, str(int(result.n_kmers[i]))] + [str(int(h)) for h in result.hits[i]]) + "\n")
+    out.flush()
+    return 0
+
+
+def cmd_dump(args) -> int:
+    with api_open(args.db) as db:
+        write_dump(db, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+    return 0
