@@ -148,7 +148,7 @@ class BucketSet:
     def __init__(self, n_partitions: int, k: int, pool: SpillPool, buffer_bytes: int) -> None:
         self.k = k
         self.pool = pool
-        self.buffer_bytes = max(1 << 16, int(buffer_bytes))
+        self.buffer_bytes = max(1, int(buffer_bytes))
         self._buffers: list[list] = [[] for _ in range(n_partitions)]
         self._buffered = np.zeros(n_partitions, dtype=np.int64)
         self.extents: list[list[Extent]] = [[] for _ in range(n_partitions)]

@@ -1,0 +1,115 @@
+"""The read handle: lookup, query, iteration, sharing between threads and processes."""
+
+import multiprocessing
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import kmerdb
+import oracle
+from conftest import FIXTURES
+
+
+def reads():
+    return oracle.read_sequences(FIXTURES / "reads.fa")
+
+
+def test_query_matches_oracle(built, oracle_sets):
+    for k, counts, parts in ((21, True, 8), (31, False, 64)):
+        sets = oracle_sets(k)
+        with kmerdb.open(built(k=k, counts=counts, partitions=parts)) as db:
+            names = [n for n, _ in reads()]
+            seqs = [s for _, s in reads()]
+            res = db.query(seqs, names=names)
+            assert res.labels == db.genomes == ("A", "B", "C")
+            assert res.names == tuple(names)
+            for i, seq in enumerate(seqs):
+                hits, n = oracle.query_hits(seq, sets, k)
+                assert res.n_kmers[i] == n
+                assert res.hits[i].tolist() == [hits[label] for label in res.labels]
+                if n:
+                    assert np.allclose(res.ratio[i], res.hits[i] / n)
+
+
+def test_query_edge_cases(built):
+    with kmerdb.open(built()) as db:
+        res = db.query([])
+        assert res.hits.shape == (0, 3)
+        res = db.query(["ACGT", "", "N" * 50])
+        assert res.n_kmers.tolist() == [0, 0, 0] and res.ratio.tolist() == [[0.0] * 3] * 3
+        one = db.query(reads()[0][1])
+        assert one.hits.shape == (1, 3)
+        with pytest.raises(kmerdb.InvalidParameterError):
+            db.query(["ACGT"], names=["a", "b"])
+
+
+def test_lookup_strings_codes_and_orientation(built, oracle_sets):
+    k = 21
+    sets = oracle_sets(k)
+    universe = sorted(set().union(*[set(s) for s in sets.values()]))[:500]
+    absent = "A" * k if "A" * k not in set().union(*sets.values()) else None
+    with kmerdb.open(built(k=k)) as db:
+        counts = db.lookup(universe, counts=True)
+        expected = np.array([[sets[g].get(x, 0) for g in db.genomes] for x in universe])
+        assert (counts == expected).all()
+        presence = db.lookup(universe)
+        assert presence.dtype == bool and (presence == (expected > 0)).all()
+        rc = [oracle.reverse_complement(x).lower() for x in universe]
+        assert (db.lookup(rc, counts=True) == expected).all()
+        codes = np.array([oracle.encode(x) for x in universe], dtype=np.uint64)
+        assert (db.lookup(codes, counts=True) == expected).all()
+        if absent:
+            assert not db.lookup([absent]).any()
+        assert db.lookup([]).shape == (0, 3)
+        for bad in (["ACGT"], ["N" * k]):
+            with pytest.raises(kmerdb.InvalidParameterError):
+                db.lookup(bad)
+        with pytest.raises(kmerdb.InvalidParameterError):
+            db.lookup(np.array([4**k], dtype=np.uint64))
+    with kmerdb.open(built(k=31, counts=False, partitions=64)) as db:
+        with pytest.raises(kmerdb.InvalidParameterError, match="presence only"):
+            db.lookup(["A" * 31], counts=True)
+
+
+def test_handle_is_shared_between_threads(built):
+    seqs = [s for _, s in reads()]
+    with kmerdb.open(built()) as db:
+        expected = db.query(seqs).hits
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda _: db.query(seqs).hits, range(8)))
+    assert all((r == expected).all() for r in results)
+
+
+def _query_in_process(path):
+    with kmerdb.open(path) as db:
+        return db.query([s for _, s in reads()]).hits.tolist()
+
+
+def test_many_processes_open_at_once(built):
+    path = str(built())
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(3) as pool:
+        results = pool.map(_query_in_process, [path] * 3)
+    assert results[0] == results[1] == results[2] == _query_in_process(path)
+
+
+def test_info_and_records(built):
+    with kmerdb.open(built()) as db:
+        info = db.info()
+        assert info["n_genomes"] == 3 and info["n_kmers"] == db.n_kmers > 0
+        assert info["config"]["k"] == 21 and info["format_version"] == kmerdb.FORMAT_VERSION
+        assert set(info["structures"]) >= {"mphf", "evidence", "columns"}
+        assert db.genome("B").label == "B"
+        with pytest.raises(kmerdb.GenomeNotFoundError):
+            db.genome("nope")
+        blocks = list(db.iter_kmers())
+        assert sum(b.size for b in blocks) == db.n_kmers
+
+
+def test_open_errors(tmp_path):
+    with pytest.raises(kmerdb.DatabaseNotFoundError):
+        kmerdb.open(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(kmerdb.DatabaseNotFoundError, match="not a kmerdb"):
+        kmerdb.open(tmp_path / "empty")
