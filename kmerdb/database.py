@@ -152,9 +152,10 @@ class Database:
     def _locate(self, kmers: np.ndarray, hashes: np.ndarray) -> list[tuple[Layer, np.ndarray, np.ndarray]]:
         """Find canonical k-mers: a list of (layer, indices into ``kmers``, slots)."""
         out = []
-        parts = partition_of(hashes, self.config.n_partitions)
+        parts = partition_of(hashes, self.config.n_partitions).astype(np.uint16)
+        # stable argsort of uint16 is a radix sort: ~10x faster than on int64
         order = np.argsort(parts, kind="stable")
-        bounds = np.searchsorted(parts[order], np.arange(self.config.n_partitions + 1))
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(parts, minlength=self.config.n_partitions))])
         for p, layers in enumerate(self._layers):
             lo, hi = bounds[p], bounds[p + 1]
             if lo == hi or not layers:
@@ -255,13 +256,19 @@ class Database:
         starts = np.cumsum(lengths + 1) - (lengths + 1)
         codes[starts[1:] - 1] = INVALID
         positions, kmers, hashes = sequence_kmers(codes, k, self.config.m)
-        seq_of = np.searchsorted(starts, positions, side="right") - 1
-        n_kmers += np.bincount(seq_of, minlength=len(seqs))
+        # positions are ascending: count them per sequence by searching the starts
+        per_seq = np.diff(np.searchsorted(positions, np.append(starts, codes.size)))
+        n_kmers += per_seq
+        # presence of every k-mer position, in position order, then summed per sequence
+        present = np.zeros((kmers.size, n_g), dtype=bool)
         for layer, idx, slots in self._locate(kmers, hashes):
             block = np.zeros((idx.size, n_g), dtype=bool)
             layer.fill_rows(slots, block, False)
-            rows, cols = np.nonzero(block)
-            hits += np.bincount(seq_of[idx[rows]] * n_g + cols, minlength=len(seqs) * n_g).reshape(len(seqs), n_g)
+            present[idx] = block
+        if kmers.size:
+            nonempty = np.flatnonzero(per_seq)
+            first = np.cumsum(per_seq) - per_seq
+            hits[nonempty] += np.add.reduceat(present, first[nonempty], axis=0, dtype=np.int64)
 
     def iter_kmers(self) -> Iterator[np.ndarray]:
         """Yield every canonical k-mer of the index as uint64 blocks (one per layer, sorted)."""

@@ -111,6 +111,7 @@ class Layer:
         if self.evidence.shape != (self.n,):
             raise CorruptDatabaseError(record.files["evidence"].path, "evidence length differs from the layer's k-mers")
         self.groups = []
+        self._slices = []
         for group in record.groups:
             data = load_array(root, group.file)
             if data.shape[0] != self.n:
@@ -118,6 +119,9 @@ class Layer:
             cols = np.array([column_of[g] for g in group.genome_ids if g in column_of], dtype=np.intp)
             keep = np.array([i for i, g in enumerate(group.genome_ids) if g in column_of], dtype=np.intp)
             self.groups.append((group, data, cols, keep))
+            # every column kept, in database order: plain slices instead of fancy indexing
+            whole = keep.size == len(group.genome_ids) and cols.size and (np.diff(cols) == 1).all()
+            self._slices.append((slice(int(cols[0]), int(cols[-1]) + 1), slice(None)) if whole else (cols, keep))
 
     def find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Membership of ``keys`` (uint64 canonical k-mers).
@@ -139,21 +143,17 @@ class Layer:
 
         ``out`` is boolean presence, or integer counts when ``counts`` (count groups only).
         """
-        order = np.argsort(slots, kind="stable")  # sorted gathers are much faster
-        sorted_slots = slots[order]
-        for group, data, cols, keep in self.groups:
-            if cols.size == 0:
+        for (group, data, all_cols, _), (cols, keep) in zip(self.groups, self._slices):
+            if all_cols.size == 0:
                 continue
-            rows = data[sorted_slots]
+            rows = data[slots]
             if group.kind == PRESENCE:
                 values = unpack_presence(rows, len(group.genome_ids))[:, keep]
             else:
                 values = rows[:, keep]
                 if not counts:
                     values = values > 0
-            block = np.empty((slots.size, cols.size), dtype=out.dtype)
-            block[order] = values
-            out[:, cols] = block
+            out[:, cols] = values
 
     def kmers(self) -> np.ndarray:
         """All k-mers of the layer, in slot order."""

@@ -88,7 +88,8 @@ def load_array(root: str, ref: FileRef) -> np.ndarray:
         if "empty" in str(exc) or "mmap length" in str(exc):
             return np.load(full, allow_pickle=False)  # zero-length arrays cannot be mapped
         raise CorruptDatabaseError(full, f"unreadable data file: {exc}") from None
-    return arr
+    # a plain ndarray view over the map: np.memmap's subclass hooks cost on every indexing
+    return arr.view(np.ndarray)
 
 
 def file_checksum(path: str) -> tuple[int, str]:
