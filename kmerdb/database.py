@@ -292,6 +292,93 @@ class Database:
                 layer.fill_rows(order, out, counts)
                 yield keys[order], out
 
+    # -- comparisons (kmerdb.analytics, kmerdb.setops) -----------------------------------
+    def col_weights(self, threads: int | None = None, max_memory: int | str | None = None):
+        """Distinct k-mers of every genome (and occurrences, with counts), from the columns.
+
+        Parameters
+        ----------
+        threads : int, optional
+            Worker processes (default: all CPUs).
+        max_memory : int or str, optional
+            Bounds the blocks of rows the workers read at once.
+
+        Returns
+        -------
+        kmerdb.analytics.ColWeights
+            ``labels``, ``distinct`` and ``total`` (int64 arrays in column order).
+        """
+        from .analytics import col_weights
+
+        return col_weights(self, threads=threads, max_memory=max_memory)
+
+    def intersections(self, threads: int | None = None, max_memory: int | str | None = None) -> np.ndarray:
+        """(G, G) int64 matrix of the distinct k-mers each pair of genomes shares.
+
+        The diagonal holds each genome's distinct k-mers.  Computed partition by partition
+        in worker processes from the distinct presence rows (colour classes).
+        """
+        from .analytics import intersections
+
+        return intersections(self, threads=threads, max_memory=max_memory)
+
+    def distance(self, metric: str = "jaccard", threads: int | None = None, max_memory: int | str | None = None):
+        """A labelled matrix of ``metric`` between every pair of genomes.
+
+        Parameters
+        ----------
+        metric : {"jaccard", "jaccard-distance", "containment", "mash", "bray-curtis"}
+            ``jaccard``: |A and B| / |A or B| (1 when both are empty); ``jaccard-distance``:
+            1 - J; ``containment``: row genome's k-mers found in the column genome, divided
+            by the row genome's k-mers; ``mash``: -1/k ln(2J / (1 + J)), 1 when J = 0;
+            ``bray-curtis`` (counts index): 1 - 2 sum(min) / (sum A + sum B).
+        threads, max_memory
+            As for :meth:`col_weights`.
+
+        Returns
+        -------
+        kmerdb.analytics.DistanceMatrix
+            ``metric``, ``labels`` and ``matrix``; ``.tree("nj")`` gives a Newick tree.
+        """
+        from .analytics import distance
+
+        return distance(self, metric, threads=threads, max_memory=max_memory)
+
+    def iter_distances(
+        self,
+        metric: str = "jaccard-distance",
+        max_distance: float | None = None,
+        nearest: int | None = None,
+        threads: int | None = None,
+        max_memory: int | str | None = None,
+    ):
+        """Stream ``(label_a, label_b, value)`` pairs within ``max_distance`` and/or the
+        ``nearest`` of each genome, without a dense matrix; see
+        :func:`kmerdb.analytics.iter_distances`."""
+        from .analytics import iter_distances
+
+        return iter_distances(self, metric, max_distance=max_distance, nearest=nearest, threads=threads, max_memory=max_memory)
+
+    def spectrum(self, genome: str | None = None, threads: int | None = None) -> dict[str, list[tuple[int, int]]]:
+        """k-mer count histograms: label -> ascending ``(count, distinct k-mers)`` pairs.
+
+        From the count columns on an index with counts; on a presence index, the spectra
+        the catalog recorded when the genomes were counted (empty when none was).
+        """
+        from .analytics import spectrum
+
+        return spectrum(self, genome, threads=threads)
+
+    def setop(self, op: str, out: str | os.PathLike, genomes: Sequence[str] | None = None, q: int | None = None, **kwargs):
+        """Write the k-mers of a set operation over genomes as a new database at ``out``.
+
+        See :func:`kmerdb.setop` (``union``, ``intersection``, ``difference``, ``at-least``,
+        ``exactly``, ``at-most``).
+        """
+        from .setops import setop
+
+        return setop(self, op, out, genomes=genomes, q=q, **kwargs)
+
     # -- life cycle ----------------------------------------------------------------------
     def close(self) -> None:
         """Release the catalog and the memory maps."""
