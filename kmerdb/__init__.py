@@ -18,6 +18,8 @@ from .catalog import GenomeRecord, HistoryRecord
 from .config import FORMAT_VERSION, Config
 from .database import Database, QueryResult
 from .database import open_database as open
+from .analytics import ColWeights, DistanceMatrix
+from .setops import SetOpReport, setop
 from .errors import (
     BuildIntegrityError,
     CorruptDatabaseError,
@@ -49,6 +51,10 @@ __all__ = [
     "Config",
     "Database",
     "QueryResult",
+    "ColWeights",
+    "DistanceMatrix",
+    "SetOpReport",
+    "setop",
     "GenomeInput",
     "GenomeRecord",
     "HistoryRecord",
