@@ -202,9 +202,17 @@ def sequence_kmers(codes: np.ndarray, k: int, m: int | None = None):
         valid = valid_windows(chunk, k)
         idx = np.flatnonzero(valid)
         pos_parts.append(idx + start)
-        kmer_parts.append(canonical(kmer_windows(chunk, k)[idx], k))
+        fwd = kmer_windows(chunk, k)
+        rc = reverse_complement(fwd, k)
+        kmer_parts.append(np.minimum(fwd, rc)[idx])
         if m is not None:
-            hash_parts.append(minimizer_hashes(chunk, k, m)[idx])
+            # The m-mer at a k-mer's start is its top 2m bits, and that m-mer's reverse
+            # complement is the bottom 2m bits of the k-mer's reverse complement: no second
+            # window pass.  Only the last k-m m-mers of the chunk need one, on k-1 bases.
+            mmers = np.minimum(fwd >> _U64(2 * (k - m)), rc & _mask(m))
+            tail = canonical(kmer_windows(chunk[stop - start :], m), m)
+            hashes = mix64(np.concatenate([mmers, tail]), _MINIMIZER_SEED)
+            hash_parts.append(_sliding_min(hashes, k - m + 1)[idx])
     if not pos_parts:
         empty = np.zeros(0, dtype=np.uint64)
         return np.zeros(0, dtype=np.int64), empty, (empty if m is not None else None)
