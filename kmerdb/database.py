@@ -10,6 +10,7 @@ threads; in another process, open the database again (after ``fork`` too).
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
 
@@ -219,7 +220,12 @@ class Database:
         hashes = kmer_minimizer_hashes(codes, k, self.config.m)
         return self._rows(codes, hashes, counts)
 
-    def query(self, sequences: str | bytes | Sequence[str | bytes], names: Sequence[str] | None = None) -> QueryResult:
+    def query(
+        self,
+        sequences: str | bytes | Sequence[str | bytes],
+        names: Sequence[str] | None = None,
+        threads: int = 1,
+    ) -> QueryResult:
         """Which genomes hold the k-mers of each sequence, and how many.
 
         Parameters
@@ -228,6 +234,8 @@ class Database:
             DNA sequences; characters other than ACGT (any case) break k-mers.
         names : sequence of str, optional
             Names carried into the result.
+        threads : int
+            Threads to split the sequences over (numpy releases the GIL in its loops).
 
         Returns
         -------
@@ -240,11 +248,26 @@ class Database:
         seqs = [s.encode("ascii", "replace") if isinstance(s, str) else bytes(s) for s in sequences]
         if names is not None and len(names) != len(seqs):
             raise InvalidParameterError("names", len(names), f"expected one name per sequence ({len(seqs)})")
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise InvalidParameterError("threads", threads, "must be an integer >= 1")
         n_g = len(self.genomes)
         hits = np.zeros((len(seqs), n_g), dtype=np.int64)
         n_kmers = np.zeros(len(seqs), dtype=np.int64)
-        for lo, hi in _batches(seqs, max(1, _QUERY_CELLS // max(1, n_g))):
+        per_batch = max(1, _QUERY_CELLS // max(1, n_g))
+        if threads > 1:
+            per_batch = min(per_batch, max(1, sum(map(len, seqs)) // threads + 1))
+        batches = list(_batches(seqs, per_batch))
+
+        def run(bounds: tuple[int, int]) -> None:
+            lo, hi = bounds  # batches write disjoint rows
             self._query_batch(seqs[lo:hi], hits[lo:hi], n_kmers[lo:hi])
+
+        if threads > 1 and len(batches) > 1:
+            with ThreadPoolExecutor(min(threads, len(batches))) as pool:
+                list(pool.map(run, batches))
+        else:
+            for bounds in batches:
+                run(bounds)
         return QueryResult(self.genomes, hits, n_kmers, tuple(names) if names is not None else None)
 
     def _query_batch(self, seqs: list[bytes], hits: np.ndarray, n_kmers: np.ndarray) -> None:

@@ -113,3 +113,13 @@ def test_open_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(kmerdb.DatabaseNotFoundError, match="not a kmerdb"):
         kmerdb.open(tmp_path / "empty")
+
+
+def test_threaded_query_equals_single_threaded(built):
+    seqs = [s for _, s in reads()] * 3
+    with kmerdb.open(built()) as db:
+        one = db.query(seqs)
+        two = db.query(seqs, threads=3)
+        assert (one.hits == two.hits).all() and (one.n_kmers == two.n_kmers).all()
+        with pytest.raises(kmerdb.InvalidParameterError):
+            db.query(seqs, threads=0)
