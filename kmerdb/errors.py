@@ -23,6 +23,8 @@ __all__ = [
     "BuildIntegrityError",
     "LockedError",
     "IncompatibleIndexError",
+    "MixedEvidenceError",
+    "MissingCountsError",
     "NotReadyError",
     "DuplicateLabelError",
     "GenomeNotFoundError",
@@ -30,8 +32,20 @@ __all__ = [
 ]
 
 
+def _rebuild(cls, args, state):
+    exc = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
+
+
 class KmerDBError(Exception):
     """Root of every error kmerdb raises on purpose."""
+
+    def __reduce__(self):
+        # Subclasses take structured arguments, so the default pickling (cls(*args)) would
+        # fail; errors raised in worker processes must cross back to the parent intact.
+        return _rebuild, (type(self), self.args, dict(self.__dict__))
 
 
 class InputError(KmerDBError, ValueError):
@@ -151,6 +165,38 @@ class LockedError(KmerDBError):
 
 class IncompatibleIndexError(KmerDBError):
     """Indexes cannot be combined: their configurations differ."""
+
+
+class MixedEvidenceError(IncompatibleIndexError):
+    """Indexes to combine keep different membership evidence (exact vs approx, or other (b, z)).
+
+    Attributes
+    ----------
+    path : str
+        The source whose evidence differs from the first source's.
+    found, expected : str
+        The two evidence descriptions.
+    """
+
+    def __init__(self, path: str, found: str, expected: str) -> None:
+        self.path = str(path)
+        self.found = found
+        self.expected = expected
+        super().__init__(
+            f"{self.path}: evidence {found} differs from {expected}; indexes combine only with the same "
+            "evidence: reindex one of them first (kmerdb reindex)"
+        )
+
+
+class MissingCountsError(IncompatibleIndexError):
+    """Counts were asked for, but a source keeps presence only."""
+
+    def __init__(self, path: str) -> None:
+        self.path = str(path)
+        super().__init__(
+            f"{self.path}: keeps presence only, so a count merge cannot take it; merge with --mode presence "
+            "or rebuild it with counts"
+        )
 
 
 class NotReadyError(KmerDBError):

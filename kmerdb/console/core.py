@@ -56,6 +56,7 @@ def register(sub) -> None:
     p.add_argument("seqs", metavar="SEQS", nargs="+")
     p.add_argument("--kmers", action="store_true", help="SEQS are k-mers, not sequences")
     p.add_argument("--format", choices=("tsv", "json"), default="tsv", help="output format (default tsv)")
+    p.add_argument("--threads", type=int, default=1, help="threads for sequence queries (default 1)")
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser(
@@ -192,7 +193,7 @@ def cmd_query(args) -> int:
                 out.flush()
             return 0
         names, seqs = _read_sequences(args.seqs)
-        result = db.query(seqs, names=names)
+        result = db.query(seqs, names=names, threads=args.threads)
     if args.format == "json":
         emit_json(
             {
