@@ -30,7 +30,7 @@ from .inputs import GenomeInput, read_records, resolve_genomes
 from .kmers import encode, superkmers
 from .layer import write_layer
 from .spill import BucketSet, SpillPool, pack_superkmers, read_bucket, superkmer_kmers
-from .storage import fsync_dir
+from .storage import deferred_sync, sync_tree
 
 __all__ = ["build", "BuildReport", "parse_size", "Progress", "resolve_threads", "gather_counts"]
 
@@ -39,7 +39,8 @@ Progress = Callable[[str, int, "int | None"], None]
 
 _CHUNK_BASES = 1 << 20  # bases per scatter task
 _SEGMENT = 1 << 17  # bases packed at once inside a task (bounds its temporaries)
-_PROCESS_BASE = 48 << 20  # resident size of an idle worker (interpreter + numpy)
+_PROCESS_BASE = 40 << 20  # resident size of an idle process (interpreter + numpy + libraries)
+_WORKER_WORK = 24 << 20  # working set of a scatter task (one segment's temporaries)
 _BYTES_PER_KMER = 48  # gather temporaries per k-mer occurrence
 
 
@@ -133,9 +134,10 @@ def _gather_task(partition: int, extents, records_in: int, bytes_in: int):
     keys, columns, stats = gather_counts(kmers, genome_of[owner], n_genomes)
     del kmers, owner
     matrix = columns if cfg.counts else columns > 0
-    record = write_layer(
-        _STATE["root"], partition, partition, 1, keys, [(tuple(range(n_genomes)), matrix)], cfg
-    )
+    with deferred_sync():  # the parent syncs the whole tree once before committing
+        record = write_layer(
+            _STATE["root"], partition, partition, 1, keys, [(tuple(range(n_genomes)), matrix)], cfg
+        )
     return partition, record, stats
 
 
@@ -296,11 +298,12 @@ def build(
     budget = parse_size(max_memory)
     total_bytes = sum(os.path.getsize(p) for g in items for p in g.paths)
     if budget is not None:
-        floor = _PROCESS_BASE * (n_threads + 1) + (16 << 20)
+        floor = _PROCESS_BASE * (n_threads + 1) + _WORKER_WORK * n_threads + (16 << 20)
         if budget < floor:
             raise MemoryBudgetError(budget, floor, f"{n_threads} worker process(es) and the parent need at least that")
+        # a quarter of what is left buffers spilled super-k-mers; the rest is for gather tasks
         spill_buffer = max(1 << 20, (budget - floor) // 4)
-        task_budget = (budget - floor - spill_buffer) // n_threads
+        task_budget = _WORKER_WORK + (budget - floor - spill_buffer) // n_threads
     else:
         spill_buffer, task_budget = 256 << 20, 1 << 62
     parent = os.path.dirname(os.path.abspath(path))
@@ -375,8 +378,7 @@ def build(
             pool.close()
             pool.join()
             pool = None
-        for d in sorted({os.path.dirname(os.path.join(path, r.files["mphf"].path)) for r in layers}):
-            fsync_dir(d)
+        sync_tree(path)
         genome_records = [
             GenomeRecord(
                 g,
