@@ -11,11 +11,27 @@ from .kmers import kmers_to_strings
 __all__ = ["format_table", "write_dump"]
 
 
+def _digits(values: np.ndarray) -> np.ndarray:
+    """(n,) non-negative integers -> (n, D) ASCII digits, D for the largest value.
+
+    Leading zeros are NUL bytes (dropped later); the last digit is always kept.
+    """
+    top = int(values.max()) if values.size else 0
+    width = len(str(top))
+    out = np.zeros((values.size, width), dtype=np.uint8)
+    rest = values.astype(np.uint64)
+    for j in range(width - 1, -1, -1):  # loop over digit positions
+        digit = (rest % np.uint64(10)).astype(np.uint8)
+        out[:, j] = np.where((rest > 0) | (j == width - 1), digit + ord("0"), 0)
+        rest //= np.uint64(10)
+    return out
+
+
 def format_table(letters: np.ndarray, values: np.ndarray) -> bytes:
     """TSV lines ``kmer<TAB>v1<TAB>v2...`` for (n, k) ASCII letters and (n, g) integers.
 
-    Built as one byte matrix: numbers become NUL-padded fixed-width fields, and the NULs
-    are dropped at the end, so no Python loop runs over rows.
+    Built as one byte matrix: numbers become NUL-padded digit fields as wide as their
+    column's largest value, and NULs are dropped at the end, so no Python loop runs over rows.
     """
     n = letters.shape[0]
     if n == 0:
@@ -23,10 +39,11 @@ def format_table(letters: np.ndarray, values: np.ndarray) -> bytes:
     fields = [letters]
     tab = np.full((n, 1), ord("\t"), dtype=np.uint8)
     for j in range(values.shape[1]):  # loop over genome columns only
-        text = values[:, j].astype(np.uint64).astype("S20")
-        fields += [tab, text.view(np.uint8).reshape(n, 20)]
+        fields += [tab, _digits(values[:, j])]
     fields.append(np.full((n, 1), ord("\n"), dtype=np.uint8))
     flat = np.concatenate(fields, axis=1).ravel()
+    if all(f.shape[1] == 1 for f in fields[2::2]):  # single-digit columns: no padding
+        return flat.tobytes()
     return flat[flat != 0].tobytes()
 
 
