@@ -291,8 +291,6 @@ def build(
     t0 = time.perf_counter()
     path = os.fspath(path)
     config = Config.create(k=k, m=m, partitions=partitions, evidence=evidence, fp_bits=fp_bits, z=z, counts=counts)
-    if config.evidence != "exact":
-        raise InvalidParameterError("evidence", evidence, "approximate evidence is made with reindex on an exact index")
     items = resolve_genomes(genomes)
     n_threads = resolve_threads(threads)
     budget = parse_size(max_memory)

@@ -1,9 +1,17 @@
 """Layers: immutable k-mer sets inside a partition, memory-mapped.
 
-A layer of n k-mers is an MPHF mapping each of them to a slot in [0, n), evidence per
-slot that rejects k-mers that are not members (the MPHF maps any key somewhere), and
-column groups whose rows are the slots.  Files of a layer are written once by
-:func:`write_layer` and only read afterwards.
+A layer of n k-mers is
+- its k-mers as the maximal unitigs of their de Bruijn graph, 2 bits per base
+  (role ``"unitigs"``, :mod:`kmerdb.unitigs`): the one copy of the k-mers, read by
+  everything that iterates them;
+- an MPHF mapping each k-mer to a slot in [0, n) (role ``"mphf"``, :mod:`kmerdb.mphf`);
+- evidence per slot that rejects keys that are not members, since the MPHF maps any
+  key somewhere (role ``"evidence"``, :mod:`kmerdb.evidence`): the position of the
+  slot's k-mer in the unitigs (exact) or a B-bit fingerprint (approx);
+- column groups whose rows are the slots.
+
+Files of a layer are written once by :func:`write_layer` (evidence again by a reindex)
+and only read afterwards.
 """
 
 from __future__ import annotations
@@ -14,15 +22,54 @@ from .catalog import ColumnGroup, LayerRecord
 from .columns import COUNTS, PRESENCE, pack_presence, to_counts, unpack_presence
 from .config import Config
 from .errors import CorruptDatabaseError
+from .evidence import Evidence, approx_evidence, exact_evidence
+from .kmers import canonical
 from .mphf import MPHF
-from .storage import load_array, save_array
+from .storage import FileRef, load_array, save_array
+from .unitigs import UnitigSet, build_unitigs
 
-__all__ = ["Layer", "write_layer", "layer_prefix"]
+__all__ = ["Layer", "write_layer", "write_group", "write_evidence", "layer_prefix"]
 
 
 def layer_prefix(partition: int, layer_id: int) -> str:
     """Relative path prefix of a layer's files."""
     return f"data/p{partition:05d}/L{layer_id:07d}"
+
+
+def write_evidence(
+    root: str,
+    prefix: str,
+    generation: int,
+    config: Config,
+    keys: np.ndarray,
+    slots: np.ndarray,
+    positions: np.ndarray,
+    n_bases: int,
+) -> FileRef:
+    """Write the evidence file of a layer, of the kind ``config`` asks for.
+
+    Parameters
+    ----------
+    root, prefix : str
+        Database directory and the layer's path prefix.
+    generation : int
+        Generation that writes it (part of the file name: a reindex writes a new file).
+    config : Config
+        Evidence kind and fingerprint bits.
+    keys, slots, positions : ndarray
+        Each k-mer, its MPHF slot and its start base in the layer's unitig sequence.
+    n_bases : int
+        Length of the unitig sequence.
+    """
+    if config.evidence == "approx":
+        by_slot = np.empty_like(keys)
+        by_slot[slots] = keys
+        data = approx_evidence(by_slot, config.fp_bits)
+    else:
+        by_slot = np.empty(keys.size, dtype=np.int64)
+        by_slot[slots] = positions
+        data = exact_evidence(by_slot, n_bases)
+    return save_array(root, f"{prefix}.g{generation:07d}.evidence.npy", data)
 
 
 def write_layer(
@@ -34,7 +81,7 @@ def write_layer(
     groups: list[tuple[tuple[int, ...], np.ndarray]],
     config: Config,
 ) -> LayerRecord:
-    """Build and write a layer.
+    """Build and write a layer: unitigs, MPHF, evidence, column groups.
 
     Parameters
     ----------
@@ -43,12 +90,12 @@ def write_layer(
     partition, layer_id, generation : int
         Where it goes and who made it.
     keys : ndarray of uint64
-        The layer's distinct canonical k-mers.
+        The layer's distinct canonical k-mers (sorted or not; sorted is faster).
     groups : list of (genome ids, matrix)
         Column groups to write; each matrix has one row per key (in ``keys`` order) and
         one column per genome id: booleans, or integer counts when ``config.counts``.
     config : Config
-        The index configuration.
+        The index configuration (k, evidence kind, fingerprint bits).
 
     Returns
     -------
@@ -57,12 +104,21 @@ def write_layer(
     """
     keys = np.ascontiguousarray(keys, dtype=np.uint64)
     prefix = layer_prefix(partition, layer_id)
+    if keys.size > 1 and not (keys[1:] > keys[:-1]).all():
+        perm = np.argsort(keys)
+        unitigs, sorted_positions = build_unitigs(keys[perm], config.k)
+        positions = np.empty_like(sorted_positions)
+        positions[perm] = sorted_positions
+    else:
+        unitigs, positions = build_unitigs(keys, config.k)
+    n_bases = UnitigSet(unitigs).n_bases
     mphf = MPHF.build(keys)
     slots = mphf.lookup(keys)
-    files = {"mphf": save_array(root, f"{prefix}.mphf.npy", mphf.to_array())}
-    by_slot = np.empty_like(keys)
-    by_slot[slots] = keys
-    files["evidence"] = save_array(root, f"{prefix}.evidence.npy", by_slot)
+    files = {
+        "mphf": save_array(root, f"{prefix}.mphf.npy", mphf.to_array()),
+        "unitigs": save_array(root, f"{prefix}.unitigs.npy", unitigs),
+        "evidence": write_evidence(root, prefix, generation, config, keys, slots, positions, n_bases),
+    }
     return LayerRecord(
         layer_id,
         int(keys.size),
@@ -106,10 +162,16 @@ class Layer:
     def __init__(self, root: str, record: LayerRecord, column_of: dict[int, int]) -> None:
         self.record = record
         self.n = record.n_kmers
-        self.mphf = MPHF.from_array(load_array(root, record.files["mphf"]), source=record.files["mphf"].path)
-        self.evidence = load_array(root, record.files["evidence"])
-        if self.evidence.shape != (self.n,):
-            raise CorruptDatabaseError(record.files["evidence"].path, "evidence length differs from the layer's k-mers")
+        files = record.files
+        for role in ("mphf", "unitigs", "evidence"):
+            if role not in files:
+                raise CorruptDatabaseError(f"layer {record.id}", f"the catalog names no {role} file")
+        self.mphf = MPHF.from_array(load_array(root, files["mphf"]), source=files["mphf"].path)
+        self.unitigs = UnitigSet(load_array(root, files["unitigs"]), source=files["unitigs"].path)
+        self.evidence = Evidence(load_array(root, files["evidence"]), source=files["evidence"].path)
+        for name, count in (("mphf", self.mphf.n), ("unitigs", self.unitigs.n), ("evidence", self.evidence.n)):
+            if count != self.n:
+                raise CorruptDatabaseError(files[name].path, f"holds {count} k-mers, the layer has {self.n}")
         self.groups = []
         self._slices = []
         for group in record.groups:
@@ -132,11 +194,38 @@ class Layer:
         slots : ndarray of int64
             Slot of each found key (meaningless where not found).
         """
+        keys = np.asarray(keys, dtype=np.uint64)
         slots = self.mphf.lookup(keys)
         inside = slots >= 0
         safe = np.where(inside, slots, 0)
-        found = inside & (self.evidence[safe] == keys) if self.n else np.zeros(keys.size, dtype=bool)
+        if not self.n:
+            return np.zeros(keys.size, dtype=bool), safe
+        found = inside & self.evidence.check(keys, safe, self.unitigs)
         return found, safe
+
+    @property
+    def exact(self) -> bool:
+        """Whether :meth:`find` is exact (exact evidence) or may accept strangers (approx)."""
+        return self.evidence.kind == "exact"
+
+    def find_exact(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Like :meth:`find`, but exact whatever the evidence kind.
+
+        With approximate evidence the keys are checked against the layer's k-mers decoded
+        from its unitigs (sorted once per call), which costs O(n log n): meant for merges,
+        verification and exports, not for queries.
+        """
+        if self.exact:
+            return self.find(keys)
+        keys = np.asarray(keys, dtype=np.uint64)
+        found = np.zeros(keys.size, dtype=bool)
+        slots = np.zeros(keys.size, dtype=np.int64)
+        if self.n and keys.size:
+            members = np.sort(self.unitigs.kmers())
+            at = np.minimum(np.searchsorted(members, keys), self.n - 1)
+            found = members[at] == keys
+            slots[found] = self.mphf.lookup(keys[found])
+        return found, slots
 
     def fill_rows(self, slots: np.ndarray, out: np.ndarray, counts: bool) -> None:
         """Write the rows of ``slots`` into ``out`` (len(slots) x genomes of the database).
@@ -156,5 +245,30 @@ class Layer:
             out[:, cols] = values
 
     def kmers(self) -> np.ndarray:
-        """All k-mers of the layer, in slot order."""
-        return np.asarray(self.evidence)
+        """All k-mers of the layer (canonical uint64), in slot order, decoded from the unitigs."""
+        if not self.n:
+            return np.zeros(0, dtype=np.uint64)
+        if self.exact:
+            # the evidence of a slot is where its k-mer starts in the unitigs
+            at = self.unitigs.kmer_at(self.evidence.values(np.arange(self.n)))
+            return canonical(at, self.unitigs.k)
+        kmers = self.unitigs.kmers()
+        out = np.empty_like(kmers)
+        out[self.mphf.lookup(kmers)] = kmers
+        return out
+
+    def unitig_kmers(self) -> np.ndarray:
+        """All k-mers of the layer (canonical uint64), in unitig order: the cheapest way to read them."""
+        return self.unitigs.kmers()
+
+    def stats(self) -> dict:
+        """Sizes of the layer's structures: k-mers, unitigs, bases, bytes per role."""
+        return {
+            "n_kmers": self.n,
+            "n_unitigs": self.unitigs.n_unitigs,
+            "n_bases": self.unitigs.n_bases,
+            "evidence": self.evidence.kind,
+            "fp_bits": self.evidence.fp_bits,
+            "bytes": {role: ref.nbytes for role, ref in self.record.files.items()}
+            | {"columns": sum(g.file.nbytes for g in self.record.groups)},
+        }

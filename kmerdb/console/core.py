@@ -36,6 +36,20 @@ def register(sub) -> None:
     p.add_argument("--counts", action="store_true", help="keep k-mer occurrence counts (else presence bits)")
     p.add_argument("--threads", type=int, default=None, help="worker processes (default: all CPUs)")
     p.add_argument("--max-memory", metavar="SIZE", default=None, help="memory budget of the whole build, e.g. 512M")
+    p.add_argument(
+        "--evidence",
+        choices=("exact", "approx"),
+        default="exact",
+        help="membership evidence: exact, or approx (B-bit fingerprints, false positives ~2^-B) (default exact)",
+    )
+    p.add_argument("--fp-bits", type=int, default=None, metavar="B", help="approx: fingerprint bits, 1..32 (default 8)")
+    p.add_argument(
+        "--z",
+        type=int,
+        default=None,
+        metavar="Z",
+        help="approx: in query sequences a k-mer counts only inside a run of at least Z+1 found k-mers (default 0)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the build summary as JSON")
     p.set_defaults(func=cmd_build)
@@ -83,6 +97,9 @@ def cmd_build(args) -> int:
             counts=args.counts,
             threads=args.threads,
             max_memory=args.max_memory,
+            evidence=args.evidence,
+            fp_bits=args.fp_bits,
+            z=args.z,
             progress=progress,
         )
     summary = {"path": report.path, "genomes": report.n_genomes, "kmers": report.n_kmers, "seconds": report.seconds}

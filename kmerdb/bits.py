@@ -1,0 +1,120 @@
+"""Bit-packed arrays of fixed-width unsigned fields, in numpy.
+
+Fields are laid out most significant bit first: field ``i`` of width ``w`` holds bits
+``[i*w, i*w + w)`` of the concatenation of the words, where bit 0 is the most
+significant bit of word 0.  With this order a run of 2-bit base codes read as one
+integer is the k-mer code (first base most significant), so the same extraction serves
+packed fields and k-mers inside packed sequences.
+
+Every packed array ends with one zero padding word, so reading any field (or any
+window of at most 64 bits that starts inside the data) touches two existing words.
+Packing and extraction are whole-array operations; nothing loops over fields.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["width_for", "n_words", "pack", "extract", "unpack", "pack_codes"]
+
+_U64 = np.uint64
+_ONE = _U64(1)
+_S6 = _U64(6)
+_B63 = _U64(63)
+_S63 = _U64(63)
+#: Fields handled per step, so temporaries stay in cache.
+_CHUNK = 1 << 16
+
+
+def width_for(max_value: int) -> int:
+    """Bits needed to store values in ``[0, max_value]`` (at least 1)."""
+    return max(1, int(max_value).bit_length())
+
+
+def n_words(n_fields: int, width: int) -> int:
+    """Words of a packed array of ``n_fields`` fields of ``width`` bits, padding word included."""
+    return -(-(n_fields * width) // 64) + 1
+
+
+def pack(values: np.ndarray, width: int) -> np.ndarray:
+    """Pack unsigned ``values`` (each < 2**width) into uint64 words.
+
+    Parameters
+    ----------
+    values : ndarray of unsigned integers
+        Values to pack; bits above ``width`` must be zero.
+    width : int
+        Field width, 1..64.
+
+    Returns
+    -------
+    ndarray of uint64
+        ``n_words(len(values), width)`` words, the last one padding.
+    """
+    if not 1 <= width <= 64:
+        raise ValueError(f"field width must be 1..64, got {width}")
+    values = np.asarray(values).astype(np.uint64, copy=False)
+    out = np.zeros(n_words(values.size, width), dtype=np.uint64)
+    w = _U64(width)
+    # chunks of a multiple of 64 fields start on a word boundary: packed independently
+    step = _CHUNK
+    for lo in range(0, values.size, step):
+        v = values[lo : lo + step]
+        bit = (np.arange(v.size, dtype=np.uint64) + _U64(lo)) * w
+        word = bit >> _S6
+        off = bit & _B63
+        # the part of each field that lands in its first word (fields never overlap, so OR = +)
+        end = off + w  # in 1..127
+        fits = end <= _U64(64)
+        # both branches are computed; masking the shift counts keeps them defined (0..63)
+        first = np.where(fits, v << ((_U64(64) - end) & _B63), v >> ((end - _U64(64)) & _B63))
+        starts = np.flatnonzero(np.r_[True, word[1:] != word[:-1]])
+        out[word[starts].view(np.intp)] |= np.bitwise_or.reduceat(first, starts)
+        # the rest of a field that crosses into the next word (at most one per word)
+        spill = np.flatnonzero(end > _U64(64))
+        if spill.size:
+            out[(word[spill] + _ONE).view(np.intp)] |= v[spill] << (_U64(128) - end[spill])
+    return out
+
+
+def extract(words: np.ndarray, bit_offsets: np.ndarray, width: int) -> np.ndarray:
+    """Read ``width`` bits (1..64) starting at each of ``bit_offsets``, as uint64.
+
+    ``words`` must hold one word after the last one a window starts in (the padding
+    word of :func:`pack` and :func:`pack_codes`).
+    """
+    bit_offsets = np.asarray(bit_offsets, dtype=np.uint64)
+    out = np.empty(bit_offsets.size, dtype=np.uint64)
+    down = _U64(64 - width)
+    for lo in range(0, bit_offsets.size, _CHUNK):
+        b = bit_offsets[lo : lo + _CHUNK]
+        q = (b >> _S6).view(np.intp)
+        off = b & _B63
+        x = out[lo : lo + _CHUNK]
+        np.left_shift(words.take(q), off, out=x)
+        # (w >> 1) >> (63 - off) is w >> (64 - off), and 0 when off == 0 (a shift by 64 is undefined)
+        x |= (words.take(q + 1) >> _ONE) >> (_S63 - off)
+        x >>= down
+    return out
+
+
+def unpack(words: np.ndarray, n_fields: int, width: int, index: np.ndarray | None = None) -> np.ndarray:
+    """Fields ``index`` (default: all ``n_fields``) of a packed array, as uint64."""
+    if index is None:
+        index = np.arange(n_fields, dtype=np.uint64)
+    return extract(words, np.asarray(index, dtype=np.uint64) * _U64(width), width)
+
+
+def pack_codes(codes: np.ndarray) -> np.ndarray:
+    """Pack 2-bit base codes (uint8, values 0..3) four to a byte, 32 to a word, first base first.
+
+    Equals ``pack(codes, 2)`` but works on bytes, which is several times faster.
+    """
+    codes = np.asarray(codes, dtype=np.uint8)
+    nw = n_words(codes.size, 2)
+    padded = np.zeros(nw * 32, dtype=np.uint8)
+    padded[: codes.size] = codes
+    quad = padded.reshape(-1, 4)
+    packed = (quad[:, 0] << 6) | (quad[:, 1] << 4) | (quad[:, 2] << 2) | quad[:, 3]
+    # bytes in reading order are a big-endian word; store words little-endian like every array
+    return packed.view(">u8").astype("<u8")
