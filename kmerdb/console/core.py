@@ -1,4 +1,4 @@
-"""Console commands of the core: build, info, query, dump."""
+"""Console commands of the core: build, info, genomes, query, lookup, dump, history."""
 
 from __future__ import annotations
 
@@ -74,6 +74,32 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser(
+        "lookup",
+        help="presence or count of single k-mers in every genome",
+        description="Look up each KMER (a literal k-mer, or a text file of one k-mer per line) in "
+        "either orientation; prints 'kmer<TAB>label1...' rows of counts (counts index) or 0/1.",
+    )
+    p.add_argument("db", metavar="DB")
+    p.add_argument("kmers", metavar="KMER", nargs="+")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_lookup)
+
+    p = sub.add_parser("genomes", help="list the genomes (columns)", description="List the genomes in column order.")
+    p.add_argument("db", metavar="DB")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_genomes)
+
+    p = sub.add_parser(
+        "history",
+        help="operations committed to the database",
+        description="List committed operations, oldest first: command, arguments, kmerdb version, "
+        "time and the generation each produced.",
+    )
+    p.add_argument("db", metavar="DB")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_history)
+
+    p = sub.add_parser(
         "dump",
         help="stream every k-mer with one column per genome",
         description="Write 'kmer<TAB>label1<TAB>label2...' and then one line per canonical k-mer with its "
@@ -138,6 +164,9 @@ def cmd_info(args) -> int:
     ]
     for role, s in sorted(info["structures"].items()):
         rows.append([f"  {role}", f"{human_bytes(s['bytes'])} ({s['bits_per_kmer']:.2f} bits/k-mer)"])
+    if "unitigs" in info:
+        u = info["unitigs"]
+        rows.append(["unitigs", f"{u['count']:,} (mean {u['mean_kmers']:.1f} k-mers, {u['mean_bases']:.1f} bases)"])
     print_table("kmerdb", ["property", "value"], rows)
     print_table(
         "genomes",
@@ -173,7 +202,7 @@ def _parse_stdin_fasta():
         yield from read_records(tmp.name)
 
 
-def _read_kmers(items, k):
+def _read_kmers(items):
     out = []
     for item in items:
         if os.path.isfile(item):
@@ -184,30 +213,90 @@ def _read_kmers(items, k):
     return out
 
 
+def _print_lookup(db, items, as_json: bool) -> None:
+    kmers = _read_kmers(items)
+    rows = db.lookup(kmers, counts=db.config.counts)
+    if as_json:
+        canon = kmers_to_strings(kmers_from_strings(kmers, db.config.k), db.config.k)
+        emit_json(
+            {
+                "labels": list(db.genomes),
+                "results": [
+                    {"kmer": q, "canonical": bytes(c).decode(), "genomes": dict(zip(db.genomes, r.astype(int).tolist()))}
+                    for q, c, r in zip(kmers, canon, rows)
+                ],
+            }
+        )
+        return
+    out = sys.stdout.buffer
+    out.write(("\t".join(("kmer",) + db.genomes) + "\n").encode())
+    letters = np.frombuffer("".join(k_.upper() for k_ in kmers).encode(), dtype=np.uint8)
+    out.write(format_table(letters.reshape(len(kmers), db.config.k), rows.astype(np.uint32)))
+    out.flush()
+
+
+def cmd_lookup(args) -> int:
+    with api_open(args.db) as db:
+        _print_lookup(db, args.kmers, args.json)
+    return 0
+
+
+def cmd_genomes(args) -> int:
+    with api_open(args.db) as db:
+        records = db.genome_records
+    rows = [
+        {"column": i, "label": g.label, "n_kmers": g.n_kmers, "total": g.total, "sources": list(g.sources)}
+        for i, g in enumerate(records)
+    ]
+    if args.json:
+        emit_json(rows)
+        return 0
+    print_table(
+        "genomes",
+        ["#", "label", "distinct k-mers", "k-mer occurrences", "sources"],
+        [[r["column"], r["label"], f"{r['n_kmers']:,}", f"{r['total']:,}", ", ".join(r["sources"])] for r in rows],
+        numeric={0, 2, 3},
+    )
+    return 0
+
+
+def cmd_history(args) -> int:
+    import datetime
+
+    with api_open(args.db) as db:
+        records = db.history()
+    rows = [
+        {
+            "seq": h.seq,
+            "command": h.command,
+            "args": h.args,
+            "version": h.version,
+            "time": datetime.datetime.fromtimestamp(h.time, datetime.timezone.utc).isoformat(timespec="seconds"),
+            "generation": h.generation,
+        }
+        for h in records
+    ]
+    if args.json:
+        emit_json(rows)
+        return 0
+    print_table(
+        "history",
+        ["#", "time (UTC)", "command", "generation", "version", "arguments"],
+        [[r["seq"], r["time"], r["command"], r["generation"], r["version"], _short_args(r["args"])] for r in rows],
+        numeric={0, 3},
+    )
+    return 0
+
+
+def _short_args(args: dict) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in args.items())
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def cmd_query(args) -> int:
     with api_open(args.db) as db:
         if args.kmers:
-            kmers = _read_kmers(args.seqs, db.config.k)
-            rows = db.lookup(kmers, counts=db.config.counts)
-            canon = kmers_from_strings(kmers, db.config.k)
-            if args.format == "json":
-                emit_json(
-                    {
-                        "labels": list(db.genomes),
-                        "results": [
-                            {"kmer": q, "canonical": c, "genomes": dict(zip(db.genomes, r.astype(int).tolist()))}
-                            for q, c, r in zip(
-                                kmers, [bytes(x).decode() for x in kmers_to_strings(canon, db.config.k)], rows
-                            )
-                        ],
-                    }
-                )
-            else:
-                out = sys.stdout.buffer
-                out.write(("\t".join(("kmer",) + db.genomes) + "\n").encode())
-                letters = np.frombuffer("".join(k_.upper() for k_ in kmers).encode(), dtype=np.uint8)
-                out.write(format_table(letters.reshape(len(kmers), db.config.k), rows.astype(np.uint32)))
-                out.flush()
+            _print_lookup(db, args.seqs, args.format == "json")
             return 0
         names, seqs = _read_sequences(args.seqs)
         result = db.query(seqs, names=names, threads=args.threads)

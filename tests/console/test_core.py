@@ -137,3 +137,22 @@ def test_entry_points(db):
         assert proc.returncode == 0 and json.loads(proc.stdout)["n_genomes"] == 3
     proc = subprocess.run([sys.executable, "-m", "kmerdb", "info", "/nonexistent/db"], capture_output=True, text=True)
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_genomes_lookup_history(db, capsys):
+    code, out, _ = run(capsys, "genomes", db, "--json")
+    rows = json.loads(out)
+    sets = oracle.genome_sets(GENOMES, 21)
+    assert [r["label"] for r in rows] == ["A", "B", "C"]
+    assert [r["n_kmers"] for r in rows] == [len(sets[g]) for g in "ABC"]
+    code, out, _ = run(capsys, "genomes", db)
+    assert code == 0 and "distinct k-mers" in out
+    some = sorted(sets["B"])[:2]
+    code, out, _ = run(capsys, "lookup", db, *some, "--json")
+    doc = json.loads(out)
+    assert [r["genomes"] for r in doc["results"]] == [{g: sets[g].get(x, 0) for g in "ABC"} for x in some]
+    code, out, _ = run(capsys, "history", db, "--json")
+    hist = json.loads(out)
+    assert hist[0]["command"] == "build" and hist[0]["generation"] == 1 and hist[0]["args"]["k"] == 21
+    code, out, _ = run(capsys, "lookup", db, "ACGT")
+    assert code == 1
