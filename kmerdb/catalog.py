@@ -252,7 +252,11 @@ class CatalogWriter:
         self.txn.put(_partition_key(p), _pack({"layers": [layer.to_record() for layer in layers]}))
 
     def put_snapshot(self, snap: Snapshot) -> None:
-        """Write every record of ``snap`` except format and config (fixed at creation)."""
+        """Write every record of ``snap`` except the format (fixed at creation).
+
+        The config is written too: a reindex changes its evidence, fp_bits and z.
+        """
+        self.txn.put(b"config", _pack(snap.config.to_record()))
         self.put_state(snap.state, snap.generation, snap.next_genome_id, snap.next_layer_id)
         self.put_genomes(snap.genomes)
         for p, layers in enumerate(snap.partitions):

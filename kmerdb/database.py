@@ -33,6 +33,8 @@ from .kmers import (
     partition_of,
     sequence_kmers,
 )
+from .evidence import z_rule
+from .structures import structure_stats, unitig_summary
 from .layer import Layer
 
 __all__ = ["Database", "QueryResult", "open_database"]
@@ -55,6 +57,15 @@ class QueryResult:
         Valid k-mer positions per sequence (windows of k bases, all ACGT).
     names : tuple of str or None
         Sequence names when the caller gave them.
+    found_raw : ndarray of int64, shape (n_sequences,)
+        k-mer positions whose k-mer the index holds, as its evidence says (with approx
+        evidence this includes false positives, about 2**-b of the absent k-mers).
+    found : ndarray of int64, shape (n_sequences,)
+        Of those, the positions inside a run of at least z+1 consecutive found positions
+        (the z rule, see docs/evidence.md); ``hits`` counts only these.  Equal to
+        ``found_raw`` when z = 0.
+    z : int
+        The z the query applied.
     """
 
     labels: tuple[str, ...]
@@ -62,6 +73,9 @@ class QueryResult:
     n_kmers: np.ndarray
     names: tuple[str, ...] | None = None
     extra: dict = field(default_factory=dict)
+    found_raw: np.ndarray | None = None
+    found: np.ndarray | None = None
+    z: int = 0
 
     @property
     def ratio(self) -> np.ndarray:
@@ -143,11 +157,44 @@ class Database:
             "bytes_on_disk": disk,
             "bits_per_kmer": (8 * disk / n) if n else 0.0,
             "structures": {role: {"bytes": b, "bits_per_kmer": (8 * b / n) if n else 0.0} for role, b in sizes.items()},
+            "unitigs": unitig_summary(layer for layers in self._layers for layer in layers),
             "genomes": [
                 {"label": g.label, "n_kmers": g.n_kmers, "total": g.total, "sources": list(g.sources)}
                 for g in self.snapshot.genomes
             ],
         }
+
+    def export_unitigs(self, out, genome: str | None = None) -> tuple[int, int]:
+        """Write the unitigs of every layer as FASTA (one line per unitig).
+
+        Parameters
+        ----------
+        out : str, PathLike or binary file
+            Destination file (created or truncated) or an open binary stream.
+        genome : str, optional
+            Only the k-mers of this genome, compacted into maximal unitigs layer by layer.
+
+        Returns
+        -------
+        (records, bases) : tuple of int
+
+        Raises
+        ------
+        GenomeNotFoundError
+        """
+        from .unitigs import write_unitigs
+
+        if isinstance(out, (str, os.PathLike)):
+            with open(out, "wb") as fh:
+                return write_unitigs(self, fh, genome)
+        return write_unitigs(self, out, genome)
+
+    def stats(self, lengths: bool = True) -> dict:
+        """Bits per k-mer of every structure (MPHF, evidence, unitigs, columns) and unitig figures.
+
+        See :func:`kmerdb.structures.structure_stats`.
+        """
+        return structure_stats(self, lengths)
 
     # -- lookups -----------------------------------------------------------------------
     def _locate(self, kmers: np.ndarray, hashes: np.ndarray) -> list[tuple[Layer, np.ndarray, np.ndarray]]:
@@ -225,6 +272,7 @@ class Database:
         sequences: str | bytes | Sequence[str | bytes],
         names: Sequence[str] | None = None,
         threads: int = 1,
+        z: int | None = None,
     ) -> QueryResult:
         """Which genomes hold the k-mers of each sequence, and how many.
 
@@ -236,12 +284,18 @@ class Database:
             Names carried into the result.
         threads : int
             Threads to split the sequences over (numpy releases the GIL in its loops).
+        z : int, optional
+            Consecutive-hit rule: a position counts only inside a run of at least z+1
+            consecutive found positions of its sequence (default: the index's z, 0 for exact
+            evidence).  See docs/evidence.md for what it does at sequence ends and to true hits.
 
         Returns
         -------
         QueryResult
             ``hits[i, g]`` counts the k-mer positions of sequence i whose canonical k-mer is
-            in genome g; ``n_kmers[i]`` the valid positions; ``ratio`` their quotient.
+            in genome g (and that pass the z rule); ``n_kmers[i]`` the valid positions;
+            ``ratio`` their quotient; ``found_raw`` and ``found`` the positions found before
+            and after the z rule.
         """
         if isinstance(sequences, (str, bytes)):
             sequences = [sequences]
@@ -250,9 +304,13 @@ class Database:
             raise InvalidParameterError("names", len(names), f"expected one name per sequence ({len(seqs)})")
         if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
             raise InvalidParameterError("threads", threads, "must be an integer >= 1")
+        z = self.config.z if z is None else z
+        if not isinstance(z, int) or isinstance(z, bool) or z < 0:
+            raise InvalidParameterError("z", z, "must be an integer >= 0")
         n_g = len(self.genomes)
         hits = np.zeros((len(seqs), n_g), dtype=np.int64)
         n_kmers = np.zeros(len(seqs), dtype=np.int64)
+        found = np.zeros((2, len(seqs)), dtype=np.int64)  # raw, after the z rule
         per_batch = max(1, _QUERY_CELLS // max(1, n_g))
         if threads > 1:
             per_batch = min(per_batch, max(1, sum(map(len, seqs)) // threads + 1))
@@ -260,7 +318,7 @@ class Database:
 
         def run(bounds: tuple[int, int]) -> None:
             lo, hi = bounds  # batches write disjoint rows
-            self._query_batch(seqs[lo:hi], hits[lo:hi], n_kmers[lo:hi])
+            self._query_batch(seqs[lo:hi], hits[lo:hi], n_kmers[lo:hi], found[:, lo:hi], z)
 
         if threads > 1 and len(batches) > 1:
             with ThreadPoolExecutor(min(threads, len(batches))) as pool:
@@ -268,9 +326,14 @@ class Database:
         else:
             for bounds in batches:
                 run(bounds)
-        return QueryResult(self.genomes, hits, n_kmers, tuple(names) if names is not None else None)
+        return QueryResult(
+            self.genomes, hits, n_kmers, tuple(names) if names is not None else None,
+            found_raw=found[0], found=found[1], z=z,
+        )
 
-    def _query_batch(self, seqs: list[bytes], hits: np.ndarray, n_kmers: np.ndarray) -> None:
+    def _query_batch(
+        self, seqs: list[bytes], hits: np.ndarray, n_kmers: np.ndarray, found: np.ndarray, z: int = 0
+    ) -> None:
         k, n_g = self.config.k, len(self.genomes)
         # one coded array for the whole batch; a separator breaks k-mers between sequences
         joined = b"\x00".join(seqs)
@@ -284,20 +347,33 @@ class Database:
         n_kmers += per_seq
         # presence of every k-mer position, in position order, then summed per sequence
         present = np.zeros((kmers.size, n_g), dtype=bool)
+        hit = np.zeros(kmers.size, dtype=bool)
         for layer, idx, slots in self._locate(kmers, hashes):
             block = np.zeros((idx.size, n_g), dtype=bool)
             layer.fill_rows(slots, block, False)
             present[idx] = block
+            hit[idx] = True
+        seq_of_hit = np.repeat(np.arange(len(seqs)), per_seq)[hit] if kmers.size else np.zeros(0, np.int64)
+        found[0] += np.bincount(seq_of_hit, minlength=len(seqs))
+        if z and kmers.size:
+            kept = z_rule(positions, hit, z)
+            present[hit & ~kept] = False
+            found[1] += np.bincount(np.repeat(np.arange(len(seqs)), per_seq)[kept], minlength=len(seqs))
+        else:
+            found[1] += np.bincount(seq_of_hit, minlength=len(seqs))
         if kmers.size:
             nonempty = np.flatnonzero(per_seq)
             first = np.cumsum(per_seq) - per_seq
             hits[nonempty] += np.add.reduceat(present, first[nonempty], axis=0, dtype=np.int64)
 
     def iter_kmers(self) -> Iterator[np.ndarray]:
-        """Yield every canonical k-mer of the index as uint64 blocks (one per layer, sorted)."""
+        """Yield every canonical k-mer of the index as uint64 blocks (one per layer, sorted).
+
+        The k-mers are decoded from the layers' unitigs, whatever the evidence kind.
+        """
         for layers in self._layers:
             for layer in layers:
-                yield np.sort(layer.kmers())
+                yield np.sort(layer.unitig_kmers())
 
     def iter_rows(self, counts: bool | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (k-mers, rows) blocks covering the whole index, sorted within each layer.

@@ -38,7 +38,16 @@ from . import bits
 from .errors import CorruptDatabaseError
 from .kmers import mix64, reverse_complement
 
-__all__ = ["EXACT", "APPROX", "FINGERPRINT_SEED", "fingerprints", "exact_evidence", "approx_evidence", "Evidence"]
+__all__ = [
+    "EXACT",
+    "APPROX",
+    "FINGERPRINT_SEED",
+    "fingerprints",
+    "exact_evidence",
+    "approx_evidence",
+    "Evidence",
+    "z_rule",
+]
 
 MAGIC = int.from_bytes(b"kmerEVID", "little")
 VERSION = 1
@@ -152,3 +161,37 @@ class Evidence:
         kmer = unitigs.kmer_at(stored)
         # the unitig may read the k-mer in either orientation; keys are canonical
         return (kmer == keys) | (reverse_complement(kmer, unitigs.k) == keys)
+
+
+def z_rule(positions: np.ndarray, found: np.ndarray, z: int) -> np.ndarray:
+    """The consecutive-hit rule: which found k-mer positions lie in a run of >= z+1 found ones.
+
+    Parameters
+    ----------
+    positions : ndarray of int
+        Start of every valid k-mer window, ascending.  Two positions are consecutive when
+        they differ by 1; a window that is not a k-mer (a non-ACGT base, the end of a
+        sequence, the gap between two sequences) breaks runs.
+    found : ndarray of bool
+        Whether the k-mer at each position was found.
+    z : int
+        Neighbours a found k-mer needs: a run shorter than z+1 counts for nothing.
+
+    Returns
+    -------
+    ndarray of bool
+        ``found`` restricted to runs of at least z+1 consecutive found positions.
+    """
+    found = np.asarray(found, dtype=bool)
+    if z <= 0 or not found.any():
+        return found.copy()
+    at = np.flatnonzero(found)
+    pos = np.asarray(positions)[at]
+    new_run = np.empty(at.size, dtype=bool)
+    new_run[0] = True
+    np.not_equal(pos[1:] - pos[:-1], 1, out=new_run[1:])
+    run = np.cumsum(new_run) - 1
+    long_enough = np.bincount(run)[run] >= z + 1
+    out = np.zeros(found.size, dtype=bool)
+    out[at[long_enough]] = True
+    return out

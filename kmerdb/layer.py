@@ -16,6 +16,8 @@ and only read afterwards.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .catalog import ColumnGroup, LayerRecord
@@ -25,7 +27,7 @@ from .errors import CorruptDatabaseError
 from .evidence import Evidence, approx_evidence, exact_evidence
 from .kmers import canonical
 from .mphf import MPHF
-from .storage import FileRef, load_array, save_array
+from .storage import FileRef, file_checksum, load_array, save_array
 from .unitigs import UnitigSet, build_unitigs
 
 __all__ = ["Layer", "write_layer", "write_group", "write_evidence", "layer_prefix"]
@@ -65,11 +67,30 @@ def write_evidence(
         by_slot = np.empty_like(keys)
         by_slot[slots] = keys
         data = approx_evidence(by_slot, config.fp_bits)
+        kind = f"approx{config.fp_bits}"
     else:
         by_slot = np.empty(keys.size, dtype=np.int64)
         by_slot[slots] = positions
         data = exact_evidence(by_slot, n_bases)
-    return save_array(root, f"{prefix}.g{generation:07d}.evidence.npy", data)
+        kind = "exact"
+    relpath = f"{prefix}.g{generation:07d}.{kind}.evidence.npy"
+    if os.path.exists(os.path.join(root, relpath)):
+        # Written earlier in the same uncommitted generation (a transaction that reindexes
+        # back and forth): its content is a function of the layer and the kind, so reuse it.
+        nbytes, checksum = file_checksum(os.path.join(root, relpath))
+        ref = FileRef(relpath, nbytes, checksum)
+        if ref.nbytes == _npy_size(data):
+            return ref
+    return save_array(root, relpath, data)
+
+
+def _npy_size(array: np.ndarray) -> int:
+    """Bytes of ``array`` written as an .npy file."""
+    import io
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(array))
+    return header.tell() + array.nbytes
 
 
 def write_layer(

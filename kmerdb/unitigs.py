@@ -62,7 +62,17 @@ from . import bits
 from .errors import CorruptDatabaseError
 from .kmers import canonical, reverse_complement
 
-__all__ = ["Compaction", "compact", "build_unitigs", "UnitigSet", "fasta_records", "MAGIC", "VERSION"]
+__all__ = [
+    "Compaction",
+    "compact",
+    "build_unitigs",
+    "UnitigSet",
+    "fasta_records",
+    "write_fasta",
+    "write_unitigs",
+    "MAGIC",
+    "VERSION",
+]
 
 MAGIC = int.from_bytes(b"kmerUTIG", "little")
 VERSION = 1
@@ -617,4 +627,48 @@ def write_fasta(unitig_sets, out: BinaryIO, first_id: int = 0) -> tuple[int, int
         out.write(fasta_records(letters, ut.base_starts(), first_id + records, ut.lengths(), tag))
         records += ut.n_unitigs
         bases += ut.n_bases
+    return records, bases
+
+
+def write_unitigs(db, out: BinaryIO, genome: str | None = None) -> tuple[int, int]:
+    """Write the unitigs of every layer of a database as FASTA.
+
+    Parameters
+    ----------
+    db : Database
+        An opened handle.
+    out : binary file
+        Where the FASTA goes.
+    genome : str, optional
+        Only the k-mers of this genome: per layer, the maximal unitigs of the layer's
+        k-mers that the genome holds (computed on the fly, like the layer's own).
+
+    Returns
+    -------
+    (records, bases) : tuple of int
+
+    Notes
+    -----
+    Records are numbered from 0 in partition and layer order; the header line is
+    ``>ID LN:i:LENGTH KN:i:KMERS partition=P layer=L``.  Every unitig is one line.
+    """
+    column = None
+    if genome is not None:
+        db.genome(genome)  # raises GenomeNotFoundError
+        column = db.genomes.index(genome)
+    k = db.config.k
+    records = bases = 0
+    for p, layers in enumerate(db._layers):
+        for layer in layers:
+            if column is None:
+                ut = layer.unitigs
+            else:
+                kmers = layer.unitig_kmers()
+                rows = np.zeros((kmers.size, len(db.genomes)), dtype=bool)
+                if kmers.size:
+                    layer.fill_rows(layer.mphf.lookup(kmers), rows, False)
+                ut = UnitigSet(build_unitigs(np.sort(kmers[rows[:, column]]), k)[0])
+            r, b = write_fasta([(ut, f"partition={p} layer={layer.record.id}".encode())], out, records)
+            records += r
+            bases += b
     return records, bases

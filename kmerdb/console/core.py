@@ -304,10 +304,13 @@ def cmd_query(args) -> int:
         emit_json(
             {
                 "labels": list(result.labels),
+                "z": result.z,
                 "results": [
                     {
                         "name": n,
                         "n_kmers": int(result.n_kmers[i]),
+                        "found_raw": int(result.found_raw[i]),
+                        "found": int(result.found[i]),
                         "hits": dict(zip(result.labels, result.hits[i].tolist())),
                         "ratio": dict(zip(result.labels, np.round(result.ratio[i], 6).tolist())),
                     }

@@ -1,0 +1,146 @@
+"""Console commands about how k-mers are stored: export (unitigs), reindex, stats."""
+
+from __future__ import annotations
+
+import sys
+
+from .. import open as api_open
+from ..reindex import reindex as api_reindex
+from .progress import progress_callback
+from .render import emit_json, human_bytes, print_table
+
+__all__ = ["register"]
+
+_WAIT_HELP = "wait for another writer to finish instead of failing (optionally at most SECONDS)"
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write the unitigs of every layer as FASTA",
+        description="Write the k-mers of DB as FASTA, one record per line: with --unitigs, the maximal "
+        "unitigs of every layer (the header says '>ID LN:i:LENGTH KN:i:KMERS partition=P layer=L'). "
+        "With --genome LABEL, only the k-mers of that genome, compacted layer by layer.",
+    )
+    p.add_argument("db", metavar="DB")
+    p.add_argument("--unitigs", action="store_true", help="export the layers' unitigs (the one format for now)")
+    p.add_argument("--genome", metavar="LABEL", default=None, help="only the k-mers of this genome")
+    p.add_argument("-o", "--output", metavar="FILE", default=None, help="write to FILE instead of stdout")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "reindex",
+        help="rebuild the evidence of every layer: exact <-> approx",
+        description="Rebuild the membership evidence of every layer of DB from its unitigs, in one "
+        "transaction: exact (the k-mer's place in the unitigs; no false positives) or approx (B-bit "
+        "fingerprints; a lookup of an absent k-mer is a false positive with probability about 2^-B, and "
+        "in query sequences a k-mer counts only inside a run of at least Z+1 found k-mers). MPHFs, "
+        "unitigs and columns stay; changing only Z writes no file.",
+    )
+    p.add_argument("db", metavar="DB")
+    p.add_argument("--evidence", choices=("exact", "approx"), required=True, help="the evidence to have")
+    p.add_argument(
+        "--fp-bits", type=int, default=None, metavar="B", help="approx: fingerprint bits, 1..32 (default: current, or 8)"
+    )
+    p.add_argument(
+        "--z", type=int, default=None, metavar="Z", help="approx: consecutive-hit rule, >= 0 (default: current, or 0)"
+    )
+    p.add_argument("--threads", type=int, default=None, help="worker processes (default: all CPUs)")
+    p.add_argument("--wait", nargs="?", const=True, default=False, type=float, metavar="SECONDS", help=_WAIT_HELP)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print a summary as JSON")
+    p.set_defaults(func=cmd_reindex)
+
+    p = sub.add_parser(
+        "stats",
+        help="bits per k-mer of each structure, and the unitigs",
+        description="Show the size of each structure of DB in bits per distinct k-mer (MPHF, evidence, "
+        "unitigs, columns; 'index' is MPHF + evidence + unitigs), and the number, mean length, longest "
+        "and N50 of the unitigs.",
+    )
+    p.add_argument("db", metavar="DB")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_stats)
+
+
+def cmd_export(args) -> int:
+    if not args.unitigs:
+        print("kmerdb: error: say what to export: --unitigs (see 'kmerdb export --help')", file=sys.stderr)
+        return 2
+    with api_open(args.db) as db:
+        if args.output:
+            db.export_unitigs(args.output, genome=args.genome)
+        else:
+            db.export_unitigs(sys.stdout.buffer, genome=args.genome)
+            sys.stdout.buffer.flush()
+    return 0
+
+
+def cmd_reindex(args) -> int:
+    with progress_callback(args.quiet) as progress:
+        report = api_reindex(
+            args.db,
+            args.evidence,
+            fp_bits=args.fp_bits,
+            z=args.z,
+            threads=args.threads,
+            wait=True if args.wait is True else (args.wait or False),
+            progress=progress,
+        )
+    summary = {
+        "path": report.path,
+        "evidence": report.evidence,
+        "fp_bits": report.fp_bits,
+        "z": report.z,
+        "layers_rewritten": report.layers_rewritten,
+        "generation": report.generation,
+        "seconds": report.seconds,
+    }
+    if args.json:
+        emit_json(summary)
+    elif not args.quiet:
+        kind = "exact" if report.evidence == "exact" else f"approx (b={report.fp_bits}, z={report.z})"
+        print(
+            f"reindexed {report.path}: evidence {kind}, {report.layers_rewritten} layer(s) rewritten, "
+            f"generation {report.generation}, {report.seconds:.1f} s",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def cmd_stats(args) -> int:
+    with api_open(args.db) as db:
+        stats = db.stats()
+    if args.json:
+        emit_json(stats)
+        return 0
+    ev = stats["evidence"]
+    rows = []
+    for role in ("mphf", "evidence", "unitigs", "columns"):
+        s = stats["structures"].get(role)
+        if s is not None:
+            rows.append([role, human_bytes(s["bytes"]), f"{s['bits_per_kmer']:.2f}"])
+    idx = stats["index"]
+    rows.append(["index (mphf + evidence + unitigs)", human_bytes(idx["bytes"]), f"{idx['bits_per_kmer']:.2f}"])
+    print_table(
+        f"structures of {stats['n_kmers']:,} distinct k-mers", ["structure", "size", "bits/k-mer"], rows, numeric={1, 2}
+    )
+    u = stats["unitigs"]
+    if ev["kind"] == "exact":
+        kind = "exact"
+    else:
+        fpr = ev["false_positive_rate"]
+        kind = f"approx: b={ev['fp_bits']} (false positives ~{fpr:.2g} per lookup), z={ev['z']}"
+    print_table(
+        "unitigs and evidence",
+        ["property", "value"],
+        [
+            ["evidence", kind],
+            ["layers", f"{stats['n_layers']:,}"],
+            ["unitigs", f"{u['count']:,}"],
+            ["mean length", f"{u['mean_kmers']:.2f} k-mers, {u['mean_bases']:.2f} bases"],
+            ["longest", f"{u.get('longest_bases', 0):,} bases"],
+            ["N50", f"{u.get('n50_bases', 0):,} bases"],
+        ],
+    )
+    return 0

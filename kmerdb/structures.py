@@ -1,0 +1,90 @@
+"""Sizes of an index's structures: bits per k-mer of the MPHF, evidence, unitigs and columns.
+
+Bytes are those of the data files the catalog names (``.npy`` headers included); bits per
+k-mer divide by the number of distinct k-mers of the index.  The figure that compares
+indexes is ``index``: MPHF + evidence + unitigs, everything needed to answer "is this
+k-mer here, and in which slot", without the genome columns.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["unitig_summary", "structure_stats", "ROLES"]
+
+#: Structures of a layer, in the order they are reported.
+ROLES = ("mphf", "evidence", "unitigs", "columns")
+
+
+def unitig_summary(layers) -> dict:
+    """Number and mean length of the unitigs of opened layers (read from their headers)."""
+    count = kmers = bases = 0
+    for layer in layers:
+        count += layer.unitigs.n_unitigs
+        kmers += layer.unitigs.n
+        bases += layer.unitigs.n_bases
+    return {
+        "count": count,
+        "bases": bases,
+        "mean_kmers": kmers / count if count else 0.0,
+        "mean_bases": bases / count if count else 0.0,
+    }
+
+
+def structure_stats(db, lengths: bool = True) -> dict:
+    """Sizes and unitig figures of an opened database.
+
+    Parameters
+    ----------
+    db : Database
+        An opened handle.
+    lengths : bool
+        Also read every layer's unitig offsets for the longest unitig and the N50 (a pass
+        over U offsets per layer; the rest comes from headers and the catalog).
+
+    Returns
+    -------
+    dict
+        ``n_kmers``, ``n_layers``, ``evidence`` (kind, fp_bits, z, expected false positive
+        rate of one lookup), ``structures`` (role -> bytes, bits_per_kmer), ``index``
+        (MPHF + evidence + unitigs: bytes, bits_per_kmer) and ``unitigs`` (count, mean length
+        in k-mers and bases, and with ``lengths`` the longest and the N50 in bases).
+    """
+    layers = [layer for part in db._layers for layer in part]
+    n = sum(layer.n for layer in layers)
+    sizes = dict.fromkeys(ROLES, 0)
+    for layer in layers:
+        for role, ref in layer.record.files.items():
+            sizes[role] = sizes.get(role, 0) + ref.nbytes
+        sizes["columns"] += sum(g.file.nbytes for g in layer.record.groups)
+
+    def per_kmer(nbytes: int) -> dict:
+        return {"bytes": int(nbytes), "bits_per_kmer": 8 * nbytes / n if n else 0.0}
+
+    cfg = db.config
+    unitigs = unitig_summary(layers)
+    if lengths:
+        k = cfg.k
+        all_lengths = [layer.unitigs.lengths() + (k - 1) for layer in layers if layer.n]
+        bases = np.sort(np.concatenate(all_lengths))[::-1] if all_lengths else np.zeros(0, np.int64)
+        unitigs["longest_bases"] = int(bases[0]) if bases.size else 0
+        if bases.size:
+            half = np.searchsorted(np.cumsum(bases), bases.sum() / 2)
+            unitigs["n50_bases"] = int(bases[min(half, bases.size - 1)])
+        else:
+            unitigs["n50_bases"] = 0
+    kinds = sorted({layer.evidence.kind for layer in layers})
+    return {
+        "n_kmers": n,
+        "n_layers": len(layers),
+        "evidence": {
+            "kind": cfg.evidence,
+            "fp_bits": cfg.fp_bits,
+            "z": cfg.z,
+            "layer_kinds": kinds,
+            "false_positive_rate": 2.0 ** -cfg.fp_bits if cfg.evidence == "approx" else 0.0,
+        },
+        "structures": {role: per_kmer(b) for role, b in sizes.items()},
+        "index": per_kmer(sizes["mphf"] + sizes["evidence"] + sizes["unitigs"]),
+        "unitigs": unitigs,
+    }
