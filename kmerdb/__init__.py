@@ -20,6 +20,9 @@ from .database import Database, QueryResult
 from .database import open_database as open
 from .analytics import ColWeights, DistanceMatrix
 from .setops import SetOpReport, setop
+from .merge import MergeReport, merge
+from .maintenance import VacuumReport, VerifyReport, vacuum, verify
+from .transaction import Transaction
 from .errors import (
     BuildIntegrityError,
     CorruptDatabaseError,
@@ -30,6 +33,8 @@ from .errors import (
     GenomeNotFoundError,
     IncompatibleIndexError,
     IncompleteDatabaseError,
+    MissingCountsError,
+    MixedEvidenceError,
     InputError,
     InvalidParameterError,
     KmerDBError,
@@ -55,6 +60,13 @@ __all__ = [
     "DistanceMatrix",
     "SetOpReport",
     "setop",
+    "merge",
+    "MergeReport",
+    "verify",
+    "VerifyReport",
+    "vacuum",
+    "VacuumReport",
+    "Transaction",
     "GenomeInput",
     "GenomeRecord",
     "HistoryRecord",
@@ -71,6 +83,8 @@ __all__ = [
     "BuildIntegrityError",
     "LockedError",
     "IncompatibleIndexError",
+    "MixedEvidenceError",
+    "MissingCountsError",
     "NotReadyError",
     "DuplicateLabelError",
     "GenomeNotFoundError",

@@ -9,14 +9,22 @@ Keys and records (all values msgpack):
 ``genomes``           list of genome records, in column order
 ``partition/PPPPP``   ``{"layers": [layer records]}`` for partition P
 ``history/NNNNNNNNNN`` one operation: command, arguments, kmerdb version, time, generation
+``generation/NNNNNNNNNN`` the data files of a generation that a later commit superseded,
+                      kept until a vacuum finds no reader of it (see docs/transactions.md)
 
 Every change is one LMDB write transaction; a reader takes one read transaction and
 keeps the :class:`Snapshot` it read, whatever commits later.
+
+LMDB refuses to open one environment twice in a process, so every :class:`Catalog` of
+a directory in this process shares one environment, counted by reference and closed
+with the last of them.  Handles close their catalog once they have read it, so a
+process forked later holds no environment it cannot use.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -31,6 +39,7 @@ from .errors import (
     DatabaseNotFoundError,
     FormatVersionError,
     KmerDBError,
+    ReadOnlyError,
 )
 from .storage import FileRef
 
@@ -226,6 +235,56 @@ def _partition_key(p: int) -> bytes:
     return f"partition/{p:05d}".encode()
 
 
+def _generation_key(generation: int) -> bytes:
+    return f"generation/{generation:010d}".encode()
+
+
+# One environment per catalog directory and process: realpath -> [env, references, pid, writable].
+_ENVS: dict[str, list] = {}
+_ENVS_LOCK = threading.Lock()
+# Environments inherited through fork: never used nor closed here (closing would clear the
+# parent's reader slots), only kept from the garbage collector.
+_INHERITED: list = []
+
+
+def _acquire_env(cat_dir: str, readonly: bool, create: bool = False) -> lmdb.Environment:
+    key = os.path.realpath(cat_dir)
+    with _ENVS_LOCK:
+        entry = _ENVS.get(key)
+        inherited = entry is not None and entry[2] != os.getpid()
+        if inherited:
+            _INHERITED.append(_ENVS.pop(key))
+            entry = None
+        if entry is not None:
+            if not readonly and not entry[3]:
+                raise ReadOnlyError(f"{cat_dir}: catalog is open read-only in this process (directory not writable)")
+            entry[1] += 1
+            return entry[0]
+        writable = create or not readonly or os.access(cat_dir, os.W_OK)
+        try:
+            env = lmdb.open(cat_dir, map_size=_MAP_SIZE, subdir=True, readonly=not writable, lock=True, create=create)
+        except lmdb.Error:
+            if inherited:
+                raise KmerDBError(
+                    f"{cat_dir}: the catalog was being read by the parent process when this one forked; "
+                    "open the database again once that read is over, or start processes with 'spawn'"
+                ) from None
+            raise
+        _ENVS[key] = [env, 1, os.getpid(), writable]
+        return env
+
+
+def _release_env(env: lmdb.Environment) -> None:
+    with _ENVS_LOCK:
+        for key, entry in list(_ENVS.items()):
+            if entry[0] is env:
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    del _ENVS[key]
+                    env.close()
+                return
+
+
 class CatalogWriter:
     """Puts records inside one open LMDB write transaction."""
 
@@ -262,6 +321,21 @@ class CatalogWriter:
         for p, layers in enumerate(snap.partitions):
             self.put_partition(p, layers)
 
+    def current_generation(self) -> int:
+        """Generation of the state record, as this transaction sees it."""
+        return int(_unpack(self.txn.get(b"state"))["generation"])
+
+    def has_generation(self, generation: int) -> bool:
+        return self.txn.get(_generation_key(generation)) is not None
+
+    def put_generation(self, generation: int, paths) -> None:
+        """Record the data files of a superseded generation (for vacuum)."""
+        rec = {"generation": int(generation), "files": sorted(set(paths)), "time": time.time()}
+        self.txn.put(_generation_key(generation), _pack(rec))
+
+    def delete_generation(self, generation: int) -> None:
+        self.txn.delete(_generation_key(generation))
+
     def add_history(self, command: str, args: dict, generation: int) -> None:
         from . import __version__
 
@@ -286,7 +360,7 @@ class Catalog:
     @classmethod
     def create(cls, db_path: str, config: Config) -> "Catalog":
         """Create the catalog of a new database, in state ``building``."""
-        env = lmdb.open(os.path.join(db_path, CATALOG_DIR), map_size=_MAP_SIZE, subdir=True, sync=True)
+        env = _acquire_env(os.path.join(db_path, CATALOG_DIR), readonly=False, create=True)
         cat = cls(db_path, env, readonly=False)
         with env.begin(write=True) as txn:
             txn.put(b"format", _pack(FORMAT_VERSION))
@@ -305,18 +379,18 @@ class Catalog:
         if not os.path.exists(os.path.join(cat_dir, "data.mdb")):
             raise DatabaseNotFoundError(db_path, "not a kmerdb database (no catalog)")
         try:
-            env = lmdb.open(cat_dir, map_size=_MAP_SIZE, subdir=True, readonly=readonly, lock=True, create=False)
+            env = _acquire_env(cat_dir, readonly=readonly)
         except lmdb.Error as exc:
             raise DatabaseNotFoundError(db_path, f"cannot open the catalog: {exc}") from None
         cat = cls(db_path, env, readonly)
         with env.begin() as txn:
             raw = txn.get(b"format")
         if raw is None:
-            env.close()
+            cat.close()
             raise DatabaseNotFoundError(db_path, "not a kmerdb database (catalog has no format record)")
         version = _unpack(raw)
         if not isinstance(version, int) or version > FORMAT_VERSION:
-            env.close()
+            cat.close()
             raise FormatVersionError(db_path, version if isinstance(version, int) else -1, FORMAT_VERSION)
         return cat
 
@@ -348,6 +422,23 @@ class Catalog:
             tuple(parts),
         )
 
+    def generation(self) -> int:
+        """The committed generation (one small read)."""
+        with self.env.begin() as txn:
+            return int(_unpack(txn.get(b"state"))["generation"])
+
+    def generations(self) -> dict[int, list[str]]:
+        """Superseded generations still recorded: generation -> relative paths of its data files."""
+        out = {}
+        with self.env.begin() as txn, txn.cursor() as cur:
+            if cur.set_range(b"generation/"):
+                for key, value in cur:
+                    if not key.startswith(b"generation/"):
+                        break
+                    rec = _unpack(value)
+                    out[int(rec["generation"])] = list(rec["files"])
+        return out
+
     def history(self) -> list[HistoryRecord]:
         """All operations, oldest first."""
         out = []
@@ -362,6 +453,8 @@ class Catalog:
     @contextmanager
     def write(self) -> Iterator[CatalogWriter]:
         """One LMDB write transaction: commits when the block ends, aborts on exception."""
+        if self.readonly:
+            raise ReadOnlyError(f"{self.db_path}: catalog opened read-only")
         try:
             with self.env.begin(write=True) as txn:
                 yield CatalogWriter(txn)
@@ -369,4 +462,7 @@ class Catalog:
             raise KmerDBError(f"{self.db_path}: catalog write failed: {exc}") from None
 
     def close(self) -> None:
-        self.env.close()
+        """Release the environment (closed with the last catalog of this directory)."""
+        if self.env is not None:
+            _release_env(self.env)
+            self.env = None

@@ -17,6 +17,7 @@ from typing import Iterator
 import mmh3
 import numpy as np
 
+from .crashpoint import crashpoint
 from .errors import CorruptDatabaseError
 
 __all__ = ["FileRef", "save_array", "load_array", "file_checksum", "fsync_dir", "deferred_sync", "sync_tree"]
@@ -113,7 +114,9 @@ def save_array(root: str, relpath: str, array: np.ndarray) -> FileRef:
         fh.flush()
         if not getattr(_deferred, "active", False):
             os.fsync(fh.fileno())
+    crashpoint("save.tmp")
     os.replace(tmp, final)
+    crashpoint("save.done")
     return FileRef(relpath, writer.nbytes, writer.hasher.digest().hex())
 
 

@@ -16,7 +16,7 @@ from ..errors import KmerDBError
 __all__ = ["main", "make_parser", "COMMAND_MODULES"]
 
 #: Modules under kmerdb.console that each register a family of commands.
-COMMAND_MODULES = ("core", "compare", "evidence")
+COMMAND_MODULES = ("core", "compare", "edit", "evidence")
 
 
 class _Parser(argparse.ArgumentParser):
