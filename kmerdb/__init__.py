@@ -23,6 +23,7 @@ from .setops import SetOpReport, setop
 from .merge import MergeReport, merge
 from .maintenance import VacuumReport, VerifyReport, vacuum, verify
 from .transaction import Transaction
+from .reindex import ReindexReport, reindex
 from .errors import (
     BuildIntegrityError,
     CorruptDatabaseError,
@@ -67,6 +68,8 @@ __all__ = [
     "vacuum",
     "VacuumReport",
     "Transaction",
+    "reindex",
+    "ReindexReport",
     "GenomeInput",
     "GenomeRecord",
     "HistoryRecord",

@@ -1,0 +1,1 @@
+"""Console tests (a package, so that their module names do not clash with tests/ modules)."""
