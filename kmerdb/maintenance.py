@@ -172,6 +172,7 @@ def _verify_task(p: int):
     from .columns import COUNTS, PRESENCE
     from .kmers import canonical, kmer_minimizer_hashes, partition_of
     from .layer import Layer
+    from .merge import _any_order_kmers
     from .storage import file_checksum
 
     root = _VSTATE["root"]
@@ -218,7 +219,7 @@ def _verify_task(p: int):
             continue
         try:
             layer = Layer(root, rec, column_of)
-            keys = np.ascontiguousarray(layer.kmers(), dtype=np.uint64)
+            keys = np.ascontiguousarray(_any_order_kmers(layer), dtype=np.uint64)
         except KmerDBError as exc:
             problems.append(f"{where}: cannot be opened: {exc}")
             continue
@@ -229,8 +230,10 @@ def _verify_task(p: int):
         found, slots = layer.find(keys)
         if not found.all():
             problems.append(f"{where}: {int((~found).sum())} of its k-mers are rejected by its own MPHF/evidence")
-        elif not np.array_equal(slots, np.arange(keys.size)):
+        elif not (np.bincount(slots, minlength=keys.size) == 1).all():
             problems.append(f"{where}: MPHF is not minimal and perfect over the layer's k-mers")
+        elif not np.array_equal(np.asarray(layer.kmers())[slots], keys):
+            problems.append(f"{where}: the evidence of a slot names another k-mer than the slot's")
         if keys.size:
             if int(keys.max()) >= 4**cfg.k:
                 problems.append(f"{where}: k-mer codes beyond 4**k")

@@ -258,6 +258,12 @@ def _source_rows(root: str, rec: LayerRecord, genomes, dtype, counts: bool):
     return keys, rows
 
 
+def _any_order_kmers(layer: Layer) -> np.ndarray:
+    """The layer's k-mers in whatever order is cheapest to read."""
+    read = getattr(layer, "unitig_kmers", None)
+    return np.asarray(read() if read is not None else layer.kmers())
+
+
 def _classify(layer: Layer, keys: np.ndarray, exact: bool) -> tuple[np.ndarray, np.ndarray]:
     """Which of the sorted distinct ``keys`` the layer holds, and their slots (hits only)."""
     n = layer.n
@@ -267,7 +273,7 @@ def _classify(layer: Layer, keys: np.ndarray, exact: bool) -> tuple[np.ndarray, 
         # a large layer and few keys: MPHF lookups beat sorting the layer
         found, slots = layer.find(keys)
         return found, slots[found]
-    members = np.sort(np.asarray(layer.kmers()))
+    members = np.sort(_any_order_kmers(layer))
     pos = np.minimum(np.searchsorted(members, keys), n - 1)
     hit = members[pos] == keys
     found, slots = layer.find(keys[hit])
@@ -323,6 +329,8 @@ def _add_task(args):
             group = write_group(root, layer_prefix(p, rec.id), gen, base_ids, rows, np.arange(layer.n), cfg)
             converted.append(replace(rec, groups=(group,)))
         base_layers = converted
+    if not new_ids:
+        return p, tuple(base_layers), None, 0
 
     # the new genomes' k-mers in this partition, united
     pieces = []
@@ -443,6 +451,8 @@ def _add_genomes(
         offsets.append(off)
         off += len(s.snapshot.genomes)
     need_counts = cfg.counts or bool(inputs)
+    if n_new == 0 and convert is None:
+        return replace(base, generation=generation)
     spill = pool = None
     ok = False
     _STATE.clear()
