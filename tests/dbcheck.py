@@ -22,11 +22,18 @@ def universe(sets: dict[str, dict[str, int]], k: int, extra: int = 200) -> tuple
     return kmers, codes
 
 
+_EXPECTED: dict = {}
+
+
 def expected(sets: dict[str, dict[str, int]], labels, kmers: list[str]) -> np.ndarray:
-    """(len(kmers), len(labels)) counts by the oracle."""
-    return np.array([[sets[label].get(x, 0) for label in labels] for x in kmers], dtype=np.int64).reshape(
-        len(kmers), len(labels)
-    )
+    """(len(kmers), len(labels)) counts by the oracle (cached per genome)."""
+    columns = []
+    for label in labels:
+        key = (id(sets), label, id(kmers))
+        if key not in _EXPECTED:
+            _EXPECTED[key] = (sets, kmers, np.array([sets[label].get(x, 0) for x in kmers], dtype=np.int64))
+        columns.append(_EXPECTED[key][2])
+    return np.stack(columns, axis=1) if columns else np.zeros((len(kmers), 0), dtype=np.int64)
 
 
 def answers(path, codes: np.ndarray) -> tuple[tuple[str, ...], np.ndarray, np.ndarray | None]:
