@@ -379,3 +379,29 @@ def test_empty_genome_conventions(tmp_path):
         assert db.distance("containment").matrix[1].tolist() == [1.0, 1.0, 1.0]
         assert db.distance("mash").matrix[0, 1] == 1.0
         assert db.distance("bray-curtis").matrix[1, 1] == 0.0
+
+
+@pytest.mark.skipif(not hasattr(kmerdb.Database, "append_genome"), reason="append is not available")
+def test_after_append_and_remove(tmp_path, oracle_sets):
+    from conftest import GENOMES
+
+    sets = oracle_sets(21)
+    path = tmp_path / "layered.kmerdb"
+    kmerdb.build(path, {"A": GENOMES["A"], "B": GENOMES["B"]}, k=21, partitions=4, counts=True, threads=2)
+    with kmerdb.open(path, "a") as db:
+        with db.transaction():
+            db.append_genome("C", GENOMES["C"])
+        labels = ("A", "B", "C")
+        for metric in analytics.METRICS:
+            assert_matrix_equals(db.distance(metric, threads=2).matrix, ref_matrix(metric, sets, labels, 21))
+        with db.transaction():
+            db.remove_genome("A")
+    with kmerdb.open(path) as db:
+        labels = ("B", "C")
+        assert db.genomes == labels
+        for metric in analytics.METRICS:
+            assert_matrix_equals(db.distance(metric, threads=2).matrix, ref_matrix(metric, sets, labels, 21))
+        assert db.spectrum("C") == {"C": sorted(Counter(sets["C"].values()).items())}
+        assert db.col_weights().distinct.tolist() == [len(sets["B"]), len(sets["C"])]
+        pairs = list(db.iter_distances("jaccard", nearest=1))
+        assert [(a, b) for a, b, _ in pairs] == [("B", "C"), ("C", "B")]

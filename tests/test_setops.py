@@ -193,3 +193,16 @@ def test_empty_result_is_a_valid_database(tmp_path):
         assert db.spectrum() == {"intersection": []}
     again = tmp_path / "again.kmerdb"
     assert kmerdb.setop(out, "union", again).n_kmers == 0
+
+
+def test_approx_source_gives_an_exact_output(oracle_sets, tmp_path):
+    sets = oracle_sets(K)
+    src = tmp_path / "approx.kmerdb"
+    genomes = {label: [str(FIXTURES / name)] for label, name in zip(LABELS, ("genome_a.fa", "genome_b.fa.gz", "genome_c.fq"))}
+    kmerdb.build(src, genomes, k=K, partitions=4, counts=True, evidence="approx", fp_bits=12, threads=2)
+    out = tmp_path / "core.kmerdb"
+    kmerdb.setop(src, "at-least", out, q=2)
+    assert contents(out) == expected("at-least", sets, LABELS, 2)
+    with kmerdb.open(out) as res, kmerdb.open(src) as approx:
+        assert res.config.evidence == "exact"
+        assert approx.intersections().tolist() == [[len(set(sets[a]) & set(sets[b])) for b in LABELS] for a in LABELS]
