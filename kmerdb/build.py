@@ -26,7 +26,7 @@ import numpy as np
 from .catalog import Catalog, GenomeRecord
 from .config import Config
 from .errors import DatabaseExistsError, InvalidParameterError, MemoryBudgetError
-from .inputs import GenomeInput, read_records, resolve_genomes
+from .inputs import GenomeInput, estimated_bases, read_records, resolve_genomes
 from .kmers import encode, superkmers
 from .layer import write_layer
 from .spill import BucketSet, SpillPool, pack_superkmers, read_bucket, superkmer_kmers
@@ -34,7 +34,7 @@ from .storage import deferred_sync, sync_tree
 
 __all__ = ["build", "BuildReport", "parse_size", "Progress", "resolve_threads", "gather_counts"]
 
-#: progress(phase, done, total): phase names "scatter" (input bytes), "gather" (partitions).
+#: progress(phase, done, total): phase names "scatter" (bases read), "gather" (partitions).
 Progress = Callable[[str, int, "int | None"], None]
 
 _CHUNK_BASES = 1 << 20  # bases per scatter task
@@ -192,28 +192,27 @@ def gather_counts(kmers: np.ndarray, genomes: np.ndarray, n_genomes: int):
     return keys, counts, stats
 
 
-def _chunks(genomes: Sequence[GenomeInput], k: int, progress: Progress | None, total_bytes: int):
+def _chunks(genomes: Sequence[GenomeInput], k: int, progress: Progress | None):
     """Yield (genome index, [sequence bytes]) chunks of about _CHUNK_BASES bases.
 
     Long records are cut with k-1 bases of overlap so no k-mer is lost or doubled.
+    Progress is reported in bases, against a total estimated from the file sizes and
+    corrected as each file is read.
     """
     by_file: dict[str, list[tuple[int, str | None]]] = {}
     for gi, g in enumerate(genomes):
         for p in g.paths:
             by_file.setdefault(p, []).append((gi, g.record))
-    done_before = 0
+    estimates = {p: estimated_bases(p) for p in by_file}
+    total = sum(estimates.values())
+    done = 0
     for path, owners in by_file.items():
         whole = [gi for gi, rec in owners if rec is None]
         per_record = {rec: gi for gi, rec in owners if rec is not None}
-        size = os.path.getsize(path)
-
-        def tick(pos: int, base=done_before) -> None:
-            if progress is not None:
-                progress("scatter", base + pos, total_bytes)
-
         pending: dict[int, list[bytes]] = {}
         pending_size: dict[int, int] = {}
-        for name, seq in read_records(path, progress=tick):
+        file_bases = 0
+        for name, seq in read_records(path):
             targets = list(whole)
             if name in per_record:
                 targets.append(per_record[name])
@@ -227,12 +226,16 @@ def _chunks(genomes: Sequence[GenomeInput], k: int, progress: Progress | None, t
                     if pending_size[gi] >= _CHUNK_BASES:
                         yield gi, pending.pop(gi)
                         pending_size[gi] = 0
+                        if progress is not None:
+                            progress("scatter", min(done + file_bases + lo, total), total)
+            file_bases += len(seq)
         for gi, seqs in pending.items():
             if seqs:
                 yield gi, seqs
-        done_before += size
+        done += file_bases
+        total += file_bases - estimates[path]
         if progress is not None:
-            progress("scatter", done_before, total_bytes)
+            progress("scatter", done, total)
 
 
 def build(
@@ -294,7 +297,6 @@ def build(
     items = resolve_genomes(genomes)
     n_threads = resolve_threads(threads)
     budget = parse_size(max_memory)
-    total_bytes = sum(os.path.getsize(p) for g in items for p in g.paths)
     if budget is not None:
         floor = _PROCESS_BASE * (n_threads + 1) + _WORKER_WORK * n_threads + (16 << 20)
         if budget < floor:
@@ -346,7 +348,7 @@ def build(
                     data[byte_bounds[i] : byte_bounds[i + 1]],
                 )
 
-        for genome, seqs in _chunks(items, config.k, progress, total_bytes):
+        for genome, seqs in _chunks(items, config.k, progress):
             if pool is None:
                 consume(_scatter_task(genome, seqs))
                 continue

@@ -28,6 +28,7 @@ __all__ = [
     "per_record_genomes",
     "read_records",
     "check_readable",
+    "estimated_bases",
 ]
 
 _SUFFIXES = re.compile(r"(\.(fa|fasta|fna|ffn|faa|frn|fas|fq|fastq|seq|txt))?(\.(gz|gzip|bgz))?$", re.IGNORECASE)
@@ -139,6 +140,21 @@ def check_readable(path: str) -> None:
         raise InputError(path, "empty file (only white space)")
     if first not in (b">", b"@"):
         raise InputError(path, "not FASTA or FASTQ: a record must start with '>' or '@'", line=1)
+
+
+def estimated_bases(path: str) -> int:
+    """About how many bases a file holds, without reading it (for progress totals).
+
+    Plain files: their size.  Gzip: the trailer's ISIZE (uncompressed size mod 2**32) when
+    it is plausible, else four times the compressed size.
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        if fh.read(2) == b"\x1f\x8b" and size >= 18:
+            fh.seek(-4, os.SEEK_END)
+            isize = int.from_bytes(fh.read(4), "little")
+            return isize if size <= isize < 64 * size else 4 * size
+    return size
 
 
 def parse_input_args(

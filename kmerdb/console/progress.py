@@ -1,4 +1,8 @@
-"""Progress bars on stderr for long operations (rich), silent when asked or not a terminal."""
+"""Progress bars on stderr for long operations (rich), silent when asked or not a terminal.
+
+The library reports ``progress(phase, done, total)``; each phase has a description and
+the unit its counts are in, which the throughput column shows (bases/s, partitions/s).
+"""
 
 from __future__ import annotations
 
@@ -11,19 +15,41 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
+from rich.text import Text
 
-__all__ = ["progress_callback"]
+__all__ = ["progress_callback", "PHASES"]
 
-_DESCRIPTIONS = {
-    "scatter": "reading inputs",
-    "gather": "building layers",
+#: phase -> (description, unit of its counts)
+PHASES = {
+    "scatter": ("reading inputs", "bases"),
+    "gather": ("building layers", "partitions"),
+    "merge": ("merging", "partitions"),
+    "append": ("appending", "partitions"),
+    "compact": ("compacting", "partitions"),
+    "verify": ("verifying", "partitions"),
+    "reindex": ("reindexing", "partitions"),
+    "setop": ("set operation", "partitions"),
 }
+
+
+class RateColumn(ProgressColumn):
+    """Throughput in the phase's unit, with an SI prefix."""
+
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        if speed is None:
+            return Text("", style="progress.data.speed")
+        unit = task.fields.get("unit", "items")
+        for prefix, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+            if speed >= scale:
+                return Text(f"{speed / scale:.1f} {prefix}{unit}/s", style="progress.data.speed")
+        return Text(f"{speed:.1f} {unit}/s", style="progress.data.speed")
 
 
 @contextmanager
@@ -38,7 +64,7 @@ def progress_callback(quiet: bool) -> Iterator[object]:
         BarColumn(),
         TaskProgressColumn(),
         MofNCompleteColumn(),
-        TransferSpeedColumn(),
+        RateColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
@@ -47,7 +73,8 @@ def progress_callback(quiet: bool) -> Iterator[object]:
 
         def update(phase: str, done: int, total: int | None) -> None:
             if phase not in tasks:
-                tasks[phase] = bar.add_task(_DESCRIPTIONS.get(phase, phase), total=total)
+                description, unit = PHASES.get(phase, (phase, "partitions"))
+                tasks[phase] = bar.add_task(description, total=total, unit=unit)
             bar.update(tasks[phase], completed=done, total=total)
 
         yield update
