@@ -121,8 +121,17 @@ def _pairs(same: np.ndarray) -> np.ndarray:
     return np.flatnonzero(pair)
 
 
+#: Nodes prepared per block in :func:`_links`, so the temporaries stay in cache.
+_BLOCK = 1 << 15
+
+
 def _links(keys: np.ndarray, k: int) -> np.ndarray:
-    """Successor of every oriented node (``2i`` forward, ``2i+1`` reverse), -1 at chain ends."""
+    """Successor of every oriented node (``2i`` forward, ``2i+1`` reverse), -1 at chain ends.
+
+    Element ``2i`` leaves node i through its right side, ``2i+1`` through its left side, so
+    elements and sides share their numbering and a link between sides a and b makes
+    ``next[a] = b ^ 1`` (entering through a side means leaving through the other one).
+    """
     n = keys.size
     m = 2 * n
     it = _index_dtype(m)
@@ -131,71 +140,95 @@ def _links(keys: np.ndarray, k: int) -> np.ndarray:
         return nxt  # 0-mers join every side to every side: nothing links
     km1 = k - 1
     low = _U64((1 << (2 * km1)) - 1)
-    two = _U64(2)
-    rcx = reverse_complement(keys, k)
-    # Sides in two blocks: side i (< n) is the right side of node i, its (k-1)-mer the
-    # suffix of x, whose reverse complement is the prefix of rc(x); side n+i is the left
-    # side, its (k-1)-mer the suffix of rc(x), whose reverse complement the prefix of x.
-    canon = np.empty(m, dtype=np.uint64)
-    plus = np.empty(m, dtype=bool)
-    t = np.empty(n, dtype=np.uint64)
-    rt = np.empty(n, dtype=np.uint64)
-    np.bitwise_and(keys, low, out=t)
-    np.right_shift(rcx, two, out=rt)
-    np.minimum(t, rt, out=canon[:n])
-    np.less_equal(t, rt, out=plus[:n])
-    np.bitwise_and(rcx, low, out=t)
-    np.right_shift(keys, two, out=rt)
-    np.minimum(t, rt, out=canon[n:])
-    np.less_equal(t, rt, out=plus[n:])
-    key_bits = 2 * km1
-    if k % 2 == 0:
-        # A palindromic k-mer (its own reverse complement) shows the same (k-1)-mer on
-        # both sides: it has one neighbourhood, not two.  Its left side gets a key no
-        # (k-1)-mer can have, so only its right side links, and it ends its unitig.
-        pal = np.flatnonzero(keys == rcx)
-        canon[n + pal] = (_U64(1) << _U64(62)) | pal.astype(np.uint64)
-        key_bits = 63
-    del rcx, t, rt
-    # Sort (key, side) packed in one uint64: a value sort is several times faster than an
-    # argsort.  When key and side do not fit together, the key's low bits stand in for
-    # it, and groups of equal truncated keys are checked against the full keys.
+    # A palindromic k-mer (even k: its own reverse complement) shows the same (k-1)-mer on
+    # both sides: it has one neighbourhood, not two.  Its left side gets a key no (k-1)-mer
+    # can have (bit 62 set), so only its right side links, and it ends its unitig.
+    key_bits = 63 if k % 2 == 0 else 2 * km1
+    # Sort (key, sign, side) packed in one uint64: a value sort is several times faster than
+    # an argsort.  When they do not fit, the key's low bits stand in for it; its high bits
+    # are kept apart to check the pairs, and groups of three or more are sorted again.
     side_bits = max(1, (m - 1).bit_length())
-    exact = key_bits + side_bits <= 64
-    packed = np.bitwise_and(canon, _U64((1 << (64 - side_bits)) - 1)) if not exact else canon.copy()
-    packed <<= _U64(side_bits)
-    packed |= np.arange(m, dtype=np.uint64)
+    room = 64 - side_bits - 1
+    exact = key_bits <= room
+    high_bits = 0 if exact else key_bits - room
+    packed = np.empty(m, dtype=np.uint64)
+    high = None if exact else np.empty(m, dtype=np.uint16 if high_bits <= 16 else np.uint32)
+    pk = packed.reshape(-1, 2)
+    hk = None if exact else high.reshape(-1, 2)
+    keep = _U64((1 << room) - 1) if not exact else ~_U64(0)
+    s_side, s_key, s_high = _U64(side_bits), _U64(side_bits + 1), _U64(room)
+    for lo in range(0, n, _BLOCK):
+        x = keys[lo : lo + _BLOCK]
+        rx = reverse_complement(x, k)
+        el = np.arange(2 * lo, 2 * lo + 2 * x.size, 2, dtype=np.uint64)
+        # right side: (k-1)-mer = suffix of x, its reverse complement = prefix of rc(x);
+        # left side: suffix of rc(x), whose reverse complement is the prefix of x
+        for col, t, rt in ((0, x & low, rx >> _U64(2)), (1, rx & low, x >> _U64(2))):
+            plus = (t <= rt).astype(np.uint64)
+            np.minimum(t, rt, out=t)
+            if col == 1 and k % 2 == 0:
+                pal = np.flatnonzero(x == rx)
+                t[pal] = (_U64(1) << _U64(62)) | (pal + lo).astype(np.uint64)
+            if hk is not None:
+                hk[lo : lo + x.size, col] = t >> s_high
+            t &= keep
+            t <<= s_key
+            t |= plus << s_side
+            t |= el + _U64(col)
+            pk[lo : lo + x.size, col] = t
     packed.sort()
-    order = (packed & _U64((1 << side_bits) - 1)).astype(it)
-    packed >>= _U64(side_bits)
+    if side_bits < 31 and it == np.int32:
+        # side and sign sit in the low 32 bits of each word (little-endian): one strided pass
+        low32 = packed.view(np.uint32)[0 :: 2] if np.little_endian else packed.view(np.uint32)[1 :: 2]
+        side = (low32 & np.uint32((1 << side_bits) - 1)).view(np.int32)
+        plus = (low32 >> np.uint32(side_bits)).astype(np.uint8)
+    else:
+        side = (packed & _U64((1 << side_bits) - 1)).astype(it)
+        plus = (packed >> s_side).astype(np.uint8)
+    plus &= np.uint8(1)
+    packed >>= s_key
     same = packed[1:] == packed[:-1]
     del packed
     j = _pairs(same)
-    a, b = order[j], order[j + 1]
+    a, b = side[j], side[j + 1]
+    ok = plus[j] != plus[j + 1]  # joined: opposite signs (a palindromic (k-1)-mer has only +)
     if not exact:
-        real = canon[a] == canon[b]
-        a, b = a[real], b[real]
+        ok &= high[a] == high[b]
         # groups of three or more equal truncated keys may hide an exact pair
         three = np.flatnonzero(same[:-1] & same[1:])
         if three.size:
             inside = np.zeros(m, dtype=bool)
             inside[three] = inside[three + 1] = inside[three + 2] = True
-            cand = order[inside]
-            cand = cand[np.argsort(canon[cand])]
-            sc = canon[cand]
-            j = _pairs(sc[1:] == sc[:-1])
-            a = np.concatenate([a, cand[j]])
-            b = np.concatenate([b, cand[j + 1]])
-    # joined (opposite signs), and not a node to itself
-    node_a = np.where(a < n, a, a - n)
-    node_b = np.where(b < n, b, b - n)
-    ok = (plus[a] != plus[b]) & (node_a != node_b)
-    # side -> the element that leaves through it: right side 2i (forward), left 2i+1
-    ea = 2 * node_a[ok] + (a[ok] >= n)
-    eb = 2 * node_b[ok] + (b[ok] >= n)
-    nxt[ea] = eb ^ 1
-    nxt[eb] = ea ^ 1
+            cand = side[inside]
+            full, sign = _side_keys(keys, k, cand)
+            order = np.argsort(full, kind="stable")
+            cand, full, sign = cand[order], full[order], sign[order]
+            jj = _pairs(full[1:] == full[:-1])
+            a = np.concatenate([a, cand[jj]])
+            b = np.concatenate([b, cand[jj + 1]])
+            ok = np.concatenate([ok, sign[jj] != sign[jj + 1]])
+    ok &= (a >> 1) != (b >> 1)  # not a node to itself
+    a, b = a[ok], b[ok]
+    nxt[a] = b ^ 1
+    nxt[b] = a ^ 1
     return nxt
+
+
+def _side_keys(keys: np.ndarray, k: int, sides: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Full canonical (k-1)-mer key and sign of some sides (as in :func:`_links`)."""
+    node = sides >> 1
+    left = (sides & 1).astype(bool)
+    x = keys[node]
+    rx = reverse_complement(x, k)
+    low = _U64((1 << (2 * (k - 1))) - 1)
+    t = np.where(left, rx & low, x & low)
+    rt = np.where(left, x >> _U64(2), rx >> _U64(2))
+    sign = t <= rt
+    key = np.minimum(t, rt)
+    if k % 2 == 0:
+        pal = left & (x == rx)
+        key[pal] = (_U64(1) << _U64(62)) | node[pal].astype(np.uint64)
+    return key, sign
 
 
 def _list_rank(nxt: np.ndarray):
@@ -238,54 +271,6 @@ def _list_rank(nxt: np.ndarray):
     return last, dist, low, act
 
 
-def _walk(nxt: np.ndarray, steps: int):
-    """Walk every chain from its first element, one step per round, for at most ``steps``.
-
-    Every element lies on exactly one walk (the one going its way), so each walk marks
-    the elements it reaches with ``walk * 64 + step``: one scatter per element-step, and
-    nothing to collect afterwards.
-
-    Returns
-    -------
-    starts : ndarray
-        First element of every walk: the elements without a predecessor.
-    ends : ndarray
-        Last element of each walk, -1 for walks still going after ``steps`` steps.
-    lengths : ndarray
-        Elements in each finished walk.
-    tag : ndarray of int64 or int32
-        Per element: ``walk * 64 + step``, or -1 where no walk came.
-    """
-    if steps > 64:
-        raise ValueError("at most 64 steps fit in a tag")
-    it = nxt.dtype
-    neg = nxt < 0
-    # the predecessor of element v is nxt[v ^ 1] ^ 1: swap the two elements of each node
-    starts = np.flatnonzero(neg.reshape(-1, 2)[:, ::-1].ravel()).astype(it)
-    del neg
-    tt = np.dtype(np.int32) if starts.size < 2**25 else np.dtype(np.int64)
-    ends = np.full(starts.size, -1, dtype=it)
-    lengths = np.zeros(starts.size, dtype=it)
-    tag = np.full(nxt.size, -1, dtype=tt)
-    cur, mark = starts, np.arange(starts.size, dtype=tt) << 6
-    for t in range(steps):
-        if not cur.size:
-            break
-        tag[cur] = mark
-        ahead = nxt[cur]
-        stop = ahead < 0
-        if stop.any():
-            done = mark[stop] >> 6
-            ends[done] = cur[stop]
-            lengths[done] = t + 1
-            go = ~stop
-            cur, mark = ahead[go], mark[go]
-        else:
-            cur = ahead
-        mark += 1
-    return starts, ends, lengths, tag
-
-
 def _rank_chains(nxt: np.ndarray):
     """Unitigs of a successor array by pointer jumping (any chain lengths, cycles too).
 
@@ -306,8 +291,9 @@ def _rank_chains(nxt: np.ndarray):
     on_cycle = np.zeros(m, dtype=bool)
     on_cycle[cyc] = True
     v = np.arange(m)
-    # paths: of the two walks (one per direction) keep the one ending at the smaller element
-    kept = np.flatnonzero(~on_cycle & (last < last[v ^ 1]))
+    # paths: of the two walks (one per direction) keep the one starting at the smaller
+    # element, as compact() does; the walk from v starts at the reverse of the other's end
+    kept = np.flatnonzero(~on_cycle & ((last[v ^ 1] ^ 1) < (last ^ 1)))
     node = kept >> 1
     tail = np.empty(n, dtype=np.int64)
     depth = np.empty(n, dtype=np.int64)
@@ -363,28 +349,55 @@ def compact(keys: np.ndarray, k: int) -> Compaction:
     if n == 0:
         return Compaction(np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(1, np.int64))
     nxt = _links(keys, k)
-    starts, ends, lengths, tag = _walk(nxt, WALK_STEPS)
-    # every finished chain was walked twice, once from each end: keep the walk whose
-    # first element is smaller than the other walk's (the reverse of this walk's last)
-    kept = np.zeros(starts.size + 1, dtype=bool)  # the extra last entry answers walk -1
-    kept[:-1] = (ends >= 0) & (starts < (ends ^ 1))
-    tag = tag.reshape(-1, 2)
-    fwd = kept[tag[:, 0] >> 6]
-    covered = fwd | kept[tag[:, 1] >> 6]
-    tag = np.where(fwd, tag[:, 0], tag[:, 1])
-    wk = np.flatnonzero(kept[:-1])
-    local = np.cumsum(kept) - 1
-    first = [starts[wk] >> 1]
-    lens = [lengths[wk]]
-    unitig = [local[tag >> 6]]
-    pos = [tag & 63]
-    rev = [~fwd]
-    node = [None]
-    rest = np.flatnonzero(~covered)
-    if rest.size:
+    it = nxt.dtype
+    # the walks start at the elements without a predecessor (the predecessor of v is
+    # next[v ^ 1] ^ 1): two per path, one from each end
+    starts = np.flatnonzero(nxt < 0).astype(it) ^ it.type(1)
+    n_walks = starts.size
+    ends = np.full(n_walks, -1, dtype=it)
+    lengths = np.zeros(n_walks, dtype=it)
+    # each walk marks the elements it reaches with walk * 64 + step
+    mt = np.dtype(np.int32) if n_walks < 2**25 else np.dtype(np.int64)
+    cur, mark = starts, np.arange(n_walks, dtype=mt) << 6
+    elements, marks = [], []
+    for t in range(WALK_STEPS):
+        # once few walks are left, the per-step overhead outweighs their work: the
+        # unfinished ones are ranked by pointer jumping below
+        if not cur.size or (t >= 8 and cur.size * 256 < n_walks):
+            break
+        elements.append(cur)
+        marks.append(mark)
+        ahead = nxt.take(cur)
+        stop = ahead < 0
+        if stop.any():
+            at = np.flatnonzero(stop)
+            done = mark.take(at) >> 6
+            ends[done] = cur.take(at)
+            lengths[done] = t + 1
+            go = np.flatnonzero(~stop)
+            cur, mark = ahead.take(go), mark.take(go)
+        else:
+            cur = ahead
+        mark = mark + 1
+    # every finished path was walked twice, once from each end: keep the walk whose first
+    # element is smaller than the other walk's (the reverse of this walk's last element)
+    kept = (ends >= 0) & (starts < (ends ^ 1))
+    el = np.concatenate(elements) if elements else np.zeros(0, dtype=it)
+    mk = np.concatenate(marks) if marks else np.zeros(0, dtype=mt)
+    sel = kept.take(mk >> 6)
+    el, mk = el[sel], mk[sel]
+    walks = np.flatnonzero(kept)
+    local = (np.cumsum(kept, dtype=it) - 1).astype(it)
+    first = [starts.take(walks) >> 1]
+    lens = [lengths.take(walks)]
+    node = [el]  # elements here; nodes and orientations are split after the scatter
+    unitig = [local.take(mk >> 6)]
+    pos = [mk & 63]
+    if el.size < n:
         # long chains and cycles: rank the elements of their nodes by pointer jumping
-        node[0] = np.flatnonzero(covered)
-        unitig[0], pos[0], rev[0] = unitig[0][node[0]], pos[0][node[0]], rev[0][node[0]]
+        covered = np.zeros(n, dtype=bool)
+        covered[el >> 1] = True
+        rest = np.flatnonzero(~covered)
         sub_el = np.empty(2 * rest.size, dtype=np.int64)
         sub_el[0::2] = 2 * rest
         sub_el[1::2] = 2 * rest + 1
@@ -393,10 +406,9 @@ def compact(keys: np.ndarray, k: int) -> Compaction:
         f2, l2, u2, p2, r2 = _rank_chains(sub)
         first.append(rest[f2])
         lens.append(l2)
-        node.append(rest)
-        unitig.append(u2 + wk.size)
+        node.append((2 * rest + r2).astype(it))
+        unitig.append(u2 + walks.size)
         pos.append(p2)
-        rev.append(r2)
     first = np.concatenate(first).astype(np.int64)
     lens = np.concatenate(lens).astype(np.int64)
     # unitigs in the order of their first node (the sorted k-mer it reads)
@@ -405,34 +417,57 @@ def compact(keys: np.ndarray, k: int) -> Compaction:
     renumber[perm] = np.arange(perm.size)
     offsets = np.zeros(perm.size + 1, dtype=np.int64)
     np.cumsum(lens[perm], out=offsets[1:])
-    if offsets[-1] != n:
+    if offsets[-1] != n or sum(x.size for x in node) != n:
         raise AssertionError("unitigs do not hold every k-mer exactly once")
-    order = np.empty(n, dtype=np.int64)
-    reverse = np.empty(n, dtype=bool)
-    for nd, u, p_, r in zip(node, unitig, pos, rev):
-        rank = offsets[renumber[u]] + p_
-        order[rank] = np.arange(n) if nd is None else nd
-        reverse[rank] = r
+    start_of = offsets.take(renumber).astype(it)
+    order = np.empty(n, dtype=it)  # the element (2 * node + reversed) of every unitig order
+    for el, u, p_ in zip(node, unitig, pos):
+        np.put(order, start_of.take(u) + p_, el)
+    reverse = (order & it.type(1)).astype(bool)
+    order >>= it.type(1)
     return Compaction(order, reverse, offsets)
 
 
-def spell(keys: np.ndarray, k: int, comp: Compaction) -> np.ndarray:
-    """Base codes (uint8, 0..3) of all unitigs back to back."""
+#: The four 2-bit codes of every byte, first base first.
+_BYTE_CODES = ((np.arange(256, dtype=np.uint8)[:, None] >> np.array([6, 4, 2, 0], dtype=np.uint8)) & 3).astype(
+    np.uint8
+)
+
+
+def _kmer_starts(offsets: np.ndarray, k: int) -> np.ndarray:
+    """Start base of every k-mer of unitig order r: ``r + u * (k - 1)`` for its unitig u."""
+    n = int(offsets[-1])
+    step = np.zeros(n, dtype=np.int64)
+    step[offsets[1:-1]] = k - 1  # a new unitig starts k-1 bases further on
+    np.cumsum(step, out=step)
+    step += np.arange(n, dtype=np.int64)
+    return step
+
+
+def spell(keys: np.ndarray, k: int, comp: Compaction, starts: np.ndarray | None = None) -> np.ndarray:
+    """Base codes (uint8, 0..3) of all unitigs back to back.
+
+    ``starts`` (from :func:`_kmer_starts`) is computed when not given.
+    """
     n, U = keys.size, comp.n_unitigs
-    kv = keys[comp.order]
-    if comp.reverse.any():
-        kv[comp.reverse] = reverse_complement(kv[comp.reverse], k)
+    if n == 0:
+        return np.zeros(0, dtype=np.uint8)
+    if starts is None:
+        starts = _kmer_starts(comp.offsets, k)
+    kv = keys.take(comp.order)
+    kv = np.where(comp.reverse, reverse_complement(kv, k), kv)
     n_bases = n + U * (k - 1)
     codes = np.empty(n_bases, dtype=np.uint8)
-    u_of = np.repeat(np.arange(U, dtype=np.int64), np.diff(comp.offsets))
-    # every k-mer brings its last base; the first k-mer of a unitig also its first k-1
-    codes[np.arange(n, dtype=np.int64) + u_of * (k - 1) + (k - 1)] = (kv & _U64(3)).astype(np.uint8)
-    if k > 1 and U:
-        first = kv[comp.offsets[:-1]]
-        shifts = (2 * np.arange(k - 1, 0, -1)).astype(np.uint64)
-        mat = ((first[:, None] >> shifts) & _U64(3)).astype(np.uint8)
-        start = comp.offsets[:-1] + np.arange(U, dtype=np.int64) * (k - 1)
-        codes[(start[:, None] + np.arange(k - 1)).ravel()] = mat.ravel()
+    # Unitig u is the first k-1 bases of its first k-mer, then the last base of each of its
+    # k-mers.  Mark where the last bases go; the first bases fill the rest, in order.
+    last = np.zeros(n_bases, dtype=bool)
+    last[starts + (k - 1)] = True
+    codes[last] = (kv & _U64(3)).astype(np.uint8)
+    if k > 1:
+        heads = kv.take(comp.offsets[:-1])
+        # big-endian bytes hold the bases first-to-last; a k-mer is the low 2k bits
+        quads = _BYTE_CODES[heads.astype(">u8").view(np.uint8)].reshape(U, 32)
+        codes[~last] = quads[:, 32 - k : 31].ravel()
     return codes
 
 
@@ -455,10 +490,10 @@ def build_unitigs(keys: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     keys = np.ascontiguousarray(keys, dtype=np.uint64)
     comp = compact(keys, k)
     n, U = keys.size, comp.n_unitigs
-    codes = spell(keys, k, comp)
-    u_of = np.repeat(np.arange(U, dtype=np.int64), np.diff(comp.offsets))
+    starts = _kmer_starts(comp.offsets, k)
+    codes = spell(keys, k, comp, starts)
     positions = np.empty(n, dtype=np.int64)
-    positions[comp.order] = np.arange(n, dtype=np.int64) + u_of * (k - 1)
+    np.put(positions, comp.order, starts)
     width = bits.width_for(n)
     off_words = bits.pack(comp.offsets.astype(np.uint64), width)
     seq_words = bits.pack_codes(codes)
@@ -528,9 +563,7 @@ class UnitigSet:
 
     def positions(self) -> np.ndarray:
         """Start base of every k-mer, in unitig order (int64)."""
-        lengths = self.lengths()
-        u_of = np.repeat(np.arange(self.n_unitigs, dtype=np.int64), lengths)
-        return np.arange(self.n, dtype=np.int64) + u_of * (self.k - 1)
+        return _kmer_starts(self.offsets(), self.k) if self.n else np.zeros(0, dtype=np.int64)
 
     def kmer_at(self, positions: np.ndarray) -> np.ndarray:
         """The k-mers (as read in their unitig, not canonicalized) starting at base ``positions``."""
