@@ -101,7 +101,14 @@ class Database:
         self._txn = None
         self._registration = registration
         self._catalog = catalog
-        self._load(snapshot)
+        if mode == "a":
+            # a writer often only writes: its layers are opened when something reads them
+            if snapshot.state != "ready":
+                raise IncompleteDatabaseError(path, snapshot.state)
+            self._loaded, self._loaded_snapshot = [], None
+            self.snapshot, self._pending = snapshot, snapshot
+        else:
+            self._load(snapshot)
         if registration is not None:
             registration.set(snapshot.generation)
 
@@ -112,13 +119,34 @@ class Database:
         layers: list[list[Layer]] = [
             [Layer(self.path, rec, column_of) for rec in layers] for layers in snapshot.partitions
         ]
-        self.snapshot, self._layers = snapshot, layers
+        self.snapshot, self._loaded, self._loaded_snapshot, self._pending = snapshot, layers, snapshot, None
+
+    @property
+    def _layers(self) -> list[list[Layer]]:
+        """The opened layers of every partition (a staged snapshot is opened when first needed)."""
+        if self.__dict__.get("_pending") is not None:
+            self._load(self._pending)
+        return self._loaded
+
+    @_layers.setter
+    def _layers(self, value) -> None:
+        self._loaded, self._pending = value, None
 
     def _switch(self, snapshot: Snapshot, committed: bool = True) -> None:
-        """Read ``snapshot`` from now on (a committed generation, or a transaction's working one)."""
+        """Read ``snapshot`` from now on (a committed generation, or a transaction's working one).
+
+        A transaction's working snapshot is opened only when something reads its layers, so
+        that staging and committing an operation does not open every layer twice.
+        """
         if committed and self._registration is not None:
             self._registration.set(None)  # between generations: vacuum keeps them all
-        self._load(snapshot)
+        loaded = self.__dict__.get("_loaded_snapshot")
+        if snapshot is loaded:
+            self.snapshot, self._pending = snapshot, None
+        elif committed and loaded is not None and snapshot is not self.snapshot:
+            self._load(snapshot)  # another generation for a handle that reads: open it now
+        else:
+            self.snapshot, self._pending = snapshot, snapshot
         if committed and self._registration is not None:
             self._registration.set(snapshot.generation)
 

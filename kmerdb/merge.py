@@ -51,7 +51,7 @@ from .errors import (
 )
 from .inputs import GenomeInput, resolve_genomes
 from .layer import Layer, layer_prefix, write_group, write_layer
-from .storage import fsync_dir
+from .storage import deferred_sync, fsync_dir, sync_tree
 
 __all__ = [
     "MergeReport",
@@ -228,19 +228,27 @@ def _union(pieces: list, n_cols: int, dtype) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0, np.uint64), np.zeros((0, n_cols), dtype=dtype)
     if len(pieces) == 1 and _is_sorted_unique(pieces[0][0]):
         union = pieces[0][0]
-    else:
-        allk = np.sort(np.concatenate([p[0] for p in pieces]))
-        if allk.size:
-            first = np.empty(allk.size, dtype=bool)
-            first[0] = True
-            np.not_equal(allk[1:], allk[:-1], out=first[1:])
-            union = allk[first]
-        else:
-            union = allk
+        matrix = np.zeros((union.size, n_cols), dtype=dtype)
+        keys, rows, off = pieces[0]
+        matrix[:, off : off + rows.shape[1]] = rows
+        return union, matrix
+    # one argsort of all keys gives the union and every key's row in it (much faster than
+    # searchsorted of unsorted keys)
+    allk = np.concatenate([p[0] for p in pieces])
+    order = np.argsort(allk)
+    sk = allk[order]
+    first = np.empty(sk.size, dtype=bool)
+    if sk.size:
+        first[0] = True
+        np.not_equal(sk[1:], sk[:-1], out=first[1:])
+    union = sk[first]
+    row_of = np.empty(sk.size, dtype=np.int64)
+    row_of[order] = np.cumsum(first) - 1
     matrix = np.zeros((union.size, n_cols), dtype=dtype)
+    lo = 0
     for keys, rows, off in pieces:
-        idx = np.searchsorted(union, keys)
-        matrix[idx, off : off + rows.shape[1]] = rows
+        matrix[row_of[lo : lo + keys.size], off : off + rows.shape[1]] = rows
+        lo += keys.size
     return union, matrix
 
 
@@ -302,7 +310,11 @@ def _column_stats(matrix: np.ndarray) -> list:
 
 def _add_task(args):
     """Worker: add the new genomes' columns to one partition (see the module docstring)."""
-    p, bucket = args
+    with deferred_sync():  # the writer syncs the whole tree once before it commits
+        return _add_partition(*args)
+
+
+def _add_partition(p: int, bucket):
     st = _STATE
     cfg: Config = st["config"]
     root: str = st["root"]
@@ -398,7 +410,6 @@ def _scatter_inputs(items: list[GenomeInput], config: Config, pool, spill, progr
     from .spill import BucketSet
 
     buckets = BucketSet(config.n_partitions, config.k, spill, 256 << 20)
-    total_bytes = sum(os.path.getsize(p) for g in items for p in g.paths)
     inflight: deque = deque()
     n_workers = pool._processes if pool is not None else 1
 
@@ -412,7 +423,7 @@ def _scatter_inputs(items: list[GenomeInput], config: Config, pool, spill, progr
                 int(p), genome, lengths[rec_bounds[i] : rec_bounds[i + 1]], data[byte_bounds[i] : byte_bounds[i + 1]]
             )
 
-    for n_chunks, (genome, seqs) in enumerate(_chunks(items, config.k, progress, total_bytes), 1):
+    for n_chunks, (genome, seqs) in enumerate(_chunks(items, config.k, progress), 1):
         if pool is None:
             consume(_scatter_task(genome, seqs))
         else:
@@ -617,6 +628,11 @@ def remove_genomes(base: Snapshot, generation: int, labels: Sequence[str]) -> tu
 
 def _compact_task(p: int):
     """Worker: rewrite one partition as one layer with one column group."""
+    with deferred_sync():  # the writer syncs the whole tree once before it commits
+        return _compact_partition(p)
+
+
+def _compact_partition(p: int):
     st = _STATE
     cfg: Config = st["config"]
     genomes = st["genomes"]
@@ -848,8 +864,7 @@ def merge(
         new = _add_genomes(
             staging, base, 1, srcs[1:], labels[n_first:], (), (), threads, progress, convert=convert
         )
-        for d in sorted({os.path.dirname(os.path.join(staging, f)) for f in snapshot_files(new)}):
-            fsync_dir(d)
+        sync_tree(staging)  # every file and link durable before the catalog names them
         with catalog.write() as w:
             w.put_snapshot(new)
             w.add_history(

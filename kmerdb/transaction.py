@@ -10,8 +10,8 @@
 
 A transaction holds the writer lock (:class:`~kmerdb.lock.WriterLock`) from start to end.
 Each operation writes new immutable files and stages a new working snapshot; the handle
-sees its own staged changes.  ``commit`` makes the new files' folders durable and then
-writes the whole new snapshot, the record of the superseded generation's files and one
+sees its own staged changes.  ``commit`` makes the new files durable (one sync of the file
+system and of every folder) and then writes the whole new snapshot, the record of the superseded generation's files and one
 history record per operation in one LMDB write transaction: the new generation exists
 from that instant, and not a moment before.  ``rollback`` (and a commit that fails before
 that instant) removes every file the transaction wrote.  A writer killed at any moment
@@ -27,7 +27,7 @@ from .catalog import Catalog, Snapshot
 from .crashpoint import crashpoint
 from .errors import IncompleteDatabaseError, TransactionError
 from .lock import WriterLock
-from .storage import fsync_dir
+from .storage import sync_tree
 
 __all__ = ["Transaction"]
 
@@ -133,9 +133,9 @@ class Transaction:
         try:
             crashpoint("txn.commit")
             base_files = snapshot_files(self.base)
-            new_files = snapshot_files(new) - base_files
-            for folder in sorted({os.path.dirname(os.path.join(self.root, f)) for f in new_files}):
-                fsync_dir(folder)
+            # the operations' files were written without a per-file fsync: one sync of the
+            # file system and of every folder makes them (and their names) durable
+            sync_tree(self.root)
             crashpoint("txn.fsynced")
             with self._catalog.write() as w:
                 if w.current_generation() != self.base.generation:

@@ -128,7 +128,7 @@ def _summary(db) -> dict:
         "path": db.path,
         "generation": db.generation,
         "genomes": list(db.genomes),
-        "kmers": db.n_kmers,
+        "kmers": sum(rec.n_kmers for layers in db.snapshot.partitions for rec in layers),
         "layers": sum(len(layers) for layers in db.snapshot.partitions),
     }
 
