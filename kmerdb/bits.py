@@ -22,7 +22,7 @@ _ONE = _U64(1)
 _S6 = _U64(6)
 _B63 = _U64(63)
 _S63 = _U64(63)
-#: Fields handled per step, so temporaries stay in cache.
+#: Windows read per step by :func:`extract`, so temporaries stay in cache.
 _CHUNK = 1 << 16
 
 
@@ -54,26 +54,27 @@ def pack(values: np.ndarray, width: int) -> np.ndarray:
     if not 1 <= width <= 64:
         raise ValueError(f"field width must be 1..64, got {width}")
     values = np.asarray(values).astype(np.uint64, copy=False)
-    out = np.zeros(n_words(values.size, width), dtype=np.uint64)
-    w = _U64(width)
-    # chunks of a multiple of 64 fields start on a word boundary: packed independently
-    step = _CHUNK
-    for lo in range(0, values.size, step):
-        v = values[lo : lo + step]
-        bit = (np.arange(v.size, dtype=np.uint64) + _U64(lo)) * w
-        word = bit >> _S6
-        off = bit & _B63
-        # the part of each field that lands in its first word (fields never overlap, so OR = +)
-        end = off + w  # in 1..127
-        fits = end <= _U64(64)
-        # both branches are computed; masking the shift counts keeps them defined (0..63)
-        first = np.where(fits, v << ((_U64(64) - end) & _B63), v >> ((end - _U64(64)) & _B63))
-        starts = np.flatnonzero(np.r_[True, word[1:] != word[:-1]])
-        out[word[starts].view(np.intp)] |= np.bitwise_or.reduceat(first, starts)
-        # the rest of a field that crosses into the next word (at most one per word)
-        spill = np.flatnonzero(end > _U64(64))
-        if spill.size:
-            out[(word[spill] + _ONE).view(np.intp)] |= v[spill] << (_U64(128) - end[spill])
+    n = values.size
+    out = np.zeros(n_words(n, width), dtype=np.uint64)
+    if n == 0:
+        return out
+    # 64 consecutive fields fill exactly `width` words, and field j of such a group always
+    # lands at the same bit offset: pack column by column over all groups at once (a loop
+    # over the 64 columns, each a whole-array operation on n / 64 values).
+    rows = -(-n // 64)
+    cols = np.zeros(rows * 64, dtype=np.uint64)
+    cols[:n] = values
+    cols = np.ascontiguousarray(cols.reshape(rows, 64).T)  # (64, rows): column j contiguous
+    words = np.zeros((width, rows), dtype=np.uint64)
+    for j in range(64):
+        q, off = divmod(j * width, 64)
+        end = off + width
+        if end <= 64:
+            words[q] |= cols[j] << np.uint64(64 - end)
+        else:  # the field crosses into the next word
+            words[q] |= cols[j] >> np.uint64(end - 64)
+            words[q + 1] |= cols[j] << np.uint64(128 - end)
+    out[: -(-(n * width) // 64)] = words.T.ravel()[: -(-(n * width) // 64)]
     return out
 
 

@@ -361,9 +361,7 @@ def compact(keys: np.ndarray, k: int) -> Compaction:
     cur, mark = starts, np.arange(n_walks, dtype=mt) << 6
     elements, marks = [], []
     for t in range(WALK_STEPS):
-        # once few walks are left, the per-step overhead outweighs their work: the
-        # unfinished ones are ranked by pointer jumping below
-        if not cur.size or (t >= 8 and cur.size * 256 < n_walks):
+        if not cur.size:
             break
         elements.append(cur)
         marks.append(mark)
@@ -384,8 +382,8 @@ def compact(keys: np.ndarray, k: int) -> Compaction:
     kept = (ends >= 0) & (starts < (ends ^ 1))
     el = np.concatenate(elements) if elements else np.zeros(0, dtype=it)
     mk = np.concatenate(marks) if marks else np.zeros(0, dtype=mt)
-    sel = kept.take(mk >> 6)
-    el, mk = el[sel], mk[sel]
+    sel = np.flatnonzero(kept.take(mk >> 6))
+    el, mk = el.take(sel), mk.take(sel)
     walks = np.flatnonzero(kept)
     local = (np.cumsum(kept, dtype=it) - 1).astype(it)
     first = [starts.take(walks) >> 1]
@@ -393,7 +391,9 @@ def compact(keys: np.ndarray, k: int) -> Compaction:
     node = [el]  # elements here; nodes and orientations are split after the scatter
     unitig = [local.take(mk >> 6)]
     pos = [mk & 63]
-    if el.size < n:
+    # every element of a path lies on one walk: if the finished walks hold them all, no
+    # node is left over (the usual case: no cycle, no chain longer than WALK_STEPS)
+    if int(lengths.sum(dtype=np.int64)) < 2 * n or (ends < 0).any():
         # long chains and cycles: rank the elements of their nodes by pointer jumping
         covered = np.zeros(n, dtype=bool)
         covered[el >> 1] = True
@@ -455,19 +455,25 @@ def spell(keys: np.ndarray, k: int, comp: Compaction, starts: np.ndarray | None 
     if starts is None:
         starts = _kmer_starts(comp.offsets, k)
     kv = keys.take(comp.order)
-    kv = np.where(comp.reverse, reverse_complement(kv, k), kv)
     n_bases = n + U * (k - 1)
     codes = np.empty(n_bases, dtype=np.uint8)
     # Unitig u is the first k-1 bases of its first k-mer, then the last base of each of its
     # k-mers.  Mark where the last bases go; the first bases fill the rest, in order.
     last = np.zeros(n_bases, dtype=bool)
     last[starts + (k - 1)] = True
-    codes[last] = (kv & _U64(3)).astype(np.uint8)
+    # the last base of a k-mer read reversed is the complement of its first base
+    tail = (kv & _U64(3)).astype(np.uint8)
+    first_base = (kv >> _U64(2 * (k - 1))).astype(np.uint8)
+    np.copyto(tail, np.uint8(3) - first_base, where=comp.reverse)
+    codes[last] = tail
     if k > 1:
         heads = kv.take(comp.offsets[:-1])
+        flip = comp.reverse.take(comp.offsets[:-1])
+        heads[flip] = reverse_complement(heads[flip], k)
         # big-endian bytes hold the bases first-to-last; a k-mer is the low 2k bits
         quads = _BYTE_CODES[heads.astype(">u8").view(np.uint8)].reshape(U, 32)
-        codes[~last] = quads[:, 32 - k : 31].ravel()
+        np.logical_not(last, out=last)
+        codes[last] = quads[:, 32 - k : 31].ravel()
     return codes
 
 
