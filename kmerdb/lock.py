@@ -144,18 +144,19 @@ class ReaderRegistration:
             _unlink(tmp)
             return
         self.fd, self.path = fd, final
+        self.pid = os.getpid()
 
     def set(self, generation: int | None) -> None:
         """Announce the generation read (None: between generations, protect them all)."""
-        if self.fd is not None:
+        if self.fd is not None and os.getpid() == self.pid:
             text = _ANY if generation is None else str(int(generation))
             os.pwrite(self.fd, text.ljust(_WIDTH).encode(), 0)
 
     def close(self) -> None:
         if self.fd is None:
             return
-        if self.path is not None:
-            _unlink(self.path)
+        if self.path is not None and os.getpid() == self.pid:
+            _unlink(self.path)  # a forked child closing its copy leaves the parent registered
         os.close(self.fd)
         self.fd = None
 
