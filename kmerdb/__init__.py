@@ -11,7 +11,13 @@ Each genome is a column, each distinct canonical k-mer a row::
 
 from __future__ import annotations
 
+import logging as _logging
+
 __version__ = "0.1.0"
+
+# The library speaks only through this logger (and optional progress callbacks); a program
+# that embeds kmerdb decides where, if anywhere, the records go.
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 from .build import BuildReport, build
 from .catalog import GenomeRecord, HistoryRecord

@@ -12,6 +12,7 @@ catalog in state ``building`` that refuses to open.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import re
@@ -33,6 +34,8 @@ from .spill import BucketSet, SpillPool, pack_superkmers, read_bucket, superkmer
 from .storage import deferred_sync, sync_tree
 
 __all__ = ["build", "BuildReport", "parse_size", "Progress", "resolve_threads", "gather_counts"]
+
+log = logging.getLogger(__name__)
 
 #: progress(phase, done, total): phase names "scatter" (bases read), "gather" (partitions).
 Progress = Callable[[str, int, "int | None"], None]
@@ -306,6 +309,8 @@ def build(
         task_budget = _WORKER_WORK + (budget - floor - spill_buffer) // n_threads
     else:
         spill_buffer, task_budget = 256 << 20, 1 << 62
+    log.info("building %s: %d genomes, k=%d, m=%d, %d partitions, %d threads", path, len(items),
+             config.k, config.m, config.n_partitions, n_threads)
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise InvalidParameterError("path", path, "its parent folder does not exist")
@@ -358,6 +363,8 @@ def build(
         while inflight:
             consume(inflight.popleft().get())
         buckets.flush_all()
+        log.info("scatter done: %d super-k-mers, %d packed bytes in %d extents",
+                 int(buckets.records_in.sum()), int(buckets.bytes_in.sum()), sum(len(e) for e in buckets.extents))
         # gather
         tasks = [
             (p, buckets.extents[p], int(buckets.records_in[p]), int(buckets.bytes_in[p]))
@@ -422,7 +429,9 @@ def build(
         _STATE.clear()
     spill.close()
     catalog.close()
-    return BuildReport(path, len(items), n_keys, time.perf_counter() - t0)
+    report = BuildReport(path, len(items), n_keys, time.perf_counter() - t0)
+    log.info("built %s: %d distinct k-mers in %.1f s", path, n_keys, report.seconds)
+    return report
 
 
 def _gather_iter(pool, tasks, progress):

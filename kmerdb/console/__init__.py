@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from typing import Sequence
 
@@ -32,6 +33,7 @@ def make_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 failure, 2 usage error.",
     )
     parser.add_argument("--version", action="version", version=f"kmerdb {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the library does on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMAND_MODULES:
@@ -43,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the console; returns the exit code."""
     parser = make_parser()
     args = parser.parse_args(argv)
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="kmerdb: %(message)s", stream=sys.stderr)
     try:
         return int(args.func(args) or 0)
     except KmerDBError as exc:
