@@ -135,9 +135,8 @@ def _links(keys: np.ndarray, k: int) -> np.ndarray:
     n = keys.size
     m = 2 * n
     it = _index_dtype(m)
-    nxt = np.full(m, -1, dtype=it)
     if k == 1 or n < 2:
-        return nxt  # 0-mers join every side to every side: nothing links
+        return np.full(m, -1, dtype=it)  # 0-mers join every side to every side: nothing links
     km1 = k - 1
     low = _U64((1 << (2 * km1)) - 1)
     # A palindromic k-mer (even k: its own reverse complement) shows the same (k-1)-mer on
@@ -187,13 +186,14 @@ def _links(keys: np.ndarray, k: int) -> np.ndarray:
         plus = (packed >> s_side).astype(np.uint8)
     plus &= np.uint8(1)
     packed >>= s_key
-    same = packed[1:] == packed[:-1]
+    same = np.empty(m - 1, dtype=bool)
+    np.equal(packed[1:], packed[:-1], out=same)
     del packed
     j = _pairs(same)
-    a, b = side[j], side[j + 1]
-    ok = plus[j] != plus[j + 1]  # joined: opposite signs (a palindromic (k-1)-mer has only +)
+    a, b = side.take(j), side.take(j + 1)
+    ok = plus.take(j) != plus.take(j + 1)  # joined: opposite signs (a palindromic (k-1)-mer has only +)
     if not exact:
-        ok &= high[a] == high[b]
+        ok &= high.take(a) == high.take(b)
         # groups of three or more equal truncated keys may hide an exact pair
         three = np.flatnonzero(same[:-1] & same[1:])
         if three.size:
@@ -207,8 +207,10 @@ def _links(keys: np.ndarray, k: int) -> np.ndarray:
             a = np.concatenate([a, cand[jj]])
             b = np.concatenate([b, cand[jj + 1]])
             ok = np.concatenate([ok, sign[jj] != sign[jj + 1]])
+    del side, plus, same, high
     ok &= (a >> 1) != (b >> 1)  # not a node to itself
     a, b = a[ok], b[ok]
+    nxt = np.full(m, -1, dtype=it)
     nxt[a] = b ^ 1
     nxt[b] = a ^ 1
     return nxt
@@ -382,6 +384,7 @@ def compact(keys: np.ndarray, k: int) -> Compaction:
     kept = (ends >= 0) & (starts < (ends ^ 1))
     el = np.concatenate(elements) if elements else np.zeros(0, dtype=it)
     mk = np.concatenate(marks) if marks else np.zeros(0, dtype=mt)
+    del elements, marks, cur, mark
     sel = np.flatnonzero(kept.take(mk >> 6))
     el, mk = el.take(sel), mk.take(sel)
     walks = np.flatnonzero(kept)
@@ -463,15 +466,17 @@ def spell(keys: np.ndarray, k: int, comp: Compaction, starts: np.ndarray | None 
     last[starts + (k - 1)] = True
     # the last base of a k-mer read reversed is the complement of its first base
     tail = (kv & _U64(3)).astype(np.uint8)
-    first_base = (kv >> _U64(2 * (k - 1))).astype(np.uint8)
-    np.copyto(tail, np.uint8(3) - first_base, where=comp.reverse)
+    flipped = np.uint8(3) - (kv >> _U64(2 * (k - 1))).astype(np.uint8)
+    flipped ^= tail
+    flipped *= comp.reverse.view(np.uint8)  # a select by arithmetic: several times faster than where
+    tail ^= flipped
     codes[last] = tail
     if k > 1:
         heads = kv.take(comp.offsets[:-1])
         flip = comp.reverse.take(comp.offsets[:-1])
         heads[flip] = reverse_complement(heads[flip], k)
         # big-endian bytes hold the bases first-to-last; a k-mer is the low 2k bits
-        quads = _BYTE_CODES[heads.astype(">u8").view(np.uint8)].reshape(U, 32)
+        quads = _BYTE_CODES.take(heads.astype(">u8").view(np.uint8), axis=0).reshape(U, 32)
         np.logical_not(last, out=last)
         codes[last] = quads[:, 32 - k : 31].ravel()
     return codes
@@ -662,7 +667,7 @@ def write_fasta(unitig_sets, out: BinaryIO, first_id: int = 0) -> tuple[int, int
     for ut, tag in unitig_sets:
         if ut.n_unitigs == 0:
             continue
-        letters = _LETTERS[ut.codes()]
+        letters = _LETTERS.take(ut.codes())
         out.write(fasta_records(letters, ut.base_starts(), first_id + records, ut.lengths(), tag))
         records += ut.n_unitigs
         bases += ut.n_bases
