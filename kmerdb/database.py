@@ -422,11 +422,12 @@ class Database:
         """(len(kmers), n_genomes) presence (bool) or counts for canonical k-mers."""
         dtype = np.uint32 if counts else bool
         out = np.zeros((kmers.size, len(self.genomes)), dtype=dtype)
+        union = any(not layer.exact for layers in self._layers for layer in layers)
         for layer, idx, slots in self._locate(kmers, hashes):
             block = np.zeros((idx.size, len(self.genomes)), dtype=dtype)
             layer.fill_rows(slots, block, counts)
             # several layers answer only with approx evidence: union of presence, largest count
-            out[idx] = np.maximum(out[idx], block)
+            out[idx] = np.maximum(out[idx], block) if union else block
         return out
 
     def lookup(self, kmers: Iterable[str | bytes] | np.ndarray, counts: bool = False) -> np.ndarray:
@@ -547,19 +548,31 @@ class Database:
         # presence of every k-mer position, in position order, then summed per sequence
         present = np.zeros((kmers.size, n_g), dtype=bool)
         hit = np.zeros(kmers.size, dtype=bool)
+        # with approx evidence a position may be answered by several layers: union of rows
+        union = any(not layer.exact for layers in self._layers for layer in layers)
         for layer, idx, slots in self._locate(kmers, hashes):
             block = np.zeros((idx.size, n_g), dtype=bool)
             layer.fill_rows(slots, block, False)
-            present[idx] |= block  # several layers answer only with approx evidence
+            if union:
+                present[idx] |= block
+            else:
+                present[idx] = block
             hit[idx] = True
-        seq_of_hit = np.repeat(np.arange(len(seqs)), per_seq)[hit] if kmers.size else np.zeros(0, np.int64)
-        found[0] += np.bincount(seq_of_hit, minlength=len(seqs))
+        bounds = np.zeros(len(seqs) + 1, dtype=np.int64)
+        np.cumsum(per_seq, out=bounds[1:])
+
+        def per_sequence(mask: np.ndarray) -> np.ndarray:
+            total = np.zeros(mask.size + 1, dtype=np.int64)
+            np.cumsum(mask, out=total[1:])
+            return total[bounds[1:]] - total[bounds[:-1]]
+
+        found[0] += per_sequence(hit)
         if z and kmers.size:
             kept = z_rule(positions, hit, z)
             present[hit & ~kept] = False
-            found[1] += np.bincount(np.repeat(np.arange(len(seqs)), per_seq)[kept], minlength=len(seqs))
+            found[1] += per_sequence(kept)
         else:
-            found[1] += np.bincount(seq_of_hit, minlength=len(seqs))
+            found[1] += per_sequence(hit)
         if kmers.size:
             # one histogram over (sequence, genome) cells; reduceat along axis 0 is ~20x slower
             rows, cols = np.nonzero(present)
