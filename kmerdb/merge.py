@@ -71,6 +71,7 @@ __all__ = [
 Progress = Callable[[str, int, "int | None"], None]
 
 _U32_MAX = np.iinfo(np.uint32).max
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # multiplicative hashing (Fibonacci)
 
 
 @dataclass(frozen=True)
@@ -277,14 +278,23 @@ def _classify(layer: Layer, keys: np.ndarray, exact: bool) -> tuple[np.ndarray, 
     n = layer.n
     if n == 0 or keys.size == 0:
         return np.zeros(keys.size, dtype=bool), np.zeros(0, dtype=np.int64)
-    if exact and n > 4 * keys.size:
-        # a large layer and few keys: MPHF lookups beat sorting the layer
+    if exact and n > 16 * keys.size:
+        # a large layer and few keys: MPHF lookups beat reading the whole layer
         found, slots = layer.find(keys)
         return found, slots[found]
-    members = np.sort(_any_order_kmers(layer))
-    pos = np.minimum(np.searchsorted(members, keys), n - 1)
-    hit = members[pos] == keys
-    found, slots = layer.find(keys[hit])
+    # a bit table of the keys' hashes (4 entries per key) keeps only the layer's k-mers that
+    # may be keys (all hits, ~1/4 of the others); those few are sorted and looked up
+    members = _any_order_kmers(layer)
+    bits = min(28, max(10, int(np.ceil(np.log2(4 * keys.size)))))
+    shift = np.uint64(64 - bits)
+    table = np.zeros(1 << bits, dtype=bool)
+    table[(keys * _GOLDEN) >> shift] = True
+    candidates = np.sort(members[table[(members * _GOLDEN) >> shift]])
+    pos = np.minimum(np.searchsorted(keys, candidates), keys.size - 1)
+    ok = keys[pos] == candidates
+    hit = np.zeros(keys.size, dtype=bool)
+    hit[pos[ok]] = True
+    found, slots = layer.find(candidates[ok])
     if not found.all():
         raise CorruptDatabaseError(layer.record.files["mphf"].path, "a k-mer of the layer is not found in it")
     return hit, slots
@@ -352,6 +362,7 @@ def _add_partition(p: int, bucket):
             keys, rows = _source_rows(src.path, rec, genomes, mdtype, need_counts)
             if keys.size:
                 pieces.append((keys, rows, off))
+    input_stats = None
     if bucket is not None and bucket[1]:
         from .build import gather_counts
         from .spill import read_bucket, superkmer_kmers
@@ -360,12 +371,21 @@ def _add_partition(p: int, bucket):
         genome_of, n_kmers, packed = read_bucket(st["spill"], extents, cfg.k, n_records, n_bytes)
         kmers, owner = superkmer_kmers(n_kmers, packed, cfg.k)
         del packed
-        keys, counts, _ = gather_counts(kmers, genome_of[owner], st["n_inputs"])
+        keys, counts, input_stats = gather_counts(kmers, genome_of[owner], st["n_inputs"])
         del kmers, owner
         pieces.append((keys, np.minimum(counts, _U32_MAX).astype(np.uint32), st["inputs_offset"]))
     union, matrix = _union(pieces, len(new_ids), mdtype)
     del pieces
-    stats = _column_stats(matrix) if need_counts else None
+    stats = None
+    if need_counts:
+        # the counted inputs come with their statistics; database sources' come from the counts
+        n_db = st["inputs_offset"]
+        stats = _column_stats(matrix[:, :n_db]) if n_db and cfg.counts else [None] * n_db
+        if bucket is not None:
+            for nd, tot, spec in input_stats if bucket[1] else [(0, 0, np.zeros(1, np.int64))] * st["n_inputs"]:
+                values = np.flatnonzero(spec)
+                values = values[values > 0]
+                stats.append((int(nd), int(tot), values.astype(np.int64), spec[values].astype(np.int64)))
     crashpoint("add.united")
 
     # pass 1: classify every k-mer as a hit (layer, slot) or a miss
@@ -519,7 +539,10 @@ def _add_genomes(
     for p, records, stats, _ in results:
         partitions[p] = records
         if stats is not None:
-            for j, (nk, tot, values, counts) in enumerate(stats):
+            for j, st_j in enumerate(stats):
+                if st_j is None:
+                    continue
+                nk, tot, values, counts = st_j
                 n_kmers[j] += nk
                 totals[j] += tot
                 spec_values[j].append(values)

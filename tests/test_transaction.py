@@ -303,3 +303,21 @@ def test_many_handles_in_one_process(bases):
     assert len({h.n_kmers for h in handles}) == 1
     for h in handles:
         h.close()
+
+
+def test_append_of_a_small_genome_to_large_layers(bases, oracle_sets, tmp_path):
+    """Few new k-mers against large layers: looked up through the MPHFs instead of a sort."""
+    import oracle
+
+    chunk = oracle.read_sequences(GENOMES["A"][0])[0][1][3000:3400]
+    small = tmp_path / "small.fa"
+    rng = np.random.default_rng(3)
+    small.write_text(">s\n" + chunk + "".join("ACGT"[b] for b in rng.integers(0, 4, 300)) + "\n")
+    path = copy(bases["cABC"], tmp_path)
+    with kmerdb.open(path, "a") as db, db.transaction():
+        db.append_genome("S", str(small))
+    sets = dict(oracle_sets(K))
+    sets["S"] = oracle.genome_sets({"S": [str(small)]}, K)["S"]
+    kmers, codes = universe(sets, K, extra=20)
+    assert_matches_oracle(path, sets, ["A", "B", "C", "S"], kmers, codes)
+    assert kmerdb.verify(path).ok
