@@ -311,13 +311,7 @@ def build(
         spill_buffer, task_budget = 256 << 20, 1 << 62
     log.info("building %s: %d genomes, k=%d, m=%d, %d partitions, %d threads", path, len(items),
              config.k, config.m, config.n_partitions, n_threads)
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise InvalidParameterError("path", path, "its parent folder does not exist")
-    try:
-        os.mkdir(path)
-    except FileExistsError:
-        raise DatabaseExistsError(path) from None
+    make_database_dir(path)
     pool = None
     spill = None
     catalog = None
@@ -337,31 +331,7 @@ def build(
         )
         if n_threads > 1:
             pool = multiprocessing.get_context("fork").Pool(n_threads)
-        # scatter, with at most 2 tasks per worker in flight so memory stays bounded
-        inflight: deque = deque()
-
-        def consume(result) -> None:
-            genome, packed = result
-            if packed is None:
-                return
-            present, rec_bounds, byte_bounds, lengths, data = packed
-            for i, p in enumerate(present):
-                buckets.add(
-                    int(p),
-                    genome,
-                    lengths[rec_bounds[i] : rec_bounds[i + 1]],
-                    data[byte_bounds[i] : byte_bounds[i + 1]],
-                )
-
-        for genome, seqs in _chunks(items, config.k, progress):
-            if pool is None:
-                consume(_scatter_task(genome, seqs))
-                continue
-            inflight.append(pool.apply_async(_scatter_task, (genome, seqs)))
-            while len(inflight) >= 2 * n_threads:
-                consume(inflight.popleft().get())
-        while inflight:
-            consume(inflight.popleft().get())
+        scatter_inputs(items, config, pool, n_threads, buckets, progress)
         buckets.flush_all()
         log.info("scatter done: %d super-k-mers, %d packed bytes in %d extents",
                  int(buckets.records_in.sum()), int(buckets.bytes_in.sum()), sum(len(e) for e in buckets.extents))
@@ -432,6 +402,48 @@ def build(
     report = BuildReport(path, len(items), n_keys, time.perf_counter() - t0)
     log.info("built %s: %d distinct k-mers in %.1f s", path, n_keys, report.seconds)
     return report
+
+
+def make_database_dir(path: str, argument: str = "path") -> None:
+    """Create the directory of a new database; refuse an existing path (left untouched)."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise InvalidParameterError(argument, path, "its parent folder does not exist")
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        raise DatabaseExistsError(path) from None
+
+
+def scatter_inputs(
+    items: Sequence[GenomeInput], config: Config, pool, n_workers: int, buckets: BucketSet, progress: Progress | None
+) -> None:
+    """Scatter: read the inputs, cut super-k-mers in the workers, append them to the buckets.
+
+    At most 2 tasks per worker are in flight, so memory stays bounded however large the inputs.
+    Needs the module state of a build (``_STATE["config"]``) in the workers.
+    """
+    inflight: deque = deque()
+
+    def consume(result) -> None:
+        genome, packed = result
+        if packed is None:
+            return
+        present, rec_bounds, byte_bounds, lengths, data = packed
+        for i, p in enumerate(present):
+            buckets.add(
+                int(p), genome, lengths[rec_bounds[i] : rec_bounds[i + 1]], data[byte_bounds[i] : byte_bounds[i + 1]]
+            )
+
+    for genome, seqs in _chunks(items, config.k, progress):
+        if pool is None:
+            consume(_scatter_task(genome, seqs))
+            continue
+        inflight.append(pool.apply_async(_scatter_task, (genome, seqs)))
+        while len(inflight) >= 2 * n_workers:
+            consume(inflight.popleft().get())
+    while inflight:
+        consume(inflight.popleft().get())
 
 
 def _gather_iter(pool, tasks, progress):
