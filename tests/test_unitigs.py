@@ -267,3 +267,53 @@ def test_real_partition_unitigs_spell_its_kmers():
     assert (canonical(ut.kmer_at(positions), 31) == keys).all()
     assert ut.n_unitigs < keys.size  # compaction happened
     assert (kmer_minimizer_hashes(ut.kmers(), 31, 13) % 4 == 0).all()
+
+
+def reference_links(keys: np.ndarray, k: int) -> np.ndarray:
+    """The links by a plain argsort of the full (k-1)-mer keys, without packing or truncation."""
+    from kmerdb.kmers import reverse_complement
+
+    n = keys.size
+    nxt = np.full(2 * n, -1, dtype=np.int64)
+    low = np.uint64((1 << (2 * (k - 1))) - 1)
+    rcx = reverse_complement(keys, k)
+    t = np.empty(2 * n, dtype=np.uint64)
+    rt = np.empty(2 * n, dtype=np.uint64)
+    t[0::2], t[1::2] = keys & low, rcx & low
+    rt[0::2], rt[1::2] = rcx >> np.uint64(2), keys >> np.uint64(2)
+    key, plus = np.minimum(t, rt), t <= rt
+    if k % 2 == 0:
+        pal = np.flatnonzero(keys == rcx)
+        key[2 * pal + 1] = (np.uint64(1) << np.uint64(62)) | pal.astype(np.uint64)
+    order = np.argsort(key, kind="stable")
+    sk = key[order]
+    same = sk[1:] == sk[:-1]
+    pair = same.copy()
+    pair[1:] &= ~same[:-1]
+    pair[:-1] &= ~same[1:]
+    j = np.flatnonzero(pair)
+    a, b = order[j], order[j + 1]
+    ok = (plus[a] != plus[b]) & ((a >> 1) != (b >> 1))
+    nxt[a[ok]] = b[ok] ^ 1
+    nxt[b[ok]] = a[ok] ^ 1
+    return nxt
+
+
+@pytest.mark.parametrize("k", [31, 30, 20, 21])
+def test_links_at_scale_equal_a_plain_reference(k):
+    """Large sets take the packed, truncated sort: its links equal a plain argsort's."""
+    from kmerdb.kmers import kmer_windows, reverse_complement
+
+    rng = np.random.default_rng(k)
+    seq = rng.integers(0, 4, 120_000).astype(np.uint8)
+    seq[60_000:62_000] = seq[1_000:3_000]  # a repeat: branching (k-1)-mers
+    kmers = canonical(kmer_windows(seq, k), k)
+    if k % 2 == 0:  # palindromic k-mers: a half and its reverse complement
+        half = rng.integers(0, 4 ** (k // 2), 300, dtype=np.uint64)
+        kmers = np.concatenate([kmers, (half << np.uint64(k)) | reverse_complement(half, k // 2)])
+    keys = np.sort(kmers)
+    keys = keys[np.r_[True, keys[1:] != keys[:-1]]]
+    assert np.array_equal(U._links(keys, k).astype(np.int64), reference_links(keys, k))
+    array, positions = U.build_unitigs(keys, k)
+    ut = U.UnitigSet(array)
+    assert (np.sort(ut.kmers()) == keys).all() and (canonical(ut.kmer_at(positions), k) == keys).all()
