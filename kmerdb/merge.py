@@ -89,10 +89,12 @@ class MergeReport:
 
 @dataclass(frozen=True)
 class _Source:
-    """A database read as a source: its directory and the snapshot read from it."""
+    """A database read as a source: its directory, the snapshot read from it, and the
+    registration that keeps a vacuum of the source from removing that snapshot's files."""
 
     path: str
     snapshot: Snapshot
+    registration: object = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -110,18 +112,38 @@ def read_sources(paths: Iterable[str | os.PathLike]) -> list[_Source]:
     NotReadyError
         A source was never completed (its build failed or is running).
     """
-    out = []
-    for path in paths:
-        path = os.fspath(path)
-        catalog = Catalog.open(path, readonly=True)
-        try:
-            snap = catalog.read()
-        finally:
-            catalog.close()
-        if snap.state != "ready":
-            raise NotReadyError(f"{path}: not ready (state {snap.state!r}); only complete indexes can be merged")
-        out.append(_Source(path, snap))
+    from .lock import ReaderRegistration
+
+    out: list[_Source] = []
+    try:
+        for path in paths:
+            path = os.fspath(path)
+            catalog = Catalog.open(path, readonly=True)
+            registration = None
+            try:
+                registration = ReaderRegistration(path)  # before the read, as every reader does
+                snap = catalog.read()
+            except BaseException:
+                if registration is not None:
+                    registration.close()
+                raise
+            finally:
+                catalog.close()
+            registration.set(snap.generation)
+            out.append(_Source(path, snap, registration))
+            if snap.state != "ready":
+                raise NotReadyError(f"{path}: not ready (state {snap.state!r}); only complete indexes can be merged")
+    except BaseException:
+        release_sources(out)
+        raise
     return out
+
+
+def release_sources(sources: Iterable[_Source]) -> None:
+    """End the reader registrations of sources read by :func:`read_sources`."""
+    for src in sources:
+        if src.registration is not None:
+            src.registration.close()
 
 
 def _evidence(cfg: Config) -> str:
@@ -612,11 +634,14 @@ def add_database_genomes(
 ) -> tuple[Snapshot, dict]:
     """Merge the genomes of other databases into ``base`` (``db.merge``)."""
     srcs = read_sources(sources)
-    if not srcs:
-        raise InvalidParameterError("sources", [], "give at least one database to merge")
-    check_compatible((root, base.config), srcs, counts=base.config.counts)
-    labels = final_labels(base.labels, [g.label for s in srcs for g in s.snapshot.genomes], rename_duplicates)
-    new = _add_genomes(root, base, generation, srcs, labels, (), (), threads, progress)
+    try:
+        if not srcs:
+            raise InvalidParameterError("sources", [], "give at least one database to merge")
+        check_compatible((root, base.config), srcs, counts=base.config.counts)
+        labels = final_labels(base.labels, [g.label for s in srcs for g in s.snapshot.genomes], rename_duplicates)
+        new = _add_genomes(root, base, generation, srcs, labels, (), (), threads, progress)
+    finally:
+        release_sources(srcs)
     return new, {"sources": [os.path.abspath(s.path) for s in srcs], "genomes": labels}
 
 
@@ -838,6 +863,13 @@ def merge(
         raise InvalidParameterError("mode", mode, "expected 'presence' or 'count'")
     threads = resolve_threads(threads)
     srcs = read_sources(sources)
+    try:
+        return _merge_into_new(out, srcs, mode, rename_duplicates, force, threads, progress, t0)
+    finally:
+        release_sources(srcs)
+
+
+def _merge_into_new(out, srcs, mode, rename_duplicates, force, threads, progress, t0) -> MergeReport:
     if not srcs:
         raise InvalidParameterError("sources", [], "give at least one database to merge")
     first = srcs[0]

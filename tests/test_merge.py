@@ -206,3 +206,17 @@ def test_force_replaces_an_existing_output_only_after_success(singles, oracle_k,
     not_db.mkdir()
     with pytest.raises(kmerdb.DatabaseExistsError, match="not a kmerdb database"):
         kmerdb.merge(not_db, [singles["pA"]], force=True)
+
+
+def test_sources_are_registered_readers_while_they_are_read(singles):
+    from kmerdb.lock import live_readers
+    from kmerdb.merge import read_sources, release_sources
+
+    srcs = read_sources([singles["pA"], singles["pB"]])
+    try:
+        for src in srcs:
+            generations, any_generation, n_live = live_readers(str(src.path))
+            assert generations == {src.snapshot.generation} and not any_generation and n_live == 1
+    finally:
+        release_sources(srcs)
+    assert live_readers(str(singles["pA"]))[2] == 0
