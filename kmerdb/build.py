@@ -44,7 +44,9 @@ _CHUNK_BASES = 1 << 20  # bases per scatter task
 _SEGMENT = 1 << 17  # bases packed at once inside a task (bounds its temporaries)
 _PROCESS_BASE = 40 << 20  # resident size of an idle process (interpreter + numpy + libraries)
 _WORKER_WORK = 24 << 20  # working set of a scatter task (one segment's temporaries)
-_BYTES_PER_KMER = 48  # gather temporaries per k-mer occurrence
+# gather temporaries per k-mer occurrence: counting (~48 bytes) plus the layer's unitig
+# construction (~60 bytes per distinct k-mer, and distinct <= occurrences)
+_BYTES_PER_KMER = 112
 
 
 @dataclass(frozen=True)
@@ -380,6 +382,9 @@ def build(
                     "m": config.m,
                     "partitions": config.n_partitions,
                     "counts": config.counts,
+                    "evidence": config.evidence,
+                    "fp_bits": config.fp_bits,
+                    "z": config.z,
                 },
                 1,
             )
