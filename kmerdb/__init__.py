@@ -30,27 +30,8 @@ from .merge import MergeReport, merge
 from .maintenance import VacuumReport, VerifyReport, vacuum, verify
 from .transaction import Transaction
 from .reindex import ReindexReport, reindex
-from .errors import (
-    BuildIntegrityError,
-    CorruptDatabaseError,
-    DatabaseExistsError,
-    DatabaseNotFoundError,
-    DuplicateLabelError,
-    FormatVersionError,
-    GenomeNotFoundError,
-    IncompatibleIndexError,
-    IncompleteDatabaseError,
-    MissingCountsError,
-    MixedEvidenceError,
-    InputError,
-    InvalidParameterError,
-    KmerDBError,
-    LockedError,
-    MemoryBudgetError,
-    NotReadyError,
-    ReadOnlyError,
-    TransactionError,
-)
+from . import errors as _errors
+from .errors import *  # noqa: F403  the whole hierarchy, as errors.__all__ lists it
 from .inputs import GenomeInput, parse_input_args
 
 __all__ = [
@@ -79,23 +60,4 @@ __all__ = [
     "GenomeInput",
     "GenomeRecord",
     "HistoryRecord",
-    "KmerDBError",
-    "InputError",
-    "InvalidParameterError",
-    "DatabaseExistsError",
-    "DatabaseNotFoundError",
-    "IncompleteDatabaseError",
-    "FormatVersionError",
-    "CorruptDatabaseError",
-    "ReadOnlyError",
-    "MemoryBudgetError",
-    "BuildIntegrityError",
-    "LockedError",
-    "IncompatibleIndexError",
-    "MixedEvidenceError",
-    "MissingCountsError",
-    "NotReadyError",
-    "DuplicateLabelError",
-    "GenomeNotFoundError",
-    "TransactionError",
-]
+] + list(_errors.__all__)

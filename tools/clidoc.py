@@ -13,7 +13,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
 
+import docgen  # noqa: E402
 from kmerdb.console import make_parser  # noqa: E402
 
 OUT = ROOT / "docs" / "commands.md"
@@ -74,17 +76,7 @@ def render() -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--check", action="store_true", help="exit 1 if docs/commands.md is out of date")
-    args = ap.parse_args()
-    text = render()
-    if args.check:
-        if not OUT.exists() or OUT.read_text() != text:
-            print("docs/commands.md is out of date: run python tools/clidoc.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text)
-    return 0
+    return docgen.run(__doc__.splitlines()[0], OUT, render)
 
 
 if __name__ == "__main__":
