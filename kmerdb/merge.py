@@ -102,8 +102,9 @@ class _Source:
 # ---------------------------------------------------------------------------------------
 
 
-def read_sources(paths: Iterable[str | os.PathLike]) -> list[_Source]:
-    """Read the snapshot of every source database (nothing is written).
+def read_sources(paths: Iterable) -> list[_Source]:
+    """Read the latest snapshot of every source database (paths, or open handles), registered
+    as a reader of it; nothing is written.
 
     Raises
     ------
@@ -117,7 +118,7 @@ def read_sources(paths: Iterable[str | os.PathLike]) -> list[_Source]:
     out: list[_Source] = []
     try:
         for path in paths:
-            path = os.fspath(path)
+            path = os.fspath(path.path if hasattr(path, "snapshot") else path)  # a Database, or a path
             catalog = Catalog.open(path, readonly=True)
             registration = None
             try:

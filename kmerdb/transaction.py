@@ -219,7 +219,7 @@ class Transaction:
         """Add the genomes of other databases."""
         from .merge import add_database_genomes
 
-        if isinstance(sources, (str, os.PathLike)):
+        if isinstance(sources, (str, os.PathLike)) or hasattr(sources, "snapshot"):
             sources = [sources]
         return self.apply(
             lambda snap, gen: add_database_genomes(self.root, snap, gen, sources, rename_duplicates, threads, progress),

@@ -321,3 +321,12 @@ def test_append_of_a_small_genome_to_large_layers(bases, oracle_sets, tmp_path):
     kmers, codes = universe(sets, K, extra=20)
     assert_matches_oracle(path, sets, ["A", "B", "C", "S"], kmers, codes)
     assert kmerdb.verify(path).ok
+
+
+def test_merge_takes_open_handles(bases, tmp_path):
+    path = copy(bases["cAB"], tmp_path)
+    with kmerdb.open(bases["cC"]) as other, kmerdb.open(path, "a") as db:
+        with db.transaction():
+            db.merge(other)
+        assert db.genomes == ("A", "B", "C")
+    assert_same_answers(path, bases["cABC"])

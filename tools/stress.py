@@ -79,6 +79,26 @@ def answer(db, reads, kmers) -> str:
     return h.hexdigest()
 
 
+def same_index(a: str, b: str) -> bool:
+    """True if both indexes hold the same labels, k-mers and rows (k-mers no genome holds aside)."""
+    import numpy as np
+
+    import kmerdb
+
+    def table(path):
+        with kmerdb.open(path) as db:
+            blocks = list(db.iter_rows())
+            keys = np.concatenate([k for k, _ in blocks])
+            rows = np.concatenate([r for _, r in blocks])
+            keep = rows.any(axis=1)
+            order = np.argsort(keys[keep])
+            return db.genomes, keys[keep][order], rows[keep][order]
+
+    la, ka, ra = table(a)
+    lb, kb, rb = table(b)
+    return la == lb and np.array_equal(ka, kb) and np.array_equal(ra, rb)
+
+
 def reader(index: int, db_path: str, questions, stop, out_path: str) -> None:
     import kmerdb
 
@@ -240,6 +260,13 @@ def main(argv=None) -> int:
     report = kmerdb.verify(db_path, threads=args.threads)
     summary["verify_ok"] = report.ok
     summary["verify_problems"] = report.problems[:5]
+    # the final generation holds exactly what a build of its genomes holds
+    with kmerdb.open(db_path) as db:
+        final = db.genomes
+    ref = str(work / "final-build.kmerdb")
+    kmerdb.build(ref, {label: paths[int(label[1])] for label in final}, k=args.k, threads=args.threads)
+    summary["final_genomes"] = list(final)
+    summary["final_equals_build"] = same_index(db_path, ref)
 
     print(
         f"\n{summary['ops']} operations committed ({len(refs)} generations) in {seconds:.1f} s while "
@@ -251,7 +278,10 @@ def main(argv=None) -> int:
             f"{r['generations_seen'][0] if r['generations_seen'] else '-'}..{r['generations_seen'][-1] if r['generations_seen'] else '-'} "
             f"({len(r['generations_seen'])} seen), {r['mismatches']} mismatches, {len(r['errors'])} errors"
         )
-    print(f"mismatches: {summary['mismatches']}, errors: {summary['errors']}, verify: {'ok' if report.ok else 'FAILED'}")
+    print(
+        f"mismatches: {summary['mismatches']}, errors: {summary['errors']}, verify: {'ok' if report.ok else 'FAILED'}, "
+        f"final generation ({', '.join(final)}) equals a build of its genomes: {summary['final_equals_build']}"
+    )
     for r in summary["readers"]:
         for e in r["errors"]:
             print(e, file=sys.stderr)
@@ -259,7 +289,8 @@ def main(argv=None) -> int:
         print(e, file=sys.stderr)
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
-    return 0 if summary["mismatches"] == 0 and summary["errors"] == 0 and report.ok and summary["ops"] == args.ops else 1
+    good = summary["mismatches"] == 0 and summary["errors"] == 0 and report.ok and summary["final_equals_build"]
+    return 0 if good and summary["ops"] == args.ops else 1
 
 
 if __name__ == "__main__":
