@@ -545,11 +545,29 @@ class Database:
         # positions are ascending: count them per sequence by searching the starts
         per_seq = np.diff(np.searchsorted(positions, np.append(starts, codes.size)))
         n_kmers += per_seq
+        # with approx evidence a position may be answered by several layers: union of rows
+        union = any(not layer.exact for layers in self._layers for layer in layers)
+        if not union and not z:
+            # exact evidence: each position is answered by at most one layer, so the
+            # (sequence, genome) cells of each layer's rows go straight into one histogram
+            seq_of = np.repeat(np.arange(len(seqs)), per_seq)
+            cells, hit_seqs = [], []
+            for layer, idx, slots in self._locate(kmers, hashes):
+                block = np.zeros((idx.size, n_g), dtype=bool)
+                layer.fill_rows(slots, block, False)
+                rows_seq = seq_of[idx]
+                hit_seqs.append(rows_seq)
+                rows, cols = np.nonzero(block)
+                cells.append(rows_seq[rows] * n_g + cols)
+            if cells:
+                per_found = np.bincount(np.concatenate(hit_seqs), minlength=len(seqs))
+                found[0] += per_found
+                found[1] += per_found
+                hits += np.bincount(np.concatenate(cells), minlength=len(seqs) * n_g).reshape(len(seqs), n_g)
+            return
         # presence of every k-mer position, in position order, then summed per sequence
         present = np.zeros((kmers.size, n_g), dtype=bool)
         hit = np.zeros(kmers.size, dtype=bool)
-        # with approx evidence a position may be answered by several layers: union of rows
-        union = any(not layer.exact for layers in self._layers for layer in layers)
         for layer, idx, slots in self._locate(kmers, hashes):
             block = np.zeros((idx.size, n_g), dtype=bool)
             layer.fill_rows(slots, block, False)
