@@ -3,8 +3,10 @@
 A handle reads the catalog once, in one read transaction, and memory-maps every data
 file the catalog names: that is its snapshot.  Data files are never modified, so a
 handle keeps answering from its snapshot whatever commits later, until it is refreshed
-or reopened.  A handle holds no mutable state after opening and may be shared between
-threads; in another process, open the database again (after ``fork`` too).
+or reopened; it is registered as a reader of its generation so that a vacuum keeps those
+files.  A read handle may be shared between threads for queries; in another process, open
+the database again (after ``fork`` too).  A handle opened with ``mode="a"`` also writes,
+through ``with db.transaction():`` (see :mod:`kmerdb.transaction` and docs/transactions.md).
 """
 
 from __future__ import annotations
