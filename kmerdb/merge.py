@@ -29,7 +29,6 @@ import multiprocessing
 import os
 import shutil
 import time
-from collections import deque
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -447,35 +446,19 @@ def _add_partition(p: int, bucket):
     return p, tuple(records), stats, int(misses.size)
 
 
-def _scatter_inputs(items: list[GenomeInput], config: Config, pool, spill, progress: Progress | None):
+def _scatter_inputs(items: list[GenomeInput], config: Config, pool, n_workers: int, spill, progress: Progress | None):
     """Read the inputs into per-partition spill buckets (build's scatter)."""
-    from .build import _chunks, _scatter_task
+    from .build import scatter_inputs
     from .spill import BucketSet
 
     buckets = BucketSet(config.n_partitions, config.k, spill, 256 << 20)
-    inflight: deque = deque()
-    n_workers = pool._processes if pool is not None else 1
 
-    def consume(result) -> None:
-        genome, packed = result
-        if packed is None:
-            return
-        present, rec_bounds, byte_bounds, lengths, data = packed
-        for i, p in enumerate(present):
-            buckets.add(
-                int(p), genome, lengths[rec_bounds[i] : rec_bounds[i + 1]], data[byte_bounds[i] : byte_bounds[i + 1]]
-            )
-
-    for n_chunks, (genome, seqs) in enumerate(_chunks(items, config.k, progress), 1):
-        if pool is None:
-            consume(_scatter_task(genome, seqs))
-        else:
-            inflight.append(pool.apply_async(_scatter_task, (genome, seqs)))
-            while len(inflight) >= 2 * n_workers:
-                consume(inflight.popleft().get())
+    def tick(phase: str, done: int, total) -> None:
         crashpoint("append.scatter")
-    while inflight:
-        consume(inflight.popleft().get())
+        if progress is not None:
+            progress(phase, done, total)
+
+    scatter_inputs(items, config, pool, n_workers, buckets, tick)
     buckets.flush_all()
     return buckets
 
@@ -536,7 +519,8 @@ def _add_genomes(
         )
         pool = _pool(threads, cfg.n_partitions)
         if inputs:
-            buckets = _scatter_inputs(list(inputs), cfg, pool, spill, progress)
+            n_workers = min(threads, cfg.n_partitions) if pool is not None else 1
+            buckets = _scatter_inputs(list(inputs), cfg, pool, n_workers, spill, progress)
             tasks = [
                 (p, (buckets.extents[p], int(buckets.records_in[p]), int(buckets.bytes_in[p])))
                 for p in range(cfg.n_partitions)
