@@ -24,7 +24,6 @@ import gzip
 import hashlib
 import json
 import multiprocessing
-import os
 import shutil
 import sys
 import time
