@@ -86,8 +86,9 @@ class WriterLock:
                         time.sleep(0.05)
             content = os.pread(fd, 64, 0).strip()
             self.previous_crashed = bool(content)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            # one write over the old content (never empty in between), so that dying right
+            # here still tells the next writer to clean up
+            os.pwrite(fd, f"{os.getpid()}".ljust(_WIDTH - 1).encode() + b"\n", 0)
             os.fsync(fd)
         except BaseException:
             os.close(fd)
