@@ -34,7 +34,6 @@ temporaries), the pair histograms (at most :data:`_HIST_BYTES`) and the class ta
 from __future__ import annotations
 
 import math
-import multiprocessing
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -43,6 +42,7 @@ import numpy as np
 from .columns import PRESENCE, unpack_presence
 from .errors import InvalidParameterError
 from .layer import Layer
+from .workers import forked_pool, imap
 
 __all__ = [
     "METRICS",
@@ -548,36 +548,22 @@ def _run(db, task, jobs: list, state: dict, threads: int | None, progress: Progr
     n_threads = resolve_threads(threads)
     snap = db.snapshot
     total = sum(len(j) for j in jobs)
-    _STATE.clear()
-    _STATE.update(
-        state,
+    with forked_pool(
+        n_threads,
+        len(jobs),
+        _STATE,
+        **state,
         root=db.path,
         partitions=snap.partitions,
         column_of={g.id: i for i, g in enumerate(snap.genomes)},
         n_genomes=len(snap.genomes),
-    )
-    pool = None
-    try:
-        if n_threads > 1 and len(jobs) > 1:
-            pool = multiprocessing.get_context("fork").Pool(min(n_threads, len(jobs)))
-            results = pool.imap_unordered(task, jobs, chunksize=1)
-        else:
-            results = map(task, jobs)
+    ) as pool:
         done = 0
-        for result in results:
+        for result in imap(pool, task, jobs):
             done += result[0]
             if progress is not None:
                 progress(phase, done, total)
             yield result
-        if pool is not None:
-            pool.close()
-            pool.join()
-            pool = None
-    finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-        _STATE.clear()
 
 
 def _threads(threads: int | None) -> int:

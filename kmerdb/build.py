@@ -13,7 +13,6 @@ catalog in state ``building`` that refuses to open.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import re
 import shutil
@@ -32,6 +31,7 @@ from .kmers import encode, superkmers
 from .layer import write_layer
 from .spill import BucketSet, SpillPool, pack_superkmers, read_bucket, superkmer_kmers
 from .storage import deferred_sync, sync_tree
+from .workers import forked_pool, imap
 
 __all__ = ["build", "BuildReport", "parse_size", "Progress", "resolve_threads", "gather_counts"]
 
@@ -314,15 +314,21 @@ def build(
     log.info("building %s: %d genomes, k=%d, m=%d, %d partitions, %d threads", path, len(items),
              config.k, config.m, config.n_partitions, n_threads)
     make_database_dir(path)
-    pool = None
     spill = None
     catalog = None
     try:
         catalog = Catalog.create(path, config)
         spill = SpillPool(path, n_files=min(4, n_threads + 1))
         buckets = BucketSet(config.n_partitions, config.k, spill, spill_buffer)
-        _STATE.clear()
-        _STATE.update(
+        layers = [None] * config.n_partitions
+        n_distinct = np.zeros(len(items), dtype=np.int64)
+        totals = np.zeros(len(items), dtype=np.int64)
+        spectra = [np.zeros(1, dtype=np.int64) for _ in items]
+        # scatter tasks are chunks of input, however many partitions: fork every worker asked for
+        with forked_pool(
+            n_threads,
+            n_threads,
+            _STATE,
             config=config,
             n_genomes=len(items),
             pool=spill,
@@ -330,33 +336,23 @@ def build(
             budget=budget,
             threads=n_threads,
             task_budget=task_budget,
-        )
-        if n_threads > 1:
-            pool = multiprocessing.get_context("fork").Pool(n_threads)
-        scatter_inputs(items, config, pool, n_threads, buckets, progress)
-        buckets.flush_all()
-        log.info("scatter done: %d super-k-mers, %d packed bytes in %d extents",
-                 int(buckets.records_in.sum()), int(buckets.bytes_in.sum()), sum(len(e) for e in buckets.extents))
-        # gather
-        tasks = [
-            (p, buckets.extents[p], int(buckets.records_in[p]), int(buckets.bytes_in[p]))
-            for p in range(config.n_partitions)
-        ]
-        results = _gather_iter(pool, tasks, progress)
-        layers = [None] * config.n_partitions
-        n_distinct = np.zeros(len(items), dtype=np.int64)
-        totals = np.zeros(len(items), dtype=np.int64)
-        spectra = [np.zeros(1, dtype=np.int64) for _ in items]
-        for p, record, stats in results:
-            layers[p] = record
-            for g, (nd, tot, spec) in enumerate(stats):
-                n_distinct[g] += nd
-                totals[g] += tot
-                spectra[g] = _add_hist(spectra[g], spec)
-        if pool is not None:
-            pool.close()
-            pool.join()
-            pool = None
+        ) as pool:
+            scatter_inputs(items, config, pool, n_threads, buckets, progress)
+            buckets.flush_all()
+            log.info("scatter done: %d super-k-mers, %d packed bytes in %d extents",
+                     int(buckets.records_in.sum()), int(buckets.bytes_in.sum()), sum(len(e) for e in buckets.extents))
+            tasks = [
+                (p, buckets.extents[p], int(buckets.records_in[p]), int(buckets.bytes_in[p]))
+                for p in range(config.n_partitions)
+            ]
+            for done, (p, record, stats) in enumerate(imap(pool, _gather_star, tasks), 1):
+                layers[p] = record
+                for g, (nd, tot, spec) in enumerate(stats):
+                    n_distinct[g] += nd
+                    totals[g] += tot
+                    spectra[g] = _add_hist(spectra[g], spec)
+                if progress is not None:
+                    progress("gather", done, len(tasks))
         sync_tree(path)
         genome_records = [
             GenomeRecord(
@@ -390,9 +386,6 @@ def build(
             )
         n_keys = int(sum(r.n_kmers for r in layers))
     except BaseException:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
         if catalog is not None:
             catalog.close()
             catalog = None
@@ -400,8 +393,6 @@ def build(
             spill.close()
         shutil.rmtree(path, ignore_errors=True)
         raise
-    finally:
-        _STATE.clear()
     spill.close()
     catalog.close()
     report = BuildReport(path, len(items), n_keys, time.perf_counter() - t0)
@@ -449,16 +440,6 @@ def scatter_inputs(
             consume(inflight.popleft().get())
     while inflight:
         consume(inflight.popleft().get())
-
-
-def _gather_iter(pool, tasks, progress):
-    done = 0
-    it = pool.imap_unordered(_gather_star, tasks, chunksize=1) if pool is not None else map(_gather_star, tasks)
-    for result in it:
-        done += 1
-        if progress is not None:
-            progress("gather", done, len(tasks))
-        yield result
 
 
 def _gather_star(args):

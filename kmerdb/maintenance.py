@@ -22,6 +22,7 @@ from .catalog import Catalog
 from .crashpoint import crashpoint
 from .errors import IncompleteDatabaseError, KmerDBError
 from .lock import WriterLock, live_readers
+from .workers import forked_pool
 
 __all__ = ["VerifyReport", "VacuumReport", "verify", "vacuum", "remove_unreferenced", "data_files"]
 
@@ -265,7 +266,7 @@ def verify(path: str | os.PathLike, threads: int | None = None, progress=None) -
         ``progress("verify", partitions done, partitions)``.
     """
     from .build import resolve_threads
-    from .merge import _finish_pool, _pool, _run, snapshot_files
+    from .merge import _run, snapshot_files
 
     path = os.fspath(path)
     report = VerifyReport(path)
@@ -300,17 +301,8 @@ def verify(path: str | os.PathLike, threads: int | None = None, progress=None) -
     if len(set(paths)) != len(paths):
         report.problems.append("two catalog entries name the same data file")
     threads = resolve_threads(threads)
-    _VSTATE.clear()
-    _VSTATE.update(root=path, snapshot=snap)
-    pool = None
-    ok = False
-    try:
-        pool = _pool(threads, len(snap.partitions))
+    with forked_pool(threads, len(snap.partitions), _VSTATE, root=path, snapshot=snap) as pool:
         results = _run(pool, _verify_task, list(range(len(snap.partitions))), progress, "verify")
-        ok = True
-    finally:
-        _finish_pool(pool, ok)
-        _VSTATE.clear()
     for p, problems, n_files, nbytes, n_kmers in sorted(results, key=lambda r: r[0]):
         report.problems.extend(problems)
         report.n_files += n_files

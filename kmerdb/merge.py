@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import multiprocessing
 import os
 import shutil
 import time
@@ -51,6 +50,7 @@ from .errors import (
 from .inputs import GenomeInput, resolve_genomes
 from .layer import Layer, layer_prefix, write_group, write_layer
 from .storage import deferred_sync, fsync_dir, sync_tree
+from .workers import forked_pool, imap
 
 __all__ = [
     "MergeReport",
@@ -215,30 +215,13 @@ def snapshot_files(snap: Snapshot) -> set[str]:
 _STATE: dict = {}
 
 
-def _pool(threads: int, n_tasks: int):
-    if threads > 1 and n_tasks > 1:
-        return multiprocessing.get_context("fork").Pool(min(threads, n_tasks))
-    return None
-
-
 def _run(pool, fn, tasks: list, progress: Progress | None, phase: str) -> list:
-    it = pool.imap_unordered(fn, tasks, chunksize=1) if pool is not None else map(fn, tasks)
     out = []
-    for done, result in enumerate(it, 1):
+    for done, result in enumerate(imap(pool, fn, tasks), 1):
         out.append(result)
         if progress is not None:
             progress(phase, done, len(tasks))
     return out
-
-
-def _finish_pool(pool, ok: bool) -> None:
-    if pool is None:
-        return
-    if ok:
-        pool.close()
-    else:
-        pool.terminate()
-    pool.join()
 
 
 def _is_sorted_unique(keys: np.ndarray) -> bool:
@@ -490,9 +473,7 @@ def _add_genomes(
     need_counts = cfg.counts or bool(inputs)
     if n_new == 0 and convert is None:
         return replace(base, generation=generation)
-    spill = pool = None
-    ok = False
-    _STATE.clear()
+    spill = None
     try:
         if inputs:
             from .build import _STATE as _BUILD_STATE
@@ -500,7 +481,10 @@ def _add_genomes(
 
             spill = SpillPool(root, n_files=min(4, threads + 1))
             _BUILD_STATE["config"] = cfg  # build's scatter workers read their config there
-        _STATE.update(
+        with forked_pool(
+            threads,
+            cfg.n_partitions,
+            _STATE,
             config=cfg,
             root=root,
             generation=generation,
@@ -516,28 +500,24 @@ def _add_genomes(
             inputs_offset=off,
             layer_id0=base.next_layer_id,
             convert=convert,
-        )
-        pool = _pool(threads, cfg.n_partitions)
-        if inputs:
-            n_workers = min(threads, cfg.n_partitions) if pool is not None else 1
-            buckets = _scatter_inputs(list(inputs), cfg, pool, n_workers, spill, progress)
-            tasks = [
-                (p, (buckets.extents[p], int(buckets.records_in[p]), int(buckets.bytes_in[p])))
-                for p in range(cfg.n_partitions)
-            ]
-            crashpoint("append.scattered")
-        else:
-            tasks = [(p, None) for p in range(cfg.n_partitions)]
-        results = _run(pool, _add_task, tasks, progress, "merge")
-        ok = True
+        ) as pool:
+            if inputs:
+                n_workers = min(threads, cfg.n_partitions) if pool is not None else 1
+                buckets = _scatter_inputs(list(inputs), cfg, pool, n_workers, spill, progress)
+                tasks = [
+                    (p, (buckets.extents[p], int(buckets.records_in[p]), int(buckets.bytes_in[p])))
+                    for p in range(cfg.n_partitions)
+                ]
+                crashpoint("append.scattered")
+            else:
+                tasks = [(p, None) for p in range(cfg.n_partitions)]
+            results = _run(pool, _add_task, tasks, progress, "merge")
     finally:
-        _finish_pool(pool, ok)
         if spill is not None:
             spill.close()
             from .build import _STATE as _BUILD_STATE
 
             _BUILD_STATE.pop("config", None)
-        _STATE.clear()
     partitions = list(base.partitions)
     n_kmers = np.zeros(n_new, dtype=np.int64)
     totals = np.zeros(n_new, dtype=np.int64)
@@ -705,24 +685,18 @@ def compact_snapshot(
     todo = [p for p, layers in enumerate(base.partitions) if not _is_compact(layers, ids)]
     if not todo:
         return base, {"partitions": 0}
-    pool = None
-    ok = False
-    _STATE.clear()
-    try:
-        _STATE.update(
-            config=base.config,
-            root=root,
-            genomes=base.genomes,
-            partitions=base.partitions,
-            generation=generation,
-            layer_id0=base.next_layer_id,
-        )
-        pool = _pool(threads, len(todo))
+    with forked_pool(
+        threads,
+        len(todo),
+        _STATE,
+        config=base.config,
+        root=root,
+        genomes=base.genomes,
+        partitions=base.partitions,
+        generation=generation,
+        layer_id0=base.next_layer_id,
+    ) as pool:
         results = _run(pool, _compact_task, todo, progress, "compact")
-        ok = True
-    finally:
-        _finish_pool(pool, ok)
-        _STATE.clear()
     partitions = list(base.partitions)
     for p, records in results:
         partitions[p] = records

@@ -16,7 +16,6 @@ processes, one partition per task.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
 from dataclasses import dataclass, replace
@@ -28,6 +27,7 @@ from .catalog import LayerRecord, Snapshot
 from .config import Config
 from .errors import InvalidParameterError
 from .layer import Layer, layer_prefix, write_evidence
+from .workers import forked_pool, imap
 
 __all__ = ["ReindexReport", "reindex", "reindex_snapshot", "target_config"]
 
@@ -152,34 +152,15 @@ def reindex_snapshot(
     n_threads = resolve_threads(threads)
     parts = list(snap.partitions)
     todo = [p for p, layers in enumerate(parts) if layers]
-    _STATE.clear()
-    _STATE.update(root=root, snapshot=snap, config=cfg, generation=generation)
-    pool = None
     rewritten = 0
-    try:
-        if n_threads > 1 and len(todo) > 1:
-            pool = multiprocessing.get_context("fork").Pool(min(n_threads, len(todo)))
-            results = pool.imap_unordered(_reindex_partition, todo, chunksize=1)
-        else:
-            results = map(_reindex_partition, todo)
-        done = 0
+    with forked_pool(n_threads, len(todo), _STATE, root=root, snapshot=snap, config=cfg, generation=generation) as pool:
         if progress is not None:
             progress("reindex", 0, len(todo))
-        for p, records, n in results:
+        for done, (p, records, n) in enumerate(imap(pool, _reindex_partition, todo), 1):
             parts[p] = tuple(records)
             rewritten += n
-            done += 1
             if progress is not None:
                 progress("reindex", done, len(todo))
-        if pool is not None:
-            pool.close()
-            pool.join()
-            pool = None
-    finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-        _STATE.clear()
     args["layers_rewritten"] = rewritten
     return snap.with_changes(config=cfg, partitions=tuple(parts)), args
 

@@ -29,7 +29,6 @@ the catalog is written last, in one transaction, and a failure removes ``out``.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
 import time
@@ -38,12 +37,13 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .build import parse_size, resolve_threads
+from .build import make_database_dir, parse_size, resolve_threads
 from .catalog import Catalog, GenomeRecord
 from .config import Config
-from .errors import DatabaseExistsError, DuplicateLabelError, InvalidParameterError
+from .errors import DuplicateLabelError, InvalidParameterError
 from .layer import Layer, write_layer
 from .storage import fsync_dir
+from .workers import forked_pool, imap
 
 __all__ = ["OPS", "SetOpReport", "setop"]
 
@@ -242,21 +242,21 @@ def _setop(db, op, out, genomes, q, label, threads, max_memory, progress, t0) ->
     block_bytes = _BLOCK_BYTES if budget is None else max(1 << 20, min(_BLOCK_BYTES, budget // (4 * (n_threads + 1))))
     src_cfg: Config = db.config
     out_config = Config(k=src_cfg.k, m=src_cfg.m, n_partitions=src_cfg.n_partitions, counts=src_cfg.counts)
-    parent = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(parent):
-        raise InvalidParameterError("out", out, "its parent folder does not exist")
-    try:
-        os.mkdir(out)
-    except FileExistsError:
-        raise DatabaseExistsError(out) from None
+    make_database_dir(out, "out")
     column = {lab: i for i, lab in enumerate(db.genomes)}
     snap = db.snapshot
-    pool = None
     catalog = None
     try:
         catalog = Catalog.create(out, out_config)
-        _STATE.clear()
-        _STATE.update(
+        tasks = list(range(src_cfg.n_partitions))
+        tasks.sort(key=lambda p: -sum(rec.n_kmers for rec in snap.partitions[p]))
+        layers = [None] * src_cfg.n_partitions
+        n_kmers = total = 0
+        spectrum: dict[int, int] = {}
+        with forked_pool(
+            n_threads,
+            len(tasks),
+            _STATE,
             config=src_cfg,
             out_config=out_config,
             root=db.path,
@@ -268,29 +268,15 @@ def _setop(db, op, out, genomes, q, label, threads, max_memory, progress, t0) ->
             op=op,
             q=q,
             block_bytes=block_bytes,
-        )
-        tasks = list(range(src_cfg.n_partitions))
-        tasks.sort(key=lambda p: -sum(rec.n_kmers for rec in snap.partitions[p]))
-        if n_threads > 1 and len(tasks) > 1:
-            pool = multiprocessing.get_context("fork").Pool(min(n_threads, len(tasks)))
-            results = pool.imap_unordered(_setop_task, tasks, chunksize=1)
-        else:
-            results = map(_setop_task, tasks)
-        layers = [None] * src_cfg.n_partitions
-        n_kmers = total = 0
-        spectrum: dict[int, int] = {}
-        for done, (p, record, n, tot, spec) in enumerate(results, 1):
-            layers[p] = record
-            n_kmers += n
-            total += tot
-            for count, how_many in spec.items():
-                spectrum[count] = spectrum.get(count, 0) + how_many
-            if progress is not None:
-                progress("setop", done, len(tasks))
-        if pool is not None:
-            pool.close()
-            pool.join()
-            pool = None
+        ) as pool:
+            for done, (p, record, n, tot, spec) in enumerate(imap(pool, _setop_task, tasks), 1):
+                layers[p] = record
+                n_kmers += n
+                total += tot
+                for count, how_many in spec.items():
+                    spectrum[count] = spectrum.get(count, 0) + how_many
+                if progress is not None:
+                    progress("setop", done, len(tasks))
         for d in sorted({os.path.dirname(os.path.join(out, r.files["mphf"].path)) for r in layers}):
             fsync_dir(d)
         record = GenomeRecord(
@@ -312,15 +298,10 @@ def _setop(db, op, out, genomes, q, label, threads, max_memory, progress, t0) ->
                 1,
             )
     except BaseException:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
         if catalog is not None:
             catalog.close()
             catalog = None
         shutil.rmtree(out, ignore_errors=True)
         raise
-    finally:
-        _STATE.clear()
     catalog.close()
     return SetOpReport(out, op, label, selected, n_kmers, time.perf_counter() - t0)
