@@ -567,16 +567,22 @@ class Bench:
         db = kmerdb.open(str(db_path))
         res["open_wall"] = time.perf_counter() - t0
         try:
-            times = []
+            times, threaded = [], []
             result = None
-            for _ in range(self.args.repeat):  # alternate the two, so both see the same machine load
+            for _ in range(self.args.repeat):  # alternate them, so all see the same machine load
                 t0 = time.perf_counter()
                 result = db.query(reads)
                 times.append(time.perf_counter() - t0)
+                if self.args.threads > 1:
+                    t0 = time.perf_counter()
+                    db.query(reads, threads=self.args.threads)
+                    threaded.append(time.perf_counter() - t0)
                 if bb is not None:
                     bb.lookup_once()
             res["first_wall"] = times[0]
             res["wall"] = min(times)
+            if threaded:
+                res["threaded_wall"] = min(threaded)
             res["ns_per_kmer"] = res["wall"] / n_kmers_expected * 1e9
             n_k = np.asarray(result.n_kmers)
             hits = np.asarray(result.hits)
@@ -591,6 +597,8 @@ class Bench:
         res["bbhash"] = bb.result() if bb is not None else bb_info
         if res["bbhash"].get("lookup_wall"):
             res["ratio_to_bbhash"] = res["wall"] / res["bbhash"]["lookup_wall"]
+            if "threaded_wall" in res:
+                res["threaded_ratio_to_bbhash"] = res["threaded_wall"] / res["bbhash"]["lookup_wall"]
         self.log(f"  db.query of {len(reads):,} reads ({n_kmers_expected:,} k-mers): best {res['wall']:.3f} s, "
                  f"{res['ns_per_kmer']:.0f} ns/k-mer; {res['reads_fully_found']:,} reads fully found in their genome")
 
@@ -853,6 +861,10 @@ def render(b: Bench) -> None:
                   ratio(q["wall"], q["bbhash"].get("lookup_wall")),
                   f"{q['reads']:,} reads of {q['read_length']} bp; first call {q['first_wall']:.3f} s; "
                   f"{q['reads_fully_found']:,} reads fully found in their genome")
+        if "threaded_wall" in q:
+            t.add_row(f"kmerdb db.query(reads, threads={b.args.threads})", f"{q['kmers']:,}", secs(q["threaded_wall"]),
+                      f"{q['threaded_wall'] / q['kmers'] * 1e9:.1f}", "-",
+                      ratio(q["threaded_wall"], q["bbhash"].get("lookup_wall")), "the same reads split over threads")
         bb = q["bbhash"]
         if bb.get("status") == "ok":
             t.add_row("bbhash lookup_many", f"{bb['queries']:,}", secs(bb["lookup_wall"]), f"{bb['ns_per_key']:.1f}",
