@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["width_for", "n_words", "pack", "extract", "unpack", "pack_codes"]
+__all__ = ["width_for", "n_words", "pack", "extract", "unpack", "pack_codes", "read_header"]
 
 _U64 = np.uint64
 _ONE = _U64(1)
@@ -119,3 +119,24 @@ def pack_codes(codes: np.ndarray) -> np.ndarray:
     packed = (quad[:, 0] << 6) | (quad[:, 1] << 4) | (quad[:, 2] << 2) | quad[:, 3]
     # bytes in reading order are a big-endian word; store words little-endian like every array
     return packed.view(">u8").astype("<u8")
+
+
+def read_header(array, n_header: int, magic: int, version: int, source: str, what: str):
+    """Check a self-describing uint64 array's shape, magic and version; return it and its header.
+
+    Raises
+    ------
+    kmerdb.errors.CorruptDatabaseError
+        Naming ``source`` and saying what is wrong.
+    """
+    from .errors import CorruptDatabaseError
+
+    arr = np.asarray(array)
+    if arr.ndim != 1 or arr.dtype.kind != "u" or arr.itemsize != 8 or arr.size < n_header:
+        raise CorruptDatabaseError(source, f"not {what}")
+    head = [int(x) for x in arr[:n_header]]
+    if head[0] != magic:
+        raise CorruptDatabaseError(source, f"not {what} (bad magic)")
+    if head[1] != version:
+        raise CorruptDatabaseError(source, f"{what} version {head[1]} is not supported")
+    return arr, head

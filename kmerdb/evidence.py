@@ -109,14 +109,8 @@ class Evidence:
     """
 
     def __init__(self, array: np.ndarray, source: str = "<evidence>") -> None:
-        arr = np.asarray(array)
-        if arr.ndim != 1 or arr.dtype.kind != "u" or arr.itemsize != 8 or arr.size < HEADER_WORDS:
-            raise CorruptDatabaseError(source, "not an evidence array")
-        magic, version, kind, n, width, seed, start, total = (int(x) for x in arr[:HEADER_WORDS])
-        if magic != MAGIC:
-            raise CorruptDatabaseError(source, "not an evidence array (bad magic)")
-        if version != VERSION:
-            raise CorruptDatabaseError(source, f"evidence array version {version} is not supported")
+        arr, head = bits.read_header(array, HEADER_WORDS, MAGIC, VERSION, source, "an evidence array")
+        _, _, kind, n, width, seed, start, total = head
         if (
             kind not in _KINDS
             or not 1 <= width <= 64

@@ -53,6 +53,14 @@ def _check(matrix, labels: Sequence[str]) -> np.ndarray:
     return d
 
 
+def _start(matrix, labels: Sequence[str]):
+    """Checked distances and Newick leaf names, and the whole tree when there are < 2 leaves."""
+    d = _check(matrix, labels)
+    nodes = [newick_label(x) for x in labels]
+    trivial = ";" if not nodes else (f"{nodes[0]};" if len(nodes) == 1 else None)
+    return d, nodes, trivial
+
+
 def neighbor_joining(matrix, labels: Sequence[str]) -> str:
     """Neighbour-joining tree of a symmetric distance matrix, as a Newick string.
 
@@ -68,13 +76,10 @@ def neighbor_joining(matrix, labels: Sequence[str]) -> str:
     str
         Newick, ending with ``;``.
     """
-    d = _check(matrix, labels)
-    n = len(labels)
-    if n == 0:
-        return ";"
-    nodes = [newick_label(x) for x in labels]
-    if n == 1:
-        return f"{nodes[0]};"
+    d, nodes, trivial = _start(matrix, labels)
+    if trivial:
+        return trivial
+    n = len(nodes)
     if n == 2:
         half = _length(d[0, 1] / 2)
         return f"({nodes[0]}:{half},{nodes[1]}:{half});"
@@ -120,13 +125,10 @@ def upgma(matrix, labels: Sequence[str]) -> str:
     str
         Newick, ending with ``;``.
     """
-    d = _check(matrix, labels)
-    n = len(labels)
-    if n == 0:
-        return ";"
-    nodes = [newick_label(x) for x in labels]
-    if n == 1:
-        return f"{nodes[0]};"
+    d, nodes, trivial = _start(matrix, labels)
+    if trivial:
+        return trivial
+    n = len(nodes)
     size = np.ones(n, dtype=np.float64)
     height = np.zeros(n, dtype=np.float64)
     active = np.ones(n, dtype=bool)

@@ -535,15 +535,8 @@ class UnitigSet:
     """
 
     def __init__(self, array: np.ndarray, source: str = "<unitigs>") -> None:
-        arr = np.asarray(array)
-        if arr.ndim != 1 or arr.dtype.kind != "u" or arr.itemsize != 8 or arr.size < HEADER_WORDS:
-            raise CorruptDatabaseError(source, "not a unitig array")
-        head = [int(x) for x in arr[:HEADER_WORDS]]
-        magic, version, k, n, U, n_bases, width, off_start, seq_start, total = head
-        if magic != MAGIC:
-            raise CorruptDatabaseError(source, "not a unitig array (bad magic)")
-        if version != VERSION:
-            raise CorruptDatabaseError(source, f"unitig array version {version} is not supported")
+        arr, head = bits.read_header(array, HEADER_WORDS, MAGIC, VERSION, source, "a unitig array")
+        _, _, k, n, U, n_bases, width, off_start, seq_start, total = head
         if (
             total != arr.size
             or not 1 <= k <= 32
