@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Merge and append against building, side by side, on real genomes.
 
-Figures (issue 3):
+Figures:
 
 * ``merge``: ``kmerdb merge`` of three single-genome indexes, against ``kmerdb build`` of the
   three genomes together (target <= 1.5x);
