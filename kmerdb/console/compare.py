@@ -59,6 +59,7 @@ def register(sub) -> None:
     p.add_argument("--method", choices=METHODS, default="nj", help="nj (default) or upgma")
     _threads(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help='print {"metric", "method", "labels", "newick"} as JSON')
     p.set_defaults(func=cmd_tree)
 
     p = sub.add_parser(
@@ -154,7 +155,11 @@ def cmd_tree(args) -> int:
         from ..analytics import distance
 
         result = distance(db, args.metric, threads=args.threads, max_memory=args.max_memory, progress=progress)
-    sys.stdout.write(result.tree(args.method) + "\n")
+    newick = result.tree(args.method)
+    if args.json:
+        emit_json({"metric": args.metric, "method": args.method, "labels": list(result.labels), "newick": newick})
+        return 0
+    sys.stdout.write(newick + "\n")
     sys.stdout.flush()
     return 0
 

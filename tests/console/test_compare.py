@@ -174,3 +174,11 @@ def test_commands_have_help_and_are_documented():
             for opt in action.option_strings:
                 if opt.startswith("--") and opt != "--help":
                     assert opt in doc, f"{name} {opt} is not documented"
+
+
+def test_tree_json(db, capsys):
+    code, out, _ = run(capsys, "tree", db, "--metric", "jaccard", "--method", "upgma", "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["metric"] == "jaccard" and doc["method"] == "upgma"
+    assert doc["newick"].endswith(";") and all(label in doc["newick"] for label in doc["labels"])
+    assert sorted(doc["labels"]) == sorted(GENOMES)
