@@ -69,6 +69,15 @@ def built(tmp_path_factory):
     return get
 
 
+def run_console(capsys, *argv):
+    """Run the console in this process: (exit code, stdout, stderr)."""
+    from kmerdb.console import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def shared_genomes() -> list[Path]:
     names = [
         "GCF_000005845.2_ASM584v2_genomic.fna.gz",

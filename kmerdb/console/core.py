@@ -14,7 +14,7 @@ from ..export import format_table, write_dump
 from ..inputs import parse_input_args, read_records
 from ..kmers import kmers_from_strings, kmers_to_strings
 from .progress import progress_callback
-from .render import emit_json, human_bytes, print_table, stdout_console
+from .render import describe_evidence, emit_json, human_bytes, print_table
 
 __all__ = ["register"]
 
@@ -147,7 +147,7 @@ def cmd_info(args) -> int:
         emit_json(info)
         return 0
     cfg = info["config"]
-    evidence = cfg["evidence"] if cfg["evidence"] == "exact" else f"approx (b={cfg['fp_bits']}, z={cfg['z']})"
+    evidence = describe_evidence(cfg["evidence"], cfg["fp_bits"], cfg["z"])
     rows = [
         ["path", info["path"]],
         ["format version", info["format_version"]],

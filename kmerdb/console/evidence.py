@@ -7,7 +7,7 @@ import sys
 from .. import open as api_open
 from ..reindex import reindex as api_reindex
 from .progress import progress_callback
-from .render import emit_json, human_bytes, print_table
+from .render import describe_evidence, emit_json, human_bytes, print_table
 
 __all__ = ["register"]
 
@@ -99,7 +99,7 @@ def cmd_reindex(args) -> int:
     if args.json:
         emit_json(summary)
     elif not args.quiet:
-        kind = "exact" if report.evidence == "exact" else f"approx (b={report.fp_bits}, z={report.z})"
+        kind = describe_evidence(report.evidence, report.fp_bits, report.z)
         print(
             f"reindexed {report.path}: evidence {kind}, {report.layers_rewritten} layer(s) rewritten, "
             f"generation {report.generation}, {report.seconds:.1f} s",

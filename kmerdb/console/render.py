@@ -8,7 +8,7 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["emit_json", "print_table", "human_bytes", "stdout_console"]
+__all__ = ["emit_json", "print_table", "human_bytes", "stdout_console", "describe_evidence"]
 
 
 def stdout_console() -> Console:
@@ -49,3 +49,8 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TiB"
+
+
+def describe_evidence(kind: str, fp_bits: int, z: int) -> str:
+    """``exact``, or ``approx (b=B, z=Z)``."""
+    return kind if kind == "exact" else f"approx (b={fp_bits}, z={z})"

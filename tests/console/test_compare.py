@@ -12,16 +12,10 @@ import pytest
 
 import kmerdb
 import oracle
-from conftest import GENOMES, ROOT
+from conftest import GENOMES, ROOT, run_console as run
 from kmerdb.console import main, make_parser
 
 COMMANDS = ("distance", "tree", "setop", "spectrum")
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

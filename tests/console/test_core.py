@@ -7,14 +7,8 @@ import sys
 import pytest
 
 import oracle
-from conftest import FIXTURES, GENOMES
+from conftest import FIXTURES, GENOMES, run_console as run
 from kmerdb.console import main
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

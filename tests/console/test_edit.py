@@ -9,18 +9,12 @@ import shutil
 import pytest
 
 import kmerdb
-from conftest import GENOMES, ROOT
+from conftest import GENOMES, ROOT, run_console as run
 from dbcheck import assert_matches_oracle, assert_same_answers, universe
-from kmerdb.console import main, make_parser
+from kmerdb.console import make_parser
 
 COMMANDS = ("merge", "append", "remove", "verify", "vacuum", "compact")
 K = 21
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

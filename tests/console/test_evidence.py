@@ -5,17 +5,11 @@ import json
 import pytest
 
 import oracle
-from conftest import GENOMES, ROOT
+from conftest import GENOMES, ROOT, run_console as run
 from kmerdb.console import main, make_parser
 
 K = 21
 COMMANDS = ("export", "reindex", "stats")
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture()
