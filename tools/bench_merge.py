@@ -35,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from indexcmp import same_index  # noqa: E402
 from procmem import measure_subprocess  # noqa: E402
 
 GENOMES = (
@@ -59,27 +60,6 @@ def run(argv: list[str], env: dict) -> tuple[float, int, float]:
 
 def remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
-
-
-def same_index(a: Path, b: Path) -> bool:
-    """True if both indexes hold the same labels, k-mers and rows."""
-    import numpy as np
-
-    import kmerdb
-
-    def table(path):
-        with kmerdb.open(path) as db:
-            blocks = list(db.iter_rows())
-            keys = np.concatenate([k for k, _ in blocks])
-            rows = np.concatenate([r for _, r in blocks])
-            keep = rows.any(axis=1)
-            keys, rows = keys[keep], rows[keep]
-            order = np.argsort(keys)
-            return db.genomes, keys[order], rows[order]
-
-    la, ka, ra = table(a)
-    lb, kb, rb = table(b)
-    return la == lb and np.array_equal(ka, kb) and np.array_equal(ra, rb)
 
 
 def main(argv=None) -> int:

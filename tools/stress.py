@@ -32,6 +32,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from indexcmp import same_index  # noqa: E402
 
 GENOMES = (
     "GCF_000005845.2_ASM584v2_genomic.fna.gz",
@@ -76,26 +79,6 @@ def answer(db, reads, kmers) -> str:
     h.update(res.n_kmers.tobytes())
     h.update(rows.tobytes())
     return h.hexdigest()
-
-
-def same_index(a: str, b: str) -> bool:
-    """True if both indexes hold the same labels, k-mers and rows (k-mers no genome holds aside)."""
-    import numpy as np
-
-    import kmerdb
-
-    def table(path):
-        with kmerdb.open(path) as db:
-            blocks = list(db.iter_rows())
-            keys = np.concatenate([k for k, _ in blocks])
-            rows = np.concatenate([r for _, r in blocks])
-            keep = rows.any(axis=1)
-            order = np.argsort(keys[keep])
-            return db.genomes, keys[keep][order], rows[keep][order]
-
-    la, ka, ra = table(a)
-    lb, kb, rb = table(b)
-    return la == lb and np.array_equal(ka, kb) and np.array_equal(ra, rb)
 
 
 def reader(index: int, db_path: str, questions, stop, out_path: str) -> None:
