@@ -43,6 +43,12 @@ __all__ = ["Database", "QueryResult", "open_database"]
 
 # Positions x genomes per query batch: bounds the (positions, genomes) presence matrix.
 _QUERY_CELLS = 1 << 25
+# Bins of one (sequence, byte value) histogram before the tally counts genome by genome.
+_TALLY_BINS = 1 << 22
+# Row v of entry w: the w bits of value v, most significant first (as np.packbits puts genomes).
+_VALUE_BITS = [
+    ((np.arange(1 << w)[:, None] >> np.arange(w - 1, -1, -1)) & 1).astype(np.float64) for w in range(9)
+]
 
 
 @dataclass(frozen=True)
@@ -391,33 +397,44 @@ class Database:
         return structure_stats(self, lengths)
 
     # -- lookups -----------------------------------------------------------------------
-    def _locate(self, kmers: np.ndarray, hashes: np.ndarray) -> list[tuple[Layer, np.ndarray, np.ndarray]]:
+    def _locate(
+        self, kmers: np.ndarray, hashes: np.ndarray, partners: np.ndarray | None = None
+    ) -> list[tuple[Layer, np.ndarray, np.ndarray]]:
         """Find canonical k-mers: a list of (layer, indices into ``kmers``, slots).
 
-        The layers of a partition hold disjoint k-mers, so a key an exact layer finds is
-        looked for no further.  A key an approx layer accepts may be a false positive
-        there and a true member of a later layer: it is looked for in every layer, and an
-        index may then come back from several layers (callers combine their rows).
+        ``partners`` (optional) holds the reverse complement of each k-mer.  The layers
+        of a partition hold disjoint k-mers, so a key an exact layer finds is looked for
+        no further.  A key an approx layer accepts may be a false positive there and a
+        true member of a later layer: it is looked for in every layer, and an index may
+        then come back from several layers (callers combine their rows).
         """
         out = []
-        parts = partition_of(hashes, self.config.n_partitions).astype(np.uint16)
+        n_parts = self.config.n_partitions
+        parts = partition_of(hashes, n_parts, np.uint16)
         # stable argsort of uint16 is a radix sort: ~10x faster than on int64
         order = np.argsort(parts, kind="stable")
-        bounds = np.concatenate([[0], np.cumsum(np.bincount(parts, minlength=self.config.n_partitions))])
+        bounds = np.zeros(n_parts + 1, dtype=np.int64)
+        np.cumsum(np.bincount(parts, minlength=n_parts), out=bounds[1:])
+        # one gather in partition order; each partition then works on slices of it
+        sorted_keys = kmers.take(order)
+        sorted_mates = partners.take(order) if partners is not None else None
         for p, layers in enumerate(self._layers):
-            lo, hi = bounds[p], bounds[p + 1]
+            lo, hi = int(bounds[p]), int(bounds[p + 1])
             if lo == hi or not layers:
                 continue
-            idx = order[lo:hi]
-            keys = kmers[idx]
+            idx, keys = order[lo:hi], sorted_keys[lo:hi]
+            mates = sorted_mates[lo:hi] if sorted_mates is not None else None
             for layer in layers:
-                found, slots = layer.find(keys)
-                if found.any():
-                    out.append((layer, idx[found], slots[found]))
+                found, slots = layer.find(keys, mates)
+                hit = np.flatnonzero(found)
+                if hit.size:
+                    out.append((layer, idx.take(hit), slots.take(hit)))
                     if len(layers) > 1 and layer.exact:
-                        idx, keys = idx[~found], keys[~found]
-                        if not idx.size:
+                        rest = np.flatnonzero(~found)
+                        if not rest.size:
                             break
+                        idx, keys = idx.take(rest), keys.take(rest)
+                        mates = mates.take(rest) if mates is not None else None
         return out
 
     def _rows(self, kmers: np.ndarray, hashes: np.ndarray, counts: bool) -> np.ndarray:
@@ -543,34 +560,20 @@ class Database:
         lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
         starts = np.cumsum(lengths + 1) - (lengths + 1)
         codes[starts[1:] - 1] = INVALID
-        positions, kmers, hashes = sequence_kmers(codes, k, self.config.m)
+        positions, kmers, hashes, others = sequence_kmers(codes, k, self.config.m, partners=True)
         # positions are ascending: count them per sequence by searching the starts
         per_seq = np.diff(np.searchsorted(positions, np.append(starts, codes.size)))
         n_kmers += per_seq
         # with approx evidence a position may be answered by several layers: union of rows
         union = any(not layer.exact for layers in self._layers for layer in layers)
         if not union and not z:
-            # exact evidence: each position is answered by at most one layer, so the
-            # (sequence, genome) cells of each layer's rows go straight into one histogram
-            seq_of = np.repeat(np.arange(len(seqs)), per_seq)
-            cells, hit_seqs = [], []
-            for layer, idx, slots in self._locate(kmers, hashes):
-                block = np.zeros((idx.size, n_g), dtype=bool)
-                layer.fill_rows(slots, block, False)
-                rows_seq = seq_of[idx]
-                hit_seqs.append(rows_seq)
-                rows, cols = np.nonzero(block)
-                cells.append(rows_seq[rows] * n_g + cols)
-            if cells:
-                per_found = np.bincount(np.concatenate(hit_seqs), minlength=len(seqs))
-                found[0] += per_found
-                found[1] += per_found
-                hits += np.bincount(np.concatenate(cells), minlength=len(seqs) * n_g).reshape(len(seqs), n_g)
+            # exact evidence: each position is answered by at most one layer
+            self._tally_exact(kmers, hashes, others, per_seq, hits, found)
             return
         # presence of every k-mer position, in position order, then summed per sequence
         present = np.zeros((kmers.size, n_g), dtype=bool)
         hit = np.zeros(kmers.size, dtype=bool)
-        for layer, idx, slots in self._locate(kmers, hashes):
+        for layer, idx, slots in self._locate(kmers, hashes, others):
             block = np.zeros((idx.size, n_g), dtype=bool)
             layer.fill_rows(slots, block, False)
             if union:
@@ -599,6 +602,54 @@ class Database:
             seq_of = np.repeat(np.arange(len(seqs)), per_seq)
             cells = np.bincount(seq_of[rows] * n_g + cols, minlength=len(seqs) * n_g)
             hits += cells.reshape(len(seqs), n_g)
+
+    def _tally_exact(
+        self,
+        kmers: np.ndarray,
+        hashes: np.ndarray,
+        others: np.ndarray,
+        per_seq: np.ndarray,
+        hits: np.ndarray,
+        found: np.ndarray,
+    ) -> None:
+        """Add the hits of a batch whose layers are all exact (no z rule) to ``hits``.
+
+        Each found position's presence comes as packed bytes (eight genomes to a byte);
+        one histogram per byte layout over (sequence, byte value) and a small product
+        with the bits of each value give the per-genome sums, with no (positions,
+        genomes) matrix.
+        """
+        n_seqs = per_seq.size
+        seq_of = np.repeat(np.arange(n_seqs, dtype=np.int64), per_seq)
+        found_seqs = []
+        codes: dict[tuple[int, ...], list[np.ndarray]] = {}
+        for layer, idx, slots in self._locate(kmers, hashes, others):
+            seqs = seq_of.take(idx)
+            found_seqs.append(seqs)
+            for cols, values in layer.presence_bytes(slots):
+                width = cols.size
+                values >>= np.uint8(8 - width)  # the byte's genomes in its low bits
+                codes.setdefault(tuple(cols.tolist()), []).append((seqs << width) | values)
+        if not found_seqs:
+            return
+        per_found = np.bincount(np.concatenate(found_seqs), minlength=n_seqs)
+        found[0] += per_found
+        found[1] += per_found
+        for cols, parts in codes.items():
+            width = len(cols)
+            merged = np.concatenate(parts)
+            if n_seqs << width <= _TALLY_BINS:
+                table = np.bincount(merged, minlength=n_seqs << width).reshape(n_seqs, 1 << width)
+                # float64 product: exact for any count below 2**53
+                sums = np.rint(table.astype(np.float64) @ _VALUE_BITS[width]).astype(np.int64)
+            else:  # too many bins: one histogram per genome
+                sums = np.empty((n_seqs, width), dtype=np.int64)
+                for j in range(width):
+                    has = merged[((merged >> (width - 1 - j)) & 1).astype(bool)]
+                    sums[:, j] = np.bincount(has >> width, minlength=n_seqs)
+            for j, col in enumerate(cols):
+                if col >= 0:
+                    hits[:, col] += sums[:, j]
 
     def iter_kmers(self) -> Iterator[np.ndarray]:
         """Yield every canonical k-mer of the index as uint64 blocks (one per layer, sorted).

@@ -177,12 +177,15 @@ def kmer_minimizer_hashes(kmers: np.ndarray, k: int, m: int) -> np.ndarray:
     return best
 
 
-def partition_of(min_hashes: np.ndarray, n_partitions: int) -> np.ndarray:
-    """Partition of each k-mer from its minimizer hash."""
-    return (min_hashes % _U64(n_partitions)).astype(np.int64)
+def partition_of(min_hashes: np.ndarray, n_partitions: int, dtype=np.int64) -> np.ndarray:
+    """Partition of each k-mer from its minimizer hash (``hash % n_partitions``)."""
+    if n_partitions & (n_partitions - 1) == 0:
+        # a power of two: the same value by a mask, ~10x faster than a uint64 modulo
+        return (min_hashes & _U64(n_partitions - 1)).astype(dtype)
+    return (min_hashes % _U64(n_partitions)).astype(dtype)
 
 
-def sequence_kmers(codes: np.ndarray, k: int, m: int | None = None):
+def sequence_kmers(codes: np.ndarray, k: int, m: int | None = None, partners: bool = False):
     """Canonical k-mers of a coded sequence, block by block.
 
     Returns
@@ -193,8 +196,12 @@ def sequence_kmers(codes: np.ndarray, k: int, m: int | None = None):
         Its canonical code.
     min_hashes : ndarray of uint64 or None
         Its minimizer hash (when ``m`` is given).
+    others : ndarray of uint64
+        Only with ``partners=True``: the other orientation of each k-mer (the larger of
+        the k-mer and its reverse complement), which saves a reverse complement to
+        callers that compare both.
     """
-    pos_parts, kmer_parts, hash_parts = [], [], []
+    pos_parts, kmer_parts, hash_parts, other_parts = [], [], [], []
     n = codes.size - k + 1
     for start in range(0, max(n, 0), BLOCK):
         stop = min(start + BLOCK, n)
@@ -204,7 +211,9 @@ def sequence_kmers(codes: np.ndarray, k: int, m: int | None = None):
         pos_parts.append(idx + start)
         fwd = kmer_windows(chunk, k)
         rc = reverse_complement(fwd, k)
-        kmer_parts.append(np.minimum(fwd, rc)[idx])
+        kmer_parts.append(np.minimum(fwd, rc).take(idx))
+        if partners:
+            other_parts.append(np.maximum(fwd, rc).take(idx))
         if m is not None:
             # The m-mer at a k-mer's start is its top 2m bits, and that m-mer's reverse
             # complement is the bottom 2m bits of the k-mer's reverse complement: no second
@@ -212,13 +221,16 @@ def sequence_kmers(codes: np.ndarray, k: int, m: int | None = None):
             mmers = np.minimum(fwd >> _U64(2 * (k - m)), rc & _mask(m))
             tail = canonical(kmer_windows(chunk[stop - start :], m), m)
             hashes = mix64(np.concatenate([mmers, tail]), _MINIMIZER_SEED)
-            hash_parts.append(_sliding_min(hashes, k - m + 1)[idx])
+            hash_parts.append(_sliding_min(hashes, k - m + 1).take(idx))
     if not pos_parts:
         empty = np.zeros(0, dtype=np.uint64)
-        return np.zeros(0, dtype=np.int64), empty, (empty if m is not None else None)
+        out = np.zeros(0, dtype=np.int64), empty, (empty if m is not None else None)
+        return out + (empty,) if partners else out
     positions = np.concatenate(pos_parts)
     kmers = np.concatenate(kmer_parts)
     hashes = np.concatenate(hash_parts) if m is not None else None
+    if partners:
+        return positions, kmers, hashes, np.concatenate(other_parts)
     return positions, kmers, hashes
 
 

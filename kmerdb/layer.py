@@ -17,6 +17,7 @@ and only read afterwards.
 from __future__ import annotations
 
 import os
+from typing import Iterator
 
 import numpy as np
 
@@ -195,6 +196,7 @@ class Layer:
                 raise CorruptDatabaseError(files[name].path, f"holds {count} k-mers, the layer has {self.n}")
         self.groups = []
         self._slices = []
+        self._byte_columns = []
         for group in record.groups:
             data = load_array(root, group.file)
             if data.shape[0] != self.n:
@@ -205,9 +207,15 @@ class Layer:
             # every column kept, in database order: plain slices instead of fancy indexing
             whole = keep.size == len(group.genome_ids) and cols.size and (np.diff(cols) == 1).all()
             self._slices.append((slice(int(cols[0]), int(cols[-1]) + 1), slice(None)) if whole else (cols, keep))
+            # database column of each genome, eight to a packed byte (-1: no longer in the database)
+            columns = np.array([column_of.get(g, -1) for g in group.genome_ids], dtype=np.intp)
+            self._byte_columns.append([columns[b : b + 8] for b in range(0, columns.size, 8)])
 
-    def find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def find(self, keys: np.ndarray, partners: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Membership of ``keys`` (uint64 canonical k-mers).
+
+        ``partners``, when given, holds the reverse complement of each key (it spares
+        exact evidence one).
 
         Returns
         -------
@@ -221,7 +229,7 @@ class Layer:
         safe = np.where(inside, slots, 0)
         if not self.n:
             return np.zeros(keys.size, dtype=bool), safe
-        found = inside & self.evidence.check(keys, safe, self.unitigs)
+        found = inside & self.evidence.check(keys, safe, self.unitigs, partners)
         return found, safe
 
     @property
@@ -264,6 +272,28 @@ class Layer:
                 if not counts:
                     values = values > 0
             out[:, cols] = values
+
+    def presence_bytes(self, slots: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Presence of the rows of ``slots``, eight genomes to a byte.
+
+        Yields
+        ------
+        columns : ndarray of intp
+            The database columns of the byte's genomes (up to 8; -1 for a genome no
+            longer in the database).
+        values : ndarray of uint8
+            One byte per slot, the first genome in the most significant bit (as
+            ``np.packbits``).
+        """
+        for (group, data, _, _), byte_columns in zip(self.groups, self._byte_columns):
+            if not any((cols >= 0).any() for cols in byte_columns):
+                continue
+            rows = data.take(slots, axis=0)
+            if group.kind != PRESENCE:
+                rows = pack_presence(rows > 0)
+            for b, cols in enumerate(byte_columns):
+                if (cols >= 0).any():
+                    yield cols, np.ascontiguousarray(rows[:, b])
 
     def kmers(self) -> np.ndarray:
         """All k-mers of the layer (canonical uint64), in slot order, decoded from the unitigs."""

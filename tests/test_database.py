@@ -123,3 +123,44 @@ def test_threaded_query_equals_single_threaded(built):
         assert (one.hits == two.hits).all() and (one.n_kmers == two.n_kmers).all()
         with pytest.raises(kmerdb.InvalidParameterError):
             db.query(seqs, threads=0)
+
+
+@pytest.mark.parametrize("counts", [True, False])
+def test_query_of_many_genomes_after_edits(tmp_path, monkeypatch, counts):
+    """Eleven genomes (two packed bytes), an appended layer, a removed genome: every cell
+    equals the oracle's, through the (sequence, byte) histogram and its per-genome fallback."""
+    import random
+
+    from kmerdb import database
+
+    rng = random.Random(11)
+    k = 15
+    core = "".join(rng.choice("ACGT") for _ in range(4000))
+    paths = {}
+    for g in range(13):
+        own = "".join(rng.choice("ACGT") for _ in range(300))
+        lo = rng.randrange(0, 2000)
+        seq = core[lo : lo + rng.randrange(800, 2000)] + own  # shared part + private part
+        paths[f"g{g:02d}"] = tmp_path / f"g{g:02d}.fa"
+        paths[f"g{g:02d}"].write_text(f">g{g}\n{seq}\n")
+    first = {label: [str(p)] for label, p in list(paths.items())[:11]}
+    db_path = tmp_path / "many.kmerdb"
+    kmerdb.build(db_path, first, k=k, partitions=4, counts=counts, threads=1)
+    with kmerdb.open(db_path, "a") as db, db.transaction():
+        db.append_genome("g11", [str(paths["g11"])], threads=1)
+        db.append_genome("g12", [str(paths["g12"])], threads=1)
+        db.remove_genome("g03")
+    labels = [label for label in paths if label != "g03"]
+    sets = oracle.genome_sets({label: [paths[label]] for label in labels}, k)
+    reads = [core[i : i + 120] for i in range(0, 3800, 97)]
+    reads += [(paths[label].read_text().split()[1])[50:200] for label in labels]
+    reads += ["ACGTN" * 30, "".join(rng.choice("ACGT") for _ in range(200)), ""]
+    with kmerdb.open(db_path) as db:
+        assert db.genomes == tuple(labels)
+        for bins in (database._TALLY_BINS, 1):
+            monkeypatch.setattr(database, "_TALLY_BINS", bins)
+            res = db.query(reads)
+            for i, seq in enumerate(reads):
+                hits, n = oracle.query_hits(seq, sets, k)
+                assert res.n_kmers[i] == n
+                assert res.hits[i].tolist() == [hits[label] for label in labels]
