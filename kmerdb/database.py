@@ -12,7 +12,8 @@ through ``with db.transaction():`` (see :mod:`kmerdb.transaction` and docs/trans
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
 
@@ -25,6 +26,7 @@ from .errors import (
     IncompleteDatabaseError,
     InvalidParameterError,
     KmerDBError,
+    WorkerError,
 )
 from .kmers import (
     INVALID,
@@ -38,11 +40,16 @@ from .kmers import (
 from .evidence import z_rule
 from .structures import structure_stats, unitig_summary
 from .layer import Layer
+from .querypool import QueryPool
 
 __all__ = ["Database", "QueryResult", "open_database"]
 
+_log = logging.getLogger(__name__)
+
 # Positions x genomes per query batch: bounds the (positions, genomes) presence matrix.
 _QUERY_CELLS = 1 << 25
+# Below this many bases a query runs in the calling thread whatever ``threads`` says.
+_PARALLEL_MIN_BASES = 1 << 18
 # Bins of one (sequence, byte value) histogram before the tally counts genome by genome.
 _TALLY_BINS = 1 << 22
 # Row v of entry w: the w bits of value v, most significant first (as np.packbits puts genomes).
@@ -107,6 +114,7 @@ class Database:
         self.path = path
         self.mode = mode
         self._txn = None
+        self._pool, self._pool_lock = None, threading.Lock()
         self._registration = registration
         self._catalog = catalog
         if mode == "a":
@@ -128,6 +136,7 @@ class Database:
             [Layer(self.path, rec, column_of) for rec in layers] for layers in snapshot.partitions
         ]
         self.snapshot, self._loaded, self._loaded_snapshot, self._pending = snapshot, layers, snapshot, None
+        self._close_pool()  # its workers read the layers opened before
 
     @property
     def _layers(self) -> list[list[Layer]]:
@@ -502,7 +511,9 @@ class Database:
         names : sequence of str, optional
             Names carried into the result.
         threads : int
-            Threads to split the sequences over (numpy releases the GIL in its loops).
+            Ways to split the sequences: this thread and ``threads - 1`` worker processes
+            the handle forks on first use and keeps until its snapshot changes or it is
+            closed (see docs/embedding.md).  Calls under 256 Kbp run in this thread.
         z : int, optional
             Consecutive-hit rule: a position counts only inside a run of at least z+1
             consecutive found positions of its sequence (default: the index's z, 0 for exact
@@ -526,38 +537,65 @@ class Database:
         z = self.config.z if z is None else z
         if not isinstance(z, int) or isinstance(z, bool) or z < 0:
             raise InvalidParameterError("z", z, "must be an integer >= 0")
-        n_g = len(self.genomes)
-        hits = np.zeros((len(seqs), n_g), dtype=np.int64)
-        n_kmers = np.zeros(len(seqs), dtype=np.int64)
-        found = np.zeros((2, len(seqs)), dtype=np.int64)  # raw, after the z rule
-        per_batch = max(1, _QUERY_CELLS // max(1, n_g))
-        if threads > 1:
-            per_batch = min(per_batch, max(1, sum(map(len, seqs)) // threads + 1))
-        batches = list(_batches(seqs, per_batch))
-
-        def run(bounds: tuple[int, int]) -> None:
-            lo, hi = bounds  # batches write disjoint rows
-            self._query_batch(seqs[lo:hi], hits[lo:hi], n_kmers[lo:hi], found[:, lo:hi], z)
-
-        if threads > 1 and len(batches) > 1:
-            with ThreadPoolExecutor(min(threads, len(batches))) as pool:
-                list(pool.map(run, batches))
-        else:
-            for bounds in batches:
-                run(bounds)
+        lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+        results = None
+        if threads > 1 and lengths.sum() >= _PARALLEL_MIN_BASES:
+            shares = _split(lengths, threads)
+            if len(shares) > 1:
+                tasks = [(seqs[lo:hi], lengths[lo:hi], z) for lo, hi in shares]
+                try:
+                    results = self._query_pool(len(shares) - 1).try_map(tasks)
+                except WorkerError as exc:
+                    _log.warning("%s; answering in this thread", exc)
+        if results is None:
+            results = [self._query_share(seqs, lengths, z)]
+        hits = np.concatenate([r[0] for r in results])
+        n_kmers = np.concatenate([r[1] for r in results])
+        found = np.concatenate([r[2] for r in results], axis=1)
         return QueryResult(
             self.genomes, hits, n_kmers, tuple(names) if names is not None else None,
             found_raw=found[0], found=found[1], z=z,
         )
 
+    def _query_share(self, seqs: list[bytes], lengths: np.ndarray, z: int) -> tuple[np.ndarray, ...]:
+        """(hits, n_kmers, found) of some sequences, in batches of bounded memory."""
+        n_g = len(self.genomes)
+        hits = np.zeros((len(seqs), n_g), dtype=np.int64)
+        n_kmers = np.zeros(len(seqs), dtype=np.int64)
+        found = np.zeros((2, len(seqs)), dtype=np.int64)  # raw, after the z rule
+        for lo, hi in _batches(lengths, max(1, _QUERY_CELLS // max(1, n_g))):
+            self._query_batch(seqs[lo:hi], lengths[lo:hi], hits[lo:hi], n_kmers[lo:hi], found[:, lo:hi], z)
+        return hits, n_kmers, found
+
+    def _query_pool(self, n_workers: int) -> QueryPool:
+        """The handle's query workers (forked on first use, again after a new snapshot)."""
+        with self._pool_lock:
+            layers = self._layers
+            pool = self._pool
+            if pool is not None and (pool.broken or pool.owner is not layers or pool.n_workers < n_workers):
+                pool.close()
+                pool = self._pool = None
+            if pool is None:
+                pool = self._pool = QueryPool(self._query_share, n_workers, layers)
+            return pool
+
+    def _close_pool(self) -> None:
+        pool, self._pool = self.__dict__.get("_pool"), None
+        if pool is not None:
+            pool.close()
+
     def _query_batch(
-        self, seqs: list[bytes], hits: np.ndarray, n_kmers: np.ndarray, found: np.ndarray, z: int = 0
+        self,
+        seqs: list[bytes],
+        lengths: np.ndarray,
+        hits: np.ndarray,
+        n_kmers: np.ndarray,
+        found: np.ndarray,
+        z: int = 0,
     ) -> None:
         k, n_g = self.config.k, len(self.genomes)
         # one coded array for the whole batch; a separator breaks k-mers between sequences
-        joined = b"\x00".join(seqs)
-        codes = encode(joined)
-        lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+        codes = encode(b"\x00".join(seqs))
         starts = np.cumsum(lengths + 1) - (lengths + 1)
         codes[starts[1:] - 1] = INVALID
         positions, kmers, hashes, others = sequence_kmers(codes, k, self.config.m, partners=True)
@@ -769,6 +807,7 @@ class Database:
         if getattr(self, "_txn", None) is not None:
             self._txn.rollback()
             self._txn = None
+        self._close_pool()
         self._layers = []
         if self._catalog is not None:
             self._catalog.close()
@@ -787,16 +826,24 @@ class Database:
         return f"<kmerdb.Database {self.path!r} k={self.config.k} genomes={len(self.genomes)} gen={self.generation}>"
 
 
-def _batches(seqs: list[bytes], max_positions: int) -> Iterator[tuple[int, int]]:
-    lo = 0
-    total = 0
-    for i, s in enumerate(seqs):
-        total += len(s)
-        if total >= max_positions:
-            yield lo, i + 1
-            lo, total = i + 1, 0
-    if lo < len(seqs) or not seqs:
-        yield lo, len(seqs)
+def _batches(lengths: np.ndarray, max_positions: int) -> list[tuple[int, int]]:
+    """Consecutive ranges of sequences of about ``max_positions`` bases each (at least one)."""
+    cum = np.cumsum(lengths)
+    total = int(cum[-1]) if cum.size else 0
+    # a batch ends with the sequence that reaches the next multiple of max_positions
+    ends = np.searchsorted(cum, np.arange(max_positions, total, max_positions), side="left") + 1
+    bounds = np.unique(np.concatenate([[0], ends, [lengths.size]]))
+    if bounds.size == 1:
+        return [(0, 0)]
+    return list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
+
+
+def _split(lengths: np.ndarray, n: int) -> list[tuple[int, int]]:
+    """At most ``n`` consecutive non-empty ranges of sequences with about equal bases."""
+    cum = np.cumsum(lengths)
+    cuts = np.searchsorted(cum, cum[-1] * np.arange(1, n) / n, side="left") + 1
+    bounds = np.unique(np.concatenate([[0], np.minimum(cuts, lengths.size), [lengths.size]]))
+    return list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
 
 
 def _dir_size(path: str) -> int:

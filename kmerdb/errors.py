@@ -29,6 +29,7 @@ __all__ = [
     "DuplicateLabelError",
     "GenomeNotFoundError",
     "TransactionError",
+    "WorkerError",
 ]
 
 
@@ -224,3 +225,7 @@ class GenomeNotFoundError(KmerDBError, KeyError):
 
 class TransactionError(KmerDBError):
     """A transaction was used wrongly (nested, reused, or write outside one)."""
+
+
+class WorkerError(KmerDBError):
+    """A worker process ended, or failed with an error that is not a kmerdb error."""

@@ -1,6 +1,8 @@
 """The read handle: lookup, query, iteration, sharing between threads and processes."""
 
 import multiprocessing
+import os
+import signal
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -8,11 +10,18 @@ import pytest
 
 import kmerdb
 import oracle
-from conftest import FIXTURES
+from conftest import FIXTURES, GENOMES
 
 
 def reads():
     return oracle.read_sequences(FIXTURES / "reads.fa")
+
+
+@pytest.fixture(scope="module")
+def bases_ab(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ab") / "ab.kmerdb"
+    kmerdb.build(path, {g: GENOMES[g] for g in "AB"}, k=21, partitions=4, threads=1)
+    return path
 
 
 def test_query_matches_oracle(built, oracle_sets):
@@ -115,14 +124,73 @@ def test_open_errors(tmp_path):
         kmerdb.open(tmp_path / "empty")
 
 
-def test_threaded_query_equals_single_threaded(built):
+def _same(a, b):
+    return (a.hits == b.hits).all() and (a.n_kmers == b.n_kmers).all() and (a.found == b.found).all()
+
+
+def test_parallel_query_equals_single_threaded(built, monkeypatch):
+    from kmerdb import database
+
+    monkeypatch.setattr(database, "_PARALLEL_MIN_BASES", 0)
     seqs = [s for _, s in reads()] * 3
     with kmerdb.open(built()) as db:
         one = db.query(seqs)
-        two = db.query(seqs, threads=3)
-        assert (one.hits == two.hits).all() and (one.n_kmers == two.n_kmers).all()
+        assert db._pool is None
+        assert _same(one, db.query(seqs, threads=3))
+        pids = db._pool.pids
+        assert len(pids) == 2
+        assert _same(one, db.query(seqs, threads=2))  # the same workers serve again
+        assert db._pool.pids == pids
+        with ThreadPoolExecutor(3) as pool:  # a busy pool: the other threads answer themselves
+            results = list(pool.map(lambda _: db.query(seqs, threads=3), range(6)))
+        assert all(_same(one, r) for r in results)
+        assert _same(db.query(seqs[:1]), db.query(seqs[:1], threads=3))
         with pytest.raises(kmerdb.InvalidParameterError):
             db.query(seqs, threads=0)
+    for pid in pids:  # closing the handle ended its workers
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_parallel_query_survives_a_killed_worker(built, monkeypatch, caplog):
+    from kmerdb import database
+
+    monkeypatch.setattr(database, "_PARALLEL_MIN_BASES", 0)
+    seqs = [s for _, s in reads()] * 2
+    with kmerdb.open(built()) as db:
+        one = db.query(seqs)
+        assert _same(one, db.query(seqs, threads=2))
+        (pid,) = db._pool.pids
+        os.kill(pid, signal.SIGKILL)
+        with caplog.at_level("WARNING", logger="kmerdb.database"):
+            assert _same(one, db.query(seqs, threads=2))  # answered here, with a warning
+        assert "query worker" in caplog.text
+        assert _same(one, db.query(seqs, threads=2))  # by a new worker
+        assert db._pool.pids != [pid]
+
+
+def test_parallel_query_follows_the_snapshot(bases_ab, monkeypatch, tmp_path):
+    """Workers answer from the snapshot they were forked with; a refresh replaces them."""
+    import shutil
+
+    from kmerdb import database
+
+    monkeypatch.setattr(database, "_PARALLEL_MIN_BASES", 0)
+    path = tmp_path / "db.kmerdb"
+    shutil.copytree(bases_ab, path)
+    seqs = [s for _, s in reads()] * 2
+    with kmerdb.open(path) as reader:
+        before = reader.query(seqs, threads=2)
+        assert before.labels == ("A", "B")
+        old = reader._pool.pids
+        with kmerdb.open(path, "a") as writer, writer.transaction():
+            writer.append_genome("C", GENOMES["C"], threads=1)
+        assert _same(before, reader.query(seqs, threads=2))  # still its snapshot
+        assert reader.refresh()
+        after = reader.query(seqs, threads=2)
+        assert after.labels == ("A", "B", "C") and reader._pool.pids != old
+        assert _same(after, reader.query(seqs))
+        assert (after.hits[:, :2] == before.hits).all()
 
 
 @pytest.mark.parametrize("counts", [True, False])

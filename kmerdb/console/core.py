@@ -70,7 +70,7 @@ def register(sub) -> None:
     p.add_argument("seqs", metavar="SEQS", nargs="+")
     p.add_argument("--kmers", action="store_true", help="SEQS are k-mers, not sequences")
     p.add_argument("--format", choices=("tsv", "json"), default="tsv", help="output format (default tsv)")
-    p.add_argument("--threads", type=int, default=1, help="threads for sequence queries (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="ways to split sequence queries: this process and N-1 forked workers (default 1)")
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser(
