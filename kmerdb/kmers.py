@@ -8,8 +8,9 @@ hash; the hash is a bijection on uint64, so equal minimizer hashes mean equal
 minimizers.  A k-mer and its reverse complement share the minimizer, hence the partition.
 
 Nothing here loops in Python over bases or k-mers: windows are built by doubling
-(about log2(k) shift-or passes), reverse complements by bit reversal, sliding minima
-by doubling.  Long inputs are cut into cache-sized blocks.
+(about log2(k) shift-or passes), reverse complements by bit reversal or, for every
+window of a sequence, by the same doubling on complemented codes; sliding minima by
+doubling.  Long inputs are cut into cache-sized blocks.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "encode",
     "decode",
     "kmer_windows",
+    "kmer_window_pairs",
     "valid_windows",
     "reverse_complement",
     "canonical",
@@ -72,34 +74,67 @@ def _mask(k: int) -> np.uint64:
     return _U64((1 << (2 * k)) - 1)
 
 
+def _doubled(values: np.ndarray, span: int, reverse: bool = False) -> np.ndarray:
+    """Windows of ``span`` (a power of two) 2-bit values, L -> L-span+1, by doubling.
+
+    A window of 2a values is two windows of a side by side: the first one shifted up
+    (``reverse``: the second one, which builds reverse complements from complemented codes).
+    """
+    cur, a = values, 1
+    while a < span:
+        n = cur.size - a
+        nxt = np.empty(n, dtype=np.uint64)
+        high, low = (cur[a:], cur[:n]) if reverse else (cur[:n], cur[a:])
+        np.left_shift(high, _U64(2 * a), out=nxt)
+        nxt |= low
+        cur, a = nxt, a * 2
+    return cur
+
+
+def _padded_values(codes: np.ndarray, k: int) -> tuple[np.ndarray, int, int]:
+    """Codes as uint64 (invalid ones as A), padded for windows of the power of two >= k."""
+    span = 1 << (k - 1).bit_length()
+    pad = span - k
+    values = np.zeros(codes.size + pad, dtype=np.uint64)
+    np.bitwise_and(codes, np.uint8(3), out=values[: codes.size], casting="unsafe")
+    return values, span, pad
+
+
 def kmer_windows(codes: np.ndarray, k: int) -> np.ndarray:
     """Forward k-mer values of every window of ``codes`` (length L -> L-k+1).
 
     Invalid codes are treated as A here; combine with :func:`valid_windows`.
-    Built by doubling: windows of length 2a are two windows of length a side by side.
+    Built by doubling windows of a power of two >= k (log2 of it shift-or passes), then
+    shifting the extra bases out.
     """
     n = codes.size - k + 1
     if n <= 0:
         return np.zeros(0, dtype=np.uint64)
-    power = (codes & np.uint8(3)).astype(np.uint64)
-    plen = 1
-    result = None
-    rlen = 0
-    rest = k
-    while True:
-        if rest & 1:
-            if result is None:
-                result, rlen = power, plen
-            else:
-                size = codes.size - rlen - plen + 1
-                result = (result[:size] << _U64(2 * plen)) | power[rlen : rlen + size]
-                rlen += plen
-        rest >>= 1
-        if not rest:
-            break
-        power = (power[:-plen] << _U64(2 * plen)) | power[plen:]
-        plen *= 2
-    return result[:n]
+    values, span, pad = _padded_values(codes, k)
+    fwd = _doubled(values, span)[:n]
+    if pad:
+        fwd >>= _U64(2 * pad)
+    return fwd
+
+
+def kmer_window_pairs(codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Forward k-mers and their reverse complements for every window of ``codes``.
+
+    The reverse complements come from the complemented codes by the same doubling,
+    read backwards: cheaper than reversing the bits of each forward k-mer.
+    """
+    n = codes.size - k + 1
+    if n <= 0:
+        empty = np.zeros(0, dtype=np.uint64)
+        return empty, empty.copy()
+    values, span, pad = _padded_values(codes, k)
+    fwd = _doubled(values, span)[:n]
+    if pad:
+        fwd >>= _U64(2 * pad)
+    rc = _doubled(values ^ _U64(3), span, reverse=True)[:n]  # (fwd may be ``values`` itself)
+    if pad:  # the top 2*pad bits hold the complements of the padding
+        rc &= _mask(k)
+    return fwd, rc
 
 
 def valid_windows(codes: np.ndarray, k: int) -> np.ndarray:
@@ -209,11 +244,11 @@ def sequence_kmers(codes: np.ndarray, k: int, m: int | None = None, partners: bo
         valid = valid_windows(chunk, k)
         idx = np.flatnonzero(valid)
         pos_parts.append(idx + start)
-        fwd = kmer_windows(chunk, k)
-        rc = reverse_complement(fwd, k)
-        kmer_parts.append(np.minimum(fwd, rc).take(idx))
+        fwd, rc = kmer_window_pairs(chunk, k)
+        fwd_valid, rc_valid = fwd.take(idx), rc.take(idx)
+        kmer_parts.append(np.minimum(fwd_valid, rc_valid))
         if partners:
-            other_parts.append(np.maximum(fwd, rc).take(idx))
+            other_parts.append(np.maximum(fwd_valid, rc_valid))
         if m is not None:
             # The m-mer at a k-mer's start is its top 2m bits, and that m-mer's reverse
             # complement is the bottom 2m bits of the k-mer's reverse complement: no second

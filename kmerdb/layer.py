@@ -225,8 +225,8 @@ class Layer:
         """
         keys = np.asarray(keys, dtype=np.uint64)
         slots = self.mphf.lookup(keys)
-        inside = slots >= 0
-        safe = np.where(inside, slots, 0)
+        inside = slots >= 0  # -1: a stranger that fell through every level
+        safe = np.maximum(slots, 0, out=slots)
         if not self.n:
             return np.zeros(keys.size, dtype=bool), safe
         found = inside & self.evidence.check(keys, safe, self.unitigs, partners)

@@ -213,6 +213,7 @@ def _quarter_masks() -> np.ndarray:
 
 
 _QUARTER_MASKS = _quarter_masks()
+_FIELD_SHIFTS = np.array([62, 32, 42, 52], dtype=np.uint64)
 #: Gpos values ranked per batch, so the (k, 4) temporaries stay in cache.
 RANK_CHUNK = 1 << 15
 
@@ -226,10 +227,11 @@ def _rank(words: np.ndarray, rank: np.ndarray, gpos: np.ndarray) -> np.ndarray:
         w = g >> _S6
         entry = rank.take((w >> np.uint64(4)).view(np.intp))
         quarter = (w >> np.uint64(2)) & np.uint64(3)
-        # Field q (1..3) sits at bit 22 + 10 q; quarter 0 has no field (count 0).
-        inner = (entry >> (np.uint64(22) + np.uint64(10) * quarter)) & np.uint64(1023)
-        inner *= quarter != 0
-        inner += entry & _LOW32
+        # Field q (1..3) sits at bit 22 + 10 q; quarter 0 reads bits 62-63, always 0.
+        inner = entry >> _FIELD_SHIFTS.take(quarter.view(np.intp))
+        inner &= np.uint64(1023)
+        entry &= _LOW32
+        inner += entry
         # The words of the key's quarter, masked to the bits before gpos; their
         # popcounts (<= 255 in total) are four bytes summed by one multiply.
         rows = quarters.take((w >> np.uint64(2)).view(np.intp), axis=0)
@@ -418,9 +420,11 @@ class MPHF:
             in ``[0, n)``; any other key gets a value in ``[0, n)`` or -1.
         """
         keys = _as_keys(keys, "keys")
-        out = np.full(len(keys), -1, dtype=np.int64)
         if self.n == 0 or len(keys) == 0:
-            return out
+            return np.full(len(keys), -1, dtype=np.int64)
+        if len(keys) <= LOOKUP_CHUNK:
+            return self._lookup_chunk(keys)
+        out = np.empty(len(keys), dtype=np.int64)
         for start in range(0, len(keys), LOOKUP_CHUNK):
             stop = min(start + LOOKUP_CHUNK, len(keys))
             out[start:stop] = self._lookup_chunk(keys[start:stop])
@@ -441,7 +445,8 @@ class MPHF:
             pos += np.uint64(self._offsets[level])  # global bit position
             bit = words.take((pos >> _S6).view(np.intp))
             bit >>= pos & _B63
-            hit = (bit & _ONE).astype(bool)
+            bit &= _ONE
+            hit = bit.astype(bool)
             # flatnonzero + take is ~5x faster than boolean-mask indexing here.
             sel = np.flatnonzero(hit)
             hit_pos.append(pos.take(sel))
