@@ -407,15 +407,16 @@ class Database:
 
     # -- lookups -----------------------------------------------------------------------
     def _locate(
-        self, kmers: np.ndarray, hashes: np.ndarray, partners: np.ndarray | None = None
+        self, kmers: np.ndarray, hashes: np.ndarray, tags: np.ndarray | None = None
     ) -> list[tuple[Layer, np.ndarray, np.ndarray]]:
-        """Find canonical k-mers: a list of (layer, indices into ``kmers``, slots).
+        """Find canonical k-mers: a list of (layer, tags of the keys found, their slots).
 
-        ``partners`` (optional) holds the reverse complement of each k-mer.  The layers
-        of a partition hold disjoint k-mers, so a key an exact layer finds is looked for
-        no further.  A key an approx layer accepts may be a false positive there and a
-        true member of a later layer: it is looked for in every layer, and an index may
-        then come back from several layers (callers combine their rows).
+        The tag of ``kmers[i]`` is ``tags[i]`` (non-negative int64, such as the sequence
+        a k-mer comes from) or, without ``tags``, ``i``.  The layers of a partition hold
+        disjoint k-mers, so a key an exact layer finds is looked for no further.  A key
+        an approx layer accepts may be a false positive there and a true member of a
+        later layer: it is looked for in every layer, and a tag may then come back from
+        several layers (callers combine their rows).
         """
         out = []
         n_parts = self.config.n_partitions
@@ -424,26 +425,27 @@ class Database:
         order = np.argsort(parts, kind="stable")
         bounds = np.zeros(n_parts + 1, dtype=np.int64)
         np.cumsum(np.bincount(parts, minlength=n_parts), out=bounds[1:])
-        # one gather in partition order; each partition then works on slices of it
-        sorted_keys = kmers.take(order)
-        sorted_mates = partners.take(order) if partners is not None else None
+        # key and tag side by side: one gather in partition order fetches both (a gather
+        # through the permutation costs a cache miss per run of neighbouring positions)
+        pairs = np.empty((kmers.size, 2), dtype=np.uint64)
+        pairs[:, 0] = kmers
+        pairs[:, 1] = tags if tags is not None else np.arange(kmers.size)
+        pairs = pairs.take(order, axis=0)
         for p, layers in enumerate(self._layers):
             lo, hi = int(bounds[p]), int(bounds[p + 1])
             if lo == hi or not layers:
                 continue
-            idx, keys = order[lo:hi], sorted_keys[lo:hi]
-            mates = sorted_mates[lo:hi] if sorted_mates is not None else None
+            keys, ids = pairs[lo:hi, 0], pairs[lo:hi, 1]
             for layer in layers:
-                found, slots = layer.find(keys, mates)
+                found, slots = layer.find(keys)
                 hit = np.flatnonzero(found)
                 if hit.size:
-                    out.append((layer, idx.take(hit), slots.take(hit)))
+                    out.append((layer, ids.take(hit).view(np.int64), slots.take(hit)))
                     if len(layers) > 1 and layer.exact:
                         rest = np.flatnonzero(~found)
                         if not rest.size:
                             break
-                        idx, keys = idx.take(rest), keys.take(rest)
-                        mates = mates.take(rest) if mates is not None else None
+                        keys, ids = keys.take(rest), ids.take(rest)
         return out
 
     def _rows(self, kmers: np.ndarray, hashes: np.ndarray, counts: bool) -> np.ndarray:
@@ -598,7 +600,7 @@ class Database:
         codes = encode(b"\x00".join(seqs))
         starts = np.cumsum(lengths + 1) - (lengths + 1)
         codes[starts[1:] - 1] = INVALID
-        positions, kmers, hashes, others = sequence_kmers(codes, k, self.config.m, partners=True)
+        positions, kmers, hashes = sequence_kmers(codes, k, self.config.m)
         # positions are ascending: count them per sequence by searching the starts
         per_seq = np.diff(np.searchsorted(positions, np.append(starts, codes.size)))
         n_kmers += per_seq
@@ -606,12 +608,12 @@ class Database:
         union = any(not layer.exact for layers in self._layers for layer in layers)
         if not union and not z:
             # exact evidence: each position is answered by at most one layer
-            self._tally_exact(kmers, hashes, others, per_seq, hits, found)
+            self._tally_exact(kmers, hashes, per_seq, hits, found)
             return
         # presence of every k-mer position, in position order, then summed per sequence
         present = np.zeros((kmers.size, n_g), dtype=bool)
         hit = np.zeros(kmers.size, dtype=bool)
-        for layer, idx, slots in self._locate(kmers, hashes, others):
+        for layer, idx, slots in self._locate(kmers, hashes):
             block = np.zeros((idx.size, n_g), dtype=bool)
             layer.fill_rows(slots, block, False)
             if union:
@@ -645,7 +647,6 @@ class Database:
         self,
         kmers: np.ndarray,
         hashes: np.ndarray,
-        others: np.ndarray,
         per_seq: np.ndarray,
         hits: np.ndarray,
         found: np.ndarray,
@@ -661,8 +662,7 @@ class Database:
         seq_of = np.repeat(np.arange(n_seqs, dtype=np.int64), per_seq)
         found_seqs = []
         codes: dict[tuple[int, ...], list[np.ndarray]] = {}
-        for layer, idx, slots in self._locate(kmers, hashes, others):
-            seqs = seq_of.take(idx)
+        for layer, seqs, slots in self._locate(kmers, hashes, seq_of):
             found_seqs.append(seqs)
             for cols, values in layer.presence_bytes(slots):
                 width = cols.size
@@ -670,14 +670,15 @@ class Database:
                 codes.setdefault(tuple(cols.tolist()), []).append((seqs << width) | values)
         if not found_seqs:
             return
-        per_found = np.bincount(np.concatenate(found_seqs), minlength=n_seqs)
-        found[0] += per_found
-        found[1] += per_found
+        n_found = sum(s.size for s in found_seqs)
+        per_found = None
         for cols, parts in codes.items():
             width = len(cols)
             merged = np.concatenate(parts)
             if n_seqs << width <= _TALLY_BINS:
                 table = np.bincount(merged, minlength=n_seqs << width).reshape(n_seqs, 1 << width)
+                if merged.size == n_found:  # every found position has a byte here: its row sums count them
+                    per_found = table.sum(axis=1)
                 # float64 product: exact for any count below 2**53
                 sums = np.rint(table.astype(np.float64) @ _VALUE_BITS[width]).astype(np.int64)
             else:  # too many bins: one histogram per genome
@@ -688,6 +689,10 @@ class Database:
             for j, col in enumerate(cols):
                 if col >= 0:
                     hits[:, col] += sums[:, j]
+        if per_found is None:
+            per_found = np.bincount(np.concatenate(found_seqs), minlength=n_seqs)
+        found[0] += per_found
+        found[1] += per_found
 
     def iter_kmers(self) -> Iterator[np.ndarray]:
         """Yield every canonical k-mer of the index as uint64 blocks (one per layer, sorted).

@@ -137,7 +137,7 @@ class Evidence:
         """The stored field of each slot (uint64)."""
         return bits.unpack(self.words, self.n, self.width, slots)
 
-    def check(self, keys: np.ndarray, slots: np.ndarray, unitigs, partners: np.ndarray | None = None) -> np.ndarray:
+    def check(self, keys: np.ndarray, slots: np.ndarray, unitigs) -> np.ndarray:
         """Whether each canonical key is the k-mer of its slot (approx: may say yes wrongly).
 
         Parameters
@@ -148,16 +148,12 @@ class Evidence:
             The MPHF slot of each key (in ``[0, n)``).
         unitigs : UnitigSet
             The layer's unitigs (exact evidence reads the k-mers there).
-        partners : ndarray of uint64, optional
-            The reverse complement of each key, when the caller has it already.
         """
         stored = self.values(slots)
         if self.kind == "approx":
             return stored == fingerprints(keys, self.width, self.seed)
         kmer = unitigs.kmer_at(stored)
         # the unitig may read the k-mer in either orientation; keys are canonical
-        if partners is not None:
-            return (kmer == keys) | (kmer == partners)
         return (kmer == keys) | (reverse_complement(kmer, unitigs.k) == keys)
 
 

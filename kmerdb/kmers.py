@@ -220,7 +220,7 @@ def partition_of(min_hashes: np.ndarray, n_partitions: int, dtype=np.int64) -> n
     return (min_hashes % _U64(n_partitions)).astype(dtype)
 
 
-def sequence_kmers(codes: np.ndarray, k: int, m: int | None = None, partners: bool = False):
+def sequence_kmers(codes: np.ndarray, k: int, m: int | None = None):
     """Canonical k-mers of a coded sequence, block by block.
 
     Returns
@@ -231,12 +231,8 @@ def sequence_kmers(codes: np.ndarray, k: int, m: int | None = None, partners: bo
         Its canonical code.
     min_hashes : ndarray of uint64 or None
         Its minimizer hash (when ``m`` is given).
-    others : ndarray of uint64
-        Only with ``partners=True``: the other orientation of each k-mer (the larger of
-        the k-mer and its reverse complement), which saves a reverse complement to
-        callers that compare both.
     """
-    pos_parts, kmer_parts, hash_parts, other_parts = [], [], [], []
+    pos_parts, kmer_parts, hash_parts = [], [], []
     n = codes.size - k + 1
     for start in range(0, max(n, 0), BLOCK):
         stop = min(start + BLOCK, n)
@@ -245,10 +241,7 @@ def sequence_kmers(codes: np.ndarray, k: int, m: int | None = None, partners: bo
         idx = np.flatnonzero(valid)
         pos_parts.append(idx + start)
         fwd, rc = kmer_window_pairs(chunk, k)
-        fwd_valid, rc_valid = fwd.take(idx), rc.take(idx)
-        kmer_parts.append(np.minimum(fwd_valid, rc_valid))
-        if partners:
-            other_parts.append(np.maximum(fwd_valid, rc_valid))
+        kmer_parts.append(np.minimum(fwd.take(idx), rc.take(idx)))
         if m is not None:
             # The m-mer at a k-mer's start is its top 2m bits, and that m-mer's reverse
             # complement is the bottom 2m bits of the k-mer's reverse complement: no second
@@ -259,13 +252,10 @@ def sequence_kmers(codes: np.ndarray, k: int, m: int | None = None, partners: bo
             hash_parts.append(_sliding_min(hashes, k - m + 1).take(idx))
     if not pos_parts:
         empty = np.zeros(0, dtype=np.uint64)
-        out = np.zeros(0, dtype=np.int64), empty, (empty if m is not None else None)
-        return out + (empty,) if partners else out
+        return np.zeros(0, dtype=np.int64), empty, (empty if m is not None else None)
     positions = np.concatenate(pos_parts)
     kmers = np.concatenate(kmer_parts)
     hashes = np.concatenate(hash_parts) if m is not None else None
-    if partners:
-        return positions, kmers, hashes, np.concatenate(other_parts)
     return positions, kmers, hashes
 
 

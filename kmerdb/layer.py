@@ -211,11 +211,8 @@ class Layer:
             columns = np.array([column_of.get(g, -1) for g in group.genome_ids], dtype=np.intp)
             self._byte_columns.append([columns[b : b + 8] for b in range(0, columns.size, 8)])
 
-    def find(self, keys: np.ndarray, partners: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Membership of ``keys`` (uint64 canonical k-mers).
-
-        ``partners``, when given, holds the reverse complement of each key (it spares
-        exact evidence one).
 
         Returns
         -------
@@ -229,7 +226,7 @@ class Layer:
         safe = np.maximum(slots, 0, out=slots)
         if not self.n:
             return np.zeros(keys.size, dtype=bool), safe
-        found = inside & self.evidence.check(keys, safe, self.unitigs, partners)
+        found = inside & self.evidence.check(keys, safe, self.unitigs)
         return found, safe
 
     @property
