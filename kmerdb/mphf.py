@@ -44,9 +44,12 @@ Serialized layout.  :meth:`MPHF.to_array` returns one 1-D little-endian
                     12 words of the block
     fallback_start  F sorted ``h0`` values of the fallback keys
 
-The rank directory costs 64 bits per 1024 (6.25 %) and a lookup reads at
-most four bit words of the block after it.  Its 32-bit absolute counts limit
-an MPHF to fewer than 2**32 keys, far above what one partition layer holds.
+The rank directory costs 64 bits per 1024 (6.25 %) on disk.  Its 32-bit
+absolute counts limit an MPHF to fewer than 2**32 keys, far above what one
+partition layer holds.  At its first lookup an MPHF builds, in memory, the
+number of 1 bits before each word inside its block (a uint16 per word: a
+quarter of the bit array); a rank then reads the block's entry, that count
+and the one word holding the bit.
 
 :meth:`MPHF.from_array` takes views (slices) of the array, so a read-only
 ``np.memmap`` from ``np.load(path, mmap_mode="r")`` is used in place.
@@ -202,45 +205,35 @@ def _build_rank(words: np.ndarray) -> np.ndarray:
     ).astype(_U64)
 
 
-def _quarter_masks() -> np.ndarray:
-    """Row o (0..255) masks the bits before bit offset o of a 4-word quarter."""
-    o = np.arange(256, dtype=np.int64)[:, None]
-    nbits = np.clip(o - np.arange(0, 256, 64, dtype=np.int64)[None, :], 0, 64).astype(np.uint64)
-    full = ~np.uint64(0)
-    # ~0 >> (64 - nbits) for nbits in 1..64; shifting by 64 is undefined, so nbits == 0 separately.
-    masks = np.where(nbits == 0, np.uint64(0), full >> (np.uint64(64) - np.maximum(nbits, _ONE)))
-    return np.ascontiguousarray(masks, dtype=np.uint64)
-
-
-_QUARTER_MASKS = _quarter_masks()
-_FIELD_SHIFTS = np.array([62, 32, 42, 52], dtype=np.uint64)
-#: Gpos values ranked per batch, so the (k, 4) temporaries stay in cache.
+#: Row o masks the bits below bit o of a word (o = 0..63).
+_LOW_MASKS = np.array([(1 << o) - 1 for o in range(64)], dtype=np.uint64)
+#: Gpos values ranked per batch, so the temporaries stay in cache.
 RANK_CHUNK = 1 << 15
 
 
-def _rank(words: np.ndarray, rank: np.ndarray, gpos: np.ndarray) -> np.ndarray:
+def _word_prefix(words: np.ndarray) -> np.ndarray:
+    """Ones before each word inside its rank block (uint16: a block holds 1024 bits)."""
+    counts = np.bitwise_count(words).astype(np.uint16)
+    counts = np.concatenate([counts, np.zeros(-counts.size % RANK_BLOCK_WORDS, dtype=np.uint16)])
+    blocks = counts.reshape(-1, RANK_BLOCK_WORDS)
+    within = np.cumsum(blocks, axis=1, dtype=np.uint16)
+    within -= blocks
+    return within.ravel()[: words.size]
+
+
+def _rank(words: np.ndarray, rank: np.ndarray, within: np.ndarray, gpos: np.ndarray) -> np.ndarray:
     """Number of 1 bits before each global bit position ``gpos`` (int64)."""
     out = np.empty(len(gpos), dtype=np.int64)
-    quarters = words.reshape(-1, 4)
     for start in range(0, len(gpos), RANK_CHUNK):
         g = gpos[start : start + RANK_CHUNK]
-        w = g >> _S6
-        entry = rank.take((w >> np.uint64(4)).view(np.intp))
-        quarter = (w >> np.uint64(2)) & np.uint64(3)
-        # Field q (1..3) sits at bit 22 + 10 q; quarter 0 reads bits 62-63, always 0.
-        inner = entry >> _FIELD_SHIFTS.take(quarter.view(np.intp))
-        inner &= np.uint64(1023)
-        entry &= _LOW32
-        inner += entry
-        # The words of the key's quarter, masked to the bits before gpos; their
-        # popcounts (<= 255 in total) are four bytes summed by one multiply.
-        rows = quarters.take((w >> np.uint64(2)).view(np.intp), axis=0)
-        rows &= _QUARTER_MASKS.take((g & np.uint64(255)).view(np.intp), axis=0)
-        c = np.bitwise_count(rows).view(np.uint32).ravel()
-        c *= np.uint32(0x01010101)
-        c >>= np.uint32(24)
-        inner += c
-        out[start : start + len(g)] = inner
+        w = (g >> _S6).view(np.intp)
+        count = rank.take(w >> 4)  # the block's entry: ones before the block in its low 32 bits
+        count &= _LOW32
+        count += within.take(w)
+        word = words.take(w)
+        word &= _LOW_MASKS.take((g & _B63).view(np.intp))
+        count += np.bitwise_count(word)
+        out[start : start + len(g)] = count
     return out
 
 
@@ -277,6 +270,7 @@ class MPHF:
         "_offsets",
         "_words",
         "_rank",
+        "_within",
         "_fallback",
         "_base_salt",
         "_salts",
@@ -300,6 +294,7 @@ class MPHF:
         self._words = base[header["bits_start"] : header["rank_start"]]
         self._rank = base[header["rank_start"] : header["fallback_start"]]
         self._fallback = base[header["fallback_start"] : header["total"]]
+        self._within = None  # per-word ranks inside blocks, built at the first lookup
         self._base_salt, self._salts, self._mults = _level_constants(self.seed, self.n_levels)
 
     # ------------------------------------------------------------------ build
@@ -374,7 +369,7 @@ class MPHF:
         _check_distinct(fallback, is_sorted=True)
 
         n_words = sum(sizes) // 64
-        padded = -(-n_words // 4) * 4  # whole quarters, as _rank reads them
+        padded = -(-n_words // 4) * 4  # whole quarters, as the rank directory counts them
         L, F = len(sizes), len(fallback)
         bits_start = HEADER_WORDS + L
         rank_start = bits_start + padded
@@ -455,7 +450,10 @@ class MPHF:
             idx = sel if idx is None else idx.take(sel)
             h = h.take(sel)
         if hit_idx:
-            out[np.concatenate(hit_idx)] = _rank(words, self._rank, np.concatenate(hit_pos))
+            within = self._within
+            if within is None:
+                within = self._within = _word_prefix(words)
+            out[np.concatenate(hit_idx)] = _rank(words, self._rank, within, np.concatenate(hit_pos))
         if len(h) and self.n_fallback:
             fb = self._fallback
             j = np.searchsorted(fb, h)
