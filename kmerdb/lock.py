@@ -25,16 +25,38 @@ import fcntl
 import os
 import time
 import uuid
+import weakref
 
 from .errors import KmerDBError, LockedError
 
-__all__ = ["LOCKS_DIR", "WriterLock", "ReaderRegistration", "live_readers"]
+__all__ = ["LOCKS_DIR", "WriterLock", "ReaderRegistration", "live_readers", "forget_inherited"]
 
 LOCKS_DIR = "locks"
 _WRITER = "writer"
 _READERS = "readers"
 _ANY = "*"
 _WIDTH = 24  # registration content is rewritten in place at this fixed width
+
+# Every lock object of this process with an open lock file.  A flock belongs to the open
+# file, which a forked child shares: a child keeping its copy would keep the lock after
+# its parent released it, so long-lived children drop their copies (forget_inherited).
+_HOLDERS: "weakref.WeakSet[WriterLock | ReaderRegistration]" = weakref.WeakSet()
+
+
+def forget_inherited() -> None:
+    """In a forked child: close the child's copies of its parent's lock files.
+
+    The parent's locks stay as they are (the parent still has the files open); the
+    child's lock objects no longer hold anything.
+    """
+    for holder in list(_HOLDERS):
+        fd, holder.fd = holder.fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    _HOLDERS.clear()
 
 
 class WriterLock:
@@ -68,7 +90,8 @@ class WriterLock:
             Another process holds the lock (and waiting was not asked for or timed out).
         """
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        _HOLDERS.add(self)  # from now on: a fork while waiting must not keep the file either
         try:
             if wait is True:
                 fcntl.flock(fd, fcntl.LOCK_EX)
@@ -91,9 +114,10 @@ class WriterLock:
             os.pwrite(fd, f"{os.getpid()}".ljust(_WIDTH - 1).encode() + b"\n", 0)
             os.fsync(fd)
         except BaseException:
+            self.fd = None
+            _HOLDERS.discard(self)
             os.close(fd)
             raise
-        self.fd = fd
         return self
 
     def release(self, clean: bool = True) -> None:
@@ -104,6 +128,7 @@ class WriterLock:
             if clean:
                 os.ftruncate(self.fd, 0)
         finally:
+            _HOLDERS.discard(self)
             os.close(self.fd)
             self.fd = None
 
@@ -146,6 +171,7 @@ class ReaderRegistration:
             return
         self.fd, self.path = fd, final
         self.pid = os.getpid()
+        _HOLDERS.add(self)
 
     def set(self, generation: int | None) -> None:
         """Announce the generation read (None: between generations, protect them all)."""
@@ -158,6 +184,7 @@ class ReaderRegistration:
             return
         if self.path is not None and os.getpid() == self.pid:
             _unlink(self.path)  # a forked child closing its copy leaves the parent registered
+        _HOLDERS.discard(self)
         os.close(self.fd)
         self.fd = None
 

@@ -21,12 +21,14 @@ import threading
 from typing import Callable
 
 from .errors import KmerDBError, WorkerError
+from .lock import forget_inherited
 
 __all__ = ["QueryPool"]
 
 
 def _serve(conn, run: Callable) -> None:
     """Worker loop: run each task received, send back ``(ok, result or exception)``."""
+    forget_inherited()  # a worker outlives transactions: it must not keep their lock files
     while True:
         try:
             task = conn.recv()

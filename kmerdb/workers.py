@@ -2,7 +2,8 @@
 
 Workers are forked so they inherit what the parent prepared (a module's state dict, open
 spill files) without pickling it; tasks then carry only small arguments.  Every pool is
-closed on success and terminated on failure, and the state is cleared either way.
+closed on success and terminated on failure, and the state is cleared either way.  A
+worker first drops its copies of the parent's lock files (see :func:`kmerdb.lock.forget_inherited`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import multiprocessing
 from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator
+
+from .lock import forget_inherited
 
 __all__ = ["forked_pool", "imap"]
 
@@ -26,7 +29,7 @@ def forked_pool(threads: int, n_tasks: int, state: dict, /, **values) -> Iterato
     pool = None
     try:
         if threads > 1 and n_tasks > 1:
-            pool = multiprocessing.get_context("fork").Pool(min(threads, n_tasks))
+            pool = multiprocessing.get_context("fork").Pool(min(threads, n_tasks), initializer=forget_inherited)
         yield pool
         if pool is not None:
             pool.close()

@@ -232,3 +232,25 @@ def test_query_of_many_genomes_after_edits(tmp_path, monkeypatch, counts):
                 hits, n = oracle.query_hits(seq, sets, k)
                 assert res.n_kmers[i] == n
                 assert res.hits[i].tolist() == [hits[label] for label in labels]
+
+
+def test_query_workers_do_not_keep_a_writer_lock(bases_ab, monkeypatch, tmp_path):
+    """Workers forked while this process holds the writer lock drop their copy of it."""
+    import shutil
+
+    from kmerdb import database
+
+    monkeypatch.setattr(database, "_PARALLEL_MIN_BASES", 0)
+    path = tmp_path / "db.kmerdb"
+    shutil.copytree(bases_ab, path)
+    seqs = [s for _, s in reads()] * 2
+    with kmerdb.open(path) as reader:
+        with kmerdb.open(path, "a") as writer, writer.transaction():
+            writer.append_genome("C", GENOMES["C"], threads=1)
+            first = reader.query(seqs, threads=2)  # forks its worker now, lock held
+            inside = writer.query(seqs, threads=2)  # the writer's staged snapshot
+            assert inside.labels == ("A", "B", "C")
+        assert reader._pool is not None and writer._pool is None
+        with kmerdb.open(path, "a") as again, again.transaction():  # the lock is free
+            again.remove_genome("C")
+        assert _same(first, reader.query(seqs, threads=2))
