@@ -17,6 +17,7 @@ same handle is using it) runs in its own thread instead of waiting.
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import threading
 from typing import Callable
 
@@ -29,6 +30,9 @@ __all__ = ["QueryPool"]
 def _serve(conn, run: Callable) -> None:
     """Worker loop: run each task received, send back ``(ok, result or exception)``."""
     forget_inherited()  # a worker outlives transactions: it must not keep their lock files
+    # Ctrl-C is the parent's to handle (a terminal sends it to the whole group); the
+    # worker ends when the parent closes the pool or goes away
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try:
             task = conn.recv()
