@@ -568,14 +568,14 @@ class Bench:
         res["open_wall"] = time.perf_counter() - t0
         try:
             times, threaded = [], []
-            result = None
+            result = split = None
             for _ in range(self.args.repeat):  # alternate them, so all see the same machine load
                 t0 = time.perf_counter()
                 result = db.query(reads)
                 times.append(time.perf_counter() - t0)
                 if self.args.threads > 1:
                     t0 = time.perf_counter()
-                    db.query(reads, threads=self.args.threads)
+                    split = db.query(reads, threads=self.args.threads)
                     threaded.append(time.perf_counter() - t0)
                 if bb is not None:
                     bb.lookup_once()
@@ -583,6 +583,10 @@ class Bench:
             res["wall"] = min(times)
             if threaded:
                 res["threaded_wall"] = min(threaded)
+                res["threaded_first_wall"] = threaded[0]
+                res["threaded_same_answer"] = bool(
+                    np.array_equal(split.hits, result.hits) and np.array_equal(split.n_kmers, result.n_kmers)
+                )
             res["ns_per_kmer"] = res["wall"] / n_kmers_expected * 1e9
             n_k = np.asarray(result.n_kmers)
             hits = np.asarray(result.hits)
@@ -864,7 +868,10 @@ def render(b: Bench) -> None:
         if "threaded_wall" in q:
             t.add_row(f"kmerdb db.query(reads, threads={b.args.threads})", f"{q['kmers']:,}", secs(q["threaded_wall"]),
                       f"{q['threaded_wall'] / q['kmers'] * 1e9:.1f}", "-",
-                      ratio(q["threaded_wall"], q["bbhash"].get("lookup_wall")), "the same reads split over threads")
+                      ratio(q["threaded_wall"], q["bbhash"].get("lookup_wall")),
+                      f"the same reads, this thread and {b.args.threads - 1} query worker process(es); "
+                      f"first call {q.get('threaded_first_wall', float('nan')):.3f} s (forks the workers); "
+                      f"{'same' if q.get('threaded_same_answer') else 'DIFFERENT'} hits as one thread")
         bb = q["bbhash"]
         if bb.get("status") == "ok":
             t.add_row("bbhash lookup_many", f"{bb['queries']:,}", secs(bb["lookup_wall"]), f"{bb['ns_per_key']:.1f}",
