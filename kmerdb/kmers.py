@@ -74,29 +74,51 @@ def _mask(k: int) -> np.uint64:
     return _U64((1 << (2 * k)) - 1)
 
 
-def _doubled(values: np.ndarray, span: int, reverse: bool = False) -> np.ndarray:
+class _Scratch:
+    """Work arrays reused from block to block of one call.
+
+    A fresh temporary per numpy step costs page faults whenever the allocator has given
+    the memory back to the system (measured: half the time of the window passes of a
+    query); a block loop that takes its temporaries from here allocates once.
+    """
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, size: int, dtype=np.uint64) -> np.ndarray:
+        arr = self._arrays.get(name)
+        if arr is None or arr.size < size or arr.dtype != dtype:
+            arr = self._arrays[name] = np.empty(size, dtype=dtype)
+        return arr[:size]
+
+
+def _doubled(values: np.ndarray, span: int, reverse: bool = False, scratch: _Scratch | None = None) -> np.ndarray:
     """Windows of ``span`` (a power of two) 2-bit values, L -> L-span+1, by doubling.
 
     A window of 2a values is two windows of a side by side: the first one shifted up
     (``reverse``: the second one, which builds reverse complements from complemented codes).
+    The result is a fresh array, or (with ``scratch``) one of its work arrays.
     """
-    cur, a = values, 1
+    cur, a, turn = values, 1, 0
+    tag = "rc" if reverse else "fwd"
     while a < span:
         n = cur.size - a
-        nxt = np.empty(n, dtype=np.uint64)
+        nxt = scratch.get(f"{tag}{turn}", n) if scratch is not None else np.empty(n, dtype=np.uint64)
         high, low = (cur[a:], cur[:n]) if reverse else (cur[:n], cur[a:])
         np.left_shift(high, _U64(2 * a), out=nxt)
         nxt |= low
-        cur, a = nxt, a * 2
+        cur, a, turn = nxt, a * 2, turn ^ 1
     return cur
 
 
-def _padded_values(codes: np.ndarray, k: int) -> tuple[np.ndarray, int, int]:
+def _padded_values(codes: np.ndarray, k: int, scratch: _Scratch | None = None) -> tuple[np.ndarray, int, int]:
     """Codes as uint64 (invalid ones as A), padded for windows of the power of two >= k."""
     span = 1 << (k - 1).bit_length()
     pad = span - k
-    values = np.zeros(codes.size + pad, dtype=np.uint64)
+    size = codes.size + pad
+    values = scratch.get("values", size) if scratch is not None else np.empty(size, dtype=np.uint64)
     np.bitwise_and(codes, np.uint8(3), out=values[: codes.size], casting="unsafe")
+    values[codes.size :] = 0
     return values, span, pad
 
 
@@ -117,21 +139,27 @@ def kmer_windows(codes: np.ndarray, k: int) -> np.ndarray:
     return fwd
 
 
-def kmer_window_pairs(codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def kmer_window_pairs(
+    codes: np.ndarray, k: int, scratch: _Scratch | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Forward k-mers and their reverse complements for every window of ``codes``.
 
     The reverse complements come from the complemented codes by the same doubling,
-    read backwards: cheaper than reversing the bits of each forward k-mer.
+    read backwards: cheaper than reversing the bits of each forward k-mer.  With
+    ``scratch`` the results are work arrays of it, valid until its next use.
     """
     n = codes.size - k + 1
     if n <= 0:
         empty = np.zeros(0, dtype=np.uint64)
         return empty, empty.copy()
-    values, span, pad = _padded_values(codes, k)
-    fwd = _doubled(values, span)[:n]
+    values, span, pad = _padded_values(codes, k, scratch)
+    fwd = _doubled(values, span, scratch=scratch)[:n]
     if pad:
         fwd >>= _U64(2 * pad)
-    rc = _doubled(values ^ _U64(3), span, reverse=True)[:n]  # (fwd may be ``values`` itself)
+    if span == 1:
+        values = values.copy()  # fwd is ``values`` itself
+    values ^= _U64(3)
+    rc = _doubled(values, span, reverse=True, scratch=scratch)[:n]
     if pad:  # the top 2*pad bits hold the complements of the padding
         rc &= _mask(k)
     return fwd, rc
@@ -164,11 +192,16 @@ def canonical(kmers: np.ndarray, k: int) -> np.ndarray:
 def mix64(x: np.ndarray, seed: int = 0) -> np.ndarray:
     """A bijective 64-bit mixer (murmur3's fmix64 after xoring a seed)."""
     h = np.bitwise_xor(x, _U64(seed & 0xFFFFFFFFFFFFFFFF), dtype=np.uint64)
-    h ^= h >> _S33
-    h *= _M1
-    h ^= h >> _S33
-    h *= _M2
-    h ^= h >> _S33
+    return _fmix64(h, np.empty_like(h))
+
+
+def _fmix64(h: np.ndarray, tmp: np.ndarray) -> np.ndarray:
+    """murmur3's fmix64 of ``h`` in place (``tmp``: a work array of the same size)."""
+    for mult in (_M1, _M2, None):
+        np.right_shift(h, _S33, out=tmp)
+        h ^= tmp
+        if mult is not None:
+            h *= mult
     return h
 
 
@@ -176,18 +209,21 @@ def mix64(x: np.ndarray, seed: int = 0) -> np.ndarray:
 _MINIMIZER_SEED = 0x9E3779B97F4A7C15
 
 
-def _sliding_min(values: np.ndarray, w: int) -> np.ndarray:
+def _sliding_min(values: np.ndarray, w: int, scratch: _Scratch | None = None) -> np.ndarray:
     """Minimum of every run of ``w`` consecutive values (L -> L-w+1).
 
     By doubling: after j passes ``cur[i]`` is the minimum of ``2**j`` values from i; a window
     of w is then two overlapping spans.  log2(w) + 1 contiguous passes, no transposes.
     """
     n = values.size - w + 1
-    cur, span = values, 1
+    cur, span, turn = values, 1, 0
     while span * 2 <= w:
-        cur = np.minimum(cur[:-span], cur[span:])
-        span *= 2
-    return np.minimum(cur[:n], cur[w - span : w - span + n])
+        size = cur.size - span
+        nxt = scratch.get(f"min{turn}", size) if scratch is not None else np.empty(size, dtype=values.dtype)
+        np.minimum(cur[:-span], cur[span:], out=nxt)
+        cur, span, turn = nxt, span * 2, turn ^ 1
+    out = scratch.get(f"min{turn}", n) if scratch is not None else np.empty(n, dtype=values.dtype)
+    return np.minimum(cur[:n], cur[w - span : w - span + n], out=out)
 
 
 def minimizer_hashes(codes: np.ndarray, k: int, m: int) -> np.ndarray:
@@ -232,31 +268,39 @@ def sequence_kmers(codes: np.ndarray, k: int, m: int | None = None):
     min_hashes : ndarray of uint64 or None
         Its minimizer hash (when ``m`` is given).
     """
-    pos_parts, kmer_parts, hash_parts = [], [], []
-    n = codes.size - k + 1
-    for start in range(0, max(n, 0), BLOCK):
+    n = max(codes.size - k + 1, 0)
+    # written block by block into arrays sized for every window, then cut to the valid ones
+    positions = np.empty(n, dtype=np.int64)
+    kmers = np.empty(n, dtype=np.uint64)
+    hashes = np.empty(n, dtype=np.uint64) if m is not None else None
+    scratch = _Scratch()
+    kept = 0
+    for start in range(0, n, BLOCK):
         stop = min(start + BLOCK, n)
         chunk = codes[start : stop + k - 1]
-        valid = valid_windows(chunk, k)
-        idx = np.flatnonzero(valid)
-        pos_parts.append(idx + start)
-        fwd, rc = kmer_window_pairs(chunk, k)
-        kmer_parts.append(np.minimum(fwd.take(idx), rc.take(idx)))
+        idx = np.flatnonzero(valid_windows(chunk, k))
+        end = kept + idx.size
+        np.add(idx, start, out=positions[kept:end])
+        fwd, rc = kmer_window_pairs(chunk, k, scratch)
+        fwd_valid = np.take(fwd, idx, out=scratch.get("fwd_valid", idx.size))
+        rc_valid = np.take(rc, idx, out=scratch.get("rc_valid", idx.size))
+        np.minimum(fwd_valid, rc_valid, out=kmers[kept:end])
         if m is not None:
             # The m-mer at a k-mer's start is its top 2m bits, and that m-mer's reverse
             # complement is the bottom 2m bits of the k-mer's reverse complement: no second
             # window pass.  Only the last k-m m-mers of the chunk need one, on k-1 bases.
-            mmers = np.minimum(fwd >> _U64(2 * (k - m)), rc & _mask(m))
-            tail = canonical(kmer_windows(chunk[stop - start :], m), m)
-            hashes = mix64(np.concatenate([mmers, tail]), _MINIMIZER_SEED)
-            hash_parts.append(_sliding_min(hashes, k - m + 1).take(idx))
-    if not pos_parts:
-        empty = np.zeros(0, dtype=np.uint64)
-        return np.zeros(0, dtype=np.int64), empty, (empty if m is not None else None)
-    positions = np.concatenate(pos_parts)
-    kmers = np.concatenate(kmer_parts)
-    hashes = np.concatenate(hash_parts) if m is not None else None
-    return positions, kmers, hashes
+            nw = stop - start
+            mm = scratch.get("mmers", nw + k - m)
+            low = scratch.get("low", nw)
+            np.right_shift(fwd, _U64(2 * (k - m)), out=mm[:nw])
+            np.bitwise_and(rc, _mask(m), out=low)
+            np.minimum(mm[:nw], low, out=mm[:nw])
+            mm[nw:] = canonical(kmer_windows(chunk[nw:], m), m)
+            mm ^= _U64(_MINIMIZER_SEED)
+            _fmix64(mm, scratch.get("mix", mm.size))
+            np.take(_sliding_min(mm, k - m + 1, scratch), idx, out=hashes[kept:end])
+        kept = end
+    return positions[:kept], kmers[:kept], (hashes[:kept] if m is not None else None)
 
 
 def superkmers(codes: np.ndarray, k: int, m: int, n_partitions: int):
