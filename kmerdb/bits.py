@@ -21,7 +21,7 @@ _U64 = np.uint64
 _ONE = _U64(1)
 _S6 = _U64(6)
 _B63 = _U64(63)
-_S63 = _U64(63)
+_S64 = _U64(64)
 #: Windows read per step by :func:`extract`, so temporaries stay in cache.
 _CHUNK = 1 << 16
 
@@ -87,14 +87,16 @@ def extract(words: np.ndarray, bit_offsets: np.ndarray, width: int) -> np.ndarra
     bit_offsets = np.asarray(bit_offsets, dtype=np.uint64)
     out = np.empty(bit_offsets.size, dtype=np.uint64)
     down = _U64(64 - width)
+    after = words[1:]  # word q + 1 of each window, read through the same index q
     for lo in range(0, bit_offsets.size, _CHUNK):
         b = bit_offsets[lo : lo + _CHUNK]
         q = (b >> _S6).view(np.intp)
         off = b & _B63
         x = out[lo : lo + _CHUNK]
         np.left_shift(words.take(q), off, out=x)
-        # (w >> 1) >> (63 - off) is w >> (64 - off), and 0 when off == 0 (a shift by 64 is undefined)
-        x |= (words.take(q + 1) >> _ONE) >> (_S63 - off)
+        # numpy's shifts by 64 or more give 0 (C's are undefined): right for off == 0
+        np.subtract(_S64, off, out=off)
+        x |= after.take(q) >> off
         x >>= down
     return out
 
@@ -103,7 +105,10 @@ def unpack(words: np.ndarray, n_fields: int, width: int, index: np.ndarray | Non
     """Fields ``index`` (default: all ``n_fields``) of a packed array, as uint64."""
     if index is None:
         index = np.arange(n_fields, dtype=np.uint64)
-    return extract(words, np.asarray(index, dtype=np.uint64) * _U64(width), width)
+    index = np.asarray(index)
+    # non-negative int64 slots are their own uint64 bits: a view, not a converted copy
+    index = index.view(np.uint64) if index.dtype == np.int64 else index.astype(np.uint64, copy=False)
+    return extract(words, index * _U64(width), width)
 
 
 def pack_codes(codes: np.ndarray) -> np.ndarray:

@@ -439,6 +439,11 @@ class Database:
             for layer in layers:
                 found, slots = layer.find(keys)
                 hit = np.flatnonzero(found)
+                if hit.size == keys.size:  # all found: no gathers
+                    out.append((layer, ids.view(np.int64), slots))
+                    if layer.exact:
+                        break
+                    continue
                 if hit.size:
                     out.append((layer, ids.take(hit).view(np.int64), slots.take(hit)))
                     if len(layers) > 1 and layer.exact:
