@@ -152,16 +152,20 @@ def _level_pos(h0: np.ndarray, size: int, salt: np.uint64 | None, mult: np.uint6
     wide = size >= 2**32  # multiply-shift needs size < 2**32; a modulo is fine for such rare sizes
     for start in range(0, len(h0), _BLOCK):
         x = pos[start : start + _BLOCK]
-        if salt is None:
-            x[...] = h0[start : start + _BLOCK]  # level 0: h0 is already well mixed
+        if salt is None:  # level 0: h0 is already well mixed
+            if wide:
+                x[...] = h0[start : start + _BLOCK]
+            else:
+                np.right_shift(h0[start : start + _BLOCK], _S32, out=x)
         else:
             np.bitwise_xor(h0[start : start + _BLOCK], salt, out=x)
             x *= mult
+            if not wide:
+                x >>= _S32
         if wide:
             x ^= x >> _S32
             x %= np.uint64(size)
         else:
-            x >>= _S32
             x *= np.uint64(size)  # < 2**64 because both factors are < 2**32
             x >>= _S32
     return pos
@@ -437,7 +441,8 @@ class MPHF:
                 break
             salt, mult = (self._salts[level - 1], self._mults[level - 1]) if level else (None, None)
             pos = _level_pos(h, self._sizes[level], salt, mult)
-            pos += np.uint64(self._offsets[level])  # global bit position
+            if self._offsets[level]:
+                pos += np.uint64(self._offsets[level])  # global bit position
             bit = words.take((pos >> _S6).view(np.intp))
             bit >>= pos & _B63
             bit &= _ONE
