@@ -29,7 +29,6 @@ from .errors import (
     WorkerError,
 )
 from .kmers import (
-    INVALID,
     canonical,
     encode,
     kmer_minimizer_hashes,
@@ -545,17 +544,20 @@ class Database:
         if not isinstance(z, int) or isinstance(z, bool) or z < 0:
             raise InvalidParameterError("z", z, "must be an integer >= 0")
         lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+        # all sequences in one buffer, a separator (not a base: it breaks k-mers) after each
+        joined = memoryview(b"\x00".join(seqs))
+        starts = _starts(lengths)
         results = None
         if threads > 1 and lengths.sum() >= _PARALLEL_MIN_BASES:
             shares = _split(lengths, threads)
             if len(shares) > 1:
-                tasks = [(seqs[lo:hi], lengths[lo:hi], z) for lo, hi in shares]
+                tasks = [(bytes(_span(joined, starts, lengths, lo, hi)), lengths[lo:hi], z) for lo, hi in shares]
                 try:
                     results = self._query_pool(len(shares) - 1).try_map(tasks)
                 except WorkerError as exc:
                     _log.warning("%s; answering in this thread", exc)
         if results is None:
-            results = [self._query_share(seqs, lengths, z)]
+            results = [self._query_share(joined, lengths, z)]
         hits = np.concatenate([r[0] for r in results])
         n_kmers = np.concatenate([r[1] for r in results])
         found = np.concatenate([r[2] for r in results], axis=1)
@@ -564,14 +566,16 @@ class Database:
             found_raw=found[0], found=found[1], z=z,
         )
 
-    def _query_share(self, seqs: list[bytes], lengths: np.ndarray, z: int) -> tuple[np.ndarray, ...]:
-        """(hits, n_kmers, found) of some sequences, in batches of bounded memory."""
-        n_g = len(self.genomes)
-        hits = np.zeros((len(seqs), n_g), dtype=np.int64)
-        n_kmers = np.zeros(len(seqs), dtype=np.int64)
-        found = np.zeros((2, len(seqs)), dtype=np.int64)  # raw, after the z rule
+    def _query_share(self, joined, lengths: np.ndarray, z: int) -> tuple[np.ndarray, ...]:
+        """(hits, n_kmers, found) of sequences joined by separators, in batches of bounded memory."""
+        n_g, n = len(self.genomes), lengths.size
+        hits = np.zeros((n, n_g), dtype=np.int64)
+        n_kmers = np.zeros(n, dtype=np.int64)
+        found = np.zeros((2, n), dtype=np.int64)  # raw, after the z rule
+        joined, starts = memoryview(joined), _starts(lengths)
         for lo, hi in _batches(lengths, max(1, _QUERY_CELLS // max(1, n_g))):
-            self._query_batch(seqs[lo:hi], lengths[lo:hi], hits[lo:hi], n_kmers[lo:hi], found[:, lo:hi], z)
+            batch = _span(joined, starts, lengths, lo, hi)
+            self._query_batch(batch, lengths[lo:hi], hits[lo:hi], n_kmers[lo:hi], found[:, lo:hi], z)
         return hits, n_kmers, found
 
     def _query_pool(self, n_workers: int) -> QueryPool:
@@ -593,7 +597,7 @@ class Database:
 
     def _query_batch(
         self,
-        seqs: list[bytes],
+        joined: memoryview,
         lengths: np.ndarray,
         hits: np.ndarray,
         n_kmers: np.ndarray,
@@ -601,10 +605,9 @@ class Database:
         z: int = 0,
     ) -> None:
         k, n_g = self.config.k, len(self.genomes)
-        # one coded array for the whole batch; a separator breaks k-mers between sequences
-        codes = encode(b"\x00".join(seqs))
-        starts = np.cumsum(lengths + 1) - (lengths + 1)
-        codes[starts[1:] - 1] = INVALID
+        # one coded array for the whole batch; the separators code as INVALID
+        codes = encode(joined)
+        starts = _starts(lengths)
         positions, kmers, hashes = sequence_kmers(codes, k, self.config.m)
         # positions are ascending: count them per sequence by searching the starts
         per_seq = np.diff(np.searchsorted(positions, np.append(starts, codes.size)))
@@ -626,7 +629,7 @@ class Database:
             else:
                 present[idx] = block
             hit[idx] = True
-        bounds = np.zeros(len(seqs) + 1, dtype=np.int64)
+        bounds = np.zeros(lengths.size + 1, dtype=np.int64)
         np.cumsum(per_seq, out=bounds[1:])
 
         def per_sequence(mask: np.ndarray) -> np.ndarray:
@@ -644,9 +647,9 @@ class Database:
         if kmers.size:
             # one histogram over (sequence, genome) cells; reduceat along axis 0 is ~20x slower
             rows, cols = np.nonzero(present)
-            seq_of = np.repeat(np.arange(len(seqs)), per_seq)
-            cells = np.bincount(seq_of[rows] * n_g + cols, minlength=len(seqs) * n_g)
-            hits += cells.reshape(len(seqs), n_g)
+            seq_of = np.repeat(np.arange(lengths.size), per_seq)
+            cells = np.bincount(seq_of[rows] * n_g + cols, minlength=lengths.size * n_g)
+            hits += cells.reshape(lengths.size, n_g)
 
     def _tally_exact(
         self,
@@ -846,6 +849,18 @@ def _batches(lengths: np.ndarray, max_positions: int) -> list[tuple[int, int]]:
     if bounds.size == 1:
         return [(0, 0)]
     return list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
+
+
+def _starts(lengths: np.ndarray) -> np.ndarray:
+    """Offset of each sequence in a buffer that follows each one with a separator."""
+    return np.cumsum(lengths + 1) - (lengths + 1)
+
+
+def _span(joined: memoryview, starts: np.ndarray, lengths: np.ndarray, lo: int, hi: int) -> memoryview:
+    """Sequences ``lo`` to ``hi`` of a joined buffer, with the separators between them."""
+    if lo >= hi:
+        return joined[0:0]
+    return joined[int(starts[lo]) : int(starts[hi - 1] + lengths[hi - 1])]
 
 
 def _split(lengths: np.ndarray, n: int) -> list[tuple[int, int]]:

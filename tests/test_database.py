@@ -152,6 +152,19 @@ def test_parallel_query_equals_single_threaded(built, monkeypatch):
             os.kill(pid, 0)
 
 
+def test_query_in_many_batches_answers_the_same(built, monkeypatch):
+    from kmerdb import database
+
+    seqs = [s for _, s in reads()] + ["", "N" * 40, "ACGT"]
+    with kmerdb.open(built()) as db:
+        whole = db.query(seqs)
+        monkeypatch.setattr(database, "_QUERY_CELLS", 3 * 500)  # batches of ~500 bases
+        monkeypatch.setattr(database, "_PARALLEL_MIN_BASES", 0)
+        assert len(database._batches(np.array([len(s) for s in seqs]), 500)) > 3
+        assert _same(whole, db.query(seqs))
+        assert _same(whole, db.query(seqs, threads=2))
+
+
 def test_parallel_query_survives_a_killed_worker(built, monkeypatch, caplog):
     from kmerdb import database
 
