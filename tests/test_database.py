@@ -145,6 +145,7 @@ def test_parallel_query_equals_single_threaded(built, monkeypatch):
             results = list(pool.map(lambda _: db.query(seqs, threads=3), range(6)))
         assert all(_same(one, r) for r in results)
         assert _same(db.query(seqs[:1]), db.query(seqs[:1], threads=3))
+        assert _same(db.query(seqs, z=2), db.query(seqs, threads=3, z=2))  # the z rule, per share
         with pytest.raises(kmerdb.InvalidParameterError):
             db.query(seqs, threads=0)
     for pid in pids:  # closing the handle ended its workers
