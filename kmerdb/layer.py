@@ -207,9 +207,11 @@ class Layer:
             # every column kept, in database order: plain slices instead of fancy indexing
             whole = keep.size == len(group.genome_ids) and cols.size and (np.diff(cols) == 1).all()
             self._slices.append((slice(int(cols[0]), int(cols[-1]) + 1), slice(None)) if whole else (cols, keep))
-            # database column of each genome, eight to a packed byte (-1: no longer in the database)
+            # per packed byte that still has a genome of the database: its index and the
+            # database column of each of its (up to 8) genomes, -1 for a removed one
             columns = np.array([column_of.get(g, -1) for g in group.genome_ids], dtype=np.intp)
-            self._byte_columns.append([columns[b : b + 8] for b in range(0, columns.size, 8)])
+            chunks = ((b // 8, columns[b : b + 8]) for b in range(0, columns.size, 8))
+            self._byte_columns.append([(b, cols) for b, cols in chunks if (cols >= 0).any()])
 
     def find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Membership of ``keys`` (uint64 canonical k-mers).
@@ -283,14 +285,13 @@ class Layer:
             ``np.packbits``).
         """
         for (group, data, _, _), byte_columns in zip(self.groups, self._byte_columns):
-            if not any((cols >= 0).any() for cols in byte_columns):
+            if not byte_columns:
                 continue
             rows = data.take(slots, axis=0)
             if group.kind != PRESENCE:
                 rows = pack_presence(rows > 0)
-            for b, cols in enumerate(byte_columns):
-                if (cols >= 0).any():
-                    yield cols, np.ascontiguousarray(rows[:, b])
+            for b, cols in byte_columns:
+                yield cols, np.ascontiguousarray(rows[:, b])
 
     def kmers(self) -> np.ndarray:
         """All k-mers of the layer (canonical uint64), in slot order, decoded from the unitigs."""
