@@ -19,20 +19,20 @@ __version__ = "0.1.0"
 # that embeds kmerdb decides where, if anywhere, the records go.
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
-from .build import BuildReport, build
-from .catalog import GenomeRecord, HistoryRecord
-from .config import FORMAT_VERSION, Config
-from .database import Database, QueryResult
-from .database import open_database as open
-from .analytics import ColWeights, DistanceMatrix
-from .setops import SetOpReport, setop
-from .merge import MergeReport, merge
-from .maintenance import VacuumReport, VerifyReport, vacuum, verify
-from .transaction import Transaction
-from .reindex import ReindexReport, reindex
-from . import errors as _errors
-from .errors import *  # noqa: F403  the whole hierarchy, as errors.__all__ lists it
-from .inputs import GenomeInput, parse_input_args
+from kmerdb import errors as _errors
+from kmerdb.analysis.analytics import ColWeights, DistanceMatrix
+from kmerdb.config import FORMAT_VERSION, Config
+from kmerdb.database import Database, QueryResult
+from kmerdb.database import open_database as open
+from kmerdb.errors import *  # noqa: F403  the whole hierarchy, as errors.__all__ lists it
+from kmerdb.ops.build import BuildReport, build
+from kmerdb.ops.inputs import GenomeInput, parse_input_args
+from kmerdb.ops.maintenance import VacuumReport, VerifyReport, vacuum, verify
+from kmerdb.ops.merge import MergeReport, merge
+from kmerdb.ops.reindex import ReindexReport, reindex
+from kmerdb.ops.setops import SetOpReport, setop
+from kmerdb.ops.transaction import Transaction
+from kmerdb.store.catalog import GenomeRecord, HistoryRecord
 
 __all__ = [
     "__version__",

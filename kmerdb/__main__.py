@@ -2,6 +2,6 @@
 
 import sys
 
-from .console import main
+from kmerdb.console import main
 
 sys.exit(main())

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .errors import InvalidParameterError
+from kmerdb.errors import InvalidParameterError
 
 __all__ = ["Config", "FORMAT_VERSION", "KMER_DTYPE", "default_m", "DEFAULT_PARTITIONS"]
 
@@ -91,7 +91,7 @@ class Config:
         fp_bits: int | None = None,
         z: int | None = None,
         counts: bool = False,
-    ) -> "Config":
+    ) -> Config:
         """Make a config from user-facing arguments, filling defaults."""
         if not isinstance(k, int) or isinstance(k, bool):
             raise InvalidParameterError("k", k, "must be an integer")
@@ -116,7 +116,7 @@ class Config:
         return asdict(self)
 
     @classmethod
-    def from_record(cls, rec: dict) -> "Config":
+    def from_record(cls, rec: dict) -> Config:
         """Inverse of :meth:`to_record`; ignores unknown keys of the same format version."""
         names = cls.__dataclass_fields__.keys()
         return cls(**{key: rec[key] for key in names if key in rec})

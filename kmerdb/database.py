@@ -11,24 +11,17 @@ through ``with db.transaction():`` (see :mod:`kmerdb.transaction` and docs/trans
 
 from __future__ import annotations
 
-import os
 import logging
+import os
 import threading
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .catalog import Catalog, GenomeRecord, Snapshot
-from .config import Config
-from .errors import (
-    GenomeNotFoundError,
-    IncompleteDatabaseError,
-    InvalidParameterError,
-    KmerDBError,
-    WorkerError,
-)
-from .kmers import (
+from kmerdb.config import Config
+from kmerdb.core.evidence import z_rule
+from kmerdb.core.kmers import (
     canonical,
     encode,
     kmer_minimizer_hashes,
@@ -36,10 +29,17 @@ from .kmers import (
     partition_of,
     sequence_kmers,
 )
-from .evidence import z_rule
-from .structures import structure_stats, unitig_summary
-from .layer import Layer
-from .querypool import QueryPool
+from kmerdb.errors import (
+    GenomeNotFoundError,
+    IncompleteDatabaseError,
+    InvalidParameterError,
+    KmerDBError,
+    WorkerError,
+)
+from kmerdb.query.pool import QueryPool
+from kmerdb.store.catalog import Catalog, GenomeRecord, Snapshot
+from kmerdb.store.layer import Layer
+from kmerdb.store.structures import structure_stats, unitig_summary
 
 __all__ = ["Database", "QueryResult", "open_database"]
 
@@ -173,7 +173,7 @@ class Database:
         A handle keeps answering from the generation it opened (its snapshot) whatever
         commits later, until it refreshes or is reopened.
         """
-        from .errors import TransactionError
+        from kmerdb.errors import TransactionError
 
         if self._txn is not None:
             raise TransactionError("cannot refresh inside a transaction")
@@ -209,8 +209,8 @@ class Database:
         """
         from contextlib import contextmanager
 
-        from .errors import ReadOnlyError, TransactionError
-        from .transaction import Transaction
+        from kmerdb.errors import ReadOnlyError, TransactionError
+        from kmerdb.ops.transaction import Transaction
 
         if self.mode != "a":
             raise ReadOnlyError(f"{self.path}: opened read-only; open it with mode='a' to write")
@@ -234,7 +234,7 @@ class Database:
         return run()
 
     def _writing(self):
-        from .errors import ReadOnlyError, TransactionError
+        from kmerdb.errors import ReadOnlyError, TransactionError
 
         if self.mode != "a":
             raise ReadOnlyError(f"{self.path}: opened read-only; open it with mode='a' to write")
@@ -289,7 +289,7 @@ class Database:
         dict
             The new ``evidence``, ``fp_bits``, ``z`` and ``layers_rewritten``.
         """
-        from .reindex import reindex_snapshot
+        from kmerdb.ops.reindex import reindex_snapshot
 
         txn = self._writing()
         done: dict = {}
@@ -390,7 +390,7 @@ class Database:
         ------
         GenomeNotFoundError
         """
-        from .unitigs import write_unitigs
+        from kmerdb.core.unitigs import write_unitigs
 
         if isinstance(out, (str, os.PathLike)):
             with open(out, "wb") as fh:
@@ -743,7 +743,7 @@ class Database:
         kmerdb.analytics.ColWeights
             ``labels``, ``distinct`` and ``total`` (int64 arrays in column order).
         """
-        from .analytics import col_weights
+        from kmerdb.analysis.analytics import col_weights
 
         return col_weights(self, threads=threads, max_memory=max_memory)
 
@@ -753,7 +753,7 @@ class Database:
         The diagonal holds each genome's distinct k-mers.  Computed partition by partition
         in worker processes from the distinct presence rows (colour classes).
         """
-        from .analytics import intersections
+        from kmerdb.analysis.analytics import intersections
 
         return intersections(self, threads=threads, max_memory=max_memory)
 
@@ -775,7 +775,7 @@ class Database:
         kmerdb.analytics.DistanceMatrix
             ``metric``, ``labels`` and ``matrix``; ``.tree("nj")`` gives a Newick tree.
         """
-        from .analytics import distance
+        from kmerdb.analysis.analytics import distance
 
         return distance(self, metric, threads=threads, max_memory=max_memory)
 
@@ -790,7 +790,7 @@ class Database:
         """Stream ``(label_a, label_b, value)`` pairs within ``max_distance`` and/or the
         ``nearest`` of each genome, without a dense matrix; see
         :func:`kmerdb.analytics.iter_distances`."""
-        from .analytics import iter_distances
+        from kmerdb.analysis.analytics import iter_distances
 
         return iter_distances(self, metric, max_distance=max_distance, nearest=nearest, threads=threads, max_memory=max_memory)
 
@@ -800,7 +800,7 @@ class Database:
         From the count columns on an index with counts; on a presence index, the spectra
         the catalog recorded when the genomes were counted (empty when none was).
         """
-        from .analytics import spectrum
+        from kmerdb.analysis.analytics import spectrum
 
         return spectrum(self, genome, threads=threads)
 
@@ -810,7 +810,7 @@ class Database:
         See :func:`kmerdb.setop` (``union``, ``intersection``, ``difference``, ``at-least``,
         ``exactly``, ``at-most``).
         """
-        from .setops import setop
+        from kmerdb.ops.setops import setop
 
         return setop(self, op, out, genomes=genomes, q=q, **kwargs)
 
@@ -829,7 +829,7 @@ class Database:
             self._registration.close()
             self._registration = None
 
-    def __enter__(self) -> "Database":
+    def __enter__(self) -> Database:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -899,8 +899,8 @@ def open_database(path: str | os.PathLike, mode: str = "r") -> Database:
     ReadOnlyError
         ``mode="a"`` on a directory this process cannot write.
     """
-    from .errors import ReadOnlyError
-    from .lock import ReaderRegistration
+    from kmerdb.errors import ReadOnlyError
+    from kmerdb.store.lock import ReaderRegistration
 
     path = os.fspath(path)
     if mode not in ("r", "a"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -90,3 +89,13 @@ def shared_genomes() -> list[Path]:
 needs_shared = pytest.mark.skipif(
     not all(p.exists() for p in shared_genomes()), reason="../shared/data is absent"
 )
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A Dask client on a 2-worker LocalCluster on loopback (processes), shared by the session."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster, distributed.Client(cluster) as client:
+        yield client

@@ -7,9 +7,9 @@ every fixture genome, plus k-mers that no genome holds, looked up one by one.
 from __future__ import annotations
 
 import numpy as np
+import oracle
 
 import kmerdb
-import oracle
 
 
 def universe(sets: dict[str, dict[str, int]], k: int, extra: int = 200) -> tuple[list[str], np.ndarray]:

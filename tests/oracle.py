@@ -28,7 +28,7 @@ def _open_text(path):
         magic = fh.read(2)
     if magic == b"\x1f\x8b":
         return gzip.open(path, "rt", encoding="ascii")
-    return open(path, "rt", encoding="ascii")
+    return open(path, encoding="ascii")
 
 
 def read_sequences(path) -> list[tuple[str, str]]:

@@ -6,11 +6,11 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import oracle
 import pytest
+from conftest import FIXTURES, GENOMES
 
 import kmerdb
-import oracle
-from conftest import FIXTURES, GENOMES
 
 
 def reads():

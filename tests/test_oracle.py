@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import oracle  # noqa: E402
+import oracle
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 

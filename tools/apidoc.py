@@ -15,6 +15,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
 import docgen  # noqa: E402
+
 import kmerdb  # noqa: E402
 
 OUT = ROOT / "docs" / "api.md"

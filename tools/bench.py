@@ -9,7 +9,7 @@ This is a benchmark, not a test: nothing here asserts a speed. Sections:
   exact      kmerdb's dump equals KMC's k-mer sets and counts, genome by genome.
   presence   kmerdb builds a presence-only index; on-disk bits per distinct k-mer.
   query      db.query() of simulated 150 bp reads vs bbhash lookup_many on as many keys.
-  mphf       kmerdb.mphf.MPHF vs bbhash on the same random uint64 keys (build, lookup, bits/key).
+  mphf       kmerdb.core.mphf.MPHF vs bbhash on the same random uint64 keys (build, lookup, bits/key).
 
 Peak RSS is the sum over the whole process tree (tools/procmem.py), sampled every 20 ms.
 
@@ -32,16 +32,17 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-from procmem import Measurement, ProcessFailed, measure_subprocess  # noqa: E402
+from procmem import Measurement, measure_subprocess  # noqa: E402
 
 DATA = (REPO / ".." / "shared" / "data").resolve()
 DEFAULT_GENOMES = (
@@ -394,7 +395,7 @@ class Bench:
         res["db_bytes"] = sum(r["db_bytes"] for r in per)
         if self.kmc_tables:
             union = np.unique(np.concatenate([np.sort(t[0]) for t in self.kmc_tables.values()]))  # setup, not timed
-            res["union_distinct"] = int(len(union))
+            res["union_distinct"] = len(union)
         if not dumper:
             res["note"] = "kmc_tools missing: no dump, exactness skipped"
 
@@ -481,7 +482,7 @@ class Bench:
             self.log(f"  {label}: {'equal' if row['equal'] else 'DIFFERENT'} ({cmp.got:,} vs KMC {cmp.expected:,}, "
                      f"{cmp.mismatches:,} mismatches)")
         res["per_genome"] = per
-        res["rows"] = int(len(table.kmers))
+        res["rows"] = len(table.kmers)
         res["all_absent_rows"] = int(np.count_nonzero(~(table.counts > 0).any(axis=1)))
         res["equal"] = all(r["equal"] for r in per) and res["all_absent_rows"] == 0
 
@@ -613,7 +614,7 @@ class Bench:
         bb, bb_info = make_bbhash(n, self.args, self.workdir)
         try:
             import_kmerdb()
-            from kmerdb.mphf import MPHF  # type: ignore
+            from kmerdb.core.mphf import MPHF  # type: ignore
         except Exception as exc:
             MPHF = None
             res["kmerdb"] = {"status": f"not available ({type(exc).__name__}: {exc})"}
@@ -891,14 +892,14 @@ def render(b: Bench) -> None:
         else:
             t.add_row("bbhash MPHF", "-", "-", "-", "-", "-", bb.get("status", ""))
         if "lookup_wall" in kd:
-            t.add_row("kmerdb.mphf.MPHF.lookup (same keys)", f"{m['keys']:,}", secs(kd["lookup_wall"]),
+            t.add_row("kmerdb.core.mphf.MPHF.lookup (same keys)", f"{m['keys']:,}", secs(kd["lookup_wall"]),
                       f"{kd['ns_per_key']:.1f}", f"{kd['bits_per_key']:.2f}",
                       ratio(kd["lookup_wall"], bb.get("lookup_wall")),
                       f"build {kd['build_wall']:.3f} s"
                       + (f" ({ratio(kd['build_wall'], bb['build_wall'])} bbhash's)" if bb.get("build_wall") else "") + ", "
                       f"gamma {kd['gamma']}" + ("" if kd["minimal_perfect"] else "; [red]NOT minimal perfect[/red]"))
         else:
-            t.add_row("kmerdb.mphf.MPHF", "-", "-", "-", "-", "-", kd.get("status", ""))
+            t.add_row("kmerdb.core.mphf.MPHF", "-", "-", "-", "-", "-", kd.get("status", ""))
     elif "mphf" in b.args.sections:
         t.add_row("MPHF comparison", "-", "-", "-", "-", "-", st)
     if t.row_count:

@@ -12,7 +12,7 @@ This is a benchmark, not a test: nothing here asserts a speed. Sections:
   fp       false positive rate of the approx index over random absent k-mers, against 2^-B; and
            the share of positions of random sequences found before and after the z rule.
   share    the share of the build's CPU time spent making unitigs (an in-process build, one
-           worker, kmerdb.unitigs.build_unitigs timed).
+           worker, kmerdb.core.unitigs.build_unitigs timed).
 
 Peak RSS is the sum over the whole process tree (tools/procmem.py), sampled every 20 ms.
 
@@ -69,7 +69,7 @@ def best_of(rounds: int, run) -> Measurement:
 
 def fasta_kmers(path: Path, k: int) -> np.ndarray:
     """Sorted distinct canonical k-mers of every record of a FASTA file (BCALM2's unitigs)."""
-    from kmerdb.kmers import canonical, encode, kmer_windows, valid_windows
+    from kmerdb.core.kmers import canonical, encode, kmer_windows, valid_windows
 
     data = path.read_bytes()
     parts = []
@@ -199,7 +199,7 @@ class Bench:
 
     def fp(self) -> None:
         import kmerdb
-        from kmerdb.kmers import canonical
+        from kmerdb.core.kmers import canonical
 
         rng = np.random.default_rng(self.args.seed)
         k = self.args.k
@@ -238,7 +238,7 @@ class Bench:
         code = f"""
 import json, resource, sys, time
 sys.path.insert(0, {str(REPO)!r})
-import kmerdb, kmerdb.layer as L
+import kmerdb, kmerdb.store.layer as L
 spent = [0.0]
 orig = L.build_unitigs
 def timed(*a, **kw):

@@ -16,6 +16,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
 import docgen  # noqa: E402
+
 from kmerdb.console import make_parser  # noqa: E402
 
 OUT = ROOT / "docs" / "commands.md"

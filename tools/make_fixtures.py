@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import simulate  # noqa: E402
+import simulate
 
 FIXTURE_SEED = 20240531
 FAMILY_LENGTH = 30_000

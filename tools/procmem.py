@@ -23,7 +23,8 @@ import os
 import subprocess
 import threading
 import time
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 __all__ = [
     "Measurement",
@@ -179,7 +180,7 @@ class TreeSampler:
             self.sample()
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> "TreeSampler":
+    def __enter__(self) -> TreeSampler:
         self.sample()
         self._thread.start()
         return self
@@ -239,7 +240,7 @@ def measure_subprocess(
                 wall = time.perf_counter() - t0
         m = Measurement(wall, sampler.peak)
         if check and proc.returncode != 0:
-            with open(stderr_name, "r", errors="replace") as fh:
+            with open(stderr_name, errors="replace") as fh:
                 text = fh.read()
             raise ProcessFailed(argv, proc.returncode, text, m)
         return m

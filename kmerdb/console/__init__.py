@@ -9,10 +9,10 @@ import argparse
 import importlib
 import logging
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
-from .. import __version__
-from ..errors import KmerDBError
+from kmerdb import __version__
+from kmerdb.errors import KmerDBError
 
 __all__ = ["main", "make_parser", "COMMAND_MODULES"]
 

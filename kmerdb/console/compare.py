@@ -6,14 +6,14 @@ import json
 import math
 import sys
 
-from .. import open as api_open
-from .. import setop as api_setop
-from ..analytics import METRICS, TREE_METRICS
-from ..errors import InvalidParameterError
-from ..phylo import METHODS
-from ..setops import OPS
-from .progress import progress_callback
-from .render import emit_json, print_table, stdout_console
+from kmerdb import open as api_open
+from kmerdb import setop as api_setop
+from kmerdb.analysis.analytics import METRICS, TREE_METRICS
+from kmerdb.analysis.phylo import METHODS
+from kmerdb.console.progress import progress_callback
+from kmerdb.console.render import emit_json, print_table, stdout_console
+from kmerdb.errors import InvalidParameterError
+from kmerdb.ops.setops import OPS
 
 __all__ = ["register"]
 
@@ -99,7 +99,7 @@ def register(sub) -> None:
 
 
 def _fmt(v: float) -> str:
-    from ..analytics import _fmt as fmt
+    from kmerdb.analysis.analytics import _fmt as fmt
 
     return fmt(v)
 
@@ -116,7 +116,7 @@ def cmd_distance(args) -> int:
         _usage("distance", "a sparse output (--max-distance, --nearest) is tsv or json, not phylip")
     with api_open(args.db) as db, progress_callback(args.quiet) as progress:
         if sparse:
-            from ..analytics import iter_distances
+            from kmerdb.analysis.analytics import iter_distances
 
             pairs = iter_distances(
                 db,
@@ -137,7 +137,7 @@ def cmd_distance(args) -> int:
                     out.write(json.dumps({"a": a, "b": b, args.metric: v if math.isfinite(v) else None}) + "\n")
             out.flush()
             return 0
-        from ..analytics import distance
+        from kmerdb.analysis.analytics import distance
 
         result = distance(db, args.metric, threads=args.threads, max_memory=args.max_memory, progress=progress)
     if args.format == "json":
@@ -152,7 +152,7 @@ def cmd_distance(args) -> int:
 
 def cmd_tree(args) -> int:
     with api_open(args.db) as db, progress_callback(args.quiet) as progress:
-        from ..analytics import distance
+        from kmerdb.analysis.analytics import distance
 
         result = distance(db, args.metric, threads=args.threads, max_memory=args.max_memory, progress=progress)
     newick = result.tree(args.method)

@@ -7,14 +7,14 @@ import sys
 
 import numpy as np
 
-from .. import build as api_build
-from .. import open as api_open
-from ..errors import InputError
-from ..export import format_table, write_dump
-from ..inputs import parse_input_args, read_records
-from ..kmers import kmers_from_strings, kmers_to_strings
-from .progress import progress_callback
-from .render import describe_evidence, emit_json, human_bytes, print_table
+from kmerdb import build as api_build
+from kmerdb import open as api_open
+from kmerdb.console.progress import progress_callback
+from kmerdb.console.render import describe_evidence, emit_json, human_bytes, print_table
+from kmerdb.core.kmers import kmers_from_strings, kmers_to_strings
+from kmerdb.errors import InputError
+from kmerdb.ops.export import format_table, write_dump
+from kmerdb.ops.inputs import parse_input_args, read_records
 
 __all__ = ["register"]
 
@@ -271,7 +271,7 @@ def cmd_history(args) -> int:
             "command": h.command,
             "args": h.args,
             "version": h.version,
-            "time": datetime.datetime.fromtimestamp(h.time, datetime.timezone.utc).isoformat(timespec="seconds"),
+            "time": datetime.datetime.fromtimestamp(h.time, datetime.UTC).isoformat(timespec="seconds"),
             "generation": h.generation,
         }
         for h in records

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import sys
 
-from .. import merge as api_merge
-from .. import open as api_open
-from .. import vacuum as api_vacuum
-from .. import verify as api_verify
-from ..errors import InputError, InvalidParameterError
-from ..inputs import parse_input_args
-from .progress import progress_callback
-from .render import emit_json, human_bytes, print_table
+from kmerdb import merge as api_merge
+from kmerdb import open as api_open
+from kmerdb import vacuum as api_vacuum
+from kmerdb import verify as api_verify
+from kmerdb.console.progress import progress_callback
+from kmerdb.console.render import emit_json, human_bytes, print_table
+from kmerdb.errors import InputError, InvalidParameterError
+from kmerdb.ops.inputs import parse_input_args
 
 __all__ = ["register"]
 

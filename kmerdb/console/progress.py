@@ -7,8 +7,8 @@ the unit its counts are in, which the throughput column shows (bases/s, partitio
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from rich.console import Console
 from rich.progress import (

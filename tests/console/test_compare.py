@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from pathlib import Path
 
-import numpy as np
+import oracle
 import pytest
+from conftest import GENOMES, ROOT
+from conftest import run_console as run
 
 import kmerdb
-import oracle
-from conftest import GENOMES, ROOT, run_console as run
 from kmerdb.console import main, make_parser
 
 COMMANDS = ("distance", "tree", "setop", "spectrum")

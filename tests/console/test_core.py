@@ -4,10 +4,11 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 import oracle
-from conftest import FIXTURES, GENOMES, run_console as run
+import pytest
+from conftest import FIXTURES, GENOMES
+from conftest import run_console as run
+
 from kmerdb.console import main
 
 

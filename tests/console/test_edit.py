@@ -7,10 +7,11 @@ import os
 import shutil
 
 import pytest
+from conftest import GENOMES, ROOT
+from conftest import run_console as run
+from dbcheck import assert_matches_oracle, assert_same_answers, universe
 
 import kmerdb
-from conftest import GENOMES, ROOT, run_console as run
-from dbcheck import assert_matches_oracle, assert_same_answers, universe
 from kmerdb.console import make_parser
 
 COMMANDS = ("merge", "append", "remove", "verify", "vacuum", "compact")

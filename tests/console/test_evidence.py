@@ -2,10 +2,11 @@
 
 import json
 
-import pytest
-
 import oracle
-from conftest import GENOMES, ROOT, run_console as run
+import pytest
+from conftest import GENOMES, ROOT
+from conftest import run_console as run
+
 from kmerdb.console import main, make_parser
 
 K = 21
@@ -102,4 +103,4 @@ def test_commands_have_help_and_are_documented():
                 if opt.startswith("--") and opt != "--help":
                     assert opt in doc, f"{name} {opt} is not documented"
     for opt in ("--evidence", "--fp-bits", "--z"):
-        assert f"kmerdb build" in doc and opt in doc
+        assert "kmerdb build" in doc and opt in doc

@@ -1,0 +1,1 @@
+"""Comparisons of genomes: colour classes, weights, intersections, distances, trees."""

@@ -1,0 +1,1 @@
+"""Core structures: k-mers, bit-packed arrays, the MPHF, unitigs and membership evidence."""

@@ -1,0 +1,191 @@
+"""Evidence: what confirms that a key the MPHF maps to a slot is the k-mer of that slot.
+
+An MPHF maps every key to some slot, members and strangers alike; the evidence of the
+slot decides.  Two kinds:
+
+``exact``
+    The start, in the layer's unitig sequence (:mod:`kmerdb.unitigs`), of the slot's
+    k-mer, bit-packed in ``ceil(log2(bases))`` bits.  A key is a member when the k bases
+    there spell it (in either orientation).  No false positives; the k-mers themselves
+    live only once, in the unitigs.
+``approx``
+    A B-bit fingerprint of the slot's k-mer (1 <= B <= 32), bit-packed.  A key is
+    accepted when its fingerprint matches.  A stranger that the MPHF maps to a slot
+    matches with probability 2**-B (strangers that fall off the MPHF's last level are
+    rejected outright, so the rate is a little below 2**-B).  Fingerprints are the top B
+    bits of a seeded 64-bit mixer (murmur3's finalizer) that is independent of the
+    MPHF's own hashing.
+
+Serialized layout: one 1-D little-endian uint64 array (one ``.npy`` file)::
+
+    word   field
+    0      MAGIC ("kmerEVID" as little-endian bytes)
+    1      VERSION
+    2      kind: 0 exact, 1 approx
+    3      n, the number of slots
+    4      width of a field, in bits (exact: position bits; approx: B)
+    5      seed of the fingerprint mixer (approx), 0 (exact)
+    6      data_start (word offset of the fields)
+    7      total length of the array, in words
+    data_start  n bit-packed fields, slot order (see :mod:`kmerdb.bits`)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kmerdb.core import bits
+from kmerdb.core.kmers import mix64, reverse_complement
+from kmerdb.errors import CorruptDatabaseError
+
+__all__ = [
+    "EXACT",
+    "APPROX",
+    "FINGERPRINT_SEED",
+    "fingerprints",
+    "exact_evidence",
+    "approx_evidence",
+    "Evidence",
+    "z_rule",
+]
+
+MAGIC = int.from_bytes(b"kmerEVID", "little")
+VERSION = 1
+HEADER_WORDS = 8
+EXACT, APPROX = 0, 1
+_KINDS = {EXACT: "exact", APPROX: "approx"}
+
+#: Seed of the fingerprint mixer; fixed so that indexes of equal (B, z) can be merged.
+FINGERPRINT_SEED = 0x5BD1E9955BD1E995
+
+
+def fingerprints(keys: np.ndarray, fp_bits: int, seed: int = FINGERPRINT_SEED) -> np.ndarray:
+    """The ``fp_bits``-bit fingerprint (uint64) of each canonical k-mer."""
+    return mix64(np.asarray(keys, dtype=np.uint64), seed) >> np.uint64(64 - fp_bits)
+
+
+def _array(kind: int, width: int, seed: int, values: np.ndarray) -> np.ndarray:
+    words = bits.pack(values, width)
+    out = np.empty(HEADER_WORDS + words.size, dtype="<u8")
+    out[:HEADER_WORDS] = [MAGIC, VERSION, kind, values.size, width, seed, HEADER_WORDS, out.size]
+    out[HEADER_WORDS:] = words
+    return out
+
+
+def exact_evidence(positions_by_slot: np.ndarray, n_bases: int) -> np.ndarray:
+    """Exact evidence array: the unitig position of each slot's k-mer.
+
+    Parameters
+    ----------
+    positions_by_slot : ndarray of int
+        Start base, in the layer's unitig sequence, of the k-mer of each slot.
+    n_bases : int
+        Length of that sequence (fixes the field width).
+    """
+    return _array(EXACT, bits.width_for(max(n_bases - 1, 0)), 0, np.asarray(positions_by_slot, dtype=np.uint64))
+
+
+def approx_evidence(keys_by_slot: np.ndarray, fp_bits: int) -> np.ndarray:
+    """Approximate evidence array: the ``fp_bits``-bit fingerprint of each slot's k-mer."""
+    if not 1 <= fp_bits <= 32:
+        raise ValueError(f"fingerprint bits must be 1..32, got {fp_bits}")
+    return _array(APPROX, fp_bits, FINGERPRINT_SEED, fingerprints(keys_by_slot, fp_bits))
+
+
+class Evidence:
+    """A serialized evidence array, read in place.
+
+    Parameters
+    ----------
+    array : ndarray of uint64
+        Made by :func:`exact_evidence` or :func:`approx_evidence`.
+    source : str
+        Name reported in errors.
+
+    Raises
+    ------
+    CorruptDatabaseError
+        If the header and the array disagree.
+    """
+
+    def __init__(self, array: np.ndarray, source: str = "<evidence>") -> None:
+        arr, head = bits.read_header(array, HEADER_WORDS, MAGIC, VERSION, source, "an evidence array")
+        _, _, kind, n, width, seed, start, total = head
+        if (
+            kind not in _KINDS
+            or not 1 <= width <= 64
+            or (kind == APPROX and width > 32)
+            or start != HEADER_WORDS
+            or total != arr.size
+            or total != start + bits.n_words(n, width)
+        ):
+            raise CorruptDatabaseError(source, "evidence array header and length disagree")
+        self.source = source
+        self.kind = _KINDS[kind]
+        self.n = n
+        self.width = width
+        self.seed = seed
+        self.words = arr[start:total]
+        self.nbytes = int(arr.nbytes)
+
+    @property
+    def fp_bits(self) -> int:
+        """Fingerprint bits (approx), 0 for exact evidence."""
+        return self.width if self.kind == "approx" else 0
+
+    def values(self, slots: np.ndarray) -> np.ndarray:
+        """The stored field of each slot (uint64)."""
+        return bits.unpack(self.words, self.n, self.width, slots)
+
+    def check(self, keys: np.ndarray, slots: np.ndarray, unitigs) -> np.ndarray:
+        """Whether each canonical key is the k-mer of its slot (approx: may say yes wrongly).
+
+        Parameters
+        ----------
+        keys : ndarray of uint64
+            Canonical k-mers.
+        slots : ndarray of int
+            The MPHF slot of each key (in ``[0, n)``).
+        unitigs : UnitigSet
+            The layer's unitigs (exact evidence reads the k-mers there).
+        """
+        stored = self.values(slots)
+        if self.kind == "approx":
+            return stored == fingerprints(keys, self.width, self.seed)
+        kmer = unitigs.kmer_at(stored)
+        # the unitig may read the k-mer in either orientation; keys are canonical
+        return (kmer == keys) | (reverse_complement(kmer, unitigs.k) == keys)
+
+
+def z_rule(positions: np.ndarray, found: np.ndarray, z: int) -> np.ndarray:
+    """The consecutive-hit rule: which found k-mer positions lie in a run of >= z+1 found ones.
+
+    Parameters
+    ----------
+    positions : ndarray of int
+        Start of every valid k-mer window, ascending.  Two positions are consecutive when
+        they differ by 1; a window that is not a k-mer (a non-ACGT base, the end of a
+        sequence, the gap between two sequences) breaks runs.
+    found : ndarray of bool
+        Whether the k-mer at each position was found.
+    z : int
+        Neighbours a found k-mer needs: a run shorter than z+1 counts for nothing.
+
+    Returns
+    -------
+    ndarray of bool
+        ``found`` restricted to runs of at least z+1 consecutive found positions.
+    """
+    found = np.asarray(found, dtype=bool)
+    if z <= 0 or not found.any():
+        return found.copy()
+    at = np.flatnonzero(found)
+    pos = np.asarray(positions)[at]
+    new_run = np.empty(at.size, dtype=bool)
+    new_run[0] = True
+    np.not_equal(pos[1:] - pos[:-1], 1, out=new_run[1:])
+    run = np.cumsum(new_run) - 1
+    long_enough = np.bincount(run)[run] >= z + 1
+    out = np.zeros(found.size, dtype=bool)
+    out[at[long_enough]] = True
+    return out

@@ -1,0 +1,1 @@
+"""Execution: the executors every parallel operation runs its tasks through."""

@@ -1,0 +1,322 @@
+"""Executors: how every parallel operation runs its tasks.
+
+A task is a plain module-level function ``fn(context, *args)``: ``context`` is a frozen,
+picklable record of everything the operation shares (paths, config, snapshot records),
+``args`` are the task's own small arguments (a partition number, a chunk of input).
+No task reads module-global state, so the same task runs
+
+- here, one after the other (:class:`SerialExecutor`, ``threads=1``);
+- in local worker processes, forked where the platform has ``fork``, spawned
+  otherwise (:class:`ProcessExecutor`);
+- on a Dask cluster (:class:`DaskExecutor`, ``scheduler=ADDRESS`` or a
+  ``distributed.Client``); ``dask[distributed]`` is an optional extra.
+
+Tasks return small results (records of the files they wrote, statistics); the caller
+alone commits.  A task that raises fails the whole map: the tasks not yet started are
+cancelled and the error is raised in the caller, a :class:`~kmerdb.errors.KmerDBError`
+as it was raised, anything else and a worker that died as
+:class:`~kmerdb.errors.WorkerError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+from kmerdb.errors import InvalidParameterError, KmerDBError, WorkerError
+from kmerdb.params import resolve_threads
+from kmerdb.store.lock import forget_inherited
+
+__all__ = [
+    "Executor",
+    "SerialExecutor",
+    "ProcessExecutor",
+    "DaskExecutor",
+    "START_METHOD_ENV",
+    "open_executor",
+]
+
+log = logging.getLogger(__name__)
+
+C = TypeVar("C")
+R = TypeVar("R")
+
+#: Environment variable that picks the start method of local worker processes
+#: (``fork`` or ``spawn``); by default fork where the platform has it.
+START_METHOD_ENV = "KMERDB_START_METHOD"
+
+
+class Executor(ABC):
+    """Runs the tasks of one operation.
+
+    Use it as a context manager: the workers exist between ``__enter__`` and ``__exit__``
+    (a Dask client made from an address is closed there too).
+    """
+
+    #: How many tasks may run at once; operations size their memory budgets by it.
+    n_workers: int = 1
+    #: Whether tasks run in other processes (then they cannot share open files).
+    remote: bool = False
+
+    @abstractmethod
+    def map(
+        self, fn: Callable[..., R], context: Any, tasks: Iterable[tuple], *, window: int | None = None
+    ) -> Iterator[R]:
+        """Run ``fn(context, *task)`` for every task; yield results as they complete.
+
+        Parameters
+        ----------
+        fn : callable
+            A module-level function (it is pickled by reference).
+        context : frozen dataclass
+            Shared by every task; sent to each worker once where the executor can.
+        tasks : iterable of tuple
+            Each task's own arguments.  Consumed lazily: at most ``window`` tasks are
+            in flight, so an operation can stream its input.
+        window : int, optional
+            Tasks in flight at most (default: twice the workers).
+
+        Yields
+        ------
+        The results, in completion order (tasks that need their order return their key).
+        """
+
+    def close(self) -> None:
+        """Release the workers."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SerialExecutor(Executor):
+    """Runs every task here, one after the other, as it is asked for."""
+
+    def map(self, fn, context, tasks, *, window=None):
+        for task in tasks:
+            yield fn(context, *task)
+
+    def __repr__(self) -> str:
+        return "SerialExecutor()"
+
+
+def _worker_start() -> None:
+    # a forked worker shares its parent's lock files: drop them (see forget_inherited)
+    forget_inherited()
+
+
+def _call(fn: Callable[..., R], context: Any, task: tuple) -> R:
+    return fn(context, *task)
+
+
+def _bounded(submit: Callable[[tuple], Any], tasks: Iterable[tuple], window: int, wait_some, result_of):
+    """Keep at most ``window`` submitted tasks; yield results as they complete."""
+    pending: set = set()
+    source = iter(tasks)
+    exhausted = False
+    while True:
+        while not exhausted and len(pending) < window:
+            task = next(source, None)
+            if task is None:
+                exhausted = True
+                break
+            pending.add(submit(task))
+        if not pending:
+            return
+        done, pending = wait_some(pending)
+        for future in done:
+            yield result_of(future)
+
+
+class ProcessExecutor(Executor):
+    """Worker processes on this machine.
+
+    Parameters
+    ----------
+    n_workers : int
+        Processes to start.
+    start_method : {"fork", "spawn"}, optional
+        Fork where the platform has it (workers start at once and share the parent's
+        memory pages), else spawn; ``KMERDB_START_METHOD`` overrides the default.
+    """
+
+    remote = True
+
+    def __init__(self, n_workers: int, start_method: str | None = None) -> None:
+        method = start_method or os.environ.get(START_METHOD_ENV) or _default_start_method()
+        if method not in multiprocessing.get_all_start_methods():
+            raise InvalidParameterError(START_METHOD_ENV, method, "this platform cannot start workers that way")
+        self.n_workers = n_workers
+        self.start_method = method
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _ensure(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.n_workers, mp_context=multiprocessing.get_context(self.start_method), initializer=_worker_start
+            )
+        return self._pool
+
+    def map(self, fn, context, tasks, *, window=None):
+        pool = self._ensure()
+
+        def wait_some(pending):
+            return wait(pending, return_when=FIRST_COMPLETED)
+
+        def result_of(future: Future):
+            try:
+                return future.result()
+            except BrokenProcessPool:
+                raise WorkerError("a worker process died (killed, or out of memory); nothing was committed") from None
+            except KmerDBError:
+                raise
+            except Exception as exc:
+                raise WorkerError(f"a worker failed: {type(exc).__name__}: {exc}") from exc
+
+        try:
+            yield from _bounded(
+                lambda task: pool.submit(_call, fn, context, task),
+                tasks,
+                window or 2 * self.n_workers,
+                wait_some,
+                result_of,
+            )
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _abandon(self) -> None:
+        """After a failure: drop the queued tasks and end the workers now."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        processes = list(getattr(pool, "_processes", {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in processes:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in processes:
+            proc.join()
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def __repr__(self) -> str:
+        return f"ProcessExecutor({self.n_workers}, {self.start_method!r})"
+
+
+def _default_start_method() -> str:
+    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+class DaskExecutor(Executor):
+    """Tasks on a Dask distributed cluster.
+
+    Parameters
+    ----------
+    scheduler : str or distributed.Client
+        The scheduler's address (``tcp://host:8786``), or a client to use as it is.
+
+    Notes
+    -----
+    Workers must see the database directory (and the inputs of a build) at the same
+    path as the client.  Dask reruns the tasks of a worker that dies, up to its
+    ``distributed.scheduler.allowed-failures`` (3 by default); a task that raises is not
+    rerun and fails the operation, with nothing committed.
+    """
+
+    remote = True
+
+    def __init__(self, scheduler: Any) -> None:
+        try:
+            import distributed
+        except ImportError:
+            raise InvalidParameterError(
+                "scheduler", scheduler, "needs the distributed extra: pip install 'kmerdb[distributed]'"
+            ) from None
+        self._distributed = distributed
+        if isinstance(scheduler, distributed.Client):
+            self.client, self._owned = scheduler, False
+        elif isinstance(scheduler, str) and scheduler:
+            try:
+                self.client, self._owned = distributed.Client(scheduler, timeout="20s"), True
+            except (OSError, TimeoutError) as exc:
+                raise InvalidParameterError("scheduler", scheduler, f"cannot reach it ({exc})") from None
+        else:
+            raise InvalidParameterError("scheduler", scheduler, "expected an address or a distributed.Client")
+        self.n_workers = max(1, sum(self.client.nthreads().values()))
+
+    def map(self, fn, context, tasks, *, window=None):
+        client = self.client
+        ctx = client.scatter(context, broadcast=True)
+        submitted: list = []
+
+        def submit(task):
+            future = client.submit(fn, ctx, *task, pure=False)
+            submitted.append(future)
+            return future
+
+        def wait_some(pending):
+            done, rest = self._distributed.wait(list(pending), return_when="FIRST_COMPLETED")
+            return set(done), set(rest)
+
+        def result_of(future):
+            try:
+                return future.result()
+            except KmerDBError:
+                raise
+            except self._distributed.client.FutureCancelledError:
+                raise WorkerError("a task was cancelled on the cluster; nothing was committed") from None
+            except Exception as exc:
+                if type(exc).__name__ == "KilledWorker":
+                    raise WorkerError(f"workers died running a task: {exc}; nothing was committed") from None
+                raise WorkerError(f"a task failed on the cluster: {type(exc).__name__}: {exc}") from exc
+
+        try:
+            yield from _bounded(submit, tasks, window or 2 * self.n_workers, wait_some, result_of)
+        finally:
+            # whatever was not consumed (a failure, or the caller stopped) is cancelled
+            client.cancel([f for f in submitted if not f.done()])
+            client.cancel([ctx])
+
+    def close(self) -> None:
+        if self._owned:
+            self.client.close()
+
+    def __repr__(self) -> str:
+        return f"DaskExecutor({self.client.scheduler.address!r})"
+
+
+def open_executor(threads: int | None = None, scheduler: Any = None, n_tasks: int | None = None) -> Executor:
+    """The executor an operation asked for.
+
+    Parameters
+    ----------
+    threads : int, optional
+        Local worker processes (default: all CPUs); 1 runs every task here.
+    scheduler : str or distributed.Client, optional
+        Run on this Dask cluster instead (``threads`` is then ignored).
+    n_tasks : int, optional
+        How many tasks the operation has, if known: no more workers than tasks start.
+
+    Returns
+    -------
+    Executor
+        To be used as a context manager.
+    """
+    if scheduler is not None:
+        return DaskExecutor(scheduler)
+    n = resolve_threads(threads)
+    if n_tasks is not None:
+        n = max(1, min(n, n_tasks))
+    return SerialExecutor() if n == 1 else ProcessExecutor(n)

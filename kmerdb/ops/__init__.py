@@ -1,0 +1,1 @@
+"""Operations that write: build, merge, append, remove, compact, reindex, set operations, maintenance."""

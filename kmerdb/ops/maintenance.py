@@ -1,0 +1,313 @@
+"""Maintenance: verify a database, vacuum unreachable files (compact is an operation of
+:mod:`kmerdb.merge`, run inside a transaction).
+
+``verify`` reads everything and changes nothing: file sizes and checksums against the
+catalog, the column invariant (every layer holds exactly one column per genome), the MPHF
+of each layer minimal and perfect over the layer's k-mers, the evidence consistent with
+them, every k-mer canonical, in its partition, and in one layer only.
+
+``vacuum`` takes the writer lock and removes the data files that neither the current
+generation nor a generation still seen by a live reader names, then forgets the
+generations nobody sees any more.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kmerdb.engine.workers import forked_pool
+from kmerdb.errors import IncompleteDatabaseError, KmerDBError
+from kmerdb.store.catalog import Catalog
+from kmerdb.store.crashpoint import crashpoint
+from kmerdb.store.lock import WriterLock, live_readers
+
+__all__ = ["VerifyReport", "VacuumReport", "verify", "vacuum", "remove_unreferenced", "data_files"]
+
+DATA_DIR = "data"
+
+
+def data_files(root: str) -> list[str]:
+    """Every file under ``root/data``, as paths relative to ``root``."""
+    out = []
+    for dirpath, _, files in os.walk(os.path.join(root, DATA_DIR)):
+        for name in files:
+            out.append(os.path.relpath(os.path.join(dirpath, name), root))
+    return out
+
+
+def remove_unreferenced(root: str, keep: set[str], only: set[str] | None = None) -> tuple[int, int]:
+    """Remove data files not in ``keep`` (only among ``only`` when given); (files, bytes) removed.
+
+    Call it holding the writer lock: a file of an operation in progress is not in ``keep``.
+    """
+    candidates = data_files(root) if only is None else sorted(only)
+    removed = nbytes = 0
+    for rel in candidates:
+        if rel in keep:
+            continue
+        full = os.path.join(root, rel)
+        try:
+            size = os.path.getsize(full)
+            os.unlink(full)
+        except FileNotFoundError:
+            continue
+        removed += 1
+        nbytes += size
+        crashpoint("remove.file")
+    if only is None:  # spill files of a killed writer (normally unlinked as soon as created)
+        for name in os.listdir(root):
+            if name.startswith(".spill-"):
+                try:
+                    os.unlink(os.path.join(root, name))
+                except OSError:
+                    pass
+    return removed, nbytes
+
+
+@dataclass(frozen=True)
+class VacuumReport:
+    """What :func:`vacuum` did."""
+
+    path: str
+    files_removed: int
+    bytes_removed: int
+    generations_dropped: tuple[int, ...]
+    generations_kept: tuple[int, ...]
+    live_readers: int
+
+
+def vacuum(path: str | os.PathLike, wait: bool | float = False) -> VacuumReport:
+    """Remove the data files that no generation reaches and no open reader holds.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The database.
+    wait : bool or float
+        Wait for the writer lock (True, or at most that many seconds) instead of failing.
+
+    Raises
+    ------
+    LockedError
+        A writer holds the lock.
+    """
+    from kmerdb.ops.merge import snapshot_files
+
+    path = os.fspath(path)
+    catalog = Catalog.open(path, readonly=False)
+    lock = None
+    try:
+        snap = catalog.read()
+        if snap.state != "ready":
+            raise IncompleteDatabaseError(path, snap.state)
+        lock = WriterLock(path).acquire(wait)
+        snap = catalog.read()  # the current generation, now that no writer can move it
+        recorded = catalog.generations()
+        seen, any_generation, n_live = live_readers(path)
+        kept = set(recorded) if any_generation else {g for g in recorded if g in seen}
+        keep = snapshot_files(snap)
+        for g in kept:
+            keep.update(recorded[g])
+        removed, nbytes = remove_unreferenced(path, keep)
+        crashpoint("vacuum.files")
+        dropped = sorted(set(recorded) - kept)
+        if dropped:
+            with catalog.write() as w:
+                for g in dropped:
+                    w.delete_generation(g)
+    finally:
+        if lock is not None:
+            lock.release(clean=True)
+        catalog.close()
+    return VacuumReport(path, removed, nbytes, tuple(dropped), tuple(sorted(kept)), n_live)
+
+
+# ---------------------------------------------------------------------------------------
+# verify
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class VerifyReport:
+    """What :func:`verify` found.  ``ok`` is True when ``problems`` is empty."""
+
+    path: str
+    generation: int = 0
+    n_genomes: int = 0
+    n_partitions: int = 0
+    n_layers: int = 0
+    n_files: int = 0
+    n_kmers: int = 0
+    bytes_checked: int = 0
+    unreferenced_files: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "ok": self.ok,
+            "generation": self.generation,
+            "genomes": self.n_genomes,
+            "partitions": self.n_partitions,
+            "layers": self.n_layers,
+            "files": self.n_files,
+            "kmers": self.n_kmers,
+            "bytes_checked": self.bytes_checked,
+            "unreferenced_files": self.unreferenced_files,
+            "problems": list(self.problems),
+        }
+
+
+_VSTATE: dict = {}
+
+
+def _verify_task(p: int):
+    """Worker: check every layer of partition ``p``; returns (p, problems, files, bytes, k-mers)."""
+    from kmerdb.core.kmers import canonical, kmer_minimizer_hashes, partition_of
+    from kmerdb.ops.merge import _any_order_kmers
+    from kmerdb.store.columns import COUNTS, PRESENCE
+    from kmerdb.store.layer import Layer
+    from kmerdb.store.storage import file_checksum
+
+    root = _VSTATE["root"]
+    snap = _VSTATE["snapshot"]
+    cfg = snap.config
+    ids = [g.id for g in snap.genomes]
+    column_of = {gid: i for i, gid in enumerate(ids)}
+    problems: list[str] = []
+    n_files = nbytes = n_kmers = 0
+    all_keys = []
+    for rec in snap.partitions[p]:
+        where = f"partition {p} layer {rec.id}"
+        damaged = False
+        for ref in rec.all_files():
+            n_files += 1
+            full = os.path.join(root, ref.path)
+            try:
+                size, digest = file_checksum(full)
+            except FileNotFoundError:
+                problems.append(f"{where}: file {ref.path} is missing")
+                damaged = True
+                continue
+            except OSError as exc:
+                problems.append(f"{where}: file {ref.path} unreadable: {exc}")
+                damaged = True
+                continue
+            nbytes += size
+            if size != ref.nbytes:
+                problems.append(f"{where}: file {ref.path} has {size} bytes, the catalog says {ref.nbytes}")
+                damaged = True
+            elif digest != ref.checksum:
+                problems.append(f"{where}: file {ref.path} checksum differs from the catalog's")
+                damaged = True
+        held = [gid for g in rec.groups for gid in g.genome_ids]
+        for gid, label in ((g.id, g.label) for g in snap.genomes):
+            n = held.count(gid)
+            if n != 1:
+                problems.append(f"{where}: genome {label!r} has {n} columns (expected exactly one)")
+        kind = COUNTS if cfg.counts else PRESENCE
+        for g in rec.groups:
+            if g.kind != kind:
+                problems.append(f"{where}: column group {g.file.path} holds {g.kind}, the index keeps {kind}")
+        if damaged:
+            continue
+        try:
+            layer = Layer(root, rec, column_of)
+            keys = np.ascontiguousarray(_any_order_kmers(layer), dtype=np.uint64)
+        except KmerDBError as exc:
+            problems.append(f"{where}: cannot be opened: {exc}")
+            continue
+        n_kmers += keys.size
+        if keys.size != rec.n_kmers:
+            problems.append(f"{where}: holds {keys.size} k-mers, the catalog says {rec.n_kmers}")
+            continue
+        found, slots = layer.find(keys)
+        if not found.all():
+            problems.append(f"{where}: {int((~found).sum())} of its k-mers are rejected by its own MPHF/evidence")
+        elif not (np.bincount(slots, minlength=keys.size) == 1).all():
+            problems.append(f"{where}: MPHF is not minimal and perfect over the layer's k-mers")
+        elif not np.array_equal(np.asarray(layer.kmers())[slots], keys):
+            problems.append(f"{where}: the evidence of a slot names another k-mer than the slot's")
+        if keys.size:
+            if int(keys.max()) >= 4**cfg.k:
+                problems.append(f"{where}: k-mer codes beyond 4**k")
+            elif not np.array_equal(canonical(keys, cfg.k), keys):
+                problems.append(f"{where}: k-mers that are not canonical")
+            elif not (partition_of(kmer_minimizer_hashes(keys, cfg.k, cfg.m), cfg.n_partitions) == p).all():
+                problems.append(f"{where}: k-mers of another partition")
+            sk = np.sort(keys)
+            if (sk[1:] == sk[:-1]).any():
+                problems.append(f"{where}: a k-mer occurs twice")
+            all_keys.append(sk)
+    if len(all_keys) > 1:
+        sk = np.sort(np.concatenate(all_keys))
+        if (sk[1:] == sk[:-1]).any():
+            problems.append(f"partition {p}: a k-mer is in more than one layer")
+    return p, problems, n_files, nbytes, n_kmers
+
+
+def verify(path: str | os.PathLike, threads: int | None = None, progress=None) -> VerifyReport:
+    """Check a database from catalog to bytes.  Reads only; returns a report (never raises on
+    a problem it can describe).
+
+    Parameters
+    ----------
+    path : str or PathLike
+    threads : int, optional
+        Worker processes for the partitions (default: all CPUs).
+    progress : callable, optional
+        ``progress("verify", partitions done, partitions)``.
+    """
+    from kmerdb.ops.merge import _run
+    from kmerdb.params import resolve_threads
+
+    path = os.fspath(path)
+    report = VerifyReport(path)
+    catalog = Catalog.open(path, readonly=True)
+    try:
+        snap = catalog.read()
+    finally:
+        catalog.close()
+    report.generation = snap.generation
+    report.n_genomes = len(snap.genomes)
+    report.n_partitions = len(snap.partitions)
+    report.n_layers = sum(len(layers) for layers in snap.partitions)
+    if snap.state != "ready":
+        report.problems.append(f"database state is {snap.state!r}: its build never finished")
+        return report
+    if len(snap.partitions) != snap.config.n_partitions:
+        report.problems.append("catalog partition count differs from the configuration")
+    ids = [g.id for g in snap.genomes]
+    labels = [g.label for g in snap.genomes]
+    if len(set(ids)) != len(ids):
+        report.problems.append("two genomes share an id")
+    if len(set(labels)) != len(labels):
+        report.problems.append("two genomes share a label")
+    if ids and max(ids) >= snap.next_genome_id:
+        report.problems.append("a genome id is not below the next genome id")
+    layer_ids = [rec.id for layers in snap.partitions for rec in layers]
+    if len(set(layer_ids)) != len(layer_ids):
+        report.problems.append("two layers share an id")
+    if layer_ids and max(layer_ids) >= snap.next_layer_id:
+        report.problems.append("a layer id is not below the next layer id")
+    paths = [ref.path for ref in snap.all_files()]
+    if len(set(paths)) != len(paths):
+        report.problems.append("two catalog entries name the same data file")
+    threads = resolve_threads(threads)
+    with forked_pool(threads, len(snap.partitions), _VSTATE, root=path, snapshot=snap) as pool:
+        results = _run(pool, _verify_task, list(range(len(snap.partitions))), progress, "verify")
+    for p, problems, n_files, nbytes, n_kmers in sorted(results, key=lambda r: r[0]):
+        report.problems.extend(problems)
+        report.n_files += n_files
+        report.bytes_checked += nbytes
+        report.n_kmers += n_kmers
+    named = set(paths)
+    report.unreferenced_files = sum(1 for f in data_files(path) if f not in named)
+    return report

@@ -1,0 +1,231 @@
+"""Reindex: rebuild the evidence of every layer from its unitigs (exact <-> approx).
+
+The unitigs hold every layer's k-mers whatever the evidence kind, and the MPHF does not
+depend on the evidence, so a reindex reads each layer's k-mers from its unitigs, asks the
+MPHF for their slots and writes one new evidence file per layer: positions in the unitigs
+(exact) or B-bit fingerprints (approx).  MPHFs, unitigs and column groups are kept as
+they are.  Going exact -> approx -> exact therefore gives back evidence equal to the
+original's, and lookups equal to the original's.
+
+A change of z alone writes no file: z is applied by queries, so only the configuration
+changes.  Everything is one operation of a transaction (``with db.transaction():
+db.reindex(...)``), committed as one new generation; the old evidence files stay for the
+readers of older generations until a vacuum.  Layers are processed in parallel worker
+processes, one partition per task.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from kmerdb.config import Config
+from kmerdb.engine.workers import forked_pool, imap
+from kmerdb.errors import InvalidParameterError
+from kmerdb.store.catalog import LayerRecord, Snapshot
+from kmerdb.store.layer import Layer, layer_prefix, write_evidence
+
+__all__ = ["ReindexReport", "reindex", "reindex_snapshot", "target_config"]
+
+#: progress(phase, done, total): phase "reindex", counted in partitions.
+Progress = Callable[[str, int, "int | None"], None]
+
+
+@dataclass(frozen=True)
+class ReindexReport:
+    """What :func:`reindex` did.
+
+    Attributes
+    ----------
+    path : str
+        The database.
+    evidence, fp_bits, z
+        The configuration it has now.
+    layers_rewritten : int
+        Layers that got a new evidence file (0 when only z changed, or nothing did).
+    generation : int
+        The generation committed (unchanged when there was nothing to do).
+    seconds : float
+    """
+
+    path: str
+    evidence: str
+    fp_bits: int
+    z: int
+    layers_rewritten: int
+    generation: int
+    seconds: float
+
+
+def target_config(config: Config, evidence: str, fp_bits: int | None = None, z: int | None = None) -> Config:
+    """The configuration a reindex to ``evidence`` makes from ``config``.
+
+    For approx evidence, ``fp_bits`` and ``z`` default to the current ones when the index
+    is approx already, else to 8 and 0.  Exact evidence takes neither.
+
+    Raises
+    ------
+    InvalidParameterError
+        Unknown kind, bits outside 1..32, z < 0, or bits/z given with exact evidence.
+    """
+    if evidence not in ("exact", "approx"):
+        raise InvalidParameterError("evidence", evidence, "must be 'exact' or 'approx'")
+    if evidence == "exact":
+        if fp_bits or z:
+            name, value = ("fp_bits", fp_bits) if fp_bits else ("z", z)
+            raise InvalidParameterError(name, value, "fingerprint bits and z apply to approx evidence only")
+        return replace(config, evidence="exact", fp_bits=0, z=0)
+    for name, value in (("fp_bits", fp_bits), ("z", z)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise InvalidParameterError(name, value, "must be an integer")
+    was_approx = config.evidence == "approx"
+    bits = fp_bits if fp_bits is not None else (config.fp_bits if was_approx else 8)
+    zz = z if z is not None else (config.z if was_approx else 0)
+    return replace(config, evidence="approx", fp_bits=bits, z=zz)  # Config validates the ranges
+
+
+# Set in the parent before the workers fork; workers read their copy.
+_STATE: dict = {}
+
+
+def _layer_wants(layer: Layer, cfg: Config) -> bool:
+    """Whether a layer's evidence differs from what ``cfg`` asks for."""
+    if cfg.evidence == "exact":
+        return layer.evidence.kind != "exact"
+    return layer.evidence.kind != "approx" or layer.evidence.fp_bits != cfg.fp_bits
+
+
+def _reindex_partition(p: int) -> tuple[int, list[LayerRecord], int]:
+    """Worker: new evidence for the layers of one partition; returns (p, records, rewritten)."""
+    root, snap, cfg, gen = _STATE["root"], _STATE["snapshot"], _STATE["config"], _STATE["generation"]
+    out, rewritten = [], 0
+    for rec in snap.partitions[p]:
+        layer = Layer(root, rec, {})
+        if not _layer_wants(layer, cfg):
+            out.append(rec)
+            continue
+        kmers = layer.unitig_kmers()
+        positions = layer.unitigs.positions()
+        slots = layer.mphf.lookup(kmers)
+        if kmers.size and (slots.min() < 0 or np.bincount(slots, minlength=layer.n).max() != 1):
+            from kmerdb.errors import CorruptDatabaseError
+
+            raise CorruptDatabaseError(rec.files["mphf"].path, "the MPHF does not map the layer's k-mers one-to-one")
+        ref = write_evidence(
+            root, layer_prefix(p, rec.id), gen, cfg, kmers, slots, positions, layer.unitigs.n_bases
+        )
+        del layer
+        out.append(replace(rec, files={**rec.files, "evidence": ref}))
+        rewritten += 1
+    return p, out, rewritten
+
+
+def reindex_snapshot(
+    root: str,
+    snap: Snapshot,
+    generation: int,
+    evidence: str,
+    fp_bits: int | None = None,
+    z: int | None = None,
+    threads: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[Snapshot, dict]:
+    """Write the new evidence files of a reindex and return the snapshot that uses them.
+
+    Nothing is committed: this is an operation for :meth:`kmerdb.Transaction.apply`.
+
+    Returns
+    -------
+    (Snapshot, dict)
+        The new snapshot (``snap`` itself when nothing changes) and the history arguments.
+    """
+    from kmerdb.params import resolve_threads
+
+    cfg = target_config(snap.config, evidence, fp_bits, z)
+    args = {"evidence": cfg.evidence, "fp_bits": cfg.fp_bits, "z": cfg.z}
+    if cfg == snap.config and not _any_layer_differs(root, snap, cfg):
+        return snap, args
+    n_threads = resolve_threads(threads)
+    parts = list(snap.partitions)
+    todo = [p for p, layers in enumerate(parts) if layers]
+    rewritten = 0
+    with forked_pool(n_threads, len(todo), _STATE, root=root, snapshot=snap, config=cfg, generation=generation) as pool:
+        if progress is not None:
+            progress("reindex", 0, len(todo))
+        for done, (p, records, n) in enumerate(imap(pool, _reindex_partition, todo), 1):
+            parts[p] = tuple(records)
+            rewritten += n
+            if progress is not None:
+                progress("reindex", done, len(todo))
+    args["layers_rewritten"] = rewritten
+    return snap.with_changes(config=cfg, partitions=tuple(parts)), args
+
+
+def _any_layer_differs(root: str, snap: Snapshot, cfg: Config) -> bool:
+    """Whether some layer's evidence file is not what ``cfg`` asks for (read from headers)."""
+    for p, layers in enumerate(snap.partitions):
+        for rec in layers:
+            if _layer_wants(Layer(root, rec, {}), cfg):
+                return True
+    return False
+
+
+def reindex(
+    path: str | os.PathLike,
+    evidence: str,
+    fp_bits: int | None = None,
+    z: int | None = None,
+    threads: int | None = None,
+    wait: bool | float = False,
+    progress: Progress | None = None,
+) -> ReindexReport:
+    """Rebuild the evidence of every layer of a database, in one transaction.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The database.
+    evidence : {"exact", "approx"}
+        The evidence to have.
+    fp_bits : int, optional
+        Fingerprint bits for approx evidence, 1..32 (default: the current ones, or 8).
+    z : int, optional
+        Consecutive-hit rule for approx evidence, >= 0 (default: the current one, or 0).
+    threads : int, optional
+        Worker processes (default: all CPUs).
+    wait : bool or float
+        Wait for the writer lock (True: as long as it takes; a number: at most that many
+        seconds); False fails at once with :class:`~kmerdb.errors.LockedError`.
+    progress : callable, optional
+        ``progress("reindex", partitions done, partitions)``.
+
+    Returns
+    -------
+    ReindexReport
+
+    Raises
+    ------
+    InvalidParameterError, LockedError, DatabaseNotFoundError, IncompleteDatabaseError
+    """
+    from kmerdb.database import open_database
+
+    t0 = time.perf_counter()
+    path = os.fspath(path)
+    with open_database(path, mode="a") as db:
+        before = db.generation
+        with db.transaction(wait=wait):
+            args = db.reindex(evidence, fp_bits=fp_bits, z=z, threads=threads, progress=progress)
+        cfg = db.config
+        return ReindexReport(
+            path,
+            cfg.evidence,
+            cfg.fp_bits,
+            cfg.z,
+            int(args.get("layers_rewritten", 0)),
+            db.generation if db.generation != before else before,
+            time.perf_counter() - t0,
+        )

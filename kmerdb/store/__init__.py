@@ -1,0 +1,1 @@
+"""Storage: data files, the LMDB catalog, locks, layers and their column encodings."""

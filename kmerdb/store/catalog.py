@@ -1,0 +1,468 @@
+"""The catalog: one LMDB environment of msgpack records describing the database.
+
+Keys and records (all values msgpack):
+
+``format``            int, the on-disk format version (written once)
+``config``            :class:`~kmerdb.config.Config` as a dict
+``state``             ``{"state": "building"|"ready", "generation": int, "next_genome_id": int,
+                      "next_layer_id": int}``
+``genomes``           list of genome records, in column order
+``partition/PPPPP``   ``{"layers": [layer records]}`` for partition P
+``history/NNNNNNNNNN`` one operation: command, arguments, kmerdb version, time, generation
+``generation/NNNNNNNNNN`` the data files of a generation that a later commit superseded,
+                      kept until a vacuum finds no reader of it (see docs/transactions.md)
+
+Every change is one LMDB write transaction; a reader takes one read transaction and
+keeps the :class:`Snapshot` it read, whatever commits later.
+
+LMDB refuses to open one environment twice in a process, so every :class:`Catalog` of
+a directory in this process shares one environment, counted by reference and closed
+with the last of them.  Handles close their catalog once they have read it, so a
+process forked later holds no environment it cannot use.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+
+import lmdb
+import msgpack
+
+from kmerdb.config import FORMAT_VERSION, Config
+from kmerdb.errors import (
+    CorruptDatabaseError,
+    DatabaseNotFoundError,
+    FormatVersionError,
+    KmerDBError,
+    ReadOnlyError,
+)
+from kmerdb.store.storage import FileRef
+
+__all__ = [
+    "CATALOG_DIR",
+    "GenomeRecord",
+    "ColumnGroup",
+    "LayerRecord",
+    "HistoryRecord",
+    "Snapshot",
+    "Catalog",
+]
+
+CATALOG_DIR = "catalog"
+_MAP_SIZE = 1 << 32  # address space only; the file grows as records are written
+
+
+def _pack(obj) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def _unpack(data: bytes):
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+@dataclass(frozen=True)
+class GenomeRecord:
+    """A genome (column) of the index.
+
+    Attributes
+    ----------
+    id : int
+        Stable id, never reused within a database; column groups refer to it.
+    label : str
+        Column label.
+    sources : tuple of str
+        Input files it was read from (record id appended as ``path#record`` when per record).
+    n_kmers : int
+        Distinct canonical k-mers.
+    total : int
+        k-mer occurrences in its inputs (equals ``n_kmers`` when occurrences were not kept).
+    spectrum : tuple of (int, int)
+        (count, number of distinct k-mers with that count), ascending counts.
+    """
+
+    id: int
+    label: str
+    sources: tuple[str, ...]
+    n_kmers: int
+    total: int
+    spectrum: tuple[tuple[int, int], ...] = ()
+
+    def to_record(self) -> dict:
+        return {
+            "id": self.id,
+            "label": self.label,
+            "sources": list(self.sources),
+            "n_kmers": self.n_kmers,
+            "total": self.total,
+            "spectrum": [list(p) for p in self.spectrum],
+        }
+
+    @classmethod
+    def from_record(cls, rec: dict) -> GenomeRecord:
+        return cls(
+            rec["id"],
+            rec["label"],
+            tuple(rec["sources"]),
+            rec["n_kmers"],
+            rec["total"],
+            tuple((int(c), int(n)) for c, n in rec.get("spectrum", ())),
+        )
+
+
+@dataclass(frozen=True)
+class ColumnGroup:
+    """Columns of some genomes in one layer, slot-major.
+
+    ``kind`` is ``"presence"`` (uint8 rows of packed bits, genome i of the group at bit i,
+    most significant bit first) or ``"counts"`` (one unsigned integer column per genome).
+    """
+
+    genome_ids: tuple[int, ...]
+    kind: str
+    file: FileRef
+
+    def to_record(self) -> dict:
+        return {"genome_ids": list(self.genome_ids), "kind": self.kind, "file": self.file.to_record()}
+
+    @classmethod
+    def from_record(cls, rec: dict) -> ColumnGroup:
+        return cls(tuple(rec["genome_ids"]), rec["kind"], FileRef.from_record(rec["file"]))
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """An immutable set of k-mers inside a partition.
+
+    Attributes
+    ----------
+    id : int
+        Unique within the database.
+    n_kmers : int
+        Number of k-mers (= MPHF slots).
+    files : dict of str to FileRef
+        Its structures by role: ``"mphf"``, ``"evidence"`` and others.
+    groups : tuple of ColumnGroup
+        Its column groups; together they hold one column per genome of the index.
+    generation : int
+        Generation that created it.
+    """
+
+    id: int
+    n_kmers: int
+    files: dict = field(default_factory=dict)
+    groups: tuple[ColumnGroup, ...] = ()
+    generation: int = 0
+
+    def to_record(self) -> dict:
+        return {
+            "id": self.id,
+            "n_kmers": self.n_kmers,
+            "files": {role: ref.to_record() for role, ref in self.files.items()},
+            "groups": [g.to_record() for g in self.groups],
+            "generation": self.generation,
+        }
+
+    @classmethod
+    def from_record(cls, rec: dict) -> LayerRecord:
+        return cls(
+            rec["id"],
+            rec["n_kmers"],
+            {role: FileRef.from_record(r) for role, r in rec["files"].items()},
+            tuple(ColumnGroup.from_record(g) for g in rec["groups"]),
+            rec.get("generation", 0),
+        )
+
+    def all_files(self) -> list[FileRef]:
+        return list(self.files.values()) + [g.file for g in self.groups]
+
+
+@dataclass(frozen=True)
+class HistoryRecord:
+    """One committed operation."""
+
+    seq: int
+    command: str
+    args: dict
+    version: str
+    time: float
+    generation: int
+
+    def to_record(self) -> dict:
+        return {
+            "seq": self.seq,
+            "command": self.command,
+            "args": self.args,
+            "version": self.version,
+            "time": self.time,
+            "generation": self.generation,
+        }
+
+    @classmethod
+    def from_record(cls, rec: dict) -> HistoryRecord:
+        return cls(rec["seq"], rec["command"], rec.get("args", {}), rec["version"], rec["time"], rec["generation"])
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the catalog says at one generation."""
+
+    format_version: int
+    config: Config
+    state: str
+    generation: int
+    next_genome_id: int
+    next_layer_id: int
+    genomes: tuple[GenomeRecord, ...]
+    partitions: tuple[tuple[LayerRecord, ...], ...]
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(g.label for g in self.genomes)
+
+    def all_files(self) -> list[FileRef]:
+        return [f for layers in self.partitions for layer in layers for f in layer.all_files()]
+
+    def with_changes(self, **changes) -> Snapshot:
+        return replace(self, **changes)
+
+
+def _partition_key(p: int) -> bytes:
+    return f"partition/{p:05d}".encode()
+
+
+def _generation_key(generation: int) -> bytes:
+    return f"generation/{generation:010d}".encode()
+
+
+# One environment per catalog directory and process: realpath -> [env, references, pid, writable].
+_ENVS: dict[str, list] = {}
+_ENVS_LOCK = threading.Lock()
+# Environments inherited through fork: never used nor closed here (closing would clear the
+# parent's reader slots), only kept from the garbage collector.
+_INHERITED: list = []
+
+
+def _acquire_env(cat_dir: str, readonly: bool, create: bool = False) -> lmdb.Environment:
+    key = os.path.realpath(cat_dir)
+    with _ENVS_LOCK:
+        entry = _ENVS.get(key)
+        inherited = entry is not None and entry[2] != os.getpid()
+        if inherited:
+            _INHERITED.append(_ENVS.pop(key))
+            entry = None
+        if entry is not None:
+            if not readonly and not entry[3]:
+                raise ReadOnlyError(f"{cat_dir}: catalog is open read-only in this process (directory not writable)")
+            entry[1] += 1
+            return entry[0]
+        writable = create or not readonly or os.access(cat_dir, os.W_OK)
+        try:
+            env = lmdb.open(cat_dir, map_size=_MAP_SIZE, subdir=True, readonly=not writable, lock=True, create=create)
+        except lmdb.Error:
+            if inherited:
+                raise KmerDBError(
+                    f"{cat_dir}: the catalog was being read by the parent process when this one forked; "
+                    "open the database again once that read is over, or start processes with 'spawn'"
+                ) from None
+            raise
+        _ENVS[key] = [env, 1, os.getpid(), writable]
+        return env
+
+
+def _release_env(env: lmdb.Environment) -> None:
+    with _ENVS_LOCK:
+        for key, entry in list(_ENVS.items()):
+            if entry[0] is env:
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    del _ENVS[key]
+                    env.close()
+                return
+
+
+class CatalogWriter:
+    """Puts records inside one open LMDB write transaction."""
+
+    def __init__(self, txn: lmdb.Transaction) -> None:
+        self.txn = txn
+
+    def put_state(self, state: str, generation: int, next_genome_id: int, next_layer_id: int) -> None:
+        self.txn.put(
+            b"state",
+            _pack(
+                {
+                    "state": state,
+                    "generation": generation,
+                    "next_genome_id": next_genome_id,
+                    "next_layer_id": next_layer_id,
+                }
+            ),
+        )
+
+    def put_genomes(self, genomes) -> None:
+        self.txn.put(b"genomes", _pack([g.to_record() for g in genomes]))
+
+    def put_partition(self, p: int, layers) -> None:
+        self.txn.put(_partition_key(p), _pack({"layers": [layer.to_record() for layer in layers]}))
+
+    def put_snapshot(self, snap: Snapshot) -> None:
+        """Write every record of ``snap`` except the format (fixed at creation).
+
+        The config is written too: a reindex changes its evidence, fp_bits and z.
+        """
+        self.txn.put(b"config", _pack(snap.config.to_record()))
+        self.put_state(snap.state, snap.generation, snap.next_genome_id, snap.next_layer_id)
+        self.put_genomes(snap.genomes)
+        for p, layers in enumerate(snap.partitions):
+            self.put_partition(p, layers)
+
+    def current_generation(self) -> int:
+        """Generation of the state record, as this transaction sees it."""
+        return int(_unpack(self.txn.get(b"state"))["generation"])
+
+    def has_generation(self, generation: int) -> bool:
+        return self.txn.get(_generation_key(generation)) is not None
+
+    def put_generation(self, generation: int, paths) -> None:
+        """Record the data files of a superseded generation (for vacuum)."""
+        rec = {"generation": int(generation), "files": sorted(set(paths)), "time": time.time()}
+        self.txn.put(_generation_key(generation), _pack(rec))
+
+    def delete_generation(self, generation: int) -> None:
+        self.txn.delete(_generation_key(generation))
+
+    def add_history(self, command: str, args: dict, generation: int) -> None:
+        from kmerdb import __version__
+
+        last = 0
+        with self.txn.cursor() as cur:
+            # b"history0" sorts right after every b"history/..." key; step back from it
+            moved = cur.prev() if cur.set_range(b"history0") else cur.last()
+            if moved and cur.key().startswith(b"history/"):
+                last = int(cur.key()[len(b"history/") :])
+        rec = HistoryRecord(last + 1, command, args, __version__, time.time(), generation)
+        self.txn.put(f"history/{rec.seq:010d}".encode(), _pack(rec.to_record()))
+
+
+class Catalog:
+    """The LMDB environment of one database."""
+
+    def __init__(self, db_path: str, env: lmdb.Environment, readonly: bool) -> None:
+        self.db_path = db_path
+        self.env = env
+        self.readonly = readonly
+
+    @classmethod
+    def create(cls, db_path: str, config: Config) -> Catalog:
+        """Create the catalog of a new database, in state ``building``."""
+        env = _acquire_env(os.path.join(db_path, CATALOG_DIR), readonly=False, create=True)
+        cat = cls(db_path, env, readonly=False)
+        with env.begin(write=True) as txn:
+            txn.put(b"format", _pack(FORMAT_VERSION))
+            txn.put(b"config", _pack(config.to_record()))
+            w = CatalogWriter(txn)
+            w.put_state("building", 0, 0, 0)
+            w.put_genomes([])
+        return cat
+
+    @classmethod
+    def open(cls, db_path: str, readonly: bool = True) -> Catalog:
+        """Open an existing catalog; checks the format version."""
+        cat_dir = os.path.join(db_path, CATALOG_DIR)
+        if not os.path.isdir(db_path):
+            raise DatabaseNotFoundError(db_path, "no such database")
+        if not os.path.exists(os.path.join(cat_dir, "data.mdb")):
+            raise DatabaseNotFoundError(db_path, "not a kmerdb database (no catalog)")
+        try:
+            env = _acquire_env(cat_dir, readonly=readonly)
+        except lmdb.Error as exc:
+            raise DatabaseNotFoundError(db_path, f"cannot open the catalog: {exc}") from None
+        cat = cls(db_path, env, readonly)
+        with env.begin() as txn:
+            raw = txn.get(b"format")
+        if raw is None:
+            cat.close()
+            raise DatabaseNotFoundError(db_path, "not a kmerdb database (catalog has no format record)")
+        version = _unpack(raw)
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            cat.close()
+            raise FormatVersionError(db_path, version if isinstance(version, int) else -1, FORMAT_VERSION)
+        return cat
+
+    def read(self) -> Snapshot:
+        """Read the whole catalog in one read transaction."""
+        try:
+            with self.env.begin() as txn:
+                fmt = _unpack(txn.get(b"format"))
+                config = Config.from_record(_unpack(txn.get(b"config")))
+                state = _unpack(txn.get(b"state"))
+                genomes = tuple(GenomeRecord.from_record(r) for r in _unpack(txn.get(b"genomes")))
+                parts = []
+                for p in range(config.n_partitions):
+                    raw = txn.get(_partition_key(p))
+                    layers = _unpack(raw)["layers"] if raw is not None else []
+                    parts.append(tuple(LayerRecord.from_record(r) for r in layers))
+        except (TypeError, KeyError, msgpack.UnpackException, ValueError) as exc:
+            raise CorruptDatabaseError(self.db_path, f"catalog record unreadable: {exc}") from None
+        except lmdb.Error as exc:
+            raise KmerDBError(f"{self.db_path}: catalog read failed: {exc}") from None
+        return Snapshot(
+            fmt,
+            config,
+            state["state"],
+            state["generation"],
+            state.get("next_genome_id", 0),
+            state.get("next_layer_id", 0),
+            genomes,
+            tuple(parts),
+        )
+
+    def generation(self) -> int:
+        """The committed generation (one small read)."""
+        with self.env.begin() as txn:
+            return int(_unpack(txn.get(b"state"))["generation"])
+
+    def generations(self) -> dict[int, list[str]]:
+        """Superseded generations still recorded: generation -> relative paths of its data files."""
+        out = {}
+        with self.env.begin() as txn, txn.cursor() as cur:
+            if cur.set_range(b"generation/"):
+                for key, value in cur:
+                    if not key.startswith(b"generation/"):
+                        break
+                    rec = _unpack(value)
+                    out[int(rec["generation"])] = list(rec["files"])
+        return out
+
+    def history(self) -> list[HistoryRecord]:
+        """All operations, oldest first."""
+        out = []
+        with self.env.begin() as txn, txn.cursor() as cur:
+            if cur.set_range(b"history/"):
+                for key, value in cur:
+                    if not key.startswith(b"history/"):
+                        break
+                    out.append(HistoryRecord.from_record(_unpack(value)))
+        return out
+
+    @contextmanager
+    def write(self) -> Iterator[CatalogWriter]:
+        """One LMDB write transaction: commits when the block ends, aborts on exception."""
+        if self.readonly:
+            raise ReadOnlyError(f"{self.db_path}: catalog opened read-only")
+        try:
+            with self.env.begin(write=True) as txn:
+                yield CatalogWriter(txn)
+        except lmdb.Error as exc:
+            raise KmerDBError(f"{self.db_path}: catalog write failed: {exc}") from None
+
+    def close(self) -> None:
+        """Release the environment (closed with the last catalog of this directory)."""
+        if self.env is not None:
+            _release_env(self.env)
+            self.env = None

@@ -1,0 +1,323 @@
+"""Layers: immutable k-mer sets inside a partition, memory-mapped.
+
+A layer of n k-mers is
+- its k-mers as the maximal unitigs of their de Bruijn graph, 2 bits per base
+  (role ``"unitigs"``, :mod:`kmerdb.unitigs`): the one copy of the k-mers, read by
+  everything that iterates them;
+- an MPHF mapping each k-mer to a slot in [0, n) (role ``"mphf"``, :mod:`kmerdb.mphf`);
+- evidence per slot that rejects keys that are not members, since the MPHF maps any
+  key somewhere (role ``"evidence"``, :mod:`kmerdb.evidence`): the position of the
+  slot's k-mer in the unitigs (exact) or a B-bit fingerprint (approx);
+- column groups whose rows are the slots.
+
+Files of a layer are written once by :func:`write_layer` (evidence again by a reindex)
+and only read afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import numpy as np
+
+from kmerdb.config import Config
+from kmerdb.core.evidence import Evidence, approx_evidence, exact_evidence
+from kmerdb.core.kmers import canonical
+from kmerdb.core.mphf import MPHF
+from kmerdb.core.unitigs import UnitigSet, build_unitigs
+from kmerdb.errors import CorruptDatabaseError
+from kmerdb.store.catalog import ColumnGroup, LayerRecord
+from kmerdb.store.columns import COUNTS, PRESENCE, pack_presence, to_counts, unpack_presence
+from kmerdb.store.storage import FileRef, file_checksum, load_array, save_array
+
+__all__ = ["Layer", "write_layer", "write_group", "write_evidence", "layer_prefix"]
+
+
+def layer_prefix(partition: int, layer_id: int) -> str:
+    """Relative path prefix of a layer's files."""
+    return f"data/p{partition:05d}/L{layer_id:07d}"
+
+
+def write_evidence(
+    root: str,
+    prefix: str,
+    generation: int,
+    config: Config,
+    keys: np.ndarray,
+    slots: np.ndarray,
+    positions: np.ndarray,
+    n_bases: int,
+) -> FileRef:
+    """Write the evidence file of a layer, of the kind ``config`` asks for.
+
+    Parameters
+    ----------
+    root, prefix : str
+        Database directory and the layer's path prefix.
+    generation : int
+        Generation that writes it (part of the file name: a reindex writes a new file).
+    config : Config
+        Evidence kind and fingerprint bits.
+    keys, slots, positions : ndarray
+        Each k-mer, its MPHF slot and its start base in the layer's unitig sequence.
+    n_bases : int
+        Length of the unitig sequence.
+    """
+    if config.evidence == "approx":
+        by_slot = np.empty_like(keys)
+        by_slot[slots] = keys
+        data = approx_evidence(by_slot, config.fp_bits)
+        kind = f"approx{config.fp_bits}"
+    else:
+        by_slot = np.empty(keys.size, dtype=np.int64)
+        by_slot[slots] = positions
+        data = exact_evidence(by_slot, n_bases)
+        kind = "exact"
+    relpath = f"{prefix}.g{generation:07d}.{kind}.evidence.npy"
+    if os.path.exists(os.path.join(root, relpath)):
+        # Written earlier in the same uncommitted generation (a transaction that reindexes
+        # back and forth): its content is a function of the layer and the kind, so reuse it.
+        nbytes, checksum = file_checksum(os.path.join(root, relpath))
+        ref = FileRef(relpath, nbytes, checksum)
+        if ref.nbytes == _npy_size(data):
+            return ref
+    return save_array(root, relpath, data)
+
+
+def _npy_size(array: np.ndarray) -> int:
+    """Bytes of ``array`` written as an .npy file."""
+    import io
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(array))
+    return header.tell() + array.nbytes
+
+
+def write_layer(
+    root: str,
+    partition: int,
+    layer_id: int,
+    generation: int,
+    keys: np.ndarray,
+    groups: list[tuple[tuple[int, ...], np.ndarray]],
+    config: Config,
+) -> LayerRecord:
+    """Build and write a layer: unitigs, MPHF, evidence, column groups.
+
+    Parameters
+    ----------
+    root : str
+        Database directory.
+    partition, layer_id, generation : int
+        Where it goes and who made it.
+    keys : ndarray of uint64
+        The layer's distinct canonical k-mers (sorted or not; sorted is faster).
+    groups : list of (genome ids, matrix)
+        Column groups to write; each matrix has one row per key (in ``keys`` order) and
+        one column per genome id: booleans, or integer counts when ``config.counts``.
+    config : Config
+        The index configuration (k, evidence kind, fingerprint bits).
+
+    Returns
+    -------
+    LayerRecord
+        Ready to be committed to the catalog.
+    """
+    keys = np.ascontiguousarray(keys, dtype=np.uint64)
+    prefix = layer_prefix(partition, layer_id)
+    if keys.size > 1 and not (keys[1:] > keys[:-1]).all():
+        perm = np.argsort(keys)
+        unitigs, sorted_positions = build_unitigs(keys[perm], config.k)
+        positions = np.empty_like(sorted_positions)
+        positions[perm] = sorted_positions
+    else:
+        unitigs, positions = build_unitigs(keys, config.k)
+    n_bases = UnitigSet(unitigs).n_bases
+    mphf = MPHF.build(keys)
+    slots = mphf.lookup(keys)
+    files = {
+        "mphf": save_array(root, f"{prefix}.mphf.npy", mphf.to_array()),
+        "unitigs": save_array(root, f"{prefix}.unitigs.npy", unitigs),
+        "evidence": write_evidence(root, prefix, generation, config, keys, slots, positions, n_bases),
+    }
+    return LayerRecord(
+        layer_id,
+        int(keys.size),
+        files,
+        tuple(write_group(root, prefix, generation, ids, matrix, slots, config) for ids, matrix in groups),
+        generation,
+    )
+
+
+def write_group(
+    root: str,
+    prefix: str,
+    generation: int,
+    genome_ids: tuple[int, ...],
+    matrix: np.ndarray,
+    slots: np.ndarray,
+    config: Config,
+) -> ColumnGroup:
+    """Write one column group; ``matrix`` rows are in key order and ``slots`` maps them to slots."""
+    by_slot = np.empty_like(matrix)
+    by_slot[slots] = matrix
+    kind = COUNTS if config.counts else PRESENCE
+    data = to_counts(by_slot) if config.counts else pack_presence(by_slot)
+    ref = save_array(root, f"{prefix}.g{generation:07d}-{genome_ids[0]}.{kind}.npy", data)
+    return ColumnGroup(tuple(int(g) for g in genome_ids), kind, ref)
+
+
+class Layer:
+    """An opened, memory-mapped layer.
+
+    Parameters
+    ----------
+    root : str
+        Database directory.
+    record : LayerRecord
+        Its catalog record.
+    column_of : dict of int to int
+        Genome id -> column index in the database's genome order.
+    """
+
+    def __init__(self, root: str, record: LayerRecord, column_of: dict[int, int]) -> None:
+        self.record = record
+        self.n = record.n_kmers
+        files = record.files
+        for role in ("mphf", "unitigs", "evidence"):
+            if role not in files:
+                raise CorruptDatabaseError(f"layer {record.id}", f"the catalog names no {role} file")
+        self.mphf = MPHF.from_array(load_array(root, files["mphf"]), source=files["mphf"].path)
+        self.unitigs = UnitigSet(load_array(root, files["unitigs"]), source=files["unitigs"].path)
+        self.evidence = Evidence(load_array(root, files["evidence"]), source=files["evidence"].path)
+        for name, count in (("mphf", self.mphf.n), ("unitigs", self.unitigs.n), ("evidence", self.evidence.n)):
+            if count != self.n:
+                raise CorruptDatabaseError(files[name].path, f"holds {count} k-mers, the layer has {self.n}")
+        self.groups = []
+        self._slices = []
+        self._byte_columns = []
+        for group in record.groups:
+            data = load_array(root, group.file)
+            if data.shape[0] != self.n:
+                raise CorruptDatabaseError(group.file.path, "column group rows differ from the layer's k-mers")
+            cols = np.array([column_of[g] for g in group.genome_ids if g in column_of], dtype=np.intp)
+            keep = np.array([i for i, g in enumerate(group.genome_ids) if g in column_of], dtype=np.intp)
+            self.groups.append((group, data, cols, keep))
+            # every column kept, in database order: plain slices instead of fancy indexing
+            whole = keep.size == len(group.genome_ids) and cols.size and (np.diff(cols) == 1).all()
+            self._slices.append((slice(int(cols[0]), int(cols[-1]) + 1), slice(None)) if whole else (cols, keep))
+            # per packed byte that still has a genome of the database: its index and the
+            # database column of each of its (up to 8) genomes, -1 for a removed one
+            columns = np.array([column_of.get(g, -1) for g in group.genome_ids], dtype=np.intp)
+            chunks = ((b // 8, columns[b : b + 8]) for b in range(0, columns.size, 8))
+            self._byte_columns.append([(b, cols) for b, cols in chunks if (cols >= 0).any()])
+
+    def find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Membership of ``keys`` (uint64 canonical k-mers).
+
+        Returns
+        -------
+        found : ndarray of bool
+        slots : ndarray of int64
+            Slot of each found key (meaningless where not found).
+        """
+        keys = np.asarray(keys, dtype=np.uint64)
+        slots = self.mphf.lookup(keys)
+        inside = slots >= 0  # -1: a stranger that fell through every level
+        safe = np.maximum(slots, 0, out=slots)
+        if not self.n:
+            return np.zeros(keys.size, dtype=bool), safe
+        found = inside & self.evidence.check(keys, safe, self.unitigs)
+        return found, safe
+
+    @property
+    def exact(self) -> bool:
+        """Whether :meth:`find` is exact (exact evidence) or may accept strangers (approx)."""
+        return self.evidence.kind == "exact"
+
+    def find_exact(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Like :meth:`find`, but exact whatever the evidence kind.
+
+        With approximate evidence the keys are checked against the layer's k-mers decoded
+        from its unitigs (sorted once per call), which costs O(n log n): meant for merges,
+        verification and exports, not for queries.
+        """
+        if self.exact:
+            return self.find(keys)
+        keys = np.asarray(keys, dtype=np.uint64)
+        found = np.zeros(keys.size, dtype=bool)
+        slots = np.zeros(keys.size, dtype=np.int64)
+        if self.n and keys.size:
+            members = np.sort(self.unitigs.kmers())
+            at = np.minimum(np.searchsorted(members, keys), self.n - 1)
+            found = members[at] == keys
+            slots[found] = self.mphf.lookup(keys[found])
+        return found, slots
+
+    def fill_rows(self, slots: np.ndarray, out: np.ndarray, counts: bool) -> None:
+        """Write the rows of ``slots`` into ``out`` (len(slots) x genomes of the database).
+
+        ``out`` is boolean presence, or integer counts when ``counts`` (count groups only).
+        """
+        for (group, data, all_cols, _), (cols, keep) in zip(self.groups, self._slices):
+            if all_cols.size == 0:
+                continue
+            rows = data[slots]
+            if group.kind == PRESENCE:
+                values = unpack_presence(rows, len(group.genome_ids))[:, keep]
+            else:
+                values = rows[:, keep]
+                if not counts:
+                    values = values > 0
+            out[:, cols] = values
+
+    def presence_bytes(self, slots: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Presence of the rows of ``slots``, eight genomes to a byte.
+
+        Yields
+        ------
+        columns : ndarray of intp
+            The database columns of the byte's genomes (up to 8; -1 for a genome no
+            longer in the database).
+        values : ndarray of uint8
+            One byte per slot, the first genome in the most significant bit (as
+            ``np.packbits``).
+        """
+        for (group, data, _, _), byte_columns in zip(self.groups, self._byte_columns):
+            if not byte_columns:
+                continue
+            rows = data.take(slots, axis=0)
+            if group.kind != PRESENCE:
+                rows = pack_presence(rows > 0)
+            for b, cols in byte_columns:
+                yield cols, np.ascontiguousarray(rows[:, b])
+
+    def kmers(self) -> np.ndarray:
+        """All k-mers of the layer (canonical uint64), in slot order, decoded from the unitigs."""
+        if not self.n:
+            return np.zeros(0, dtype=np.uint64)
+        if self.exact:
+            # the evidence of a slot is where its k-mer starts in the unitigs
+            at = self.unitigs.kmer_at(self.evidence.values(np.arange(self.n)))
+            return canonical(at, self.unitigs.k)
+        kmers = self.unitigs.kmers()
+        out = np.empty_like(kmers)
+        out[self.mphf.lookup(kmers)] = kmers
+        return out
+
+    def unitig_kmers(self) -> np.ndarray:
+        """All k-mers of the layer (canonical uint64), in unitig order: the cheapest way to read them."""
+        return self.unitigs.kmers()
+
+    def stats(self) -> dict:
+        """Sizes of the layer's structures: k-mers, unitigs, bases, bytes per role."""
+        return {
+            "n_kmers": self.n,
+            "n_unitigs": self.unitigs.n_unitigs,
+            "n_bases": self.unitigs.n_bases,
+            "evidence": self.evidence.kind,
+            "fp_bits": self.evidence.fp_bits,
+            "bytes": {role: ref.nbytes for role, ref in self.record.files.items()}
+            | {"columns": sum(g.file.nbytes for g in self.record.groups)},
+        }

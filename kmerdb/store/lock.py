@@ -1,0 +1,271 @@
+"""Locks of a database directory: one writer at a time, and registered readers.
+
+Both live under ``DB/locks/`` and use ``fcntl.flock``, which the kernel releases when
+the holder dies, however it dies.
+
+Writer lock (``locks/writer``)
+    A writer holds an exclusive flock on this file for the length of a transaction
+    (and a vacuum) and writes its PID into it; a second writer fails with
+    :class:`~kmerdb.errors.LockedError` naming that PID, or waits.  A clean release
+    empties the file, so a writer that finds a PID in it knows the previous writer
+    died mid-operation and clears what it left behind (files no generation names).
+
+Reader registrations (``locks/readers/*.reader``)
+    Every open handle holds an exclusive flock on a file of its own whose content is
+    the generation it reads (``*`` while it is between generations: opening or
+    refreshing).  :func:`live_readers` tells vacuum which generations are still seen.
+    A file whose flock can be taken belongs to a process that is gone.  A handle that
+    cannot register (read-only directory) reads unprotected from vacuum.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import time
+import uuid
+import weakref
+
+from kmerdb.errors import KmerDBError, LockedError
+
+__all__ = ["LOCKS_DIR", "WriterLock", "ReaderRegistration", "live_readers", "forget_inherited"]
+
+LOCKS_DIR = "locks"
+_WRITER = "writer"
+_READERS = "readers"
+_ANY = "*"
+_WIDTH = 24  # registration content is rewritten in place at this fixed width
+
+# Every lock object of this process with an open lock file.  A flock belongs to the open
+# file, which a forked child shares: a child keeping its copy would keep the lock after
+# its parent released it, so long-lived children drop their copies (forget_inherited).
+_HOLDERS: weakref.WeakSet[WriterLock | ReaderRegistration] = weakref.WeakSet()
+
+
+def forget_inherited() -> None:
+    """In a forked child: close the child's copies of its parent's lock files.
+
+    The parent's locks stay as they are (the parent still has the files open); the
+    child's lock objects no longer hold anything.
+    """
+    for holder in list(_HOLDERS):
+        fd, holder.fd = holder.fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    _HOLDERS.clear()
+
+
+class WriterLock:
+    """The exclusive writer lock of one database.
+
+    Parameters
+    ----------
+    root : str
+        Database directory.
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.path = os.path.join(root, LOCKS_DIR, _WRITER)
+        self.fd: int | None = None
+        #: True when the previous holder died without releasing cleanly.
+        self.previous_crashed = False
+
+    def acquire(self, wait: bool | float = False) -> WriterLock:
+        """Take the lock.
+
+        Parameters
+        ----------
+        wait : bool or float
+            False: fail at once if another writer holds it; True: wait as long as it takes;
+            a number: wait at most that many seconds.
+
+        Raises
+        ------
+        LockedError
+            Another process holds the lock (and waiting was not asked for or timed out).
+        """
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        fd = self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        _HOLDERS.add(self)  # from now on: a fork while waiting must not keep the file either
+        try:
+            if wait is True:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            else:
+                deadline = time.monotonic() + (0.0 if wait is False else float(wait))
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except OSError as exc:
+                        if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                            raise
+                        if time.monotonic() >= deadline:
+                            raise LockedError(self.root, _read_pid(fd)) from None
+                        time.sleep(0.05)
+            content = os.pread(fd, 64, 0).strip()
+            self.previous_crashed = bool(content)
+            # one write over the old content (never empty in between), so that dying right
+            # here still tells the next writer to clean up
+            os.pwrite(fd, f"{os.getpid()}".ljust(_WIDTH - 1).encode() + b"\n", 0)
+            os.fsync(fd)
+        except BaseException:
+            self.fd = None
+            _HOLDERS.discard(self)
+            os.close(fd)
+            raise
+        return self
+
+    def release(self, clean: bool = True) -> None:
+        """Release the lock; ``clean=False`` leaves the PID so the next writer cleans up."""
+        if self.fd is None:
+            return
+        try:
+            if clean:
+                os.ftruncate(self.fd, 0)
+        finally:
+            _HOLDERS.discard(self)
+            os.close(self.fd)
+            self.fd = None
+
+    @property
+    def held(self) -> bool:
+        return self.fd is not None
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+        return int(text) if text else None
+    except (OSError, ValueError):
+        return None
+
+
+class ReaderRegistration:
+    """A handle's registration as a reader of one generation (see the module docstring)."""
+
+    def __init__(self, root: str) -> None:
+        self.fd: int | None = None
+        self.path: str | None = None
+        folder = os.path.join(root, LOCKS_DIR, _READERS)
+        name = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        tmp = os.path.join(folder, name + ".tmp")
+        try:
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        except OSError:
+            return  # read-only directory: read without registration
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.pwrite(fd, _ANY.ljust(_WIDTH).encode(), 0)
+            # visible under its final name only once locked, so vacuum never takes it for stale
+            final = os.path.join(folder, name + ".reader")
+            os.rename(tmp, final)
+        except OSError:
+            os.close(fd)
+            _unlink(tmp)
+            return
+        self.fd, self.path = fd, final
+        self.pid = os.getpid()
+        _HOLDERS.add(self)
+
+    def set(self, generation: int | None) -> None:
+        """Announce the generation read (None: between generations, protect them all)."""
+        if self.fd is not None and os.getpid() == self.pid:
+            text = _ANY if generation is None else str(int(generation))
+            os.pwrite(self.fd, text.ljust(_WIDTH).encode(), 0)
+
+    def close(self) -> None:
+        if self.fd is None:
+            return
+        if self.path is not None and os.getpid() == self.pid:
+            _unlink(self.path)  # a forked child closing its copy leaves the parent registered
+        _HOLDERS.discard(self)
+        os.close(self.fd)
+        self.fd = None
+
+    def __del__(self) -> None:  # a handle dropped without close() stops protecting its files
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def live_readers(root: str, remove_stale: bool = True) -> tuple[set[int], bool, int]:
+    """Generations seen by readers that are still alive.
+
+    Returns
+    -------
+    generations : set of int
+    any_generation : bool
+        Some reader is between generations: every generation must be kept.
+    n_live : int
+        Live registrations.
+    """
+    folder = os.path.join(root, LOCKS_DIR, _READERS)
+    gens: set[int] = set()
+    wildcard = False
+    n_live = 0
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return gens, False, 0
+    except OSError as exc:
+        raise KmerDBError(f"{folder}: cannot list reader registrations: {exc}") from None
+    for name in names:
+        path = os.path.join(folder, name)
+        if not name.endswith(".reader"):
+            if name.endswith(".tmp") and remove_stale:
+                _remove_if_abandoned(path)
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                n_live += 1  # held: the reader is alive
+                text = os.pread(fd, _WIDTH, 0).decode("ascii", "replace").strip()
+                try:
+                    gens.add(int(text))
+                except ValueError:
+                    wildcard = True
+                continue
+            if remove_stale:  # nobody holds it: its process is gone
+                _unlink(path)
+        finally:
+            os.close(fd)
+    return gens, wildcard, n_live
+
+
+def _remove_if_abandoned(path: str) -> None:
+    """Remove a registration that never got its final name (its reader died while opening).
+
+    A young one may belong to a reader between creating and locking it: left alone.
+    """
+    try:
+        if time.time() - os.stat(path).st_mtime < 60:
+            return
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _unlink(path)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

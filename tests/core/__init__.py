@@ -1,0 +1,1 @@
+"""Tests of kmerdb.core (a package, so that module names do not clash)."""

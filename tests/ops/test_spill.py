@@ -1,0 +1,74 @@
+"""Spill buckets: packing round trip and checked read-back."""
+
+import numpy as np
+import pytest
+
+from kmerdb.core import kmers as K
+from kmerdb.errors import BuildIntegrityError
+from kmerdb.ops.spill import BucketSet, SpillPool, pack_superkmers, read_bucket, superkmer_kmers
+
+
+def _superkmers(seed, k=15, m=7, parts=3, n=4000):
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 4, n).astype(np.uint8)
+    codes[rng.integers(0, n, 20)] = K.INVALID
+    starts, counts, part = K.superkmers(codes, k, m, parts)
+    return codes, starts, counts, part
+
+
+def test_pack_and_extract_round_trip():
+    k = 15
+    codes, starts, counts, _ = _superkmers(1, k=k)
+    lengths, packed = pack_superkmers(codes, starts, counts, k)
+    kmers, owner = superkmer_kmers(lengths.astype(np.int64), packed, k)
+    _, expected, _ = K.sequence_kmers(codes, k)
+    assert np.array_equal(np.sort(kmers), np.sort(expected))
+    assert np.array_equal(np.bincount(owner, minlength=counts.size), counts)
+
+
+def test_buckets_flush_and_read_back(tmp_path):
+    k, parts = 15, 3
+    codes, starts, counts, part = _superkmers(2, k=k, parts=parts)
+    pool = SpillPool(str(tmp_path), n_files=2)
+    # a tiny buffer forces many flushes across the pool files
+    buckets = BucketSet(parts, k, pool, buffer_bytes=1)
+    for i in range(0, starts.size, 50):
+        sl = slice(i, i + 50)
+        for p in range(parts):
+            sel = part[sl] == p
+            lengths, packed = pack_superkmers(codes, starts[sl][sel], counts[sl][sel], k)
+            buckets.add(p, i % 2, lengths, packed)
+    buckets.flush_all()
+    assert sum(len(e) for e in buckets.extents) > parts
+    total = []
+    for p in range(parts):
+        genomes, n_kmers, packed = read_bucket(
+            pool, buckets.extents[p], k, int(buckets.records_in[p]), int(buckets.bytes_in[p])
+        )
+        kmers, _ = superkmer_kmers(n_kmers, packed, k)
+        total.append(kmers)
+        assert set(np.unique(genomes)) <= {0, 1}
+    _, expected, _ = K.sequence_kmers(codes, k)
+    assert np.array_equal(np.sort(np.concatenate(total)), np.sort(expected))
+    assert not list(tmp_path.iterdir()), "pool files are unlinked at creation"
+    pool.close()
+
+
+def test_damaged_extent_is_detected(tmp_path):
+    k = 15
+    codes, starts, counts, _ = _superkmers(3, k=k, parts=1)
+    pool = SpillPool(str(tmp_path), n_files=1)
+    buckets = BucketSet(1, k, pool, buffer_bytes=1 << 20)
+    lengths, packed = pack_superkmers(codes, starts, counts, k)
+    buckets.add(0, 0, lengths, packed)
+    buckets.flush_all()
+    ext = buckets.extents[0][0]
+    import os
+
+    os.pwrite(pool.fds[ext.file], b"\xff\xff", ext.offset + 10)
+    with pytest.raises(BuildIntegrityError):
+        read_bucket(pool, buckets.extents[0], k, int(buckets.records_in[0]), int(buckets.bytes_in[0]))
+    # a count mismatch (records lost) is detected too
+    with pytest.raises(BuildIntegrityError):
+        read_bucket(pool, [], k, int(buckets.records_in[0]), int(buckets.bytes_in[0]))
+    pool.close()
