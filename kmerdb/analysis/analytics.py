@@ -57,6 +57,7 @@ __all__ = [
     "iter_distances",
     "spectrum",
     "distinct_rows",
+    "format_value",
 ]
 
 #: Metric name -> (is a similarity, symmetric, needs counts).
@@ -777,7 +778,7 @@ class DistanceMatrix:
         """Header ``<metric> label...``, then one row per genome: label and values."""
         lines = ["\t".join((self.metric,) + self.labels)]
         for label, row in zip(self.labels, self.matrix):
-            lines.append("\t".join([label] + [_fmt(v) for v in row.tolist()]))
+            lines.append("\t".join([label] + [format_value(v) for v in row.tolist()]))
         return "\n".join(lines) + "\n"
 
     def to_phylip(self) -> str:
@@ -786,7 +787,7 @@ class DistanceMatrix:
         lines = [f"{len(self.labels)}"]
         for label, row in zip(self.labels, self.matrix):
             name = "_".join(label.split()) or "_"
-            lines.append(f"{name:<10} " + " ".join(_fmt(v) for v in row.tolist()))
+            lines.append(f"{name:<10} " + " ".join(format_value(v) for v in row.tolist()))
         return "\n".join(lines) + "\n"
 
     def as_distance(self) -> np.ndarray:
@@ -802,7 +803,8 @@ class DistanceMatrix:
         return tree_from_matrix(self.as_distance(), self.labels, method)
 
 
-def _fmt(v: float) -> str:
+def format_value(v: float) -> str:
+    """A matrix value as text: integers without a fraction, floats in full (shortest round trip)."""
     if not math.isfinite(v):
         return repr(float(v))
     return repr(float(v)) if v != int(v) else (str(int(v)) if abs(v) < 1e15 else repr(float(v)))

@@ -8,7 +8,7 @@ import sys
 
 from kmerdb import open as api_open
 from kmerdb import setop as api_setop
-from kmerdb.analysis.analytics import METRICS, TREE_METRICS
+from kmerdb.analysis.analytics import METRICS, TREE_METRICS, format_value
 from kmerdb.analysis.phylo import METHODS
 from kmerdb.console.progress import progress_callback
 from kmerdb.console.render import emit_json, print_table, stdout_console
@@ -98,12 +98,6 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_spectrum)
 
 
-def _fmt(v: float) -> str:
-    from kmerdb.analysis.analytics import _fmt as fmt
-
-    return fmt(v)
-
-
 def _usage(command: str, message: str) -> None:
     """A usage error: one line on stderr, exit status 2 (as the parser does)."""
     sys.stderr.write(f"kmerdb: error: {message} (see 'kmerdb {command} --help')\n")
@@ -131,7 +125,7 @@ def cmd_distance(args) -> int:
             if args.format == "tsv":
                 out.write(f"a\tb\t{args.metric}\n")
                 for a, b, v in pairs:
-                    out.write(f"{a}\t{b}\t{_fmt(v)}\n")
+                    out.write(f"{a}\t{b}\t{format_value(v)}\n")
             else:
                 for a, b, v in pairs:
                     out.write(json.dumps({"a": a, "b": b, args.metric: v if math.isfinite(v) else None}) + "\n")

@@ -94,7 +94,6 @@ def vacuum(path: str | os.PathLike, wait: bool | float = False) -> VacuumReport:
     LockedError
         A writer holds the lock.
     """
-    from kmerdb.ops.merge import snapshot_files
 
     path = os.fspath(path)
     catalog = Catalog.open(path, readonly=False)
@@ -108,7 +107,7 @@ def vacuum(path: str | os.PathLike, wait: bool | float = False) -> VacuumReport:
         recorded = catalog.generations()
         seen, any_generation, n_live = live_readers(path)
         kept = set(recorded) if any_generation else {g for g in recorded if g in seen}
-        keep = snapshot_files(snap)
+        keep = snap.file_paths()
         for g in kept:
             keep.update(recorded[g])
         removed, nbytes = remove_unreferenced(path, keep)
@@ -171,7 +170,6 @@ _VSTATE: dict = {}
 def _verify_task(p: int):
     """Worker: check every layer of partition ``p``; returns (p, problems, files, bytes, k-mers)."""
     from kmerdb.core.kmers import canonical, kmer_minimizer_hashes, partition_of
-    from kmerdb.ops.merge import _any_order_kmers
     from kmerdb.store.columns import COUNTS, PRESENCE
     from kmerdb.store.layer import Layer
     from kmerdb.store.storage import file_checksum
@@ -220,7 +218,7 @@ def _verify_task(p: int):
             continue
         try:
             layer = Layer(root, rec, column_of)
-            keys = np.ascontiguousarray(_any_order_kmers(layer), dtype=np.uint64)
+            keys = np.ascontiguousarray(layer.unitig_kmers(), dtype=np.uint64)
         except KmerDBError as exc:
             problems.append(f"{where}: cannot be opened: {exc}")
             continue

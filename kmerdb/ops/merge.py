@@ -62,7 +62,6 @@ __all__ = [
     "add_input_genomes",
     "remove_genomes",
     "compact_snapshot",
-    "snapshot_files",
 ]
 
 #: progress(phase, done, total); phases here: "scatter" (input bytes), "merge" and
@@ -202,11 +201,6 @@ def final_labels(taken: Sequence[str], incoming: Sequence[str], rename_duplicate
     return out
 
 
-def snapshot_files(snap: Snapshot) -> set[str]:
-    """Relative paths of every data file a snapshot names."""
-    return {ref.path for ref in snap.all_files()}
-
-
 # ---------------------------------------------------------------------------------------
 # worker processes
 # ---------------------------------------------------------------------------------------
@@ -272,12 +266,6 @@ def _source_rows(root: str, rec: LayerRecord, genomes, dtype, counts: bool):
     return keys, rows
 
 
-def _any_order_kmers(layer: Layer) -> np.ndarray:
-    """The layer's k-mers in whatever order is cheapest to read."""
-    read = getattr(layer, "unitig_kmers", None)
-    return np.asarray(read() if read is not None else layer.kmers())
-
-
 def _classify(layer: Layer, keys: np.ndarray, exact: bool) -> tuple[np.ndarray, np.ndarray]:
     """Which of the sorted distinct ``keys`` the layer holds, and their slots (hits only)."""
     n = layer.n
@@ -289,7 +277,7 @@ def _classify(layer: Layer, keys: np.ndarray, exact: bool) -> tuple[np.ndarray, 
         return found, slots[found]
     # a bit table of the keys' hashes (4 entries per key) keeps only the layer's k-mers that
     # may be keys (all hits, ~1/4 of the others); those few are sorted and looked up
-    members = _any_order_kmers(layer)
+    members = layer.unitig_kmers()
     bits = min(28, max(10, int(np.ceil(np.log2(4 * keys.size)))))
     shift = np.uint64(64 - bits)
     table = np.zeros(1 << bits, dtype=bool)

@@ -75,9 +75,8 @@ class Transaction:
     # -- staging ---------------------------------------------------------------------------
     def _protected(self) -> set[str]:
         """Files no writer may remove: the committed generation and every recorded one."""
-        from kmerdb.ops.merge import snapshot_files
 
-        keep = snapshot_files(self.base)
+        keep = self.base.file_paths()
         for files in self._catalog.generations().values():
             keep.update(files)
         return keep
@@ -89,7 +88,6 @@ class Transaction:
         stays as it was; the transaction may go on.
         """
         from kmerdb.ops.maintenance import remove_unreferenced
-        from kmerdb.ops.merge import snapshot_files
 
         if self.state != "active":
             raise TransactionError(f"transaction is {self.state}; start a new one")
@@ -97,7 +95,7 @@ class Transaction:
             new, args = operation(self.snapshot, self.generation)
         except BaseException:
             try:
-                remove_unreferenced(self.root, self._protected() | self._staged_files | snapshot_files(self.snapshot))
+                remove_unreferenced(self.root, self._protected() | self._staged_files | self.snapshot.file_paths())
             except Exception:
                 pass
             raise
@@ -108,12 +106,11 @@ class Transaction:
 
     def stage(self, snapshot: Snapshot, command: str, args: dict) -> None:
         """Make ``snapshot`` the working snapshot, recording ``command`` in the history."""
-        from kmerdb.ops.merge import snapshot_files
 
         if self.state != "active":
             raise TransactionError(f"transaction is {self.state}; start a new one")
         self.snapshot = snapshot.with_changes(generation=self.generation, state="ready")
-        self._staged_files |= snapshot_files(self.snapshot)
+        self._staged_files |= self.snapshot.file_paths()
         self.ops.append((command, args))
         self.db._switch(self.snapshot, committed=False)
 
@@ -121,7 +118,6 @@ class Transaction:
     def commit(self) -> int:
         """Commit every staged operation as one new generation; returns the handle's generation."""
         from kmerdb.ops.maintenance import remove_unreferenced
-        from kmerdb.ops.merge import snapshot_files
 
         if self.state != "active":
             raise TransactionError(f"transaction is {self.state}; cannot commit it")
@@ -132,7 +128,7 @@ class Transaction:
         new = self.snapshot
         try:
             crashpoint("txn.commit")
-            base_files = snapshot_files(self.base)
+            base_files = self.base.file_paths()
             # the operations' files were written without a per-file fsync: one sync of the
             # file system and of every folder makes them (and their names) durable
             sync_tree(self.root)
@@ -154,16 +150,15 @@ class Transaction:
         try:
             self.db._switch(new, committed=True)
             # files written and superseded inside this transaction: no reader ever saw them
-            remove_unreferenced(self.root, self._protected_after(new), only=self._staged_files - snapshot_files(new))
+            remove_unreferenced(self.root, self._protected_after(new), only=self._staged_files - new.file_paths())
             crashpoint("txn.cleaned")
         finally:
             self._close(clean=True)
         return new.generation
 
     def _protected_after(self, new: Snapshot) -> set[str]:
-        from kmerdb.ops.merge import snapshot_files
 
-        keep = snapshot_files(new)
+        keep = new.file_paths()
         for files in self._catalog.generations().values():
             keep.update(files)
         return keep

@@ -227,6 +227,10 @@ class Snapshot:
     def all_files(self) -> list[FileRef]:
         return [f for layers in self.partitions for layer in layers for f in layer.all_files()]
 
+    def file_paths(self) -> set[str]:
+        """Relative paths of every data file the snapshot names."""
+        return {ref.path for ref in self.all_files()}
+
     def with_changes(self, **changes) -> Snapshot:
         return replace(self, **changes)
 
