@@ -9,6 +9,9 @@ the user's situation and carries structured fields next to its message.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 __all__ = [
     "KmerDBError",
     "InputError",
@@ -33,7 +36,7 @@ __all__ = [
 ]
 
 
-def _rebuild(cls, args, state):
+def _rebuild(cls: type[KmerDBError], args: tuple[Any, ...], state: dict[str, Any]) -> KmerDBError:
     exc = cls.__new__(cls)
     exc.args = args
     exc.__dict__.update(state)
@@ -43,7 +46,7 @@ def _rebuild(cls, args, state):
 class KmerDBError(Exception):
     """Root of every error kmerdb raises on purpose."""
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[..., KmerDBError], tuple[Any, ...]]:
         # Subclasses take structured arguments, so the default pickling (cls(*args)) would
         # fail; errors raised in worker processes must cross back to the parent intact.
         return _rebuild, (type(self), self.args, dict(self.__dict__))

@@ -14,9 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-import docgen  # noqa: E402
+import docgen
 
-import kmerdb  # noqa: E402
+import kmerdb
 
 OUT = ROOT / "docs" / "api.md"
 
@@ -48,9 +48,8 @@ def _members(cls) -> list[tuple[str, object]]:
             continue
         if isinstance(member, (staticmethod, classmethod)):
             member = member.__func__
-        if isinstance(member, property) or inspect.isfunction(member):
-            if (member.__doc__ or "").strip():
-                out.append((name, member))
+        if (isinstance(member, property) or inspect.isfunction(member)) and (member.__doc__ or "").strip():
+            out.append((name, member))
     return out
 
 

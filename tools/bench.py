@@ -42,7 +42,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-from procmem import Measurement, measure_subprocess  # noqa: E402
+from procmem import Measurement, measure_subprocess
 
 DATA = (REPO / ".." / "shared" / "data").resolve()
 DEFAULT_GENOMES = (

@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from procmem import format_bytes, measure_subprocess  # noqa: E402
+from procmem import format_bytes, measure_subprocess
 
 REAL = [
     "GCF_000005845.2_ASM584v2_genomic.fna.gz",
@@ -158,7 +158,7 @@ def real_genomes(args, work: Path) -> dict:
     wall, peak, matrix = distance(db, args.threads, work / "real3.json")
     pairs = [(labels[i], labels[j]) for i in range(3) for j in range(i + 1, 3)]
     rows = check_pairs(db, dict(zip(labels, paths)), pairs, work, args.threads, matrix)
-    print(f"\n## Three complete genomes (k = 31){' (index built in %.1f s)' % secs if secs else ''}\n")
+    print(f"\n## Three complete genomes (k = 31){f' (index built in {secs:.1f} s)' if secs else ''}\n")
     print_pairs(rows)
     print(f"\n`kmerdb distance` (3 x 3): {wall:.2f} s wall, peak RSS {format_bytes(peak)}")
     return {"pairs": rows, "distance_seconds": wall, "distance_peak_rss": peak}
@@ -207,7 +207,7 @@ def family(args, work: Path) -> dict:
     best = min(runs)
     print(
         f"\n## {n} simulated genomes of {int(args.length) / 1e6:g} Mbp, {float(args.divergence) * 100:g} % divergence "
-        f"({n_kmers:,} distinct k-mers{', index built in %.0f s' % secs if secs else ''})\n"
+        f"({n_kmers:,} distinct k-mers{f', index built in {secs:.0f} s' if secs else ''})\n"
     )
     print(f"command: {' '.join(kmerdb_cmd()[-1:])} distance {db} --metric jaccard --format json --threads {args.threads}\n")
     print("| run | wall | peak RSS (process tree) |")

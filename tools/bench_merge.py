@@ -35,8 +35,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from indexcmp import same_index  # noqa: E402
-from procmem import measure_subprocess  # noqa: E402
+from indexcmp import same_index
+from procmem import measure_subprocess
 
 GENOMES = (
     "GCF_000005845.2_ASM584v2_genomic.fna.gz",

@@ -39,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
-from procmem import Measurement, measure_subprocess  # noqa: E402
+from procmem import Measurement, measure_subprocess
 
 DATA = (REPO / ".." / "shared" / "data").resolve()
 DEFAULT_GENOMES = (

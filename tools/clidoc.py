@@ -15,9 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-import docgen  # noqa: E402
+import docgen
 
-from kmerdb.console import make_parser  # noqa: E402
+from kmerdb.console import make_parser
 
 OUT = ROOT / "docs" / "commands.md"
 

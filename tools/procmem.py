@@ -19,6 +19,7 @@ Linux only; no third-party dependency.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import threading
@@ -246,10 +247,8 @@ def measure_subprocess(
         return m
     finally:
         if own_tmp:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(stderr_name)
-            except FileNotFoundError:
-                pass
 
 
 def format_bytes(n: float) -> str:

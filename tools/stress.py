@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from indexcmp import same_index  # noqa: E402
+from indexcmp import same_index
 
 GENOMES = (
     "GCF_000005845.2_ASM584v2_genomic.fna.gz",
@@ -223,7 +223,7 @@ def main(argv=None) -> int:
         "seconds": seconds,
         "log": wres["log"],
     }
-    for i, path in enumerate(r_outs):
+    for path in r_outs:
         res = json.loads(Path(path).read_text())
         gens = sorted({g for g, _ in res["answers"]})
         bad = [(g, d) for g, d in res["answers"] if refs.get(g) != d]

@@ -14,6 +14,7 @@ Packing and extraction are whole-array operations; nothing loops over fields.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["width_for", "n_words", "pack", "extract", "unpack", "pack_codes", "read_header"]
 
@@ -126,7 +127,9 @@ def pack_codes(codes: np.ndarray) -> np.ndarray:
     return packed.view(">u8").astype("<u8")
 
 
-def read_header(array, n_header: int, magic: int, version: int, source: str, what: str):
+def read_header(
+    array: npt.ArrayLike, n_header: int, magic: int, version: int, source: str, what: str
+) -> tuple[np.ndarray, list[int]]:
     """Check a self-describing uint64 array's shape, magic and version; return it and its header.
 
     Raises

@@ -16,8 +16,10 @@ doubling.  Long inputs are cut into cache-sized blocks.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import overload
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "INVALID",
@@ -85,7 +87,7 @@ class _Scratch:
     def __init__(self) -> None:
         self._arrays: dict[str, np.ndarray] = {}
 
-    def get(self, name: str, size: int, dtype=np.uint64) -> np.ndarray:
+    def get(self, name: str, size: int, dtype: npt.DTypeLike = np.uint64) -> np.ndarray:
         arr = self._arrays.get(name)
         if arr is None or arr.size < size or arr.dtype != dtype:
             arr = self._arrays[name] = np.empty(size, dtype=dtype)
@@ -248,7 +250,7 @@ def kmer_minimizer_hashes(kmers: np.ndarray, k: int, m: int) -> np.ndarray:
     return best
 
 
-def partition_of(min_hashes: np.ndarray, n_partitions: int, dtype=np.int64) -> np.ndarray:
+def partition_of(min_hashes: np.ndarray, n_partitions: int, dtype: npt.DTypeLike = np.int64) -> np.ndarray:
     """Partition of each k-mer from its minimizer hash (``hash % n_partitions``)."""
     if n_partitions & (n_partitions - 1) == 0:
         # a power of two: the same value by a mask, ~10x faster than a uint64 modulo
@@ -256,7 +258,13 @@ def partition_of(min_hashes: np.ndarray, n_partitions: int, dtype=np.int64) -> n
     return (min_hashes % _U64(n_partitions)).astype(dtype)
 
 
-def sequence_kmers(codes: np.ndarray, k: int, m: int | None = None):
+@overload
+def sequence_kmers(codes: np.ndarray, k: int, m: None = None) -> tuple[np.ndarray, np.ndarray, None]: ...
+@overload
+def sequence_kmers(codes: np.ndarray, k: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+def sequence_kmers(
+    codes: np.ndarray, k: int, m: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Canonical k-mers of a coded sequence, block by block.
 
     Returns
@@ -285,7 +293,7 @@ def sequence_kmers(codes: np.ndarray, k: int, m: int | None = None):
         fwd_valid = np.take(fwd, idx, out=scratch.get("fwd_valid", idx.size))
         rc_valid = np.take(rc, idx, out=scratch.get("rc_valid", idx.size))
         np.minimum(fwd_valid, rc_valid, out=kmers[kept:end])
-        if m is not None:
+        if m is not None and hashes is not None:  # hashes exists exactly when m is given
             # The m-mer at a k-mer's start is its top 2m bits, and that m-mer's reverse
             # complement is the bottom 2m bits of the k-mer's reverse complement: no second
             # window pass.  Only the last k-m m-mers of the chunk need one, on k-1 bases.
@@ -300,10 +308,10 @@ def sequence_kmers(codes: np.ndarray, k: int, m: int | None = None):
             _fmix64(mm, scratch.get("mix", mm.size))
             np.take(_sliding_min(mm, k - m + 1, scratch), idx, out=hashes[kept:end])
         kept = end
-    return positions[:kept], kmers[:kept], (hashes[:kept] if m is not None else None)
+    return positions[:kept], kmers[:kept], (hashes[:kept] if hashes is not None else None)
 
 
-def superkmers(codes: np.ndarray, k: int, m: int, n_partitions: int):
+def superkmers(codes: np.ndarray, k: int, m: int, n_partitions: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Split a coded sequence into super-k-mers: maximal runs of consecutive valid
     k-mers sharing one minimizer (cut at :data:`SUPERKMER_CAP` k-mers).
 
@@ -349,7 +357,7 @@ def superkmers(codes: np.ndarray, k: int, m: int, n_partitions: int):
     return np.concatenate(start_parts), np.concatenate(len_parts), np.concatenate(part_parts)
 
 
-def _cut_runs(firsts: np.ndarray, lengths: np.ndarray):
+def _cut_runs(firsts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Cut runs longer than the cap into pieces of at most SUPERKMER_CAP k-mers."""
     pieces = -(-lengths // SUPERKMER_CAP)
     owner = np.repeat(np.arange(firsts.size), pieces)

@@ -152,7 +152,7 @@ def _level_pos(h0: np.ndarray, size: int, salt: np.uint64 | None, mult: np.uint6
     wide = size >= 2**32  # multiply-shift needs size < 2**32; a modulo is fine for such rare sizes
     for start in range(0, len(h0), _BLOCK):
         x = pos[start : start + _BLOCK]
-        if salt is None:  # level 0: h0 is already well mixed
+        if salt is None or mult is None:  # level 0 (neither is given): h0 is already well mixed
             if wide:
                 x[...] = h0[start : start + _BLOCK]
             else:
@@ -298,7 +298,7 @@ class MPHF:
         self._words = base[header["bits_start"] : header["rank_start"]]
         self._rank = base[header["rank_start"] : header["fallback_start"]]
         self._fallback = base[header["fallback_start"] : header["total"]]
-        self._within = None  # per-word ranks inside blocks, built at the first lookup
+        self._within: np.ndarray | None = None  # per-word ranks inside blocks, built at the first lookup
         self._base_salt, self._salts, self._mults = _level_constants(self.seed, self.n_levels)
 
     # ------------------------------------------------------------------ build
@@ -433,7 +433,7 @@ class MPHF:
         """Slots of one chunk: walk the levels on shrinking arrays, rank once at the end."""
         out = np.full(len(keys), -1, dtype=np.int64)
         h = _base_hash(keys, self._base_salt)
-        idx = None  # chunk index of each key in h; None while that is arange
+        idx: np.ndarray | None = None  # chunk index of each key in h; None while that is arange
         hit_idx, hit_pos = [], []
         words = self._words
         for level in range(self.n_levels):

@@ -53,14 +53,19 @@ The k-mer of unitig order r, in unitig u, starts at base ``r + u * (k - 1)``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
+import numpy.typing as npt
 
 from kmerdb.core import bits
 from kmerdb.core.kmers import canonical, reverse_complement
 from kmerdb.errors import CorruptDatabaseError
+
+if TYPE_CHECKING:
+    from kmerdb.database import Database
 
 __all__ = [
     "Compaction",
@@ -151,9 +156,12 @@ def _links(keys: np.ndarray, k: int) -> np.ndarray:
     exact = key_bits <= room
     high_bits = 0 if exact else key_bits - room
     packed = np.empty(m, dtype=np.uint64)
-    high = None if exact else np.empty(m, dtype=np.uint16 if high_bits <= 16 else np.uint32)
     pk = packed.reshape(-1, 2)
-    hk = None if exact else high.reshape(-1, 2)
+    high: np.ndarray | None = None  # set exactly when the keys do not fit (not exact)
+    hk: np.ndarray | None = None
+    if not exact:
+        high = np.empty(m, dtype=np.uint16 if high_bits <= 16 else np.uint32)
+        hk = high.reshape(-1, 2)
     keep = _U64((1 << room) - 1) if not exact else ~_U64(0)
     s_side, s_key, s_high = _U64(side_bits), _U64(side_bits + 1), _U64(room)
     for lo in range(0, n, _BLOCK):
@@ -192,7 +200,7 @@ def _links(keys: np.ndarray, k: int) -> np.ndarray:
     j = _pairs(same)
     a, b = side.take(j), side.take(j + 1)
     ok = plus.take(j) != plus.take(j + 1)  # joined: opposite signs (a palindromic (k-1)-mer has only +)
-    if not exact:
+    if high is not None:
         ok &= high.take(a) == high.take(b)
         # groups of three or more equal truncated keys may hide an exact pair
         three = np.flatnonzero(same[:-1] & same[1:])
@@ -233,7 +241,7 @@ def _side_keys(keys: np.ndarray, k: int, sides: np.ndarray) -> tuple[np.ndarray,
     return key, sign
 
 
-def _list_rank(nxt: np.ndarray):
+def _list_rank(nxt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Pointer jumping over a successor array whose chains are paths and cycles.
 
     Returns
@@ -273,7 +281,7 @@ def _list_rank(nxt: np.ndarray):
     return last, dist, low, act
 
 
-def _rank_chains(nxt: np.ndarray):
+def _rank_chains(nxt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Unitigs of a successor array by pointer jumping (any chain lengths, cycles too).
 
     Returns
@@ -389,8 +397,8 @@ def compact(keys: np.ndarray, k: int) -> Compaction:
     el, mk = el.take(sel), mk.take(sel)
     walks = np.flatnonzero(kept)
     local = (np.cumsum(kept, dtype=it) - 1).astype(it)
-    first = [starts.take(walks) >> 1]
-    lens = [lengths.take(walks)]
+    first_parts = [starts.take(walks) >> 1]
+    len_parts = [lengths.take(walks)]
     node = [el]  # elements here; nodes and orientations are split after the scatter
     unitig = [local.take(mk >> 6)]
     pos = [mk & 63]
@@ -407,13 +415,13 @@ def compact(keys: np.ndarray, k: int) -> Compaction:
         succ = nxt[sub_el]
         sub = np.where(succ < 0, -1, np.searchsorted(sub_el, succ))
         f2, l2, u2, p2, r2 = _rank_chains(sub)
-        first.append(rest[f2])
-        lens.append(l2)
+        first_parts.append(rest[f2])
+        len_parts.append(l2)
         node.append((2 * rest + r2).astype(it))
         unitig.append(u2 + walks.size)
         pos.append(p2)
-    first = np.concatenate(first).astype(np.int64)
-    lens = np.concatenate(lens).astype(np.int64)
+    first = np.concatenate(first_parts).astype(np.int64)
+    lens = np.concatenate(len_parts).astype(np.int64)
     # unitigs in the order of their first node (the sorted k-mer it reads)
     perm = np.argsort(first)
     renumber = np.empty(perm.size, dtype=np.int64)
@@ -618,7 +626,7 @@ def fasta_records(
         return b""
     lengths = np.diff(starts)
 
-    def number(values) -> np.ndarray:
+    def number(values: npt.ArrayLike) -> np.ndarray:
         # NUL-padded fixed-width text; the NULs are dropped below
         return np.asarray(values, dtype=np.uint64).astype("S20").view(np.uint8).reshape(R, 20)
 
@@ -654,7 +662,9 @@ def fasta_records(
     return out.tobytes()
 
 
-def write_fasta(unitig_sets, out: BinaryIO, first_id: int = 0) -> tuple[int, int]:
+def write_fasta(
+    unitig_sets: Iterable[tuple[UnitigSet, bytes]], out: BinaryIO, first_id: int = 0
+) -> tuple[int, int]:
     """Write ``(unitig set, tag)`` pairs as FASTA; returns (records, bases) written."""
     records = bases = 0
     for ut, tag in unitig_sets:
@@ -667,7 +677,7 @@ def write_fasta(unitig_sets, out: BinaryIO, first_id: int = 0) -> tuple[int, int
     return records, bases
 
 
-def write_unitigs(db, out: BinaryIO, genome: str | None = None) -> tuple[int, int]:
+def write_unitigs(db: Database, out: BinaryIO, genome: str | None = None) -> tuple[int, int]:
     """Write the unitigs of every layer of a database as FASTA.
 
     Parameters

@@ -26,9 +26,10 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import lmdb
 import msgpack
@@ -57,12 +58,20 @@ CATALOG_DIR = "catalog"
 _MAP_SIZE = 1 << 32  # address space only; the file grows as records are written
 
 
-def _pack(obj) -> bytes:
+def _pack(obj: Any) -> bytes:
     return msgpack.packb(obj, use_bin_type=True)
 
 
-def _unpack(data: bytes):
+def _unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+def _get(txn: lmdb.Transaction[bytes], key: bytes, db_path: str) -> bytes:
+    """The value of a record every catalog has; its absence is corruption, not a default."""
+    raw = txn.get(key)
+    if raw is None:
+        raise CorruptDatabaseError(db_path, f"catalog has no {key.decode()!r} record")
+    return raw
 
 
 @dataclass(frozen=True)
@@ -154,7 +163,7 @@ class LayerRecord:
 
     id: int
     n_kmers: int
-    files: dict = field(default_factory=dict)
+    files: dict[str, FileRef] = field(default_factory=dict)
     groups: tuple[ColumnGroup, ...] = ()
     generation: int = 0
 
@@ -231,7 +240,7 @@ class Snapshot:
         """Relative paths of every data file the snapshot names."""
         return {ref.path for ref in self.all_files()}
 
-    def with_changes(self, **changes) -> Snapshot:
+    def with_changes(self, **changes: Any) -> Snapshot:
         return replace(self, **changes)
 
 
@@ -243,27 +252,37 @@ def _generation_key(generation: int) -> bytes:
     return f"generation/{generation:010d}".encode()
 
 
-# One environment per catalog directory and process: realpath -> [env, references, pid, writable].
-_ENVS: dict[str, list] = {}
+@dataclass
+class _EnvEntry:
+    """An environment shared by the catalogs of one directory in one process."""
+
+    env: lmdb.Environment
+    references: int
+    pid: int  # the process that opened it: another one inherited it through fork
+    writable: bool
+
+
+# One environment per catalog directory and process, by real path.
+_ENVS: dict[str, _EnvEntry] = {}
 _ENVS_LOCK = threading.Lock()
 # Environments inherited through fork: never used nor closed here (closing would clear the
 # parent's reader slots), only kept from the garbage collector.
-_INHERITED: list = []
+_INHERITED: list[_EnvEntry] = []
 
 
 def _acquire_env(cat_dir: str, readonly: bool, create: bool = False) -> lmdb.Environment:
     key = os.path.realpath(cat_dir)
     with _ENVS_LOCK:
         entry = _ENVS.get(key)
-        inherited = entry is not None and entry[2] != os.getpid()
+        inherited = entry is not None and entry.pid != os.getpid()
         if inherited:
             _INHERITED.append(_ENVS.pop(key))
             entry = None
         if entry is not None:
-            if not readonly and not entry[3]:
+            if not readonly and not entry.writable:
                 raise ReadOnlyError(f"{cat_dir}: catalog is open read-only in this process (directory not writable)")
-            entry[1] += 1
-            return entry[0]
+            entry.references += 1
+            return entry.env
         writable = create or not readonly or os.access(cat_dir, os.W_OK)
         try:
             env = lmdb.open(cat_dir, map_size=_MAP_SIZE, subdir=True, readonly=not writable, lock=True, create=create)
@@ -274,16 +293,16 @@ def _acquire_env(cat_dir: str, readonly: bool, create: bool = False) -> lmdb.Env
                     "open the database again once that read is over, or start processes with 'spawn'"
                 ) from None
             raise
-        _ENVS[key] = [env, 1, os.getpid(), writable]
+        _ENVS[key] = _EnvEntry(env, 1, os.getpid(), writable)
         return env
 
 
 def _release_env(env: lmdb.Environment) -> None:
     with _ENVS_LOCK:
         for key, entry in list(_ENVS.items()):
-            if entry[0] is env:
-                entry[1] -= 1
-                if entry[1] <= 0:
+            if entry.env is env:
+                entry.references -= 1
+                if entry.references <= 0:
                     del _ENVS[key]
                     env.close()
                 return
@@ -292,8 +311,9 @@ def _release_env(env: lmdb.Environment) -> None:
 class CatalogWriter:
     """Puts records inside one open LMDB write transaction."""
 
-    def __init__(self, txn: lmdb.Transaction) -> None:
+    def __init__(self, txn: lmdb.Transaction[bytes], db_path: str) -> None:
         self.txn = txn
+        self.db_path = db_path
 
     def put_state(self, state: str, generation: int, next_genome_id: int, next_layer_id: int) -> None:
         self.txn.put(
@@ -308,10 +328,10 @@ class CatalogWriter:
             ),
         )
 
-    def put_genomes(self, genomes) -> None:
+    def put_genomes(self, genomes: Iterable[GenomeRecord]) -> None:
         self.txn.put(b"genomes", _pack([g.to_record() for g in genomes]))
 
-    def put_partition(self, p: int, layers) -> None:
+    def put_partition(self, p: int, layers: Iterable[LayerRecord]) -> None:
         self.txn.put(_partition_key(p), _pack({"layers": [layer.to_record() for layer in layers]}))
 
     def put_snapshot(self, snap: Snapshot) -> None:
@@ -327,12 +347,12 @@ class CatalogWriter:
 
     def current_generation(self) -> int:
         """Generation of the state record, as this transaction sees it."""
-        return int(_unpack(self.txn.get(b"state"))["generation"])
+        return int(_unpack(_get(self.txn, b"state", self.db_path))["generation"])
 
     def has_generation(self, generation: int) -> bool:
         return self.txn.get(_generation_key(generation)) is not None
 
-    def put_generation(self, generation: int, paths) -> None:
+    def put_generation(self, generation: int, paths: Iterable[str]) -> None:
         """Record the data files of a superseded generation (for vacuum)."""
         rec = {"generation": int(generation), "files": sorted(set(paths)), "time": time.time()}
         self.txn.put(_generation_key(generation), _pack(rec))
@@ -358,8 +378,13 @@ class Catalog:
 
     def __init__(self, db_path: str, env: lmdb.Environment, readonly: bool) -> None:
         self.db_path = db_path
-        self.env = env
+        self.env: lmdb.Environment | None = env  # None once closed
         self.readonly = readonly
+
+    def _env(self) -> lmdb.Environment:
+        if self.env is None:
+            raise KmerDBError(f"{self.db_path}: the catalog is closed")
+        return self.env
 
     @classmethod
     def create(cls, db_path: str, config: Config) -> Catalog:
@@ -369,7 +394,7 @@ class Catalog:
         with env.begin(write=True) as txn:
             txn.put(b"format", _pack(FORMAT_VERSION))
             txn.put(b"config", _pack(config.to_record()))
-            w = CatalogWriter(txn)
+            w = CatalogWriter(txn, db_path)
             w.put_state("building", 0, 0, 0)
             w.put_genomes([])
         return cat
@@ -401,11 +426,11 @@ class Catalog:
     def read(self) -> Snapshot:
         """Read the whole catalog in one read transaction."""
         try:
-            with self.env.begin() as txn:
-                fmt = _unpack(txn.get(b"format"))
-                config = Config.from_record(_unpack(txn.get(b"config")))
-                state = _unpack(txn.get(b"state"))
-                genomes = tuple(GenomeRecord.from_record(r) for r in _unpack(txn.get(b"genomes")))
+            with self._env().begin() as txn:
+                fmt = _unpack(_get(txn, b"format", self.db_path))
+                config = Config.from_record(_unpack(_get(txn, b"config", self.db_path)))
+                state = _unpack(_get(txn, b"state", self.db_path))
+                genomes = tuple(GenomeRecord.from_record(r) for r in _unpack(_get(txn, b"genomes", self.db_path)))
                 parts = []
                 for p in range(config.n_partitions):
                     raw = txn.get(_partition_key(p))
@@ -428,13 +453,13 @@ class Catalog:
 
     def generation(self) -> int:
         """The committed generation (one small read)."""
-        with self.env.begin() as txn:
-            return int(_unpack(txn.get(b"state"))["generation"])
+        with self._env().begin() as txn:
+            return int(_unpack(_get(txn, b"state", self.db_path))["generation"])
 
     def generations(self) -> dict[int, list[str]]:
         """Superseded generations still recorded: generation -> relative paths of its data files."""
-        out = {}
-        with self.env.begin() as txn, txn.cursor() as cur:
+        out: dict[int, list[str]] = {}
+        with self._env().begin() as txn, txn.cursor() as cur:
             if cur.set_range(b"generation/"):
                 for key, value in cur:
                     if not key.startswith(b"generation/"):
@@ -445,8 +470,8 @@ class Catalog:
 
     def history(self) -> list[HistoryRecord]:
         """All operations, oldest first."""
-        out = []
-        with self.env.begin() as txn, txn.cursor() as cur:
+        out: list[HistoryRecord] = []
+        with self._env().begin() as txn, txn.cursor() as cur:
             if cur.set_range(b"history/"):
                 for key, value in cur:
                     if not key.startswith(b"history/"):
@@ -460,8 +485,8 @@ class Catalog:
         if self.readonly:
             raise ReadOnlyError(f"{self.db_path}: catalog opened read-only")
         try:
-            with self.env.begin(write=True) as txn:
-                yield CatalogWriter(txn)
+            with self._env().begin(write=True) as txn:
+                yield CatalogWriter(txn, self.db_path)
         except lmdb.Error as exc:
             raise KmerDBError(f"{self.db_path}: catalog write failed: {exc}") from None
 

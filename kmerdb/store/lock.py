@@ -20,6 +20,7 @@ Reader registrations (``locks/readers/*.reader``)
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -52,10 +53,8 @@ def forget_inherited() -> None:
     for holder in list(_HOLDERS):
         fd, holder.fd = holder.fd, None
         if fd is not None:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
     _HOLDERS.clear()
 
 
@@ -189,10 +188,8 @@ class ReaderRegistration:
         self.fd = None
 
     def __del__(self) -> None:  # a handle dropped without close() stops protecting its files
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:
-            pass
 
 
 def live_readers(root: str, remove_stale: bool = True) -> tuple[set[int], bool, int]:
@@ -265,7 +262,5 @@ def _remove_if_abandoned(path: str) -> None:
 
 
 def _unlink(path: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import mmh3
 import numpy as np
@@ -42,12 +43,12 @@ class FileRef:
 class _HashingWriter:
     """File wrapper that feeds every byte written to an mmh3 hasher."""
 
-    def __init__(self, fh) -> None:
+    def __init__(self, fh: BinaryIO) -> None:
         self.fh = fh
         self.hasher = mmh3.mmh3_x64_128()
         self.nbytes = 0
 
-    def write(self, data) -> int:
+    def write(self, data: bytes | bytearray | memoryview) -> int:
         view = memoryview(data).cast("B")
         self.hasher.update(view)
         self.nbytes += view.nbytes

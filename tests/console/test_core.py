@@ -100,7 +100,7 @@ def test_build_labels_from_file_names_and_manifest(tmp_path, capsys):
 )
 def test_errors_are_one_line_and_exit_1(tmp_path, capsys, argv, needle):
     argv = [a.format(tmp=tmp_path, fx=FIXTURES) for a in argv]
-    code, out, err = run(capsys, *argv)
+    code, _, err = run(capsys, *argv)
     assert code == 1
     assert err.count("\n") == 1 and err.startswith("kmerdb: error:") and needle in err
     assert "Traceback" not in err

@@ -37,8 +37,7 @@ def oracle_k(oracle_sets):
     return sets, kmers, codes
 
 
-def test_merge_then_verify(singles, oracle_k, tmp_path, capsys):
-    sets, kmers, codes = oracle_k
+def test_merge_then_verify(singles, tmp_path, capsys):
     out = tmp_path / "m.kmerdb"
     code, _, err = run(capsys, "merge", out, singles["A"], singles["B"], singles["C"], "--mode", "count", "--quiet")
     assert code == 0 and err == ""

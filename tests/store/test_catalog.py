@@ -3,7 +3,7 @@
 import pytest
 
 from kmerdb.config import Config
-from kmerdb.errors import DatabaseNotFoundError
+from kmerdb.errors import CorruptDatabaseError, DatabaseNotFoundError, KmerDBError
 from kmerdb.store.catalog import Catalog, ColumnGroup, GenomeRecord, LayerRecord
 from kmerdb.store.storage import FileRef
 
@@ -39,3 +39,23 @@ def test_aborted_write_changes_nothing(tmp_path):
 def test_open_missing(tmp_path):
     with pytest.raises(DatabaseNotFoundError):
         Catalog.open(str(tmp_path / "nothing"))
+
+
+def test_missing_record_is_corruption_naming_it(tmp_path):
+    cat = Catalog.create(str(tmp_path), Config.create(k=15, partitions=1))
+    with cat.write() as w:
+        w.txn.delete(b"state")
+    for read in (cat.read, cat.generation):
+        with pytest.raises(CorruptDatabaseError, match="'state'"):
+            read()
+    with pytest.raises(CorruptDatabaseError, match="'state'"), cat.write() as w:
+        w.current_generation()
+    cat.close()
+
+
+def test_closed_catalog_refuses_reads(tmp_path):
+    cat = Catalog.create(str(tmp_path), Config.create(k=15, partitions=1))
+    cat.close()
+    cat.close()  # closing twice is harmless
+    with pytest.raises(KmerDBError, match="closed"):
+        cat.read()

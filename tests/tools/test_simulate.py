@@ -11,9 +11,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tools"))
 sys.path.insert(0, str(REPO / "tests"))
-import make_fixtures  # noqa: E402
-import oracle  # noqa: E402
-import simulate  # noqa: E402
+import make_fixtures
+import oracle
+import simulate
 
 
 def _dir_bytes(path: Path) -> dict[str, bytes]:
