@@ -695,7 +695,7 @@ def write_unitigs(db, out: BinaryIO, genome: str | None = None) -> tuple[int, in
         column = db.genomes.index(genome)
     k = db.config.k
     records = bases = 0
-    for p, layers in enumerate(db._layers):
+    for p, layers in enumerate(db.layers):
         for layer in layers:
             if column is None:
                 ut = layer.unitigs
