@@ -22,7 +22,7 @@ _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 from kmerdb import errors as _errors
 from kmerdb.analysis.analytics import ColWeights, DistanceMatrix
 from kmerdb.config import FORMAT_VERSION, Config
-from kmerdb.database import Database, QueryResult
+from kmerdb.database import Database
 from kmerdb.database import open_database as open
 from kmerdb.errors import *  # noqa: F403  the whole hierarchy, as errors.__all__ lists it
 from kmerdb.ops.build import BuildReport, build
@@ -32,6 +32,7 @@ from kmerdb.ops.merge import MergeReport, merge
 from kmerdb.ops.reindex import ReindexReport, reindex
 from kmerdb.ops.setops import SetOpReport, setop
 from kmerdb.ops.transaction import Transaction
+from kmerdb.query.engine import QueryResult
 from kmerdb.store.catalog import GenomeRecord, HistoryRecord
 
 __all__ = [

@@ -705,7 +705,7 @@ def write_unitigs(db: Database, out: BinaryIO, genome: str | None = None) -> tup
         column = db.genomes.index(genome)
     k = db.config.k
     records = bases = 0
-    for p, layers in enumerate(db._layers):
+    for p, layers in enumerate(db.layers):
         for layer in layers:
             if column is None:
                 ut = layer.unitigs

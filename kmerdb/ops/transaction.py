@@ -3,12 +3,17 @@
 ::
 
     with kmerdb.open(path, mode="a") as db:
-        with db.transaction():
+        with db.transaction() as txn:
             db.append_genome("ecoli", "ecoli.fna.gz")
             db.remove_genome("old")
         # committed here, as one new generation; an exception rolls everything back
 
-A transaction holds the writer lock (:class:`~kmerdb.lock.WriterLock`) from start to end.
+A :class:`Transaction` is its own context manager, as py-lmdb's is: it begins when
+``db.transaction()`` returns it, commits on a clean exit from the ``with`` block and rolls
+back on an exception.  Outside a block, :meth:`Transaction.commit` and
+:meth:`Transaction.rollback` end it.  A transaction that has ended cannot be entered or
+used again, and a handle has at most one open transaction.
+A transaction holds the writer lock (:class:`~kmerdb.store.lock.WriterLock`) from start to end.
 Each operation writes new immutable files and stages a new working snapshot; the handle
 sees its own staged changes.  ``commit`` makes the new files durable (one sync of the file
 system and of every folder) and then writes the whole new snapshot, the record of the superseded generation's files and one
@@ -20,20 +25,32 @@ leaves its files unreferenced; the next writer removes them (see docs/transactio
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING
 
 from kmerdb.errors import IncompleteDatabaseError, TransactionError
+from kmerdb.ops import merge as merge_ops
+from kmerdb.ops.maintenance import remove_unreferenced
 from kmerdb.store.catalog import Catalog, Snapshot
 from kmerdb.store.crashpoint import crashpoint
 from kmerdb.store.lock import WriterLock
 from kmerdb.store.storage import sync_tree
+
+if TYPE_CHECKING:  # the handle imports this module
+    from kmerdb.database import Database
 
 __all__ = ["Transaction"]
 
 
 class Transaction:
     """A write transaction on a handle opened with ``mode="a"``.  Use ``db.transaction()``.
+
+    ``with db.transaction() as txn:`` commits when the block ends and rolls back if it
+    raises; the transaction holds the writer lock from the moment it is created until it
+    commits or rolls back.
 
     Attributes
     ----------
@@ -45,9 +62,7 @@ class Transaction:
         The generation it commits (``base.generation + 1``).
     """
 
-    def __init__(self, db, wait: bool | float = False) -> None:
-        from kmerdb.ops.maintenance import remove_unreferenced
-
+    def __init__(self, db: Database, wait: bool | float = False) -> None:
         self.db = db
         self.root = db.path
         self._lock = WriterLock(self.root).acquire(wait)
@@ -65,21 +80,54 @@ class Transaction:
                 # the previous writer died mid-operation: clear the files it left behind
                 remove_unreferenced(self.root, self._protected())
             if self.base.generation != db.generation:
-                db._switch(self.base, committed=True)
+                db.set_snapshot(self.base)  # another writer committed since the handle opened
         except BaseException:
             self._close(clean=True)
             raise
         self.snapshot = self.base
         self.generation = self.base.generation + 1
 
+    @property
+    def active(self) -> bool:
+        """True until the transaction commits or rolls back."""
+        return self.state == "active"
+
+    def __enter__(self) -> Transaction:
+        if self.state != "active":
+            raise TransactionError(f"transaction is {self.state}; start a new one")
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Commit if the block ended cleanly, roll back if it raised (the exception goes on).
+
+        A transaction the block already committed or rolled back is left as it is.
+        """
+        if self.state != "active":
+            return
+        if exc_type is None:
+            self.commit()
+        else:
+            self.rollback()
+
     # -- staging ---------------------------------------------------------------------------
     def _protected(self) -> set[str]:
         """Files no writer may remove: the committed generation and every recorded one."""
 
-        keep = self.base.file_paths()
-        for files in self._catalog.generations().values():
+        return self._with_recorded(self.base)
+
+    def _with_recorded(self, snapshot: Snapshot) -> set[str]:
+        """The files of ``snapshot`` and of every generation the catalog records."""
+        keep = snapshot.file_paths()
+        for files in self._open_catalog().generations().values():
             keep.update(files)
         return keep
+
+    def _open_catalog(self) -> Catalog:
+        if self._catalog is None:
+            raise TransactionError(f"transaction is {self.state}; its catalog is closed")
+        return self._catalog
 
     def apply(self, operation: Callable[[Snapshot, int], tuple[Snapshot, dict]], command: str) -> Snapshot:
         """Run ``operation(working snapshot, generation) -> (new snapshot, history args)`` and stage it.
@@ -87,17 +135,14 @@ class Transaction:
         If the operation fails, the files it wrote are removed and the working snapshot
         stays as it was; the transaction may go on.
         """
-        from kmerdb.ops.maintenance import remove_unreferenced
-
         if self.state != "active":
             raise TransactionError(f"transaction is {self.state}; start a new one")
         try:
             new, args = operation(self.snapshot, self.generation)
         except BaseException:
-            try:
+            # best effort: the error that matters is the operation's; the next writer cleans up
+            with contextlib.suppress(Exception):
                 remove_unreferenced(self.root, self._protected() | self._staged_files | self.snapshot.file_paths())
-            except Exception:
-                pass
             raise
         if new is self.snapshot:
             return new  # nothing to do (e.g. compact of a compact index)
@@ -112,13 +157,11 @@ class Transaction:
         self.snapshot = snapshot.with_changes(generation=self.generation, state="ready")
         self._staged_files |= self.snapshot.file_paths()
         self.ops.append((command, args))
-        self.db._switch(self.snapshot, committed=False)
+        self.db.set_snapshot(self.snapshot, staged=True)
 
     # -- end -------------------------------------------------------------------------------
     def commit(self) -> int:
         """Commit every staged operation as one new generation; returns the handle's generation."""
-        from kmerdb.ops.maintenance import remove_unreferenced
-
         if self.state != "active":
             raise TransactionError(f"transaction is {self.state}; cannot commit it")
         if not self.ops:
@@ -133,7 +176,7 @@ class Transaction:
             # file system and of every folder makes them (and their names) durable
             sync_tree(self.root)
             crashpoint("txn.fsynced")
-            with self._catalog.write() as w:
+            with self._open_catalog().write() as w:
                 if w.current_generation() != self.base.generation:
                     raise TransactionError(f"{self.root}: the catalog moved on under the writer lock")
                 w.put_snapshot(new)
@@ -148,31 +191,22 @@ class Transaction:
         self.state = "committed"
         crashpoint("txn.committed")
         try:
-            self.db._switch(new, committed=True)
+            self.db.set_snapshot(new)
             # files written and superseded inside this transaction: no reader ever saw them
-            remove_unreferenced(self.root, self._protected_after(new), only=self._staged_files - new.file_paths())
+            remove_unreferenced(self.root, self._with_recorded(new), only=self._staged_files - new.file_paths())
             crashpoint("txn.cleaned")
         finally:
             self._close(clean=True)
         return new.generation
 
-    def _protected_after(self, new: Snapshot) -> set[str]:
-
-        keep = new.file_paths()
-        for files in self._catalog.generations().values():
-            keep.update(files)
-        return keep
-
     def rollback(self) -> None:
         """Abandon every staged operation and remove the files they wrote."""
-        from kmerdb.ops.maintenance import remove_unreferenced
-
         if self.state in ("committed", "rolled back"):
             return
         self.state = "rolled back"
         clean = True
         try:
-            self.db._switch(self.base, committed=True)
+            self.db.set_snapshot(self.base)
             remove_unreferenced(self.root, self._protected())
         except Exception:
             clean = False  # the next writer finishes the clean-up
@@ -185,8 +219,6 @@ class Transaction:
             self._catalog.close()
             self._catalog = None
         self._lock.release(clean=clean)
-        if self.db._txn is self:
-            self.db._txn = None
 
     # -- operations ------------------------------------------------------------------------
     def append_genomes(
@@ -197,41 +229,61 @@ class Transaction:
         progress=None,
     ) -> Snapshot:
         """Add genomes read from FASTA/FASTQ files (``label -> path(s)``)."""
-        from kmerdb.ops.merge import add_input_genomes
-
         return self.apply(
-            lambda snap, gen: add_input_genomes(self.root, snap, gen, genomes, rename_duplicates, threads, progress),
+            lambda snap, gen: merge_ops.add_input_genomes(self.root, snap, gen, genomes, rename_duplicates, threads, progress),
             "append",
         )
 
     def merge(
         self,
-        sources: Sequence[str | os.PathLike],
+        sources: str | os.PathLike | Sequence[str | os.PathLike],
         rename_duplicates: bool = False,
         threads: int | None = None,
         progress=None,
     ) -> Snapshot:
         """Add the genomes of other databases."""
-        from kmerdb.ops.merge import add_database_genomes
-
-        if isinstance(sources, (str, os.PathLike)) or hasattr(sources, "snapshot"):
-            sources = [sources]
+        # one source (a path, or an open Database) or several
+        listed: list = [sources] if isinstance(sources, (str, os.PathLike)) or hasattr(sources, "snapshot") else list(sources)
         return self.apply(
-            lambda snap, gen: add_database_genomes(self.root, snap, gen, sources, rename_duplicates, threads, progress),
+            lambda snap, gen: merge_ops.add_database_genomes(self.root, snap, gen, listed, rename_duplicates, threads, progress),
             "merge",
         )
 
     def remove_genomes(self, labels: Sequence[str] | str) -> Snapshot:
         """Remove genomes by label."""
-        from kmerdb.ops.merge import remove_genomes
-
-        return self.apply(lambda snap, gen: remove_genomes(snap, gen, labels), "remove")
+        return self.apply(lambda snap, gen: merge_ops.remove_genomes(snap, gen, labels), "remove")
 
     def compact(self, threads: int | None = None, progress=None) -> Snapshot:
         """Rewrite every partition into one layer with one column group."""
-        from kmerdb.ops.merge import compact_snapshot
+        return self.apply(lambda snap, gen: merge_ops.compact_snapshot(self.root, snap, gen, threads, progress), "compact")
 
-        return self.apply(lambda snap, gen: compact_snapshot(self.root, snap, gen, threads, progress), "compact")
+    def reindex(
+        self,
+        evidence: str,
+        fp_bits: int | None = None,
+        z: int | None = None,
+        threads: int | None = None,
+        progress=None,
+    ) -> dict:
+        """Rebuild the evidence of every layer from its unitigs (see :meth:`kmerdb.Database.reindex`).
+
+        Returns
+        -------
+        dict
+            The new ``evidence``, ``fp_bits``, ``z`` and ``layers_rewritten``.
+        """
+        # kmerdb.ops.reindex opens database handles, whose module imports this one
+        from kmerdb.ops.reindex import reindex_snapshot
+
+        done: dict = {}
+
+        def operation(snap: Snapshot, generation: int) -> tuple[Snapshot, dict]:
+            new, args = reindex_snapshot(self.root, snap, generation, evidence, fp_bits, z, threads, progress)
+            done.update(args)
+            return new, args
+
+        self.apply(operation, "reindex")
+        return done
 
     def __repr__(self) -> str:
         return f"<kmerdb.Transaction {self.root!r} gen {self.base.generation}->{self.generation} {self.state}>"

@@ -16,6 +16,7 @@ same handle is using it) runs in its own thread instead of waiting.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import signal
 import threading
@@ -137,10 +138,8 @@ class QueryPool:
         """End the workers (they finish the task they are on)."""
         self.broken = True
         for conn in self._conns:
-            try:
+            with contextlib.suppress(EOFError, OSError):  # a worker already gone needs no goodbye
                 conn.send(None)
-            except (EOFError, OSError):
-                pass
             conn.close()
         for proc in self._procs:
             proc.join(timeout=5)
@@ -152,4 +151,4 @@ class QueryPool:
     @property
     def pids(self) -> list[int]:
         """Process ids of the workers."""
-        return [proc.pid for proc in self._procs]
+        return [proc.pid for proc in self._procs if proc.pid is not None]

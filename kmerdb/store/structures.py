@@ -50,7 +50,7 @@ def structure_stats(db, lengths: bool = True) -> dict:
         (MPHF + evidence + unitigs: bytes, bits_per_kmer) and ``unitigs`` (count, mean length
         in k-mers and bases, and with ``lengths`` the longest and the N50 in bases).
     """
-    layers = [layer for part in db._layers for layer in part]
+    layers = [layer for part in db.layers for layer in part]
     n = sum(layer.n for layer in layers)
     sizes = dict.fromkeys(ROLES, 0)
     for layer in layers:

@@ -171,7 +171,7 @@ def test_layers_of_an_index_spell_the_oracle_and_cannot_be_glued(built, oracle_s
     universe = set().union(*[set(s) for s in sets.values()])
     seen = []
     with kmerdb.open(built(k=k, counts=True, partitions=8)) as db:
-        for layers in db._layers:
+        for layers in db.layers:
             for layer in layers:
                 seqs = unitig_strings(layer.unitigs)
                 spell = spelled(seqs, k)

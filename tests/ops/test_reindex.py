@@ -159,7 +159,7 @@ def assert_same_index(db, reference, oracle_sets):
         assert (got | ~expected).all()  # never a false negative
         assert (got & ~expected).sum() <= 3 * 2**-10 * got.size  # false positives ~2^-10 per layer
     # the column of every genome, read through each layer's own k-mers, is exact
-    for layers in db._layers:
+    for layers in db.layers:
         for layer in layers:
             assert layer.evidence.kind == "approx" and layer.evidence.fp_bits == 10
             kmers = layer.unitig_kmers()

@@ -319,3 +319,63 @@ def test_merge_takes_open_handles(bases, tmp_path):
             db.merge(other)
         assert db.genomes == ("A", "B", "C")
     assert_same_answers(path, bases["cABC"])
+
+
+def test_the_transaction_is_the_context_manager(bases, tmp_path):
+    """``db.transaction()`` begins (takes the lock) and returns the Transaction; ``with`` commits
+    it on a clean exit; an ended transaction cannot be entered or used again."""
+    path = copy(bases["pABC"], tmp_path)
+    with kmerdb.open(path, "a") as db, kmerdb.open(path, "a") as other:
+        txn = db.transaction()
+        assert isinstance(txn, kmerdb.Transaction) and txn.active
+        with pytest.raises(kmerdb.LockedError):
+            other.transaction()  # the lock is held before any block is entered
+        with txn as entered:
+            assert entered is txn
+            db.remove_genome("A")
+        assert not txn.active and txn.state == "committed" and db.generation == 2
+        with pytest.raises(kmerdb.TransactionError), txn:
+            pass
+        with pytest.raises(kmerdb.TransactionError):
+            txn.remove_genomes("B")
+        with pytest.raises(kmerdb.TransactionError):
+            db.remove_genome("B")  # the handle has no open transaction any more
+        # an explicit commit inside the block: leaving the block does nothing more
+        with db.transaction() as txn:
+            db.remove_genome("B")
+            assert txn.commit() == 3
+            with pytest.raises(kmerdb.TransactionError):
+                db.remove_genome("C")
+        assert db.generation == 3 and db.genomes == ("C",)
+        other.refresh()
+        assert other.genomes == ("C",)
+
+
+def test_a_transaction_ends_without_a_block(bases, oracle_k, tmp_path):
+    sets, kmers, codes = oracle_k
+    path = copy(bases["cAB"], tmp_path)
+    before = sorted(data_files(str(path)))
+    with kmerdb.open(path, "a") as db:
+        txn = db.transaction()
+        db.append_genome("C", GENOMES["C"])
+        assert db.genomes == ("A", "B", "C")
+        txn.rollback()
+        assert db.genomes == ("A", "B") and db.generation == 1
+        assert sorted(data_files(str(path))) == before
+        txn = db.transaction()  # the rollback released the lock
+        db.append_genome("C", GENOMES["C"])
+        assert txn.commit() == 2
+        with pytest.raises(kmerdb.TransactionError):
+            txn.commit()
+    assert_matches_oracle(path, sets, ["A", "B", "C"], kmers, codes)
+
+
+def test_closing_the_handle_rolls_its_transaction_back(bases, tmp_path):
+    path = copy(bases["pAB"], tmp_path)
+    db = kmerdb.open(path, "a")
+    txn = db.transaction()
+    db.remove_genome("A")
+    db.close()
+    assert txn.state == "rolled back"
+    with kmerdb.open(path, "a") as again, again.transaction():  # the lock is free
+        assert again.genomes == ("A", "B") and again.generation == 1

@@ -1,0 +1,459 @@
+"""The query engine: lookups and sequence queries over the opened layers of one snapshot.
+
+A :class:`QueryEngine` answers from the layers it was given and never changes them; the
+database handle builds one for each snapshot it opens and closes the old one when it moves
+on.  A query is batched and vectorized: sequences -> canonical k-mers -> partitions -> per
+layer: MPHF slot -> evidence check -> column rows, tallied per sequence and genome.  With
+``threads > 1`` a large query is split between the calling thread and worker processes
+forked once per engine (:class:`~kmerdb.query.pool.QueryPool`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kmerdb.config import Config
+from kmerdb.core.evidence import z_rule
+from kmerdb.core.kmers import (
+    canonical,
+    encode,
+    kmer_minimizer_hashes,
+    kmers_from_strings,
+    partition_of,
+    sequence_kmers,
+)
+from kmerdb.errors import InvalidParameterError, WorkerError
+from kmerdb.query.pool import QueryPool
+from kmerdb.store.layer import Layer
+
+__all__ = ["QueryEngine", "QueryResult"]
+
+_log = logging.getLogger(__name__)
+
+# Positions x genomes per query batch: bounds the (positions, genomes) presence matrix.
+_QUERY_CELLS = 1 << 25
+# Below this many bases a query runs in the calling thread whatever ``threads`` says.
+_PARALLEL_MIN_BASES = 1 << 18
+# Bins of one (sequence, byte value) histogram before the tally counts genome by genome.
+_TALLY_BINS = 1 << 22
+# Row v of entry w: the w bits of value v, most significant first (as np.packbits puts genomes).
+_VALUE_BITS = [
+    ((np.arange(1 << w)[:, None] >> np.arange(w - 1, -1, -1)) & 1).astype(np.float64) for w in range(9)
+]
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """Answer to :meth:`Database.query` (and :meth:`QueryEngine.query`).
+
+    Attributes
+    ----------
+    labels : tuple of str
+        Genome labels, the columns of ``hits``.
+    hits : ndarray of int64, shape (n_sequences, n_genomes)
+        How many of each sequence's k-mer positions hold a k-mer the genome has.
+    n_kmers : ndarray of int64, shape (n_sequences,)
+        Valid k-mer positions per sequence (windows of k bases, all ACGT).
+    names : tuple of str or None
+        Sequence names when the caller gave them.
+    found_raw : ndarray of int64, shape (n_sequences,)
+        k-mer positions whose k-mer the index holds, as its evidence says (with approx
+        evidence this includes false positives, about 2**-b of the absent k-mers).
+    found : ndarray of int64, shape (n_sequences,)
+        Of those, the positions inside a run of at least z+1 consecutive found positions
+        (the z rule, see docs/evidence.md); ``hits`` counts only these.  Equal to
+        ``found_raw`` when z = 0.
+    z : int
+        The z the query applied.
+    """
+
+    labels: tuple[str, ...]
+    hits: np.ndarray
+    n_kmers: np.ndarray
+    names: tuple[str, ...] | None = None
+    extra: dict = field(default_factory=dict)
+    found_raw: np.ndarray | None = None
+    found: np.ndarray | None = None
+    z: int = 0
+
+    @property
+    def ratio(self) -> np.ndarray:
+        """``hits / n_kmers`` (0 where a sequence has no k-mer)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = self.hits / self.n_kmers[:, None]
+        return np.where(self.n_kmers[:, None] > 0, r, 0.0)
+
+
+class QueryEngine:
+    """Lookups and queries over the opened layers of one snapshot.
+
+    Parameters
+    ----------
+    config : Config
+        The index configuration (k, m, partitions, the default z, counts).
+    labels : tuple of str
+        Genome labels in column order.
+    layers : sequence of sequence of Layer
+        The opened layers of every partition, in partition order.
+
+    Notes
+    -----
+    An engine may be shared between threads.  Its query workers are forked on the first
+    query that asks for more than one thread and kept until :meth:`close`.
+    """
+
+    def __init__(self, config: Config, labels: tuple[str, ...], layers: Sequence[Sequence[Layer]]) -> None:
+        self.config = config
+        self.labels = tuple(labels)
+        self.layers = [list(part) for part in layers]
+        # with approx evidence a key may be answered by several layers: their rows are combined
+        self._any_approx = any(not layer.exact for part in self.layers for layer in part)
+        self._pool: QueryPool | None = None
+        self._pool_lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def worker_pids(self) -> tuple[int, ...]:
+        """Process ids of the query workers (empty before the first parallel query and after close)."""
+        pool = self._pool
+        return tuple(pool.pids) if pool is not None else ()
+
+    def close(self) -> None:
+        """End the query workers; later queries run in the calling thread."""
+        with self._pool_lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    def _query_pool(self, n_workers: int) -> QueryPool | None:
+        """The engine's query workers (forked on first use, again after one died), None once closed."""
+        with self._pool_lock:
+            if self._closed:
+                return None
+            pool = self._pool
+            if pool is not None and (pool.broken or pool.n_workers < n_workers):
+                pool.close()
+                pool = self._pool = None
+            if pool is None:
+                pool = self._pool = QueryPool(self._query_share, n_workers, self.layers)
+            return pool
+
+    def _locate(
+        self, kmers: np.ndarray, hashes: np.ndarray, tags: np.ndarray | None = None
+    ) -> list[tuple[Layer, np.ndarray, np.ndarray]]:
+        """Find canonical k-mers: a list of (layer, tags of the keys found, their slots).
+
+        The tag of ``kmers[i]`` is ``tags[i]`` (non-negative int64, such as the sequence
+        a k-mer comes from) or, without ``tags``, ``i``.  The layers of a partition hold
+        disjoint k-mers, so a key an exact layer finds is looked for no further.  A key
+        an approx layer accepts may be a false positive there and a true member of a
+        later layer: it is looked for in every layer, and a tag may then come back from
+        several layers (callers combine their rows).
+        """
+        out = []
+        n_parts = self.config.n_partitions
+        parts = partition_of(hashes, n_parts, np.uint16)
+        # stable argsort of uint16 is a radix sort: ~10x faster than on int64
+        order = np.argsort(parts, kind="stable")
+        bounds = np.zeros(n_parts + 1, dtype=np.int64)
+        np.cumsum(np.bincount(parts, minlength=n_parts), out=bounds[1:])
+        # key and tag side by side: one gather in partition order fetches both (a gather
+        # through the permutation costs a cache miss per run of neighbouring positions)
+        pairs = np.empty((kmers.size, 2), dtype=np.uint64)
+        pairs[:, 0] = kmers
+        pairs[:, 1] = tags if tags is not None else np.arange(kmers.size)
+        pairs = pairs.take(order, axis=0)
+        for p, layers in enumerate(self.layers):
+            lo, hi = int(bounds[p]), int(bounds[p + 1])
+            if lo == hi or not layers:
+                continue
+            keys, ids = pairs[lo:hi, 0], pairs[lo:hi, 1]
+            for layer in layers:
+                found, slots = layer.find(keys)
+                hit = np.flatnonzero(found)
+                if hit.size == keys.size:  # all found: no gathers
+                    out.append((layer, ids.view(np.int64), slots))
+                    if layer.exact:
+                        break
+                    continue
+                if hit.size:
+                    out.append((layer, ids.take(hit).view(np.int64), slots.take(hit)))
+                    if len(layers) > 1 and layer.exact:
+                        rest = np.flatnonzero(~found)
+                        if not rest.size:
+                            break
+                        keys, ids = keys.take(rest), ids.take(rest)
+        return out
+
+    def _rows(self, kmers: np.ndarray, hashes: np.ndarray, counts: bool) -> np.ndarray:
+        """(len(kmers), n_genomes) presence (bool) or counts for canonical k-mers."""
+        dtype = np.uint32 if counts else bool
+        out = np.zeros((kmers.size, len(self.labels)), dtype=dtype)
+        union = self._any_approx
+        for layer, idx, slots in self._locate(kmers, hashes):
+            block = np.zeros((idx.size, len(self.labels)), dtype=dtype)
+            layer.fill_rows(slots, block, counts)
+            # several layers answer only with approx evidence: union of presence, largest count
+            out[idx] = np.maximum(out[idx], block) if union else block
+        return out
+
+    def lookup(self, kmers: Iterable[str | bytes] | np.ndarray, counts: bool = False) -> np.ndarray:
+        """Which genomes hold each k-mer.
+
+        Parameters
+        ----------
+        kmers : sequence of str, or ndarray of uint64
+            k-mers as ACGT strings of length k, or as 2-bit codes (A=0 C=1 G=2 T=3, first base
+            most significant); either orientation, they are canonicalized.
+        counts : bool
+            Return occurrence counts (index built with counts) instead of presence.
+
+        Returns
+        -------
+        ndarray, shape (n_kmers, n_genomes)
+            bool presence, or uint32 counts.
+
+        Raises
+        ------
+        InvalidParameterError
+            A k-mer of the wrong length or with a non-ACGT base, a code >= 4**k, or
+            ``counts=True`` on an index without counts.
+        """
+        k = self.config.k
+        if counts and not self.config.counts:
+            raise InvalidParameterError("counts", True, "this index keeps presence only (build it with counts)")
+        if isinstance(kmers, np.ndarray) and kmers.dtype.kind in "ui":
+            codes = kmers.astype(np.uint64, copy=False).ravel()
+            if codes.size and int(codes.max()) >= 4**k:
+                raise InvalidParameterError("kmers", int(codes.max()), f"a 2-bit code of a {k}-mer is below 4**{k}")
+            if kmers.dtype.kind == "i" and codes.size and int(kmers.min()) < 0:
+                raise InvalidParameterError("kmers", int(kmers.min()), "k-mer codes are non-negative")
+            codes = canonical(codes, k)
+        else:
+            codes = kmers_from_strings(list(kmers), k)
+        hashes = kmer_minimizer_hashes(codes, k, self.config.m)
+        return self._rows(codes, hashes, counts)
+
+    def query(
+        self,
+        sequences: str | bytes | Sequence[str | bytes],
+        names: Sequence[str] | None = None,
+        threads: int = 1,
+        z: int | None = None,
+    ) -> QueryResult:
+        """Which genomes hold the k-mers of each sequence, and how many.
+
+        Parameters
+        ----------
+        sequences : str, bytes, or sequence of them
+            DNA sequences; characters other than ACGT (any case) break k-mers.
+        names : sequence of str, optional
+            Names carried into the result.
+        threads : int
+            Ways to split the sequences: this thread and ``threads - 1`` worker processes
+            the engine forks on first use and keeps until it is closed (a database handle
+            closes it when its snapshot changes and when the handle is closed; see
+            docs/embedding.md).  Calls under 256 Kbp run in this thread.
+        z : int, optional
+            Consecutive-hit rule: a position counts only inside a run of at least z+1
+            consecutive found positions of its sequence (default: the index's z, 0 for exact
+            evidence).  See docs/evidence.md for what it does at sequence ends and to true hits.
+
+        Returns
+        -------
+        QueryResult
+            ``hits[i, g]`` counts the k-mer positions of sequence i whose canonical k-mer is
+            in genome g (and that pass the z rule); ``n_kmers[i]`` the valid positions;
+            ``ratio`` their quotient; ``found_raw`` and ``found`` the positions found before
+            and after the z rule.
+        """
+        if isinstance(sequences, (str, bytes)):
+            sequences = [sequences]
+        seqs = [s.encode("ascii", "replace") if isinstance(s, str) else bytes(s) for s in sequences]
+        if names is not None and len(names) != len(seqs):
+            raise InvalidParameterError("names", len(names), f"expected one name per sequence ({len(seqs)})")
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise InvalidParameterError("threads", threads, "must be an integer >= 1")
+        z = self.config.z if z is None else z
+        if not isinstance(z, int) or isinstance(z, bool) or z < 0:
+            raise InvalidParameterError("z", z, "must be an integer >= 0")
+        lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+        # all sequences in one buffer, a separator (not a base: it breaks k-mers) after each
+        joined = memoryview(b"\x00".join(seqs))
+        starts = _starts(lengths)
+        results = None
+        if threads > 1 and lengths.sum() >= _PARALLEL_MIN_BASES:
+            shares = _split(lengths, threads)
+            if len(shares) > 1:
+                tasks = [(bytes(_span(joined, starts, lengths, lo, hi)), lengths[lo:hi], z) for lo, hi in shares]
+                pool = self._query_pool(len(shares) - 1)
+                try:
+                    results = pool.try_map(tasks) if pool is not None else None
+                except WorkerError as exc:
+                    _log.warning("%s; answering in this thread", exc)
+        if results is None:
+            results = [self._query_share(joined, lengths, z)]
+        hits = np.concatenate([r[0] for r in results])
+        n_kmers = np.concatenate([r[1] for r in results])
+        found = np.concatenate([r[2] for r in results], axis=1)
+        return QueryResult(
+            self.labels, hits, n_kmers, tuple(names) if names is not None else None,
+            found_raw=found[0], found=found[1], z=z,
+        )
+
+    def _query_share(self, joined, lengths: np.ndarray, z: int) -> tuple[np.ndarray, ...]:
+        """(hits, n_kmers, found) of sequences joined by separators, in batches of bounded memory."""
+        n_g, n = len(self.labels), lengths.size
+        hits = np.zeros((n, n_g), dtype=np.int64)
+        n_kmers = np.zeros(n, dtype=np.int64)
+        found = np.zeros((2, n), dtype=np.int64)  # raw, after the z rule
+        joined, starts = memoryview(joined), _starts(lengths)
+        for lo, hi in _batches(lengths, max(1, _QUERY_CELLS // max(1, n_g))):
+            batch = _span(joined, starts, lengths, lo, hi)
+            self._query_batch(batch, lengths[lo:hi], hits[lo:hi], n_kmers[lo:hi], found[:, lo:hi], z)
+        return hits, n_kmers, found
+
+    def _query_batch(
+        self,
+        joined: memoryview,
+        lengths: np.ndarray,
+        hits: np.ndarray,
+        n_kmers: np.ndarray,
+        found: np.ndarray,
+        z: int = 0,
+    ) -> None:
+        k, n_g = self.config.k, len(self.labels)
+        # one coded array for the whole batch; the separators code as INVALID
+        codes = encode(joined)
+        starts = _starts(lengths)
+        positions, kmers, hashes = sequence_kmers(codes, k, self.config.m)
+        # positions are ascending: count them per sequence by searching the starts
+        per_seq = np.diff(np.searchsorted(positions, np.append(starts, codes.size)))
+        n_kmers += per_seq
+        # with approx evidence a position may be answered by several layers: union of rows
+        union = self._any_approx
+        if not union and not z:
+            # exact evidence: each position is answered by at most one layer
+            self._tally_exact(kmers, hashes, per_seq, hits, found)
+            return
+        # presence of every k-mer position, in position order, then summed per sequence
+        present = np.zeros((kmers.size, n_g), dtype=bool)
+        hit = np.zeros(kmers.size, dtype=bool)
+        for layer, idx, slots in self._locate(kmers, hashes):
+            block = np.zeros((idx.size, n_g), dtype=bool)
+            layer.fill_rows(slots, block, False)
+            if union:
+                present[idx] |= block
+            else:
+                present[idx] = block
+            hit[idx] = True
+        bounds = np.zeros(lengths.size + 1, dtype=np.int64)
+        np.cumsum(per_seq, out=bounds[1:])
+
+        def per_sequence(mask: np.ndarray) -> np.ndarray:
+            total = np.zeros(mask.size + 1, dtype=np.int64)
+            np.cumsum(mask, out=total[1:])
+            return total[bounds[1:]] - total[bounds[:-1]]
+
+        found[0] += per_sequence(hit)
+        if z and kmers.size:
+            kept = z_rule(positions, hit, z)
+            present[hit & ~kept] = False
+            found[1] += per_sequence(kept)
+        else:
+            found[1] += per_sequence(hit)
+        if kmers.size:
+            # one histogram over (sequence, genome) cells; reduceat along axis 0 is ~20x slower
+            rows, cols = np.nonzero(present)
+            seq_of = np.repeat(np.arange(lengths.size), per_seq)
+            cells = np.bincount(seq_of[rows] * n_g + cols, minlength=lengths.size * n_g)
+            hits += cells.reshape(lengths.size, n_g)
+
+    def _tally_exact(
+        self,
+        kmers: np.ndarray,
+        hashes: np.ndarray,
+        per_seq: np.ndarray,
+        hits: np.ndarray,
+        found: np.ndarray,
+    ) -> None:
+        """Add the hits of a batch whose layers are all exact (no z rule) to ``hits``.
+
+        Each found position's presence comes as packed bytes (eight genomes to a byte);
+        one histogram per byte layout over (sequence, byte value) and a small product
+        with the bits of each value give the per-genome sums, with no (positions,
+        genomes) matrix.
+        """
+        n_seqs = per_seq.size
+        seq_of = np.repeat(np.arange(n_seqs, dtype=np.int64), per_seq)
+        found_seqs = []
+        codes: dict[tuple[int, ...], list[np.ndarray]] = {}
+        for layer, seqs, slots in self._locate(kmers, hashes, seq_of):
+            found_seqs.append(seqs)
+            for cols, values in layer.presence_bytes(slots):
+                width = cols.size
+                values >>= np.uint8(8 - width)  # the byte's genomes in its low bits
+                codes.setdefault(tuple(cols.tolist()), []).append((seqs << width) | values)
+        if not found_seqs:
+            return
+        n_found = sum(s.size for s in found_seqs)
+        per_found = None
+        for layout, parts in codes.items():
+            width = len(layout)
+            merged = np.concatenate(parts)
+            if n_seqs << width <= _TALLY_BINS:
+                table = np.bincount(merged, minlength=n_seqs << width).reshape(n_seqs, 1 << width)
+                if merged.size == n_found:  # every found position has a byte here: its row sums count them
+                    per_found = table.sum(axis=1)
+                # float64 product: exact for any count below 2**53
+                sums = np.rint(table.astype(np.float64) @ _VALUE_BITS[width]).astype(np.int64)
+            else:  # too many bins: one histogram per genome
+                sums = np.empty((n_seqs, width), dtype=np.int64)
+                for j in range(width):
+                    has = merged[((merged >> (width - 1 - j)) & 1).astype(bool)]
+                    sums[:, j] = np.bincount(has >> width, minlength=n_seqs)
+            for j, col in enumerate(layout):
+                if col >= 0:
+                    hits[:, col] += sums[:, j]
+        if per_found is None:
+            per_found = np.bincount(np.concatenate(found_seqs), minlength=n_seqs)
+        found[0] += per_found
+        found[1] += per_found
+
+
+def _batches(lengths: np.ndarray, max_positions: int) -> list[tuple[int, int]]:
+    """Consecutive ranges of sequences of about ``max_positions`` bases each (at least one)."""
+    cum = np.cumsum(lengths)
+    total = int(cum[-1]) if cum.size else 0
+    # a batch ends with the sequence that reaches the next multiple of max_positions
+    ends = np.searchsorted(cum, np.arange(max_positions, total, max_positions), side="left") + 1
+    bounds = np.unique(np.concatenate([[0], ends, [lengths.size]]))
+    if bounds.size == 1:
+        return [(0, 0)]
+    return list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
+
+
+def _starts(lengths: np.ndarray) -> np.ndarray:
+    """Offset of each sequence in a buffer that follows each one with a separator."""
+    return np.cumsum(lengths + 1) - (lengths + 1)
+
+
+def _span(joined: memoryview, starts: np.ndarray, lengths: np.ndarray, lo: int, hi: int) -> memoryview:
+    """Sequences ``lo`` to ``hi`` of a joined buffer, with the separators between them."""
+    if lo >= hi:
+        return joined[0:0]
+    return joined[int(starts[lo]) : int(starts[hi - 1] + lengths[hi - 1])]
+
+
+def _split(lengths: np.ndarray, n: int) -> list[tuple[int, int]]:
+    """At most ``n`` consecutive non-empty ranges of sequences with about equal bases."""
+    cum = np.cumsum(lengths)
+    cuts = np.searchsorted(cum, cum[-1] * np.arange(1, n) / n, side="left") + 1
+    bounds = np.unique(np.concatenate([[0], np.minimum(cuts, lengths.size), [lengths.size]]))
+    return list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
