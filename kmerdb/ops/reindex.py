@@ -37,6 +37,7 @@ from kmerdb.errors import (
 )
 from kmerdb.ops.maintenance import remove_unreferenced
 from kmerdb.store.catalog import Catalog, LayerRecord, Snapshot
+from kmerdb.store.crashpoint import crashpoint
 from kmerdb.store.layer import Layer, layer_prefix, write_evidence
 from kmerdb.store.lock import WriterLock
 from kmerdb.store.storage import sync_tree
@@ -316,12 +317,14 @@ def _commit_alone(
     The same rule as :class:`~kmerdb.Transaction`: under the writer lock, the operation
     writes new files; they are synced, then the new snapshot, the superseded generation's
     files and the history record are written in one catalog transaction.  Until then no
-    reader sees a new file, and a failure removes them.
+    reader sees a new file, and a failure removes them.  It passes the crash points of a
+    transaction (``txn.locked`` ... ``txn.committed``, see docs/transactions.md).
     """
     lock = WriterLock(root).acquire(wait)
     catalog: Catalog | None = None
     clean = True
     try:
+        crashpoint("txn.locked")
         catalog = Catalog.open(root, readonly=False)
         base = catalog.read()
         if base.state != "ready":
@@ -336,7 +339,9 @@ def _commit_alone(
             if new is base:
                 return base, args
             new = new.with_changes(generation=base.generation + 1, state="ready")
+            crashpoint("txn.commit")
             sync_tree(root)
+            crashpoint("txn.fsynced")
             with catalog.write() as w:
                 if w.current_generation() != base.generation:
                     raise TransactionError(f"{root}: the catalog moved on under the writer lock")
@@ -344,12 +349,14 @@ def _commit_alone(
                 if not w.has_generation(base.generation):
                     w.put_generation(base.generation, base.file_paths())
                 w.add_history(command, args, new.generation)
+                crashpoint("txn.lmdb")
         except BaseException:
             try:
                 remove_unreferenced(root, protected)
             except Exception:
                 clean = False  # the next writer finishes the clean-up
             raise
+        crashpoint("txn.committed")
         return new, args
     finally:
         if catalog is not None:
