@@ -4,7 +4,9 @@
 ``verify`` reads everything and changes nothing: file sizes and checksums against the
 catalog, the column invariant (every layer holds exactly one column per genome), the MPHF
 of each layer minimal and perfect over the layer's k-mers, the evidence consistent with
-them, every k-mer canonical, in its partition, and in one layer only.
+them, every k-mer canonical, in its partition, and in one layer only.  The partitions are
+checked one task each, by any executor (serial, local processes, or a Dask cluster:
+``scheduler=``).
 
 ``vacuum`` takes the writer lock and removes the data files that neither the current
 generation nor a generation still seen by a live reader names, then forgets the
