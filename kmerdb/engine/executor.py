@@ -232,7 +232,8 @@ class DaskExecutor(Executor):
     Workers must see the database directory (and the inputs of a build) at the same
     path as the client.  Dask reruns the tasks of a worker that dies, up to its
     ``distributed.scheduler.allowed-failures`` (3 by default); a task that raises is not
-    rerun and fails the operation, with nothing committed.
+    rerun and fails the operation, with nothing committed: the tasks already in flight
+    (at most ``window``) are let to end first, since Dask cannot stop a running task.
     """
 
     remote = True
@@ -285,8 +286,11 @@ class DaskExecutor(Executor):
         try:
             yield from _bounded(submit, tasks, window or 2 * self.n_workers, wait_some, result_of)
         finally:
-            # whatever was not consumed (a failure, or the caller stopped) is cancelled
-            client.cancel([f for f in submitted if not f.done()])
+            # After a failure (or when the caller stops early) the tasks in flight are left to
+            # end: a cancel does not stop a task running on a worker, and one still writing
+            # after the caller has removed its files would leave them behind.  No more than
+            # ``window`` tasks are ever in flight.
+            self._distributed.wait([f for f in submitted if not f.done()])
             client.cancel([ctx])
 
     def close(self) -> None:

@@ -4,7 +4,9 @@
 ``verify`` reads everything and changes nothing: file sizes and checksums against the
 catalog, the column invariant (every layer holds exactly one column per genome), the MPHF
 of each layer minimal and perfect over the layer's k-mers, the evidence consistent with
-them, every k-mer canonical, in its partition, and in one layer only.
+them, every k-mer canonical, in its partition, and in one layer only.  The partitions are
+checked one task each, by any executor (serial, local processes, or a Dask cluster:
+``scheduler=``).
 
 ``vacuum`` takes the writer lock and removes the data files that neither the current
 generation nor a generation still seen by a live reader names, then forgets the
@@ -13,18 +15,33 @@ generations nobody sees any more.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from kmerdb.engine.workers import forked_pool
+from kmerdb.core.kmers import canonical, kmer_minimizer_hashes, partition_of
+from kmerdb.engine.executor import open_executor
 from kmerdb.errors import IncompleteDatabaseError, KmerDBError
-from kmerdb.store.catalog import Catalog
+from kmerdb.store.catalog import Catalog, Snapshot
+from kmerdb.store.columns import COUNTS, PRESENCE
 from kmerdb.store.crashpoint import crashpoint
+from kmerdb.store.layer import Layer
 from kmerdb.store.lock import WriterLock, live_readers
+from kmerdb.store.storage import file_checksum
 
-__all__ = ["VerifyReport", "VacuumReport", "verify", "vacuum", "remove_unreferenced", "data_files"]
+__all__ = [
+    "VerifyContext",
+    "VerifyReport",
+    "VacuumReport",
+    "verify",
+    "verify_partition",
+    "vacuum",
+    "remove_unreferenced",
+    "data_files",
+]
 
 DATA_DIR = "data"
 
@@ -60,10 +77,8 @@ def remove_unreferenced(root: str, keep: set[str], only: set[str] | None = None)
     if only is None:  # spill files of a killed writer (normally unlinked as soon as created)
         for name in os.listdir(root):
             if name.startswith(".spill-"):
-                try:
+                with contextlib.suppress(OSError):
                     os.unlink(os.path.join(root, name))
-                except OSError:
-                    pass
     return removed, nbytes
 
 
@@ -164,18 +179,24 @@ class VerifyReport:
         }
 
 
-_VSTATE: dict = {}
+@dataclass(frozen=True)
+class VerifyContext:
+    """What every verify task shares: the database directory and the snapshot checked."""
+
+    root: str
+    snapshot: Snapshot
 
 
-def _verify_task(p: int):
-    """Worker: check every layer of partition ``p``; returns (p, problems, files, bytes, k-mers)."""
-    from kmerdb.core.kmers import canonical, kmer_minimizer_hashes, partition_of
-    from kmerdb.store.columns import COUNTS, PRESENCE
-    from kmerdb.store.layer import Layer
-    from kmerdb.store.storage import file_checksum
+def verify_partition(ctx: VerifyContext, p: int) -> tuple[int, list[str], int, int, int]:
+    """Task: check every layer of partition ``p``.
 
-    root = _VSTATE["root"]
-    snap = _VSTATE["snapshot"]
+    Returns
+    -------
+    (int, list of str, int, int, int)
+        ``p``, the problems found, and the files, bytes and k-mers checked.
+    """
+    root = ctx.root
+    snap = ctx.snapshot
     cfg = snap.config
     ids = [g.id for g in snap.genomes]
     column_of = {gid: i for i, gid in enumerate(ids)}
@@ -251,7 +272,9 @@ def _verify_task(p: int):
     return p, problems, n_files, nbytes, n_kmers
 
 
-def verify(path: str | os.PathLike, threads: int | None = None, progress=None) -> VerifyReport:
+def verify(
+    path: str | os.PathLike, threads: int | None = None, progress=None, *, scheduler: Any = None
+) -> VerifyReport:
     """Check a database from catalog to bytes.  Reads only; returns a report (never raises on
     a problem it can describe).
 
@@ -262,10 +285,15 @@ def verify(path: str | os.PathLike, threads: int | None = None, progress=None) -
         Worker processes for the partitions (default: all CPUs).
     progress : callable, optional
         ``progress("verify", partitions done, partitions)``.
-    """
-    from kmerdb.ops.merge import _run
-    from kmerdb.params import resolve_threads
+    scheduler : str or distributed.Client, optional
+        Check the partitions on this Dask cluster (its workers see ``path`` at the same place).
 
+    Raises
+    ------
+    DatabaseNotFoundError, FormatVersionError
+    WorkerError
+        A worker died or a check failed in a way it cannot describe.
+    """
     path = os.fspath(path)
     report = VerifyReport(path)
     catalog = Catalog.open(path, readonly=True)
@@ -298,10 +326,17 @@ def verify(path: str | os.PathLike, threads: int | None = None, progress=None) -
     paths = [ref.path for ref in snap.all_files()]
     if len(set(paths)) != len(paths):
         report.problems.append("two catalog entries name the same data file")
-    threads = resolve_threads(threads)
-    with forked_pool(threads, len(snap.partitions), _VSTATE, root=path, snapshot=snap) as pool:
-        results = _run(pool, _verify_task, list(range(len(snap.partitions))), progress, "verify")
-    for p, problems, n_files, nbytes, n_kmers in sorted(results, key=lambda r: r[0]):
+    n_parts = len(snap.partitions)
+    results = []
+    with open_executor(threads, scheduler, n_tasks=n_parts) as executor:
+        for done, result in enumerate(
+            executor.map(verify_partition, VerifyContext(path, snap), ((p,) for p in range(n_parts))), 1
+        ):
+            results.append(result)
+            if progress is not None:
+                progress("verify", done, n_parts)
+    # problems in partition order, whatever order the tasks finished in
+    for _, problems, n_files, nbytes, n_kmers in sorted(results, key=lambda r: r[0]):
         report.problems.extend(problems)
         report.n_files += n_files
         report.bytes_checked += nbytes

@@ -23,8 +23,10 @@ op                  keeps a k-mer when                  its count (counts index)
 ``at-most``         ``1 <= n <= q``                     sum over the selected genomes
 ==================  ==================================  ===============================
 
-Work runs partition by partition in forked worker processes, a block of slots at a time;
-the catalog is written last, in one transaction, and a failure removes ``out``.
+Work runs one task per partition, a block of slots at a time, on any executor (serial,
+local processes, or a Dask cluster: ``scheduler=``); each task writes its partition's
+layer under ``out``; the catalog is written last, by the caller, in one transaction, and
+a failure removes ``out``.
 """
 
 from __future__ import annotations
@@ -34,19 +36,21 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from kmerdb.config import Config
-from kmerdb.engine.workers import forked_pool, imap
-from kmerdb.errors import DuplicateLabelError, InvalidParameterError
+from kmerdb.engine.executor import open_executor
+from kmerdb.errors import DuplicateLabelError, GenomeNotFoundError, IncompleteDatabaseError, InvalidParameterError
 from kmerdb.ops.build import make_database_dir
-from kmerdb.params import parse_size, resolve_threads
-from kmerdb.store.catalog import Catalog, GenomeRecord
+from kmerdb.params import parse_size
+from kmerdb.store.catalog import Catalog, GenomeRecord, LayerRecord, Snapshot
 from kmerdb.store.layer import Layer, write_layer
+from kmerdb.store.lock import ReaderRegistration
 from kmerdb.store.storage import fsync_dir
 
-__all__ = ["OPS", "SetOpReport", "setop"]
+__all__ = ["OPS", "SetOpContext", "SetOpReport", "setop", "setop_partition"]
 
 OPS = ("union", "intersection", "difference", "at-least", "exactly", "at-most")
 _QUORUM = ("at-least", "exactly", "at-most")
@@ -85,7 +89,40 @@ class SetOpReport:
     seconds: float
 
 
-_STATE: dict = {}
+@dataclass(frozen=True)
+class SetOpContext:
+    """What every set-operation task shares.
+
+    Attributes
+    ----------
+    root : str
+        The source database directory.
+    out : str
+        The new database directory (tasks write their partition's layer there).
+    config, out_config : Config
+        The source's configuration and the output's.
+    partitions : tuple of tuple of LayerRecord
+        The source snapshot's layers, per partition.
+    genome_ids : tuple of int
+        The source's genome ids in column order.
+    cols : tuple of int
+        The source columns selected, in the order of the operation.
+    op : str
+    q : int or None
+    block_bytes : int
+        Bytes of (slots x genomes) rows a task holds at a time.
+    """
+
+    root: str
+    out: str
+    config: Config
+    out_config: Config
+    partitions: tuple[tuple[LayerRecord, ...], ...]
+    genome_ids: tuple[int, ...]
+    cols: tuple[int, ...]
+    op: str
+    q: int | None
+    block_bytes: int
 
 
 def _keep_mask(op: str, present: np.ndarray, q: int | None) -> np.ndarray:
@@ -111,30 +148,38 @@ def _values(op: str, rows: np.ndarray) -> np.ndarray:
     return rows.sum(axis=1, dtype=np.int64)
 
 
-def _setop_task(p: int):
-    st = _STATE
-    cfg: Config = st["config"]
-    cols: np.ndarray = st["cols"]
-    n_db = st["n_db_genomes"]
+def setop_partition(ctx: SetOpContext, p: int) -> tuple[int, LayerRecord, int, int, dict[int, int]]:
+    """Task: the k-mers partition ``p`` keeps, written as the output's layer of that partition.
+
+    Returns
+    -------
+    (int, LayerRecord, int, int, dict)
+        ``p``, the layer written, its k-mers, their total count (the k-mers on a presence
+        index) and their count spectrum (``{count: k-mers}``, empty on a presence index).
+    """
+    cfg = ctx.config
+    cols = np.array(ctx.cols, dtype=np.intp)
+    column_of = {gid: i for i, gid in enumerate(ctx.genome_ids)}
+    n_db = len(ctx.genome_ids)
     keys_out, vals_out = [], []
-    for rec in st["partitions"][p]:
+    for rec in ctx.partitions[p]:
         if rec.n_kmers == 0:
             continue
-        layer = Layer(st["root"], rec, st["column_of"])
+        layer = Layer(ctx.root, rec, column_of)
         kmers = layer.kmers()
-        step = max(1024, st["block_bytes"] // (4 * max(1, n_db)))
+        step = max(1024, ctx.block_bytes // (4 * max(1, n_db)))
         for lo in range(0, layer.n, step):
             hi = min(layer.n, lo + step)
             rows = np.zeros((hi - lo, n_db), dtype=np.uint32 if cfg.counts else bool)
             layer.fill_rows(np.arange(lo, hi, dtype=np.int64), rows, cfg.counts)
             rows = rows[:, cols]
             present = rows > 0 if cfg.counts else rows
-            keep = _keep_mask(st["op"], present, st["q"])
+            keep = _keep_mask(ctx.op, present, ctx.q)
             if not keep.any():
                 continue
             keys_out.append(np.asarray(kmers[lo:hi])[keep])
             if cfg.counts:
-                vals_out.append(_values(st["op"], rows[keep].astype(np.int64)))
+                vals_out.append(_values(ctx.op, rows[keep].astype(np.int64)))
     keys = np.concatenate(keys_out) if keys_out else np.zeros(0, dtype=np.uint64)
     order = np.argsort(keys, kind="stable")
     keys = keys[order]
@@ -149,7 +194,7 @@ def _setop_task(p: int):
         matrix = np.ones((keys.size, 1), dtype=bool)
         spectrum = {}
         total = int(keys.size)
-    record = write_layer(st["out"], p, p, 1, keys, [((0,), matrix)], st["out_config"])
+    record = write_layer(ctx.out, p, p, 1, keys, [((0,), matrix)], ctx.out_config)
     return p, record, int(keys.size), total, spectrum
 
 
@@ -163,13 +208,15 @@ def setop(
     threads: int | None = None,
     max_memory: int | str | None = None,
     progress: Progress | None = None,
+    *,
+    scheduler: Any = None,
 ) -> SetOpReport:
     """Write the k-mers a set operation selects from ``source`` as a new database.
 
     Parameters
     ----------
     source : Database or str or PathLike
-        An open database, or the path of one.
+        An open database (the snapshot it reads), or the path of one (its latest generation).
     op : {"union", "intersection", "difference", "at-least", "exactly", "at-most"}
         The operation; see the module documentation.  ``difference`` keeps the k-mers of
         the first selected genome that no other selected genome holds.
@@ -188,6 +235,9 @@ def setop(
         Bounds the rows a worker holds at a time.
     progress : callable, optional
         ``progress("setop", partitions done, partitions)``.
+    scheduler : str or distributed.Client, optional
+        Run the partition tasks on this Dask cluster (its workers see the source and ``out``
+        at the same paths).
 
     Returns
     -------
@@ -201,28 +251,68 @@ def setop(
         A selected label is unknown or given twice.
     DatabaseExistsError
         ``out`` exists (it is left untouched).
+    DatabaseNotFoundError, IncompleteDatabaseError
+        ``source`` is not a complete database.
+    WorkerError
+        A task failed in a worker; ``out`` is removed.
     """
-    from kmerdb.database import Database, open_database
-
     t0 = time.perf_counter()
     if op not in OPS:
         raise InvalidParameterError("op", op, f"expected one of {', '.join(OPS)}")
-    own = not isinstance(source, Database)
-    db = open_database(source) if own else source
+    registration = None
+    if hasattr(source, "snapshot") and hasattr(source, "path"):  # an open handle: what it reads
+        root, snap = source.path, source.snapshot
+    else:
+        root, snap, registration = _read_source(os.fspath(source))
     try:
-        return _setop(db, op, os.fspath(out), genomes, q, label, threads, max_memory, progress, t0)
+        return _setop(root, snap, op, os.fspath(out), genomes, q, label, threads, max_memory, progress, scheduler, t0)
     finally:
-        if own:
-            db.close()
+        if registration is not None:
+            registration.close()
 
 
-def _setop(db, op, out, genomes, q, label, threads, max_memory, progress, t0) -> SetOpReport:
-    selected = tuple(db.genomes) if genomes is None else tuple(genomes)
+def _read_source(path: str) -> tuple[str, Snapshot, ReaderRegistration]:
+    """The latest snapshot of a database, read as a reader registered for it (as a handle is)."""
+    catalog = Catalog.open(path, readonly=True)
+    registration = None
+    try:
+        # registered before the read, so that a vacuum keeps the files of the snapshot read
+        registration = ReaderRegistration(path)
+        snap = catalog.read()
+        if snap.state != "ready":
+            raise IncompleteDatabaseError(path, snap.state)
+    except BaseException:
+        if registration is not None:
+            registration.close()
+        raise
+    finally:
+        catalog.close()
+    registration.set(snap.generation)
+    return path, snap, registration
+
+
+def _setop(
+    root: str,
+    snap: Snapshot,
+    op: str,
+    out: str,
+    genomes: Sequence[str] | None,
+    q: int | None,
+    label: str | None,
+    threads: int | None,
+    max_memory: int | str | None,
+    progress: Progress | None,
+    scheduler: Any,
+    t0: float,
+) -> SetOpReport:
+    labels = snap.labels
+    selected = labels if genomes is None else tuple(genomes)
     if not selected:
         raise InvalidParameterError("genomes", list(selected), "select at least one genome")
     seen = set()
     for g in selected:
-        db.genome(g)  # GenomeNotFoundError
+        if g not in labels:
+            raise GenomeNotFoundError(g)
         if g in seen:
             raise DuplicateLabelError(g, "select each genome once")
         seen.add(g)
@@ -238,52 +328,53 @@ def _setop(db, op, out, genomes, q, label, threads, max_memory, progress, t0) ->
         label = f"{op}-{q}" if op in _QUORUM else op
     if not isinstance(label, str) or not label or label != label.strip() or "\t" in label or "\n" in label:
         raise InvalidParameterError("label", label, "a non-empty label without tabs, newlines or surrounding spaces")
-    n_threads = resolve_threads(threads)
     budget = parse_size(max_memory)
-    block_bytes = _BLOCK_BYTES if budget is None else max(1 << 20, min(_BLOCK_BYTES, budget // (4 * (n_threads + 1))))
-    src_cfg: Config = db.config
+    src_cfg: Config = snap.config
     out_config = Config(k=src_cfg.k, m=src_cfg.m, n_partitions=src_cfg.n_partitions, counts=src_cfg.counts)
     make_database_dir(out, "out")
-    column = {lab: i for i, lab in enumerate(db.genomes)}
-    snap = db.snapshot
+    column = {lab: i for i, lab in enumerate(labels)}
     catalog = None
     try:
         catalog = Catalog.create(out, out_config)
+        # the largest partitions first, so that the last tasks to finish are short ones
         tasks = list(range(src_cfg.n_partitions))
         tasks.sort(key=lambda p: -sum(rec.n_kmers for rec in snap.partitions[p]))
-        layers = [None] * src_cfg.n_partitions
+        written: dict[int, LayerRecord] = {}
         n_kmers = total = 0
         spectrum: dict[int, int] = {}
-        with forked_pool(
-            n_threads,
-            len(tasks),
-            _STATE,
-            config=src_cfg,
-            out_config=out_config,
-            root=db.path,
-            out=out,
-            partitions=snap.partitions,
-            column_of={g.id: i for i, g in enumerate(snap.genomes)},
-            n_db_genomes=len(snap.genomes),
-            cols=np.array([column[g] for g in selected], dtype=np.intp),
-            op=op,
-            q=q,
-            block_bytes=block_bytes,
-        ) as pool:
-            for done, (p, record, n, tot, spec) in enumerate(imap(pool, _setop_task, tasks), 1):
-                layers[p] = record
+        with open_executor(threads, scheduler, n_tasks=len(tasks)) as executor:
+            n_workers = executor.n_workers
+            block_bytes = (
+                _BLOCK_BYTES if budget is None else max(1 << 20, min(_BLOCK_BYTES, budget // (4 * (n_workers + 1))))
+            )
+            ctx = SetOpContext(
+                root=root,
+                out=out,
+                config=src_cfg,
+                out_config=out_config,
+                partitions=snap.partitions,
+                genome_ids=tuple(g.id for g in snap.genomes),
+                cols=tuple(column[g] for g in selected),
+                op=op,
+                q=q,
+                block_bytes=block_bytes,
+            )
+            results = executor.map(setop_partition, ctx, ((p,) for p in tasks))
+            for done, (p, layer_record, n, tot, spec) in enumerate(results, 1):
+                written[p] = layer_record
                 n_kmers += n
                 total += tot
                 for count, how_many in spec.items():
                     spectrum[count] = spectrum.get(count, 0) + how_many
                 if progress is not None:
                     progress("setop", done, len(tasks))
+        layers = [written[p] for p in range(src_cfg.n_partitions)]
         for d in sorted({os.path.dirname(os.path.join(out, r.files["mphf"].path)) for r in layers}):
             fsync_dir(d)
         record = GenomeRecord(
             0,
             label,
-            tuple(f"{db.path}#{g}" for g in selected),
+            tuple(f"{root}#{g}" for g in selected),
             n_kmers,
             total,
             tuple((int(c), int(n)) for c, n in sorted(spectrum.items()) if c > 0),
@@ -295,7 +386,7 @@ def _setop(db, op, out, genomes, q, label, threads, max_memory, progress, t0) ->
             w.put_state("ready", 1, 1, src_cfg.n_partitions)
             w.add_history(
                 "setop",
-                {"op": op, "q": q, "source": db.path, "genomes": list(selected), "label": label},
+                {"op": op, "q": q, "source": root, "genomes": list(selected), "label": label},
                 1,
             )
     except BaseException:

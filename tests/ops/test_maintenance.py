@@ -15,6 +15,8 @@ from dbcheck import assert_same_answers
 import kmerdb
 from kmerdb.ops.maintenance import data_files
 
+from .executors import EXECUTORS, executor_kwargs
+
 K = 21
 PARTS = 4
 
@@ -76,6 +78,33 @@ def test_verify_detects_damaged_and_missing_files(layered, tmp_path):
     assert not report.ok
     text = "\n".join(report.problems)
     assert "checksum" in text and group in text
+    assert "missing" in text and mphf in text
+
+
+@pytest.mark.parametrize("where", EXECUTORS)
+def test_verify_on_every_executor_equals_one_thread(layered, oracle_sets, tmp_path, monkeypatch, request, where):
+    kw = executor_kwargs(where, monkeypatch, request)
+    path = layered[0]
+    clean = kmerdb.verify(path, **kw)
+    assert clean.ok, clean.problems
+    assert clean.to_dict() == kmerdb.verify(path, threads=1).to_dict()
+    # A was removed but not compacted: the layers still hold every k-mer of A, B and C
+    assert clean.n_kmers == len(set().union(*map(set, oracle_sets(K).values())))
+    damaged = copy(path, tmp_path)
+    with kmerdb.open(damaged) as db:
+        group = db.snapshot.partitions[1][0].groups[0].file.path
+        mphf = db.snapshot.partitions[3][1].files["mphf"].path
+    with open(damaged / group, "r+b") as fh:  # one flipped bit in a column group
+        fh.seek(-1, os.SEEK_END)
+        byte = fh.read(1)
+        fh.seek(-1, os.SEEK_END)
+        fh.write(bytes([byte[0] ^ 1]))
+    os.unlink(damaged / mphf)
+    report = kmerdb.verify(damaged, **kw)
+    assert not report.ok
+    assert report.to_dict() == kmerdb.verify(damaged, threads=1).to_dict()
+    text = "\n".join(report.problems)
+    assert "partition 1 layer" in text and "checksum" in text and group in text
     assert "missing" in text and mphf in text
 
 

@@ -1,6 +1,8 @@
 """Reindex: evidence rebuilt from the unitigs; round trips; approx indexes merge and append."""
 
 import os
+import shutil
+from dataclasses import dataclass
 
 import numpy as np
 import oracle
@@ -9,7 +11,11 @@ from conftest import GENOMES
 
 import kmerdb
 from kmerdb.core.kmers import canonical
+from kmerdb.ops.maintenance import data_files
 from kmerdb.ops.reindex import reindex, target_config
+from kmerdb.store.catalog import Catalog
+
+from .executors import EXECUTORS, executor_kwargs
 
 K = 21
 
@@ -127,6 +133,111 @@ def test_target_config_defaults():
     b = target_config(a, "approx", z=2)
     assert (b.fp_bits, b.z) == (8, 2)
     assert target_config(b, "exact") == cfg
+
+
+# -- every executor ---------------------------------------------------------------------
+
+
+def evidence_arrays(path) -> dict[tuple[int, int], np.ndarray]:
+    """(partition, layer id) -> the layer's evidence array, as the catalog names it."""
+    catalog = Catalog.open(str(path))
+    try:
+        snap = catalog.read()
+    finally:
+        catalog.close()
+    return {
+        (p, rec.id): np.load(path / rec.files["evidence"].path)
+        for p, layers in enumerate(snap.partitions)
+        for rec in layers
+    }
+
+
+def dump(path) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted k-mer codes, their rows) of a whole database."""
+    with kmerdb.open(path) as db:
+        pieces = list(db.iter_rows())
+    keys = np.concatenate([k for k, _ in pieces])
+    rows = np.concatenate([r for _, r in pieces])
+    order = np.argsort(keys)
+    return keys[order], rows[order]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """An exact index and what one thread makes of it."""
+
+    exact: object  # the original database, never changed
+    exact_evidence: dict
+    exact_dump: tuple
+    approx_evidence: dict  # after reindex(..., "approx", fp_bits=6, z=1, threads=1)
+    approx_lookup: np.ndarray
+    probes: np.ndarray
+    n_layers: int
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reindex-ref")
+    exact = root / "exact.kmerdb"
+    kmerdb.build(exact, GENOMES, k=K, partitions=4, counts=True, threads=1)
+    serial = root / "serial.kmerdb"
+    shutil.copytree(exact, serial)
+    reindex(serial, "approx", fp_bits=6, z=1, threads=1)
+    with kmerdb.open(serial) as db:
+        q = probes(db, 2000)
+        approx_lookup = db.lookup(q, counts=True)
+    ev = evidence_arrays(exact)
+    return Reference(exact, ev, dump(exact), evidence_arrays(serial), approx_lookup, q, len(ev))
+
+
+def assert_same_arrays(got: dict, want: dict) -> None:
+    assert got.keys() == want.keys()
+    for key in want:
+        assert got[key].dtype == want[key].dtype and np.array_equal(got[key], want[key]), key
+
+
+@pytest.mark.parametrize("where", EXECUTORS)
+def test_round_trip_on_every_executor_equals_one_thread(reference, oracle_sets, tmp_path, monkeypatch, request, where):
+    kw = executor_kwargs(where, monkeypatch, request)
+    path = tmp_path / "db.kmerdb"
+    shutil.copytree(reference.exact, path)
+    report = reindex(path, "approx", fp_bits=6, z=1, **kw)
+    assert report.layers_rewritten == reference.n_layers and report.generation == 2
+    assert_same_arrays(evidence_arrays(path), reference.approx_evidence)
+    with kmerdb.open(path) as db:
+        assert np.array_equal(db.lookup(reference.probes, counts=True), reference.approx_lookup)
+    report = reindex(path, "exact", **kw)
+    assert report.layers_rewritten == reference.n_layers and report.generation == 3
+    assert_same_arrays(evidence_arrays(path), reference.exact_evidence)
+    keys, rows = dump(path)
+    assert np.array_equal(keys, reference.exact_dump[0]) and np.array_equal(rows, reference.exact_dump[1])
+    # and the rows are the oracle's counts
+    sets = oracle_sets(K)
+    with kmerdb.open(path) as db:
+        labels = db.genomes
+    want = {oracle.encode(x): [sets[g].get(x, 0) for g in labels] for x in set().union(*map(set, sets.values()))}
+    assert keys.tolist() == sorted(want)
+    assert rows.tolist() == [want[code] for code in keys.tolist()]
+
+
+@pytest.mark.parametrize("where", EXECUTORS)
+def test_a_failing_task_commits_nothing(reference, tmp_path, monkeypatch, request, where):
+    kw = executor_kwargs(where, monkeypatch, request)
+    path = tmp_path / "db.kmerdb"
+    shutil.copytree(reference.exact, path)
+    with kmerdb.open(path) as db:
+        group = db.snapshot.partitions[2][0].groups[0].file.path
+    files = set(data_files(str(path)))
+    aside = tmp_path / "aside.npy"
+    os.rename(path / group, aside)  # the task of partition 2 cannot open its layer
+    with pytest.raises(kmerdb.CorruptDatabaseError, match="missing"):
+        reindex(path, "approx", fp_bits=6, **kw)
+    os.rename(aside, path / group)
+    assert set(data_files(str(path))) == files  # the other tasks' new evidence is gone
+    with kmerdb.open(path) as db:
+        assert db.generation == 1 and db.config.evidence == "exact"
+        assert [h.command for h in db.history()] == ["build"]
+    assert reindex(path, "approx", fp_bits=6, threads=1).generation == 2  # the lock was released
 
 
 # -- merge and append on approx indexes ----------------------------------------------------

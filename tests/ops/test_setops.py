@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
 import oracle
@@ -10,6 +11,8 @@ import pytest
 from conftest import FIXTURES
 
 import kmerdb
+
+from .executors import EXECUTORS, executor_kwargs
 
 K = 21
 LABELS = ("A", "B", "C")
@@ -206,3 +209,71 @@ def test_approx_source_gives_an_exact_output(oracle_sets, tmp_path):
     with kmerdb.open(out) as res, kmerdb.open(src) as approx:
         assert res.config.evidence == "exact"
         assert approx.intersections().tolist() == [[len(set(sets[a]) & set(sets[b])) for b in LABELS] for a in LABELS]
+
+
+# -- every executor ---------------------------------------------------------------------
+
+#: every operation once, with a selection and a quorum where it takes one
+EVERY_OP = [
+    ("union", None, None),
+    ("intersection", ["A", "C"], None),
+    ("difference", ["C", "A", "B"], None),
+    ("at-least", None, 2),
+    ("exactly", None, 1),
+    ("at-most", ["B", "C"], 1),
+]
+
+
+def dump(path) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted k-mer codes, their one column) of a set operation's output."""
+    with kmerdb.open(path) as db:
+        pieces = list(db.iter_rows())
+    keys = np.concatenate([k for k, _ in pieces])
+    rows = np.concatenate([r for _, r in pieces])
+    order = np.argsort(keys)
+    return keys[order], rows[order]
+
+
+@pytest.fixture(scope="module")
+def one_thread(built, oracle_sets, tmp_path_factory):
+    """Every operation of EVERY_OP with threads=1, checked against the oracle: case -> (dump, genome record)."""
+    sets = oracle_sets(K)
+    root = tmp_path_factory.mktemp("setop-serial")
+    out = {}
+    for i, (op, genomes, q) in enumerate(EVERY_OP):
+        path = root / f"{i}.kmerdb"
+        report = kmerdb.setop(built(k=K, counts=True), op, path, genomes=genomes, q=q, threads=1)
+        assert contents(path) == expected(op, sets, tuple(genomes or LABELS), q), op
+        with kmerdb.open(path) as db:
+            out[i] = (dump(path), db.genome(report.label))
+    return out
+
+
+@pytest.mark.parametrize("where", EXECUTORS)
+def test_every_operation_on_every_executor_equals_one_thread(built, one_thread, tmp_path, monkeypatch, request, where):
+    kw = executor_kwargs(where, monkeypatch, request)
+    src = built(k=K, counts=True)
+    for i, (op, genomes, q) in enumerate(EVERY_OP):
+        out = tmp_path / f"{i}.kmerdb"
+        report = kmerdb.setop(src, op, out, genomes=genomes, q=q, **kw)
+        (want_keys, want_rows), want_record = one_thread[i]
+        keys, rows = dump(out)
+        assert np.array_equal(keys, want_keys) and np.array_equal(rows, want_rows), op
+        with kmerdb.open(out) as db:
+            assert db.genome(report.label) == want_record
+
+
+@pytest.mark.parametrize("where", EXECUTORS)
+def test_a_failing_task_leaves_no_output(built, tmp_path, monkeypatch, request, where):
+    kw = executor_kwargs(where, monkeypatch, request)
+    src = tmp_path / "src.kmerdb"
+    shutil.copytree(built(k=31, counts=False, partitions=64), src)
+    with kmerdb.open(src) as db:
+        layers = db.snapshot.partitions
+    # the largest partition is the first task: the others are still running when it fails
+    first = max(range(len(layers)), key=lambda p: sum(rec.n_kmers for rec in layers[p]))
+    os.unlink(src / layers[first][0].groups[0].file.path)
+    out = tmp_path / "out.kmerdb"
+    with pytest.raises(kmerdb.CorruptDatabaseError, match="missing"):
+        kmerdb.setop(src, "union", out, **kw)
+    assert not out.exists()
