@@ -22,14 +22,14 @@ _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 from kmerdb import errors as _errors
 from kmerdb.analysis.analytics import ColWeights, DistanceMatrix
 from kmerdb.config import FORMAT_VERSION, Config
-from kmerdb.database import Database
+from kmerdb.database import Database, reindex
 from kmerdb.database import open_database as open
 from kmerdb.errors import *  # noqa: F403  the whole hierarchy, as errors.__all__ lists it
 from kmerdb.ops.build import BuildReport, build
 from kmerdb.ops.inputs import GenomeInput, parse_input_args
 from kmerdb.ops.maintenance import VacuumReport, VerifyReport, vacuum, verify
 from kmerdb.ops.merge import MergeReport, merge
-from kmerdb.ops.reindex import ReindexReport, reindex
+from kmerdb.ops.reindex import ReindexReport
 from kmerdb.ops.setops import SetOpReport, setop
 from kmerdb.ops.transaction import Transaction
 from kmerdb.query.engine import QueryResult

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -34,6 +35,7 @@ from kmerdb.errors import (
     ReadOnlyError,
     TransactionError,
 )
+from kmerdb.ops.reindex import ReindexReport
 from kmerdb.ops.transaction import Transaction
 from kmerdb.query.engine import QueryEngine, QueryResult
 from kmerdb.store.catalog import Catalog, GenomeRecord, Snapshot
@@ -588,3 +590,60 @@ def open_database(path: str | os.PathLike, mode: str = "r") -> Database:
     except KmerDBError:
         registration.close()
         raise
+
+
+def reindex(
+    path: str | os.PathLike,
+    evidence: str,
+    fp_bits: int | None = None,
+    z: int | None = None,
+    threads: int | None = None,
+    wait: bool | float = False,
+    progress=None,
+    *,
+    scheduler=None,
+) -> ReindexReport:
+    """Rebuild the evidence of every layer of a database, in one transaction.
+
+    The same as ``with db.transaction() as txn: txn.reindex(...)`` on a handle opened with
+    ``mode="a"``.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The database.
+    evidence : {"exact", "approx"}
+        The evidence to have.
+    fp_bits : int, optional
+        Fingerprint bits for approx evidence, 1..32 (default: the current ones, or 8).
+    z : int, optional
+        Consecutive-hit rule for approx evidence, >= 0 (default: the current one, or 0).
+    threads : int, optional
+        Worker processes (default: all CPUs).
+    wait : bool or float
+        Wait for the writer lock (True: as long as it takes; a number: at most that many
+        seconds); False fails at once with :class:`~kmerdb.errors.LockedError`.
+    progress : callable, optional
+        ``progress("reindex", partitions done, partitions)``.
+    scheduler : str or distributed.Client, optional
+        Run the partition tasks on this Dask cluster (workers see ``path`` at the same place).
+
+    Returns
+    -------
+    ReindexReport
+
+    Raises
+    ------
+    InvalidParameterError, LockedError, DatabaseNotFoundError, IncompleteDatabaseError, ReadOnlyError
+    WorkerError
+        A task failed in a worker; nothing was committed.
+    """
+    t0 = time.perf_counter()
+    with open_database(path, mode="a") as db:
+        with db.transaction(wait=wait) as txn:
+            args = txn.reindex(evidence, fp_bits, z, threads, progress, scheduler=scheduler)
+        cfg = db.config
+        return ReindexReport(
+            db.path, cfg.evidence, cfg.fp_bits, cfg.z, int(args.get("layers_rewritten", 0)), db.generation,
+            time.perf_counter() - t0,
+        )

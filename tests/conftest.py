@@ -16,7 +16,7 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
-import oracle  # noqa: E402
+import oracle
 
 GENOMES = {
     "A": [str(FIXTURES / "genome_a.fa")],

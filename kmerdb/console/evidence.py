@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 
 from kmerdb import open as api_open
+from kmerdb import reindex as api_reindex
 from kmerdb.console.progress import progress_callback
 from kmerdb.console.render import describe_evidence, emit_json, human_bytes, print_table
-from kmerdb.ops.reindex import reindex as api_reindex
 
 __all__ = ["register"]
 

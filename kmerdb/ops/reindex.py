@@ -18,8 +18,6 @@ directory, and the caller alone commits.
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -30,19 +28,12 @@ from kmerdb.config import Config
 from kmerdb.engine.executor import open_executor
 from kmerdb.errors import (
     CorruptDatabaseError,
-    IncompleteDatabaseError,
     InvalidParameterError,
-    ReadOnlyError,
-    TransactionError,
 )
-from kmerdb.ops.maintenance import remove_unreferenced
-from kmerdb.store.catalog import Catalog, LayerRecord, Snapshot
-from kmerdb.store.crashpoint import crashpoint
+from kmerdb.store.catalog import LayerRecord, Snapshot
 from kmerdb.store.layer import Layer, layer_prefix, write_evidence
-from kmerdb.store.lock import WriterLock
-from kmerdb.store.storage import sync_tree
 
-__all__ = ["ReindexContext", "ReindexReport", "reindex", "reindex_partition", "reindex_snapshot", "target_config"]
+__all__ = ["ReindexContext", "ReindexReport", "reindex_partition", "reindex_snapshot", "target_config"]
 
 #: progress(phase, done, total): phase "reindex", counted in partitions.
 Progress = Callable[[str, int, "int | None"], None]
@@ -232,133 +223,3 @@ def _any_layer_differs(root: str, snap: Snapshot, cfg: Config) -> bool:
             if _layer_wants(Layer(root, rec, {}), cfg):
                 return True
     return False
-
-
-def reindex(
-    path: str | os.PathLike,
-    evidence: str,
-    fp_bits: int | None = None,
-    z: int | None = None,
-    threads: int | None = None,
-    wait: bool | float = False,
-    progress: Progress | None = None,
-    *,
-    scheduler: Any = None,
-) -> ReindexReport:
-    """Rebuild the evidence of every layer of a database, in one transaction.
-
-    Parameters
-    ----------
-    path : str or PathLike
-        The database.
-    evidence : {"exact", "approx"}
-        The evidence to have.
-    fp_bits : int, optional
-        Fingerprint bits for approx evidence, 1..32 (default: the current ones, or 8).
-    z : int, optional
-        Consecutive-hit rule for approx evidence, >= 0 (default: the current one, or 0).
-    threads : int, optional
-        Worker processes (default: all CPUs).
-    wait : bool or float
-        Wait for the writer lock (True: as long as it takes; a number: at most that many
-        seconds); False fails at once with :class:`~kmerdb.errors.LockedError`.
-    progress : callable, optional
-        ``progress("reindex", partitions done, partitions)``.
-    scheduler : str or distributed.Client, optional
-        Run the partition tasks on this Dask cluster (workers see ``path`` at the same place).
-
-    Returns
-    -------
-    ReindexReport
-
-    Raises
-    ------
-    InvalidParameterError, LockedError, DatabaseNotFoundError, IncompleteDatabaseError, ReadOnlyError
-    WorkerError
-        A task failed in a worker; nothing was committed.
-
-    Notes
-    -----
-    This is ``with db.transaction(): db.reindex(...)`` on a handle opened with ``mode="a"``,
-    without the handle: the writer lock is taken, the catalog read, the new evidence
-    written and made durable, then the new generation committed in one catalog write.
-    A failure at any point removes the files written and commits nothing.
-    """
-    t0 = time.perf_counter()
-    path = os.fspath(path)
-    Catalog.open(path, readonly=True).close()  # DatabaseNotFoundError, FormatVersionError first
-    if not os.access(path, os.W_OK):
-        raise ReadOnlyError(f"{path}: not writable by this process")
-    snap, args = _commit_alone(
-        path,
-        "reindex",
-        lambda base, generation: reindex_snapshot(
-            path, base, generation, evidence, fp_bits, z, threads, progress, scheduler=scheduler
-        ),
-        wait,
-    )
-    cfg = snap.config
-    return ReindexReport(
-        path,
-        cfg.evidence,
-        cfg.fp_bits,
-        cfg.z,
-        int(args.get("layers_rewritten", 0)),
-        snap.generation,
-        time.perf_counter() - t0,
-    )
-
-
-def _commit_alone(
-    root: str, command: str, operation: Callable[[Snapshot, int], tuple[Snapshot, dict]], wait: bool | float
-) -> tuple[Snapshot, dict]:
-    """Run one operation as a transaction of its own; returns the committed snapshot and its arguments.
-
-    The same rule as :class:`~kmerdb.Transaction`: under the writer lock, the operation
-    writes new files; they are synced, then the new snapshot, the superseded generation's
-    files and the history record are written in one catalog transaction.  Until then no
-    reader sees a new file, and a failure removes them.  It passes the crash points of a
-    transaction (``txn.locked`` ... ``txn.committed``, see docs/transactions.md).
-    """
-    lock = WriterLock(root).acquire(wait)
-    catalog: Catalog | None = None
-    clean = True
-    try:
-        crashpoint("txn.locked")
-        catalog = Catalog.open(root, readonly=False)
-        base = catalog.read()
-        if base.state != "ready":
-            raise IncompleteDatabaseError(root, base.state)
-        protected = base.file_paths()
-        for files in catalog.generations().values():
-            protected.update(files)
-        if lock.previous_crashed:  # the files a killed writer left behind
-            remove_unreferenced(root, protected)
-        try:
-            new, args = operation(base, base.generation + 1)
-            if new is base:
-                return base, args
-            new = new.with_changes(generation=base.generation + 1, state="ready")
-            crashpoint("txn.commit")
-            sync_tree(root)
-            crashpoint("txn.fsynced")
-            with catalog.write() as w:
-                if w.current_generation() != base.generation:
-                    raise TransactionError(f"{root}: the catalog moved on under the writer lock")
-                w.put_snapshot(new)
-                if not w.has_generation(base.generation):
-                    w.put_generation(base.generation, base.file_paths())
-                w.add_history(command, args, new.generation)
-                crashpoint("txn.lmdb")
-        except BaseException:
-            try:
-                remove_unreferenced(root, protected)
-            except Exception:
-                clean = False  # the next writer finishes the clean-up
-            raise
-        crashpoint("txn.committed")
-        return new, args
-    finally:
-        if catalog is not None:
-            catalog.close()
-        lock.release(clean=clean)

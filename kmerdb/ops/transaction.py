@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from kmerdb.errors import IncompleteDatabaseError, TransactionError
 from kmerdb.ops import merge as merge_ops
 from kmerdb.ops.maintenance import remove_unreferenced
+from kmerdb.ops.reindex import reindex_snapshot
 from kmerdb.store.catalog import Catalog, Snapshot
 from kmerdb.store.crashpoint import crashpoint
 from kmerdb.store.lock import WriterLock
@@ -264,6 +265,8 @@ class Transaction:
         z: int | None = None,
         threads: int | None = None,
         progress=None,
+        *,
+        scheduler=None,
     ) -> dict:
         """Rebuild the evidence of every layer from its unitigs (see :meth:`kmerdb.Database.reindex`).
 
@@ -272,13 +275,12 @@ class Transaction:
         dict
             The new ``evidence``, ``fp_bits``, ``z`` and ``layers_rewritten``.
         """
-        # kmerdb.ops.reindex opens database handles, whose module imports this one
-        from kmerdb.ops.reindex import reindex_snapshot
-
         done: dict = {}
 
         def operation(snap: Snapshot, generation: int) -> tuple[Snapshot, dict]:
-            new, args = reindex_snapshot(self.root, snap, generation, evidence, fp_bits, z, threads, progress)
+            new, args = reindex_snapshot(
+                self.root, snap, generation, evidence, fp_bits, z, threads, progress, scheduler=scheduler
+            )
             done.update(args)
             return new, args
 

@@ -10,9 +10,10 @@ import pytest
 from conftest import GENOMES
 
 import kmerdb
+from kmerdb import reindex
 from kmerdb.core.kmers import canonical
 from kmerdb.ops.maintenance import data_files
-from kmerdb.ops.reindex import reindex, target_config
+from kmerdb.ops.reindex import target_config
 from kmerdb.store.catalog import Catalog
 
 from .executors import EXECUTORS, executor_kwargs
