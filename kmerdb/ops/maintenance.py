@@ -170,7 +170,7 @@ _VSTATE: dict = {}
 def _verify_task(p: int):
     """Worker: check every layer of partition ``p``; returns (p, problems, files, bytes, k-mers)."""
     from kmerdb.core.kmers import canonical, kmer_minimizer_hashes, partition_of
-    from kmerdb.store.columns import COUNTS, PRESENCE
+    from kmerdb.store.encodings import encoding_for, encoding_for_config
     from kmerdb.store.layer import Layer
     from kmerdb.store.storage import file_checksum
 
@@ -210,10 +210,13 @@ def _verify_task(p: int):
             n = held.count(gid)
             if n != 1:
                 problems.append(f"{where}: genome {label!r} has {n} columns (expected exactly one)")
-        kind = COUNTS if cfg.counts else PRESENCE
+        kind = encoding_for_config(cfg)
         for g in rec.groups:
-            if g.kind != kind:
-                problems.append(f"{where}: column group {g.file.path} holds {g.kind}, the index keeps {kind}")
+            try:
+                if encoding_for(g.kind).keeps_counts != kind.keeps_counts:
+                    problems.append(f"{where}: column group {g.file.path} holds {g.kind}, the index keeps {kind.kind}")
+            except KmerDBError as exc:
+                problems.append(f"{where}: column group {g.file.path}: {exc}")
         if damaged:
             continue
         try:

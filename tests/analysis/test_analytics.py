@@ -13,7 +13,7 @@ import pytest
 from conftest import FIXTURES
 
 import kmerdb
-from kmerdb.analysis import analytics
+from kmerdb.analysis import analytics, classes, pairs
 from kmerdb.config import Config
 from kmerdb.core.kmers import kmer_minimizer_hashes, partition_of
 from kmerdb.ops.inputs import per_record_genomes
@@ -161,7 +161,7 @@ def test_distinct_rows_matches_python(width):
 
 def test_distinct_rows_survives_hash_collisions(monkeypatch):
     # every row hashes alike: the check against each group's representative must catch it
-    monkeypatch.setattr(analytics, "_hash_rows", lambda cols: np.zeros(cols[0].size, dtype=np.uint64))
+    monkeypatch.setattr(classes, "_hash_rows", lambda cols: np.zeros(cols[0].size, dtype=np.uint64))
     words = np.array([[1, 2], [3, 4], [1, 2], [5, 6], [3, 4]], dtype=np.uint64)
     rows, counts = analytics.distinct_rows(words)
     assert {tuple(r): int(c) for r, c in zip(rows.tolist(), counts.tolist())} == {(1, 2): 2, (3, 4): 2, (5, 6): 1}
@@ -300,14 +300,14 @@ def test_small_blocks_give_the_same_answer(built, monkeypatch):
     with kmerdb.open(built(k=21, counts=True)) as db:
         inter = db.intersections()
         bc = db.distance("bray-curtis").matrix
-        monkeypatch.setattr(analytics, "MAX_BLOCK_ROWS", 1024)
-        monkeypatch.setattr(analytics, "_MERGE_ROWS", 16)
-        monkeypatch.setattr(analytics, "_PAIR_CHUNK", 100)
-        monkeypatch.setattr(analytics, "_HIST_BYTES", 0)  # fold the histograms at every chunk
-        monkeypatch.setattr(analytics, "_DIRECT_CELLS", 0)  # every count level by pair counts
+        monkeypatch.setattr(classes, "MAX_BLOCK_ROWS", 1024)
+        monkeypatch.setattr(classes, "_MERGE_ROWS", 16)
+        monkeypatch.setattr(pairs, "_PAIR_CHUNK", 100)
+        monkeypatch.setattr(pairs, "_HIST_BYTES", 0)  # fold the histograms at every chunk
+        monkeypatch.setattr(pairs, "_DIRECT_CELLS", 0)  # every count level by pair counts
         assert np.array_equal(db.intersections(threads=1, max_memory="64M"), inter)
         assert np.array_equal(db.distance("bray-curtis", threads=1).matrix, bc)
-        assert np.array_equal(analytics._min_rows(analytics.colour_classes(db, counts=True), 1, 3), bc_mins(db)[1:3])
+        assert np.array_equal(pairs.min_rows(analytics.colour_classes(db, counts=True, threads=1), 1, 3), bc_mins(db)[1:3])
 
 
 def bc_mins(db):

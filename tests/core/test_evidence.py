@@ -142,7 +142,6 @@ def test_z_lowers_the_sequence_false_hit_rate(approx_db, oracle_sets):
 
 def test_z_keeps_true_hits_away_from_the_ends(approx_db, oracle_sets):
     """True k-mers are never lost to the fingerprints; the rule drops only runs shorter than z+1."""
-    sets = oracle_sets(K)
     reads = oracle.read_sequences(GENOMES["A"][0])
     genome = reads[0][1]
     with kmerdb.open(approx_db) as db:

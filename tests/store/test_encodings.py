@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from kmerdb.store.columns import count_dtype, pack_presence, to_counts, unpack_presence
+from kmerdb.store.encodings import count_dtype, pack_presence, to_counts, unpack_presence
 
 
 def test_presence_round_trip_for_many_widths():
