@@ -32,16 +32,26 @@ Serialized layout: one 1-D little-endian uint64 array (one ``.npy`` file)::
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
 import numpy as np
 
 from kmerdb.core import bits
-from kmerdb.core.kmers import mix64, reverse_complement
-from kmerdb.errors import CorruptDatabaseError
+from kmerdb.core.kmers import canonical, mix64, reverse_complement
+from kmerdb.errors import CorruptDatabaseError, InvalidParameterError
 
 __all__ = [
     "EXACT",
     "APPROX",
     "FINGERPRINT_SEED",
+    "EvidenceKind",
+    "ExactEvidence",
+    "ApproxEvidence",
+    "register_evidence",
+    "evidence_kind",
+    "evidence_for",
     "fingerprints",
     "exact_evidence",
     "approx_evidence",
@@ -53,7 +63,6 @@ MAGIC = int.from_bytes(b"kmerEVID", "little")
 VERSION = 1
 HEADER_WORDS = 8
 EXACT, APPROX = 0, 1
-_KINDS = {EXACT: "exact", APPROX: "approx"}
 
 #: Seed of the fingerprint mixer; fixed so that indexes of equal (B, z) can be merged.
 FINGERPRINT_SEED = 0x5BD1E9955BD1E995
@@ -64,12 +73,183 @@ def fingerprints(keys: np.ndarray, fp_bits: int, seed: int = FINGERPRINT_SEED) -
     return mix64(np.asarray(keys, dtype=np.uint64), seed) >> np.uint64(64 - fp_bits)
 
 
-def _array(kind: int, width: int, seed: int, values: np.ndarray) -> np.ndarray:
+def _array(code: int, width: int, seed: int, values: np.ndarray) -> np.ndarray:
     words = bits.pack(values, width)
     out = np.empty(HEADER_WORDS + words.size, dtype="<u8")
-    out[:HEADER_WORDS] = [MAGIC, VERSION, kind, values.size, width, seed, HEADER_WORDS, out.size]
+    out[:HEADER_WORDS] = [MAGIC, VERSION, code, values.size, width, seed, HEADER_WORDS, out.size]
     out[HEADER_WORDS:] = words
     return out
+
+
+# --------------------------------------------------------------------------------------
+# kinds
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EvidenceKind(ABC):
+    """A kind of evidence and its parameters; one registered subclass per kind.
+
+    The class writes the evidence array of a layer (:meth:`encode`) and checks keys
+    against it (:meth:`check`); :class:`Evidence` reads the array and hands the checks to
+    the kind its header names.
+    """
+
+    #: Name in the configuration and in reports (``Config.evidence``).
+    name: ClassVar[str]
+    #: Code in the array header.
+    code: ClassVar[int]
+    #: Whether :meth:`check` is exact (no false positives).
+    exact: ClassVar[bool]
+
+    @classmethod
+    @abstractmethod
+    def for_config(cls, config) -> EvidenceKind:
+        """The evidence a :class:`~kmerdb.config.Config` asks for."""
+
+    @classmethod
+    @abstractmethod
+    def from_header(cls, width: int, seed: int) -> EvidenceKind | None:
+        """The kind an array header describes, None if the header cannot be of this kind."""
+
+    @property
+    @abstractmethod
+    def tag(self) -> str:
+        """Names the kind and its parameters in file names (``exact``, ``approx8``)."""
+
+    @property
+    def fp_bits(self) -> int:
+        """Fingerprint bits, 0 for none."""
+        return 0
+
+    @property
+    def false_positive_rate(self) -> float:
+        """Chance that one lookup of a stranger is accepted (at most)."""
+        return 0.0 if self.exact else 2.0**-self.fp_bits
+
+    @abstractmethod
+    def encode(self, keys: np.ndarray, slots: np.ndarray, positions: np.ndarray, n_bases: int) -> np.ndarray:
+        """The evidence array of a layer.
+
+        Parameters
+        ----------
+        keys, slots, positions : ndarray
+            Each k-mer, its MPHF slot and its start base in the layer's unitig sequence.
+        n_bases : int
+            Length of the unitig sequence.
+        """
+
+    @abstractmethod
+    def check(self, stored: np.ndarray, keys: np.ndarray, unitigs) -> np.ndarray:
+        """Whether each canonical key is the k-mer whose stored field is ``stored``."""
+
+    def kmers_by_slot(self, evidence: Evidence, unitigs, mphf) -> np.ndarray:
+        """Every k-mer of a layer in slot order, from its evidence, unitigs and MPHF."""
+        kmers = unitigs.kmers()
+        out = np.empty_like(kmers)
+        out[mphf.lookup(kmers)] = kmers
+        return out
+
+
+_BY_NAME: dict[str, type[EvidenceKind]] = {}
+_BY_CODE: dict[int, type[EvidenceKind]] = {}
+
+
+def register_evidence(cls: type[EvidenceKind]) -> type[EvidenceKind]:
+    """Register an :class:`EvidenceKind` subclass under its name and code (a decorator)."""
+    _BY_NAME[cls.name] = cls
+    _BY_CODE[cls.code] = cls
+    return cls
+
+
+def evidence_kind(name: str) -> type[EvidenceKind]:
+    """The evidence kind registered under ``name``.
+
+    Raises
+    ------
+    InvalidParameterError
+        If none is.
+    """
+    try:
+        return _BY_NAME[name]
+    except (KeyError, TypeError):
+        raise InvalidParameterError("evidence", name, f"expected one of {', '.join(sorted(_BY_NAME))}") from None
+
+
+def evidence_for(config) -> EvidenceKind:
+    """The evidence (kind and parameters) a :class:`~kmerdb.config.Config` asks for."""
+    return evidence_kind(config.evidence).for_config(config)
+
+
+@register_evidence
+@dataclass(frozen=True)
+class ExactEvidence(EvidenceKind):
+    """The unitig position of each slot's k-mer: no false positives."""
+
+    name = "exact"
+    code = EXACT
+    exact = True
+
+    @classmethod
+    def for_config(cls, config) -> ExactEvidence:
+        return cls()
+
+    @classmethod
+    def from_header(cls, width: int, seed: int) -> ExactEvidence | None:
+        return cls() if 1 <= width <= 64 else None
+
+    @property
+    def tag(self) -> str:
+        return "exact"
+
+    def encode(self, keys, slots, positions, n_bases):
+        by_slot = np.empty(np.asarray(keys).size, dtype=np.int64)
+        by_slot[slots] = positions
+        return exact_evidence(by_slot, n_bases)
+
+    def check(self, stored, keys, unitigs):
+        kmer = unitigs.kmer_at(stored)
+        # the unitig may read the k-mer in either orientation; keys are canonical
+        return (kmer == keys) | (reverse_complement(kmer, unitigs.k) == keys)
+
+    def kmers_by_slot(self, evidence, unitigs, mphf):
+        # the evidence of a slot is where its k-mer starts in the unitigs
+        return canonical(unitigs.kmer_at(evidence.values(np.arange(evidence.n))), unitigs.k)
+
+
+@register_evidence
+@dataclass(frozen=True)
+class ApproxEvidence(EvidenceKind):
+    """A B-bit fingerprint of each slot's k-mer: false positives at a rate of about 2**-B."""
+
+    name = "approx"
+    code = APPROX
+    exact = False
+
+    bits: int = 8
+    seed: int = FINGERPRINT_SEED
+
+    @classmethod
+    def for_config(cls, config) -> ApproxEvidence:
+        return cls(int(config.fp_bits))
+
+    @classmethod
+    def from_header(cls, width: int, seed: int) -> ApproxEvidence | None:
+        return cls(width, seed) if 1 <= width <= 32 else None
+
+    @property
+    def tag(self) -> str:
+        return f"approx{self.bits}"
+
+    @property
+    def fp_bits(self) -> int:
+        return self.bits
+
+    def encode(self, keys, slots, positions, n_bases):
+        by_slot = np.empty_like(np.asarray(keys, dtype=np.uint64))
+        by_slot[slots] = keys
+        return approx_evidence(by_slot, self.bits)
+
+    def check(self, stored, keys, unitigs):
+        return stored == fingerprints(keys, self.bits, self.seed)
 
 
 def exact_evidence(positions_by_slot: np.ndarray, n_bases: int) -> np.ndarray:
@@ -98,9 +278,14 @@ class Evidence:
     Parameters
     ----------
     array : ndarray of uint64
-        Made by :func:`exact_evidence` or :func:`approx_evidence`.
+        Made by an :class:`EvidenceKind` (:func:`exact_evidence`, :func:`approx_evidence`).
     source : str
         Name reported in errors.
+
+    Attributes
+    ----------
+    scheme : EvidenceKind
+        The kind and parameters the header names; it does the checks.
 
     Raises
     ------
@@ -110,18 +295,14 @@ class Evidence:
 
     def __init__(self, array: np.ndarray, source: str = "<evidence>") -> None:
         arr, head = bits.read_header(array, HEADER_WORDS, MAGIC, VERSION, source, "an evidence array")
-        _, _, kind, n, width, seed, start, total = head
-        if (
-            kind not in _KINDS
-            or not 1 <= width <= 64
-            or (kind == APPROX and width > 32)
-            or start != HEADER_WORDS
-            or total != arr.size
-            or total != start + bits.n_words(n, width)
-        ):
+        _, _, code, n, width, seed, start, total = head
+        kind = _BY_CODE.get(code)
+        scheme = kind.from_header(width, seed) if kind is not None else None
+        if scheme is None or start != HEADER_WORDS or total != arr.size or total != start + bits.n_words(n, width):
             raise CorruptDatabaseError(source, "evidence array header and length disagree")
         self.source = source
-        self.kind = _KINDS[kind]
+        self.scheme = scheme
+        self.kind = scheme.name
         self.n = n
         self.width = width
         self.seed = seed
@@ -129,9 +310,14 @@ class Evidence:
         self.nbytes = int(arr.nbytes)
 
     @property
+    def exact(self) -> bool:
+        """Whether :meth:`check` has no false positives."""
+        return self.scheme.exact
+
+    @property
     def fp_bits(self) -> int:
         """Fingerprint bits (approx), 0 for exact evidence."""
-        return self.width if self.kind == "approx" else 0
+        return self.scheme.fp_bits
 
     def values(self, slots: np.ndarray) -> np.ndarray:
         """The stored field of each slot (uint64)."""
@@ -149,12 +335,11 @@ class Evidence:
         unitigs : UnitigSet
             The layer's unitigs (exact evidence reads the k-mers there).
         """
-        stored = self.values(slots)
-        if self.kind == "approx":
-            return stored == fingerprints(keys, self.width, self.seed)
-        kmer = unitigs.kmer_at(stored)
-        # the unitig may read the k-mer in either orientation; keys are canonical
-        return (kmer == keys) | (reverse_complement(kmer, unitigs.k) == keys)
+        return self.scheme.check(self.values(slots), keys, unitigs)
+
+    def kmers(self, unitigs, mphf) -> np.ndarray:
+        """Every k-mer of the layer (canonical uint64) in slot order."""
+        return self.scheme.kmers_by_slot(self, unitigs, mphf)
 
 
 def z_rule(positions: np.ndarray, found: np.ndarray, z: int) -> np.ndarray:

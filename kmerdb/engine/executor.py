@@ -259,7 +259,9 @@ class DaskExecutor(Executor):
 
     def map(self, fn, context, tasks, *, window=None):
         client = self.client
-        ctx = client.scatter(context, broadcast=True)
+        # a key of its own (hash=False): a context equal to an earlier call's would otherwise
+        # share that call's key, which the earlier call's cancel below may still be releasing
+        ctx = client.scatter(context, broadcast=True, hash=False)
         submitted: list = []
 
         def submit(task):

@@ -26,8 +26,8 @@ from kmerdb.core.kmers import canonical, kmer_minimizer_hashes, partition_of
 from kmerdb.engine.executor import open_executor
 from kmerdb.errors import IncompleteDatabaseError, KmerDBError
 from kmerdb.store.catalog import Catalog, Snapshot
-from kmerdb.store.columns import COUNTS, PRESENCE
 from kmerdb.store.crashpoint import crashpoint
+from kmerdb.store.encodings import encoding_for, encoding_for_config
 from kmerdb.store.layer import Layer
 from kmerdb.store.lock import WriterLock, live_readers
 from kmerdb.store.storage import file_checksum
@@ -231,10 +231,13 @@ def verify_partition(ctx: VerifyContext, p: int) -> tuple[int, list[str], int, i
             n = held.count(gid)
             if n != 1:
                 problems.append(f"{where}: genome {label!r} has {n} columns (expected exactly one)")
-        kind = COUNTS if cfg.counts else PRESENCE
+        kind = encoding_for_config(cfg)
         for g in rec.groups:
-            if g.kind != kind:
-                problems.append(f"{where}: column group {g.file.path} holds {g.kind}, the index keeps {kind}")
+            try:
+                if encoding_for(g.kind).keeps_counts != kind.keeps_counts:
+                    problems.append(f"{where}: column group {g.file.path} holds {g.kind}, the index keeps {kind.kind}")
+            except KmerDBError as exc:
+                problems.append(f"{where}: column group {g.file.path}: {exc}")
         if damaged:
             continue
         try:

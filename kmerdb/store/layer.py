@@ -6,9 +6,11 @@ A layer of n k-mers is
   everything that iterates them;
 - an MPHF mapping each k-mer to a slot in [0, n) (role ``"mphf"``, :mod:`kmerdb.mphf`);
 - evidence per slot that rejects keys that are not members, since the MPHF maps any
-  key somewhere (role ``"evidence"``, :mod:`kmerdb.evidence`): the position of the
-  slot's k-mer in the unitigs (exact) or a B-bit fingerprint (approx);
-- column groups whose rows are the slots.
+  key somewhere (role ``"evidence"``, :mod:`kmerdb.core.evidence`, one registered kind
+  per ``Config.evidence``): the position of the slot's k-mer in the unitigs (exact) or a
+  B-bit fingerprint (approx);
+- column groups whose rows are the slots, each read and written through the column
+  encoding its catalog kind names (:mod:`kmerdb.store.encodings`).
 
 Files of a layer are written once by :func:`write_layer` (evidence again by a reindex)
 and only read afterwards.
@@ -17,18 +19,17 @@ and only read afterwards.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
 from kmerdb.config import Config
-from kmerdb.core.evidence import Evidence, approx_evidence, exact_evidence
-from kmerdb.core.kmers import canonical
+from kmerdb.core.evidence import Evidence, evidence_for
 from kmerdb.core.mphf import MPHF
 from kmerdb.core.unitigs import UnitigSet, build_unitigs
 from kmerdb.errors import CorruptDatabaseError
 from kmerdb.store.catalog import ColumnGroup, LayerRecord
-from kmerdb.store.columns import COUNTS, PRESENCE, pack_presence, to_counts, unpack_presence
+from kmerdb.store.encodings import ColumnEncoding, encoding_for_config, open_group
 from kmerdb.store.storage import FileRef, file_checksum, load_array, save_array
 
 __all__ = ["Layer", "write_layer", "write_group", "write_evidence", "layer_prefix"]
@@ -64,17 +65,9 @@ def write_evidence(
     n_bases : int
         Length of the unitig sequence.
     """
-    if config.evidence == "approx":
-        by_slot = np.empty_like(keys)
-        by_slot[slots] = keys
-        data = approx_evidence(by_slot, config.fp_bits)
-        kind = f"approx{config.fp_bits}"
-    else:
-        by_slot = np.empty(keys.size, dtype=np.int64)
-        by_slot[slots] = positions
-        data = exact_evidence(by_slot, n_bases)
-        kind = "exact"
-    relpath = f"{prefix}.g{generation:07d}.{kind}.evidence.npy"
+    scheme = evidence_for(config)
+    data = scheme.encode(keys, slots, positions, n_bases)
+    relpath = f"{prefix}.g{generation:07d}.{scheme.tag}.evidence.npy"
     if os.path.exists(os.path.join(root, relpath)):
         # Written earlier in the same uncommitted generation (a transaction that reindexes
         # back and forth): its content is a function of the layer and the kind, so reuse it.
@@ -159,13 +152,12 @@ def write_group(
     slots: np.ndarray,
     config: Config,
 ) -> ColumnGroup:
-    """Write one column group; ``matrix`` rows are in key order and ``slots`` maps them to slots."""
-    by_slot = np.empty_like(matrix)
-    by_slot[slots] = matrix
-    kind = COUNTS if config.counts else PRESENCE
-    data = to_counts(by_slot) if config.counts else pack_presence(by_slot)
-    ref = save_array(root, f"{prefix}.g{generation:07d}-{genome_ids[0]}.{kind}.npy", data)
-    return ColumnGroup(tuple(int(g) for g in genome_ids), kind, ref)
+    """Write one column group, in the encoding ``config`` asks for; ``matrix`` rows are in key
+    order and ``slots`` maps them to slots."""
+    encoding = encoding_for_config(config)
+    data = encoding.encode(matrix, slots)
+    ref = save_array(root, f"{prefix}.g{generation:07d}-{genome_ids[0]}.{encoding.kind}.npy", data)
+    return ColumnGroup(tuple(int(g) for g in genome_ids), encoding.kind, ref)
 
 
 class Layer:
@@ -181,7 +173,7 @@ class Layer:
         Genome id -> column index in the database's genome order.
     """
 
-    def __init__(self, root: str, record: LayerRecord, column_of: dict[int, int]) -> None:
+    def __init__(self, root: str, record: LayerRecord, column_of: Mapping[int, int]) -> None:
         self.record = record
         self.n = record.n_kmers
         files = record.files
@@ -194,24 +186,13 @@ class Layer:
         for name, count in (("mphf", self.mphf.n), ("unitigs", self.unitigs.n), ("evidence", self.evidence.n)):
             if count != self.n:
                 raise CorruptDatabaseError(files[name].path, f"holds {count} k-mers, the layer has {self.n}")
-        self.groups = []
-        self._slices = []
-        self._byte_columns = []
+        #: The column groups, opened through their encodings.
+        self.groups: list[ColumnEncoding] = []
         for group in record.groups:
             data = load_array(root, group.file)
             if data.shape[0] != self.n:
                 raise CorruptDatabaseError(group.file.path, "column group rows differ from the layer's k-mers")
-            cols = np.array([column_of[g] for g in group.genome_ids if g in column_of], dtype=np.intp)
-            keep = np.array([i for i, g in enumerate(group.genome_ids) if g in column_of], dtype=np.intp)
-            self.groups.append((group, data, cols, keep))
-            # every column kept, in database order: plain slices instead of fancy indexing
-            whole = keep.size == len(group.genome_ids) and cols.size and (np.diff(cols) == 1).all()
-            self._slices.append((slice(int(cols[0]), int(cols[-1]) + 1), slice(None)) if whole else (cols, keep))
-            # per packed byte that still has a genome of the database: its index and the
-            # database column of each of its (up to 8) genomes, -1 for a removed one
-            columns = np.array([column_of.get(g, -1) for g in group.genome_ids], dtype=np.intp)
-            chunks = ((b // 8, columns[b : b + 8]) for b in range(0, columns.size, 8))
-            self._byte_columns.append([(b, cols) for b, cols in chunks if (cols >= 0).any()])
+            self.groups.append(open_group(group, data, column_of))
 
     def find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Membership of ``keys`` (uint64 canonical k-mers).
@@ -234,7 +215,7 @@ class Layer:
     @property
     def exact(self) -> bool:
         """Whether :meth:`find` is exact (exact evidence) or may accept strangers (approx)."""
-        return self.evidence.kind == "exact"
+        return self.evidence.exact
 
     def find_exact(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Like :meth:`find`, but exact whatever the evidence kind.
@@ -260,17 +241,8 @@ class Layer:
 
         ``out`` is boolean presence, or integer counts when ``counts`` (count groups only).
         """
-        for (group, data, all_cols, _), (cols, keep) in zip(self.groups, self._slices):
-            if all_cols.size == 0:
-                continue
-            rows = data[slots]
-            if group.kind == PRESENCE:
-                values = unpack_presence(rows, len(group.genome_ids))[:, keep]
-            else:
-                values = rows[:, keep]
-                if not counts:
-                    values = values > 0
-            out[:, cols] = values
+        for group in self.groups:
+            group.fill(slots, out, counts)
 
     def presence_bytes(self, slots: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Presence of the rows of ``slots``, eight genomes to a byte.
@@ -284,27 +256,14 @@ class Layer:
             One byte per slot, the first genome in the most significant bit (as
             ``np.packbits``).
         """
-        for (group, data, _, _), byte_columns in zip(self.groups, self._byte_columns):
-            if not byte_columns:
-                continue
-            rows = data.take(slots, axis=0)
-            if group.kind != PRESENCE:
-                rows = pack_presence(rows > 0)
-            for b, cols in byte_columns:
-                yield cols, np.ascontiguousarray(rows[:, b])
+        for group in self.groups:
+            yield from group.presence_bytes(slots)
 
     def kmers(self) -> np.ndarray:
         """All k-mers of the layer (canonical uint64), in slot order, decoded from the unitigs."""
         if not self.n:
             return np.zeros(0, dtype=np.uint64)
-        if self.exact:
-            # the evidence of a slot is where its k-mer starts in the unitigs
-            at = self.unitigs.kmer_at(self.evidence.values(np.arange(self.n)))
-            return canonical(at, self.unitigs.k)
-        kmers = self.unitigs.kmers()
-        out = np.empty_like(kmers)
-        out[self.mphf.lookup(kmers)] = kmers
-        return out
+        return self.evidence.kmers(self.unitigs, self.mphf)
 
     def unitig_kmers(self) -> np.ndarray:
         """All k-mers of the layer (canonical uint64), in unitig order: the cheapest way to read them."""

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from kmerdb.core.evidence import Evidence, evidence_for
+from kmerdb.core.unitigs import UnitigSet
+from kmerdb.errors import CorruptDatabaseError
+from kmerdb.store.storage import load_array
+
 __all__ = ["unitig_summary", "structure_stats", "ROLES"]
 
 #: Structures of a layer, in the order they are reported.
@@ -50,13 +55,15 @@ def structure_stats(db, lengths: bool = True) -> dict:
         (MPHF + evidence + unitigs: bytes, bits_per_kmer) and ``unitigs`` (count, mean length
         in k-mers and bases, and with ``lengths`` the longest and the N50 in bases).
     """
-    layers = [layer for part in db.layers for layer in part]
-    n = sum(layer.n for layer in layers)
+    records = [rec for part in db.snapshot.partitions for rec in part]
+    # only the headers of the unitigs and evidence are read (memory-mapped), not whole layers
+    layers = [_Structures(db.path, rec) for rec in records]
+    n = sum(rec.n_kmers for rec in records)
     sizes = dict.fromkeys(ROLES, 0)
-    for layer in layers:
-        for role, ref in layer.record.files.items():
+    for rec in records:
+        for role, ref in rec.files.items():
             sizes[role] = sizes.get(role, 0) + ref.nbytes
-        sizes["columns"] += sum(g.file.nbytes for g in layer.record.groups)
+        sizes["columns"] += sum(g.file.nbytes for g in rec.groups)
 
     def per_kmer(nbytes: int) -> dict:
         return {"bytes": int(nbytes), "bits_per_kmer": 8 * nbytes / n if n else 0.0}
@@ -65,7 +72,7 @@ def structure_stats(db, lengths: bool = True) -> dict:
     unitigs = unitig_summary(layers)
     if lengths:
         k = cfg.k
-        all_lengths = [layer.unitigs.lengths() + (k - 1) for layer in layers if layer.n]
+        all_lengths = [layer.unitigs.lengths() + (k - 1) for layer in layers if layer.unitigs.n]
         bases = np.sort(np.concatenate(all_lengths))[::-1] if all_lengths else np.zeros(0, np.int64)
         unitigs["longest_bases"] = int(bases[0]) if bases.size else 0
         if bases.size:
@@ -82,9 +89,21 @@ def structure_stats(db, lengths: bool = True) -> dict:
             "fp_bits": cfg.fp_bits,
             "z": cfg.z,
             "layer_kinds": kinds,
-            "false_positive_rate": 2.0 ** -cfg.fp_bits if cfg.evidence == "approx" else 0.0,
+            "false_positive_rate": evidence_for(cfg).false_positive_rate,
         },
         "structures": {role: per_kmer(b) for role, b in sizes.items()},
         "index": per_kmer(sizes["mphf"] + sizes["evidence"] + sizes["unitigs"]),
         "unitigs": unitigs,
     }
+
+
+class _Structures:
+    """The unitigs and evidence of one layer record, opened without the rest of the layer."""
+
+    def __init__(self, root: str, rec) -> None:
+        files = rec.files
+        for role in ("unitigs", "evidence"):
+            if role not in files:
+                raise CorruptDatabaseError(f"layer {rec.id}", f"the catalog names no {role} file")
+        self.unitigs = UnitigSet(load_array(root, files["unitigs"]), source=files["unitigs"].path)
+        self.evidence = Evidence(load_array(root, files["evidence"]), source=files["evidence"].path)

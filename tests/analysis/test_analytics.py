@@ -13,7 +13,7 @@ import pytest
 from conftest import FIXTURES
 
 import kmerdb
-from kmerdb.analysis import analytics
+from kmerdb.analysis import analytics, classes, pairs
 from kmerdb.config import Config
 from kmerdb.core.kmers import kmer_minimizer_hashes, partition_of
 from kmerdb.ops.inputs import per_record_genomes
@@ -161,7 +161,7 @@ def test_distinct_rows_matches_python(width):
 
 def test_distinct_rows_survives_hash_collisions(monkeypatch):
     # every row hashes alike: the check against each group's representative must catch it
-    monkeypatch.setattr(analytics, "_hash_rows", lambda cols: np.zeros(cols[0].size, dtype=np.uint64))
+    monkeypatch.setattr(classes, "_hash_rows", lambda cols: np.zeros(cols[0].size, dtype=np.uint64))
     words = np.array([[1, 2], [3, 4], [1, 2], [5, 6], [3, 4]], dtype=np.uint64)
     rows, counts = analytics.distinct_rows(words)
     assert {tuple(r): int(c) for r, c in zip(rows.tolist(), counts.tolist())} == {(1, 2): 2, (3, 4): 2, (5, 6): 1}
@@ -300,14 +300,14 @@ def test_small_blocks_give_the_same_answer(built, monkeypatch):
     with kmerdb.open(built(k=21, counts=True)) as db:
         inter = db.intersections()
         bc = db.distance("bray-curtis").matrix
-        monkeypatch.setattr(analytics, "MAX_BLOCK_ROWS", 1024)
-        monkeypatch.setattr(analytics, "_MERGE_ROWS", 16)
-        monkeypatch.setattr(analytics, "_PAIR_CHUNK", 100)
-        monkeypatch.setattr(analytics, "_HIST_BYTES", 0)  # fold the histograms at every chunk
-        monkeypatch.setattr(analytics, "_DIRECT_CELLS", 0)  # every count level by pair counts
+        monkeypatch.setattr(classes, "MAX_BLOCK_ROWS", 1024)
+        monkeypatch.setattr(classes, "_MERGE_ROWS", 16)
+        monkeypatch.setattr(pairs, "_PAIR_CHUNK", 100)
+        monkeypatch.setattr(pairs, "_HIST_BYTES", 0)  # fold the histograms at every chunk
+        monkeypatch.setattr(pairs, "_DIRECT_CELLS", 0)  # every count level by pair counts
         assert np.array_equal(db.intersections(threads=1, max_memory="64M"), inter)
         assert np.array_equal(db.distance("bray-curtis", threads=1).matrix, bc)
-        assert np.array_equal(analytics._min_rows(analytics.colour_classes(db, counts=True), 1, 3), bc_mins(db)[1:3])
+        assert np.array_equal(pairs.min_rows(analytics.colour_classes(db, counts=True, threads=1), 1, 3), bc_mins(db)[1:3])
 
 
 def bc_mins(db):
@@ -405,3 +405,88 @@ def test_after_append_and_remove(tmp_path, oracle_sets):
         assert db.col_weights().distinct.tolist() == [len(sets["B"]), len(sets["C"])]
         pairs = list(db.iter_distances("jaccard", nearest=1))
         assert [(a, b) for a, b, _ in pairs] == [("B", "C"), ("C", "B")]
+
+
+# -- executors: one answer whatever runs the partition tasks -------------------------------------
+def every_answer(db, **run) -> dict:
+    """Every analytics function of ``db`` under one way of running its tasks (``run``: threads
+    and/or scheduler), in comparable form."""
+    table = analytics.colour_classes(db, counts=db.config.counts, **run)
+    w = analytics.col_weights(db, **run)
+    out = {
+        "weights": (w.labels, w.distinct.tolist(), w.total.tolist()),
+        "intersections": analytics.intersections(db, **run).tolist(),
+        "classes": sorted(zip(map(bytes, table.raw), table.weights.tolist())),
+        "spectrum": analytics.spectrum(db, **run),
+        "sparse": sorted(analytics.iter_distances(db, "jaccard-distance", max_distance=0.9, **run)),
+        "nearest": list(analytics.iter_distances(db, "mash", nearest=2, **run)),
+    }
+    for metric in analytics.METRICS:
+        if not METRICS_NEED_COUNTS[metric] or db.config.counts:
+            out[metric] = analytics.distance(db, metric, **run).matrix.tolist()
+    return out
+
+
+METRICS_NEED_COUNTS = {name: spec[2] for name, spec in analytics.METRICS.items()}
+
+
+@pytest.fixture(scope="module")
+def layered_db(tmp_path_factory):
+    """Several layers and column groups per partition, a removed genome, 70 genomes (9 bytes a row)."""
+    k = 13
+    sets = random_family(70, k, seed=70)
+    return make_db(tmp_path_factory.mktemp("exec") / "db", sets, k, counts=True, removed=1, seed=70), sets
+
+
+@pytest.fixture(scope="module")
+def serial_answers(layered_db):
+    path, sets = layered_db
+    with kmerdb.open(path) as db:
+        answers = every_answer(db, threads=1)
+    labels = tuple(sets)
+    # the serial answers themselves against the definitions
+    assert answers["intersections"] == [[len(set(sets[a]) & set(sets[b])) for b in labels] for a in labels]
+    assert answers["weights"][2] == [sum(sets[a].values()) for a in labels]
+    assert answers["spectrum"][labels[5]] == sorted(Counter(sets[labels[5]].values()).items())
+    return answers
+
+
+@pytest.mark.parametrize("how", ["fork", "spawn", "dask"])
+def test_every_analytics_function_is_the_same_on_every_executor(layered_db, serial_answers, how, monkeypatch, request):
+    path, _ = layered_db
+    if how == "dask":
+        run = {"scheduler": request.getfixturevalue("dask_client")}
+    else:
+        monkeypatch.setenv("KMERDB_START_METHOD", how)
+        run = {"threads": 2}
+    with kmerdb.open(path) as db:
+        assert every_answer(db, **run) == serial_answers
+
+
+def test_two_threads_on_one_handle(built, oracle_sets):
+    """Calls share nothing: two threads computing distances on one handle at once both get the
+    oracle's answers, every time."""
+    import threading
+
+    sets = oracle_sets(21)
+    expect = {m: ref_matrix(m, sets, LABELS, 21) for m in ("jaccard", "bray-curtis")}
+    errors: list[BaseException] = []
+    done = []
+    with kmerdb.open(built(k=21, counts=True)) as db:
+
+        def work(metrics):
+            try:
+                for _ in range(4):
+                    for metric in metrics:
+                        assert_matrix_equals(db.distance(metric, threads=1).matrix, expect[metric])
+                        done.append(metric)
+            except BaseException as exc:  # reported to the main thread below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(m,)) for m in (("jaccard", "bray-curtis"), ("bray-curtis", "jaccard"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors, errors
+    assert len(done) == 16

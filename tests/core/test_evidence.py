@@ -7,8 +7,19 @@ from conftest import GENOMES
 
 import kmerdb
 from kmerdb.config import Config
-from kmerdb.core.evidence import Evidence, approx_evidence, exact_evidence, fingerprints, z_rule
+from kmerdb.core.evidence import (
+    ApproxEvidence,
+    Evidence,
+    ExactEvidence,
+    approx_evidence,
+    evidence_for,
+    evidence_kind,
+    exact_evidence,
+    fingerprints,
+    z_rule,
+)
 from kmerdb.core.kmers import canonical, kmer_minimizer_hashes, partition_of
+from kmerdb.core.unitigs import UnitigSet, build_unitigs
 from kmerdb.store.layer import Layer, write_layer
 
 K = 31
@@ -91,6 +102,31 @@ def test_evidence_arrays_round_trip_and_refuse_damage():
         approx_evidence(keys, 33)
 
 
+def test_evidence_kinds_are_registered_and_chosen_by_the_config():
+    assert evidence_kind("exact") is ExactEvidence and evidence_kind("approx") is ApproxEvidence
+    assert evidence_for(Config.create(k=21, partitions=2)) == ExactEvidence()
+    approx = evidence_for(Config.create(k=21, partitions=2, evidence="approx", fp_bits=12))
+    assert approx == ApproxEvidence(12) and approx.tag == "approx12" and approx.false_positive_rate == 2.0**-12
+    assert ExactEvidence().tag == "exact" and ExactEvidence().false_positive_rate == 0.0
+    with pytest.raises(kmerdb.InvalidParameterError):
+        evidence_kind("bloom")
+
+
+@pytest.mark.parametrize("scheme", [ExactEvidence(), ApproxEvidence(32)], ids=["exact", "approx32"])
+def test_every_kind_checks_the_keys_it_encoded(scheme):
+    k = 15
+    keys = np.unique(random_kmers(8, 3000, k))
+    unitigs, positions = build_unitigs(keys, k)
+    useq = UnitigSet(unitigs)
+    slots = np.random.default_rng(2).permutation(keys.size)  # any bijection stands for the MPHF
+    ev = Evidence(scheme.encode(keys, slots, positions, useq.n_bases))
+    assert ev.scheme == scheme and ev.exact == scheme.exact and ev.n == keys.size
+    assert ev.check(keys, slots, useq).all()
+    # every key checked against another key's slot: exact rejects all, 32-bit fingerprints nearly all
+    wrong = np.roll(slots, 1)
+    assert ev.check(keys, wrong, useq).sum() <= (0 if scheme.exact else 2)
+
+
 def test_z_rule_runs_ends_and_breaks():
     # positions 4 and 12 are missing (a non-ACGT base, a gap between sequences)
     positions = np.array([0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 13, 14])
@@ -142,7 +178,6 @@ def test_z_lowers_the_sequence_false_hit_rate(approx_db, oracle_sets):
 
 def test_z_keeps_true_hits_away_from_the_ends(approx_db, oracle_sets):
     """True k-mers are never lost to the fingerprints; the rule drops only runs shorter than z+1."""
-    sets = oracle_sets(K)
     reads = oracle.read_sequences(GENOMES["A"][0])
     genome = reads[0][1]
     with kmerdb.open(approx_db) as db:

@@ -1,0 +1,239 @@
+"""The partition tasks of the analytics, run through an executor.
+
+Every analytics call reads one snapshot: its partitions are dealt into balanced jobs (a few
+per worker, largest first) and each job is one task, ``fn(context, partitions)``, where the
+context (:class:`ScanContext`) is a frozen record of the database directory, the snapshot's
+layer records, the genome column map and the block budget.  Tasks open the layers they read
+themselves, so they run alike here, in forked or spawned processes and on Dask workers, and
+two calls on one handle from two threads share nothing.
+
+Two tasks: :func:`compare_task` reduces partitions to colour classes (and, asked to, to pair
+counts or count min-sums); :func:`weights_task` sums per-genome tallies (and count
+histograms) of the column groups.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kmerdb.analysis.classes import BLOCK_BYTES, ClassAccumulator, empty_rows, layer_classes
+from kmerdb.analysis.pairs import PairCounts, add_min_sums
+from kmerdb.config import Config
+from kmerdb.engine.executor import open_executor
+from kmerdb.params import parse_size
+from kmerdb.store.catalog import LayerRecord, Snapshot
+from kmerdb.store.layer import Layer
+
+__all__ = ["HIST_CAP", "ScanContext", "compare_task", "weights_task", "balanced_jobs", "scan", "Progress"]
+
+Progress = Callable[[str, int, "int | None"], None]
+
+#: Counts below this are histogrammed densely; larger ones are kept as values.
+HIST_CAP = 4096
+
+
+@dataclass(frozen=True)
+class ScanContext:
+    """What the tasks of one analytics call share (picklable, sent to every worker).
+
+    Attributes
+    ----------
+    root : str
+        Absolute path of the database directory.
+    config : Config
+        The index configuration.
+    partitions : tuple of tuple of LayerRecord
+        The snapshot's layers, partition by partition.
+    column_of : mapping of int to int
+        Genome id -> column in the snapshot's genome order.
+    block_bytes : int
+        Temporaries a task may use to reduce one block of rows.
+    mode : {"presence", "counts"}
+        Class layout the compare task reduces rows to.
+    reduce : bool
+        Compare task: reduce the classes to pair counts (presence) or min-sums (counts).
+    spectrum : bool
+        Weights task: also histogram the counts.
+    """
+
+    root: str
+    config: Config
+    partitions: tuple[tuple[LayerRecord, ...], ...]
+    column_of: Mapping[int, int] = field(repr=False)
+    block_bytes: int = BLOCK_BYTES
+    mode: str = "presence"
+    reduce: bool = False
+    spectrum: bool = False
+
+    @property
+    def n_genomes(self) -> int:
+        return len(self.column_of)
+
+    def layers(self, p: int) -> list[Layer]:
+        """The layers of partition ``p``, opened."""
+        return [Layer(self.root, rec, self.column_of) for rec in self.partitions[p]]
+
+
+def compare_task(ctx: ScanContext, partitions: list[int]):
+    """Reduce some partitions to a class table, or to pair counts (``ctx.reduce``).
+
+    Pair counts of presence are summed layer by layer when the pair histograms fit their
+    budget; otherwise (and for count min-sums) the job's class tables are merged first and
+    reduced once.
+
+    Returns
+    -------
+    (partitions done, result)
+        ``(rows, weights)`` of the classes; with ``reduce``, the (G, G) pair counts, or
+        ``(min-sums, column sums)`` on counts.
+    """
+    mode, g = ctx.mode, ctx.n_genomes
+    acc = ClassAccumulator(empty_rows(mode, g))
+    pc = PairCounts(g) if ctx.reduce else None
+    by_layer = pc is not None and mode == "presence" and pc.keep
+    for p in partitions:
+        for layer in ctx.layers(p):
+            if layer.n == 0:
+                continue
+            raw, weights = layer_classes(layer, mode, g, ctx.block_bytes)
+            if pc is not None and by_layer:
+                pc.add(raw, weights)
+            else:
+                acc.add(raw, weights)
+    if pc is None:
+        return len(partitions), acc.result()
+    if by_layer:
+        return len(partitions), pc.result()
+    raw, weights = acc.result()
+    if mode == "presence":
+        pc.add(raw, weights)
+        return len(partitions), pc.result()
+    counts = np.ascontiguousarray(raw).view(np.uint32)
+    colsum = (counts.astype(np.int64) * weights[:, None]).sum(axis=0) if weights.size else np.zeros(g, dtype=np.int64)
+    mins = np.zeros((g, g), dtype=np.int64)
+    add_min_sums(pc, mins, counts, weights)
+    return len(partitions), (mins, colsum)
+
+
+def weights_task(ctx: ScanContext, partitions: list[int]):
+    """Distinct k-mers, occurrences (and count histograms) per genome of some partitions.
+
+    Returns
+    -------
+    (partitions done, (distinct, totals, (dense, large)))
+        ``dense`` (G, :data:`HIST_CAP`) histograms of counts below the cap and ``large`` the
+        larger counts of each genome, with ``ctx.spectrum``; else None and [].
+    """
+    n_genomes = ctx.n_genomes
+    distinct = np.zeros(n_genomes, dtype=np.int64)
+    totals = np.zeros(n_genomes, dtype=np.int64)
+    dense = np.zeros((n_genomes, HIST_CAP), dtype=np.int64) if ctx.spectrum else None
+    large: list[list[np.ndarray]] = [[] for _ in range(n_genomes)] if ctx.spectrum else []
+    for p in partitions:
+        for layer in ctx.layers(p):
+            live = [group for group in layer.groups if group.live]
+            if layer.n == 0 or not live:
+                continue
+            step = int(max(1024, ctx.block_bytes // (16 * max(1, sum(g.row_nbytes for g in live)))))
+            for group in live:
+                cols = group.cols
+                for lo in range(0, layer.n, step):
+                    hi = min(layer.n, lo + step)
+                    d, t = group.tally(lo, hi)
+                    distinct[cols] += d
+                    totals[cols] += t
+                    if dense is not None:
+                        _histogram(dense, large, cols, d, group.count_values(lo, hi))
+    if dense is not None:
+        return len(partitions), (distinct, totals, (dense, [np.concatenate(x) if x else np.zeros(0, np.int64) for x in large]))
+    return len(partitions), (distinct, totals, (None, []))
+
+
+def _histogram(dense: np.ndarray, large: list, cols: np.ndarray, distinct: np.ndarray, values: np.ndarray | None) -> None:
+    """Add a block's counts to the per-genome histograms (``values`` None: each k-mer held once)."""
+    if values is None:
+        dense[cols, 1] += distinct
+        return
+    for j, c in enumerate(cols.tolist()):  # a loop over genome columns, not k-mers
+        v = values[:, j].astype(np.int64)
+        dense[c] += np.bincount(np.minimum(v, HIST_CAP - 1), minlength=HIST_CAP)
+        if dense[c, HIST_CAP - 1]:
+            big = v[v >= HIST_CAP - 1]
+            dense[c, HIST_CAP - 1] -= big.size
+            large[c].append(big)
+
+
+def balanced_jobs(partitions: tuple[tuple[LayerRecord, ...], ...], n_workers: int) -> list[list[int]]:
+    """Partitions with k-mers in balanced lists, a few per worker (largest first)."""
+    sizes = {p: sum(rec.n_kmers for rec in layers) for p, layers in enumerate(partitions)}
+    todo = sorted((p for p, s in sizes.items() if s), key=lambda p: -sizes[p])
+    n_jobs = min(len(todo), 4 * n_workers) if n_workers > 1 else min(len(todo), 1)
+    jobs: list[list[int]] = [[] for _ in range(n_jobs)]
+    load = [0] * n_jobs
+    for p in todo:
+        j = load.index(min(load))
+        jobs[j].append(p)
+        load[j] += sizes[p]
+    return [j for j in jobs if j]
+
+
+def block_bytes(max_memory, n_workers: int) -> int:
+    """Row-block temporaries of one task under a ``max_memory`` budget shared by the workers."""
+    budget = parse_size(max_memory)
+    if budget is None:
+        return BLOCK_BYTES
+    return int(max(1 << 20, min(BLOCK_BYTES, budget // (4 * (n_workers + 1)))))
+
+
+def scan(
+    root: str,
+    snap: Snapshot,
+    task: Callable,
+    *,
+    threads: int | None = None,
+    scheduler=None,
+    max_memory=None,
+    progress: Progress | None = None,
+    phase: str = "",
+    **options,
+) -> Iterator:
+    """Run ``task`` over every partition with k-mers of ``snap``; yield the task results.
+
+    Parameters
+    ----------
+    root : str
+        The database directory.
+    snap : Snapshot
+        The generation read (taken once by the caller, so a commit meanwhile changes nothing).
+    task : callable
+        :func:`compare_task` or :func:`weights_task`.
+    threads, scheduler
+        Passed to :func:`~kmerdb.engine.executor.open_executor`.
+    max_memory : int or str, optional
+        Budget shared by the workers' row blocks.
+    progress : callable, optional
+        ``progress(phase, partitions done, partitions)``.
+    **options
+        The :class:`ScanContext` fields ``mode``, ``reduce`` and ``spectrum``.
+    """
+    n_parts = sum(1 for layers in snap.partitions if any(rec.n_kmers for rec in layers))
+    with open_executor(threads, scheduler, n_tasks=n_parts) as executor:
+        ctx = ScanContext(
+            os.path.abspath(root),
+            snap.config,
+            snap.partitions,
+            {g.id: i for i, g in enumerate(snap.genomes)},
+            block_bytes(max_memory, executor.n_workers),
+            **options,
+        )
+        jobs = balanced_jobs(snap.partitions, executor.n_workers)
+        total, done = sum(len(j) for j in jobs), 0
+        for n, result in executor.map(task, ctx, ((job,) for job in jobs)):
+            done += n
+            if progress is not None:
+                progress(phase, done, total)
+            yield result
