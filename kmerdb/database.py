@@ -35,6 +35,7 @@ from kmerdb.errors import (
     ReadOnlyError,
     TransactionError,
 )
+from kmerdb.ops import setops
 from kmerdb.ops.reindex import ReindexReport
 from kmerdb.ops.transaction import Transaction
 from kmerdb.query.engine import QueryEngine, QueryResult
@@ -226,6 +227,8 @@ class Database:
         z: int | None = None,
         threads: int | None = None,
         progress=None,
+        *,
+        scheduler=None,
     ) -> dict:
         """Rebuild the evidence of every layer from its unitigs, in a transaction.
 
@@ -239,7 +242,7 @@ class Database:
         dict
             The new ``evidence``, ``fp_bits``, ``z`` and ``layers_rewritten``.
         """
-        return self._writing().reindex(evidence, fp_bits, z, threads, progress)
+        return self._writing().reindex(evidence, fp_bits, z, threads, progress, scheduler=scheduler)
 
     def history(self) -> list:
         """Committed operations, oldest first (:class:`kmerdb.HistoryRecord`)."""
@@ -437,7 +440,7 @@ class Database:
                 yield keys[order], out
 
     # -- comparisons (kmerdb.analysis.analytics, kmerdb.ops.setops) -----------------------------------
-    def col_weights(self, threads: int | None = None, max_memory: int | str | None = None):
+    def col_weights(self, threads: int | None = None, max_memory: int | str | None = None, *, scheduler=None):
         """Distinct k-mers of every genome (and occurrences, with counts), from the columns.
 
         Parameters
@@ -446,23 +449,29 @@ class Database:
             Worker processes (default: all CPUs).
         max_memory : int or str, optional
             Bounds the blocks of rows the workers read at once.
+        scheduler : str or distributed.Client, optional
+            Run the partition tasks on this Dask cluster instead (see docs/cluster.md).
 
         Returns
         -------
         kmerdb.analytics.ColWeights
             ``labels``, ``distinct`` and ``total`` (int64 arrays in column order).
         """
-        return analytics.col_weights(self, threads=threads, max_memory=max_memory)
+        return analytics.col_weights(self, threads=threads, max_memory=max_memory, scheduler=scheduler)
 
-    def intersections(self, threads: int | None = None, max_memory: int | str | None = None) -> np.ndarray:
+    def intersections(
+        self, threads: int | None = None, max_memory: int | str | None = None, *, scheduler=None
+    ) -> np.ndarray:
         """(G, G) int64 matrix of the distinct k-mers each pair of genomes shares.
 
         The diagonal holds each genome's distinct k-mers.  Computed partition by partition
         in worker processes from the distinct presence rows (colour classes).
         """
-        return analytics.intersections(self, threads=threads, max_memory=max_memory)
+        return analytics.intersections(self, threads=threads, max_memory=max_memory, scheduler=scheduler)
 
-    def distance(self, metric: str = "jaccard", threads: int | None = None, max_memory: int | str | None = None):
+    def distance(
+        self, metric: str = "jaccard", threads: int | None = None, max_memory: int | str | None = None, *, scheduler=None
+    ):
         """A labelled matrix of ``metric`` between every pair of genomes.
 
         Parameters
@@ -472,7 +481,7 @@ class Database:
             1 - J; ``containment``: row genome's k-mers found in the column genome, divided
             by the row genome's k-mers; ``mash``: -1/k ln(2J / (1 + J)), 1 when J = 0;
             ``bray-curtis`` (counts index): 1 - 2 sum(min) / (sum A + sum B).
-        threads, max_memory
+        threads, max_memory, scheduler
             As for :meth:`col_weights`.
 
         Returns
@@ -480,7 +489,7 @@ class Database:
         kmerdb.analytics.DistanceMatrix
             ``metric``, ``labels`` and ``matrix``; ``.tree("nj")`` gives a Newick tree.
         """
-        return analytics.distance(self, metric, threads=threads, max_memory=max_memory)
+        return analytics.distance(self, metric, threads=threads, max_memory=max_memory, scheduler=scheduler)
 
     def iter_distances(
         self,
@@ -489,19 +498,26 @@ class Database:
         nearest: int | None = None,
         threads: int | None = None,
         max_memory: int | str | None = None,
+        *,
+        scheduler=None,
     ):
         """Stream ``(label_a, label_b, value)`` pairs within ``max_distance`` and/or the
         ``nearest`` of each genome, without a dense matrix; see
         :func:`kmerdb.analytics.iter_distances`."""
-        return analytics.iter_distances(self, metric, max_distance=max_distance, nearest=nearest, threads=threads, max_memory=max_memory)
+        return analytics.iter_distances(
+            self, metric, max_distance=max_distance, nearest=nearest, threads=threads, max_memory=max_memory,
+            scheduler=scheduler,
+        )
 
-    def spectrum(self, genome: str | None = None, threads: int | None = None) -> dict[str, list[tuple[int, int]]]:
+    def spectrum(
+        self, genome: str | None = None, threads: int | None = None, *, scheduler=None
+    ) -> dict[str, list[tuple[int, int]]]:
         """k-mer count histograms: label -> ascending ``(count, distinct k-mers)`` pairs.
 
         From the count columns on an index with counts; on a presence index, the spectra
         the catalog recorded when the genomes were counted (empty when none was).
         """
-        return analytics.spectrum(self, genome, threads=threads)
+        return analytics.spectrum(self, genome, threads=threads, scheduler=scheduler)
 
     def setop(self, op: str, out: str | os.PathLike, genomes: Sequence[str] | None = None, q: int | None = None, **kwargs):
         """Write the k-mers of a set operation over genomes as a new database at ``out``.
@@ -509,10 +525,7 @@ class Database:
         See :func:`kmerdb.setop` (``union``, ``intersection``, ``difference``, ``at-least``,
         ``exactly``, ``at-most``).
         """
-        # kmerdb.ops.setops opens handles of this module: imported here, when first used
-        from kmerdb.ops.setops import setop
-
-        return setop(self, op, out, genomes=genomes, q=q, **kwargs)
+        return setops.setop(self, op, out, genomes=genomes, q=q, **kwargs)
 
     # -- life cycle ----------------------------------------------------------------------
     def close(self) -> None:
