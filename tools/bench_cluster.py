@@ -29,8 +29,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-import kmerdb  # noqa: E402
-from indexcmp import same_index  # noqa: E402
+from indexcmp import same_index
+
+import kmerdb
 
 GENOMES = (
     "GCF_000005845.2_ASM584v2_genomic.fna.gz",

@@ -239,6 +239,6 @@ def _plot(label: str, pairs: list[tuple[int, int]], max_count: int | None) -> No
     top = max(math.log10(n + 1) for _, n in rows)
     width = 50
     for c, n in rows:
-        bar = int(round(width * math.log10(n + 1) / top)) if top > 0 else 0
+        bar = round(width * math.log10(n + 1) / top) if top > 0 else 0
         table.add_row(c, f"{n:,}", Text("█" * bar, style="cyan"))
     stdout_console().print(table)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -202,8 +204,8 @@ def _parse_stdin_fasta():
         yield from read_records(tmp.name)
 
 
-def _read_kmers(items):
-    out = []
+def _read_kmers(items: Sequence[str]) -> list[str]:
+    out: list[str] = []
     for item in items:
         if os.path.isfile(item):
             with open(item, encoding="ascii", errors="replace") as fh:
@@ -244,7 +246,7 @@ def cmd_lookup(args) -> int:
 def cmd_genomes(args) -> int:
     with api_open(args.db) as db:
         records = db.genome_records
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"column": i, "label": g.label, "n_kmers": g.n_kmers, "total": g.total, "sources": list(g.sources)}
         for i, g in enumerate(records)
     ]

@@ -4,6 +4,7 @@ verify, vacuum, compact."""
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from kmerdb import merge as api_merge
 from kmerdb import open as api_open
@@ -220,7 +221,7 @@ def cmd_verify(args) -> int:
     if args.json:
         emit_json(report.to_dict())
         return 0 if report.ok else 1
-    rows = [
+    rows: list[list[Any]] = [
         ["generation", report.generation],
         ["genomes", report.n_genomes],
         ["partitions", report.n_partitions],

@@ -7,7 +7,7 @@ the unit its counts are in, which the throughput column shows (bases/s, partitio
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -16,6 +16,7 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     ProgressColumn,
+    TaskID,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
@@ -23,7 +24,10 @@ from rich.progress import (
 )
 from rich.text import Text
 
-__all__ = ["progress_callback", "PHASES"]
+__all__ = ["progress_callback", "PHASES", "ProgressFn"]
+
+#: progress(phase, done, total), as every operation of the API takes it
+ProgressFn = Callable[[str, int, "int | None"], None]
 
 #: phase -> (description, unit of its counts)
 PHASES = {
@@ -53,7 +57,7 @@ class RateColumn(ProgressColumn):
 
 
 @contextmanager
-def progress_callback(quiet: bool) -> Iterator[object]:
+def progress_callback(quiet: bool) -> Iterator[ProgressFn | None]:
     """Yield a ``progress(phase, done, total)`` callback drawing one bar per phase, or None."""
     if quiet or not sys.stderr.isatty():
         yield None
@@ -69,7 +73,7 @@ def progress_callback(quiet: bool) -> Iterator[object]:
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, transient=False) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def update(phase: str, done: int, total: int | None) -> None:
             if phase not in tasks:

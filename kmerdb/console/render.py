@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Collection, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -33,7 +35,9 @@ def _default(obj):
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
 
-def print_table(title: str, columns: list[str], rows: list[list], numeric: set[int] = frozenset()) -> None:
+def print_table(
+    title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Collection[int] = frozenset()
+) -> None:
     """A rich table on stdout."""
     table = Table(title=title, title_justify="left")
     for i, name in enumerate(columns):

@@ -87,6 +87,7 @@ class Executor(ABC):
         The results, in completion order (tasks that need their order return their key).
         """
 
+    @abstractmethod
     def close(self) -> None:
         """Release the workers."""
 
@@ -103,6 +104,9 @@ class SerialExecutor(Executor):
     def map(self, fn, context, tasks, *, window=None):
         for task in tasks:
             yield fn(context, *task)
+
+    def close(self) -> None:
+        """Nothing to release."""
 
     def __repr__(self) -> str:
         return "SerialExecutor()"
@@ -300,7 +304,7 @@ class DaskExecutor(Executor):
             self.client.close()
 
     def __repr__(self) -> str:
-        return f"DaskExecutor({self.client.scheduler.address!r})"
+        return f"DaskExecutor({self.client!r})"
 
 
 def open_executor(threads: int | None = None, scheduler: Any = None, n_tasks: int | None = None) -> Executor:

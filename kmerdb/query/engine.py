@@ -77,8 +77,8 @@ class QueryResult:
     n_kmers: np.ndarray
     names: tuple[str, ...] | None = None
     extra: dict = field(default_factory=dict)
-    found_raw: np.ndarray | None = None
-    found: np.ndarray | None = None
+    found_raw: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    found: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     z: int = 0
 
     @property
