@@ -5,9 +5,10 @@ Adding genomes (``merge``, ``db.merge``, ``db.append_genomes``) follows the merg
 1. validation before any write: every source ready, equal k, m and partition count,
    the same evidence, counts where counts are asked for, unique labels (or renamed
    ``label.1``, ``label.2``, ... in order);
-2. per partition, in parallel worker processes (forked, one partition per task):
-   the k-mers of the new genomes (the layers of other databases, or k-mers counted from
-   FASTA/FASTQ files through build's scatter) are united into one sorted table;
+2. per partition, one task per partition through an executor (serial, local processes or
+   a Dask cluster; see :mod:`kmerdb.engine.executor`): the k-mers of the new genomes (the
+   layers of other databases, or k-mers counted from FASTA/FASTQ files through the build's
+   scatter, :mod:`kmerdb.ops.scatter`) are united into one sorted table;
    pass 1 classifies every k-mer as a hit (the destination layer and slot holding it)
    or a miss; pass 2 writes, for every destination layer, one column group with the new
    genomes' columns, and puts all misses into one new layer whose columns for the
@@ -23,18 +24,19 @@ transaction (or, for ``merge`` into a new directory, committed there once).
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
 from kmerdb.config import FORMAT_VERSION, Config
-from kmerdb.engine.workers import forked_pool, imap
+from kmerdb.engine.executor import Executor, open_executor
+from kmerdb.engine.workers import imap
 from kmerdb.errors import (
     CorruptDatabaseError,
     DatabaseExistsError,
@@ -47,10 +49,15 @@ from kmerdb.errors import (
     NotReadyError,
 )
 from kmerdb.ops.inputs import GenomeInput, resolve_genomes
+from kmerdb.ops.scatter import count_bucket, scatter_inputs
+from kmerdb.ops.spill import Bucket, spill_folder
+from kmerdb.params import resolve_threads
 from kmerdb.store.catalog import Catalog, GenomeRecord, LayerRecord, Snapshot
 from kmerdb.store.crashpoint import crashpoint
 from kmerdb.store.layer import Layer, layer_prefix, write_group, write_layer
-from kmerdb.store.storage import deferred_sync, fsync_dir, sync_tree
+from kmerdb.store.lock import ReaderRegistration
+from kmerdb.store.scaffold import new_database
+from kmerdb.store.storage import deferred_sync
 
 __all__ = [
     "MergeReport",
@@ -62,6 +69,8 @@ __all__ = [
     "add_input_genomes",
     "remove_genomes",
     "compact_snapshot",
+    "AddContext",
+    "CompactContext",
 ]
 
 #: progress(phase, done, total); phases here: "scatter" (input bytes), "merge" and
@@ -92,7 +101,7 @@ class _Source:
 
     path: str
     snapshot: Snapshot
-    registration: object = None
+    registration: ReaderRegistration | None = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -111,8 +120,6 @@ def read_sources(paths: Iterable) -> list[_Source]:
     NotReadyError
         A source was never completed (its build failed or is running).
     """
-    from kmerdb.store.lock import ReaderRegistration
-
     out: list[_Source] = []
     try:
         for path in paths:
@@ -205,16 +212,23 @@ def final_labels(taken: Sequence[str], incoming: Sequence[str], rename_duplicate
 # worker processes
 # ---------------------------------------------------------------------------------------
 
-# Set in the parent before the workers fork; workers read their copy.
-_STATE: dict = {}
-
-
 def _run(pool, fn, tasks: list, progress: Progress | None, phase: str) -> list:
+    # kept for callers still on kmerdb.engine.workers pools; operations here use _collect
     out = []
     for done, result in enumerate(imap(pool, fn, tasks), 1):
         out.append(result)
         if progress is not None:
             progress(phase, done, len(tasks))
+    return out
+
+
+def _collect(results: Iterator, n_tasks: int, progress: Progress | None, phase: str) -> list:
+    """All results of an executor map, reporting progress as they complete."""
+    out = []
+    for done, result in enumerate(results, 1):
+        out.append(result)
+        if progress is not None:
+            progress(phase, done, n_tasks)
     return out
 
 
@@ -311,33 +325,85 @@ def _column_stats(matrix: np.ndarray) -> list:
     return out
 
 
-def _add_task(args):
-    """Worker: add the new genomes' columns to one partition (see the module docstring)."""
+@dataclass(frozen=True)
+class AddContext:
+    """What every task adding genomes to a snapshot's partitions shares.
+
+    Attributes
+    ----------
+    root : str
+        The database written (absolute).
+    config : Config
+        Its configuration.
+    generation : int
+        The generation the new files belong to.
+    need_counts : bool
+        Whether the new genomes' rows are gathered as counts (counts kept, or counted inputs).
+    new_ids, base_ids : tuple of int
+        Ids of the genomes added, and of the genomes already there.
+    base_genomes : tuple of GenomeRecord
+        The genomes already there.
+    base_partitions : tuple
+        The base snapshot's layers, by partition.
+    sources : tuple of (path, Snapshot)
+        The source databases whose genomes are added, as read.
+    offsets : tuple of int
+        Column of each source's first genome among the new ones.
+    spill_dir : str or None
+        The spill folder of the inputs' scatter (None without inputs).
+    n_inputs : int
+        Genomes added from files; their columns come after the sources'.
+    inputs_offset : int
+        Column of the first of them among the new ones.
+    layer_id0 : int
+        Partition ``p``'s new layer gets id ``layer_id0 + p``.
+    convert_root : str or None
+        A count index whose layers become presence layers (merge of a count source into a
+        presence output): its directory.
+    """
+
+    root: str
+    config: Config
+    generation: int
+    need_counts: bool
+    new_ids: tuple[int, ...]
+    base_ids: tuple[int, ...]
+    base_genomes: tuple[GenomeRecord, ...]
+    base_partitions: tuple
+    sources: tuple[tuple[str, Snapshot], ...]
+    offsets: tuple[int, ...]
+    spill_dir: str | None
+    n_inputs: int
+    inputs_offset: int
+    layer_id0: int
+    convert_root: str | None = None
+
+
+def _add_task(ctx: AddContext, p: int, bucket: Bucket | None):
+    """Task: add the new genomes' columns to partition ``p`` (see the module docstring)."""
     with deferred_sync():  # the writer syncs the whole tree once before it commits
-        return _add_partition(*args)
+        return _add_partition(ctx, p, bucket)
 
 
-def _add_partition(p: int, bucket):
-    st = _STATE
-    cfg: Config = st["config"]
-    root: str = st["root"]
-    gen: int = st["generation"]
-    need_counts: bool = st["need_counts"]
+def _add_partition(ctx: AddContext, p: int, bucket: Bucket | None):
+    cfg = ctx.config
+    root = ctx.root
+    gen = ctx.generation
+    need_counts = ctx.need_counts
     mdtype = np.uint32 if need_counts else bool
     out_dtype = np.uint32 if cfg.counts else bool
-    new_ids: tuple = st["new_ids"]
-    base_ids: tuple = st["base_ids"]
-    base_genomes = st["base_genomes"]
+    new_ids = ctx.new_ids
+    base_ids = ctx.base_ids
+    base_genomes = ctx.base_genomes
     column_of_base = {gid: i for i, gid in enumerate(base_ids)}
-    base_layers = list(st["base_partitions"][p])
+    base_layers = list(ctx.base_partitions[p])
 
     # presence output bootstrapped from a count index: its groups become presence bits
-    convert = st.get("convert")
-    if convert is not None:
+    if ctx.convert_root is not None:
         converted = []
         column_of = {g.id: i for i, g in enumerate(base_genomes)}
         for rec in base_layers:
-            layer = Layer(convert.path, rec, column_of)
+            layer = Layer(ctx.convert_root, rec, column_of)
             rows = np.zeros((layer.n, len(base_genomes)), dtype=bool)
             if layer.n:
                 layer.fill_rows(np.arange(layer.n), rows, False)
@@ -349,43 +415,35 @@ def _add_partition(p: int, bucket):
 
     # the new genomes' k-mers in this partition, united
     pieces = []
-    for src, off in zip(st["sources"], st["offsets"]):
-        genomes = src.snapshot.genomes
-        for rec in src.snapshot.partitions[p]:
-            keys, rows = _source_rows(src.path, rec, genomes, mdtype, need_counts)
+    for (src_path, src_snap), off in zip(ctx.sources, ctx.offsets):
+        for rec in src_snap.partitions[p]:
+            keys, rows = _source_rows(src_path, rec, src_snap.genomes, mdtype, need_counts)
             if keys.size:
                 pieces.append((keys, rows, off))
     input_stats = None
-    if bucket is not None and bucket[1]:
-        from kmerdb.ops.build import gather_counts
-        from kmerdb.ops.spill import read_bucket, superkmer_kmers
-
-        extents, n_records, n_bytes = bucket
-        genome_of, n_kmers, packed = read_bucket(st["spill"], extents, cfg.k, n_records, n_bytes)
-        kmers, owner = superkmer_kmers(n_kmers, packed, cfg.k)
-        del packed
-        keys, counts, input_stats = gather_counts(kmers, genome_of[owner], st["n_inputs"])
-        del kmers, owner
-        pieces.append((keys, np.minimum(counts, _U32_MAX).astype(np.uint32), st["inputs_offset"]))
+    if bucket is not None and (bucket.extents or bucket.n_records):
+        keys, counts, input_stats = count_bucket(ctx.spill_dir or "", bucket, cfg.k, ctx.n_inputs)
+        pieces.append((keys, np.minimum(counts, _U32_MAX).astype(np.uint32), ctx.inputs_offset))
     union, matrix = _union(pieces, len(new_ids), mdtype)
     del pieces
     stats = None
     if need_counts:
         # the counted inputs come with their statistics; database sources' come from the counts
-        n_db = st["inputs_offset"]
+        n_db = ctx.inputs_offset
         stats = _column_stats(matrix[:, :n_db]) if n_db and cfg.counts else [None] * n_db
         if bucket is not None:
-            for nd, tot, spec in input_stats if bucket[1] else [(0, 0, np.zeros(1, np.int64))] * st["n_inputs"]:
-                values = np.flatnonzero(spec)
-                values = values[values > 0]
-                stats.append((int(nd), int(tot), values.astype(np.int64), spec[values].astype(np.int64)))
+            no_input = [(0, 0, np.zeros(1, np.int64))] * ctx.n_inputs
+            for nd, tot, spec in input_stats if input_stats is not None else no_input:
+                occurring = np.flatnonzero(spec)
+                occurring = occurring[occurring > 0]
+                stats.append((int(nd), int(tot), occurring.astype(np.int64), spec[occurring].astype(np.int64)))
     crashpoint("add.united")
 
     # pass 1: classify every k-mer as a hit (layer, slot) or a miss
     where = np.full(union.size, -1, dtype=np.int64)
     slot = np.zeros(union.size, dtype=np.int64)
     layers = [Layer(root, rec, column_of_base) for rec in base_layers]
-    remaining = np.arange(union.size)
+    remaining: np.ndarray = np.arange(union.size)
     for li, layer in enumerate(layers):
         if not remaining.size:
             break
@@ -409,29 +467,10 @@ def _add_partition(p: int, bucket):
     if misses.size:
         columns = np.zeros((misses.size, len(base_ids) + len(new_ids)), dtype=out_dtype)
         columns[:, len(base_ids) :] = values[misses]
-        record = write_layer(
-            root, p, st["layer_id0"] + p, gen, union[misses], [(base_ids + new_ids, columns)], cfg
-        )
+        record = write_layer(root, p, ctx.layer_id0 + p, gen, union[misses], [(base_ids + new_ids, columns)], cfg)
         records.append(record)
         crashpoint("add.layer")
     return p, tuple(records), stats, int(misses.size)
-
-
-def _scatter_inputs(items: list[GenomeInput], config: Config, pool, n_workers: int, spill, progress: Progress | None):
-    """Read the inputs into per-partition spill buckets (build's scatter)."""
-    from kmerdb.ops.build import scatter_inputs
-    from kmerdb.ops.spill import BucketSet
-
-    buckets = BucketSet(config.n_partitions, config.k, spill, 256 << 20)
-
-    def tick(phase: str, done: int, total) -> None:
-        crashpoint("append.scatter")
-        if progress is not None:
-            progress(phase, done, total)
-
-    scatter_inputs(items, config, pool, n_workers, buckets, tick)
-    buckets.flush_all()
-    return buckets
 
 
 def _add_genomes(
@@ -442,14 +481,12 @@ def _add_genomes(
     source_labels: Sequence[str],
     inputs: Sequence[GenomeInput],
     input_labels: Sequence[str],
-    threads: int,
+    threads: int | None,
     progress: Progress | None,
     convert: _Source | None = None,
+    scheduler: Any = None,
 ) -> Snapshot:
     """Add the genomes of ``sources`` and ``inputs`` to ``base``; returns the new snapshot."""
-    from kmerdb.params import resolve_threads
-
-    threads = resolve_threads(threads)
     cfg = base.config
     src_genomes = [g for s in sources for g in s.snapshot.genomes]
     n_new = len(src_genomes) + len(inputs)
@@ -458,54 +495,38 @@ def _add_genomes(
     for s in sources:
         offsets.append(off)
         off += len(s.snapshot.genomes)
-    need_counts = cfg.counts or bool(inputs)
     if n_new == 0 and convert is None:
         return replace(base, generation=generation)
-    spill = None
-    try:
+    root = os.path.abspath(root)
+    context = AddContext(
+        root=root,
+        config=cfg,
+        generation=generation,
+        need_counts=cfg.counts or bool(inputs),
+        new_ids=new_ids,
+        base_ids=tuple(g.id for g in base.genomes),
+        base_genomes=tuple(base.genomes),
+        base_partitions=tuple(base.partitions),
+        sources=tuple((os.path.abspath(s.path), s.snapshot) for s in sources),
+        offsets=tuple(offsets),
+        spill_dir=None,
+        n_inputs=len(inputs),
+        inputs_offset=off,
+        layer_id0=base.next_layer_id,
+        convert_root=None if convert is None else os.path.abspath(convert.path),
+    )
+    with open_executor(threads, scheduler, n_tasks=cfg.n_partitions) as executor:
         if inputs:
-            from kmerdb.ops.build import _STATE as _BUILD_STATE
-            from kmerdb.ops.spill import SpillPool
-
-            spill = SpillPool(root, n_files=min(4, threads + 1))
-            _BUILD_STATE["config"] = cfg  # build's scatter workers read their config there
-        with forked_pool(
-            threads,
-            cfg.n_partitions,
-            _STATE,
-            config=cfg,
-            root=root,
-            generation=generation,
-            need_counts=need_counts,
-            new_ids=new_ids,
-            base_ids=tuple(g.id for g in base.genomes),
-            base_genomes=base.genomes,
-            base_partitions=base.partitions,
-            sources=list(sources),
-            offsets=offsets,
-            spill=spill,
-            n_inputs=len(inputs),
-            inputs_offset=off,
-            layer_id0=base.next_layer_id,
-            convert=convert,
-        ) as pool:
-            if inputs:
-                n_workers = min(threads, cfg.n_partitions) if pool is not None else 1
-                buckets = _scatter_inputs(list(inputs), cfg, pool, n_workers, spill, progress)
-                tasks = [
-                    (p, (buckets.extents[p], int(buckets.records_in[p]), int(buckets.bytes_in[p])))
-                    for p in range(cfg.n_partitions)
-                ]
+            with spill_folder(root) as spill_dir:
+                buckets = _scatter(list(inputs), cfg, executor, spill_dir, progress)
                 crashpoint("append.scattered")
-            else:
-                tasks = [(p, None) for p in range(cfg.n_partitions)]
-            results = _run(pool, _add_task, tasks, progress, "merge")
-    finally:
-        if spill is not None:
-            spill.close()
-            from kmerdb.ops.build import _STATE as _BUILD_STATE
-
-            _BUILD_STATE.pop("config", None)
+                tasks = [(p, buckets.bucket(p)) for p in range(cfg.n_partitions)]
+                context = replace(context, spill_dir=spill_dir)
+                results = _collect(executor.map(_add_task, context, tasks), len(tasks), progress, "merge")
+        else:
+            tasks = [(p, None) for p in range(cfg.n_partitions)]
+            results = _collect(executor.map(_add_task, context, tasks), len(tasks), progress, "merge")
+    need_counts = context.need_counts
     partitions = list(base.partitions)
     n_kmers = np.zeros(n_new, dtype=np.int64)
     totals = np.zeros(n_new, dtype=np.int64)
@@ -554,6 +575,17 @@ def _add_genomes(
     )
 
 
+def _scatter(items: list[GenomeInput], config: Config, executor: Executor, spill_dir: str, progress: Progress | None):
+    """Read the inputs into per-partition spill buckets (the build's scatter)."""
+
+    def tick(phase: str, done: int, total) -> None:
+        crashpoint("append.scatter")
+        if progress is not None:
+            progress(phase, done, total)
+
+    return scatter_inputs(items, config, executor, spill_dir, tick)
+
+
 def _merge_spectrum(values: list, counts: list) -> tuple[tuple[int, int], ...]:
     if not values:
         return ()
@@ -584,15 +616,21 @@ def add_database_genomes(
     rename_duplicates: bool = False,
     threads: int | None = None,
     progress: Progress | None = None,
+    *,
+    scheduler: Any = None,
 ) -> tuple[Snapshot, dict]:
-    """Merge the genomes of other databases into ``base`` (``db.merge``)."""
+    """Merge the genomes of other databases into ``base`` (``db.merge``).
+
+    ``scheduler`` (a Dask address or ``distributed.Client``) runs the partition tasks on
+    that cluster; its workers must see ``root`` and the sources at the same paths.
+    """
     srcs = read_sources(sources)
     try:
         if not srcs:
             raise InvalidParameterError("sources", [], "give at least one database to merge")
         check_compatible((root, base.config), srcs, counts=base.config.counts)
         labels = final_labels(base.labels, [g.label for s in srcs for g in s.snapshot.genomes], rename_duplicates)
-        new = _add_genomes(root, base, generation, srcs, labels, (), (), threads, progress)
+        new = _add_genomes(root, base, generation, srcs, labels, (), (), threads, progress, scheduler=scheduler)
     finally:
         release_sources(srcs)
     return new, {"sources": [os.path.abspath(s.path) for s in srcs], "genomes": labels}
@@ -606,11 +644,18 @@ def add_input_genomes(
     rename_duplicates: bool = False,
     threads: int | None = None,
     progress: Progress | None = None,
+    *,
+    scheduler: Any = None,
 ) -> tuple[Snapshot, dict]:
-    """Append genomes read from FASTA/FASTQ files to ``base`` (``db.append_genome``)."""
+    """Append genomes read from FASTA/FASTQ files to ``base`` (``db.append_genome``).
+
+    The inputs are read here and scattered (super-k-mers spilled by the tasks into a spill
+    folder inside ``root``, removed at the end); ``scheduler`` runs the tasks on a Dask
+    cluster whose workers see ``root`` at the same path.
+    """
     items = resolve_genomes(genomes)
     labels = final_labels(base.labels, [g.label for g in items], rename_duplicates)
-    new = _add_genomes(root, base, generation, (), (), items, labels, threads, progress)
+    new = _add_genomes(root, base, generation, (), (), items, labels, threads, progress, scheduler=scheduler)
     return new, {"genomes": labels, "inputs": [list(g.paths) for g in items]}
 
 
@@ -627,18 +672,31 @@ def remove_genomes(base: Snapshot, generation: int, labels: Sequence[str]) -> tu
     return new, {"genomes": list(labels)}
 
 
-def _compact_task(p: int):
-    """Worker: rewrite one partition as one layer with one column group."""
+@dataclass(frozen=True)
+class CompactContext:
+    """What every compaction task shares: the database (absolute path), its configuration,
+    the genomes kept, the base snapshot's layers by partition, the new generation, and the
+    id base of the new layers (partition ``p``'s is ``layer_id0 + p``)."""
+
+    root: str
+    config: Config
+    genomes: tuple[GenomeRecord, ...]
+    partitions: tuple
+    generation: int
+    layer_id0: int
+
+
+def _compact_task(ctx: CompactContext, p: int):
+    """Task: rewrite one partition as one layer with one column group."""
     with deferred_sync():  # the writer syncs the whole tree once before it commits
-        return _compact_partition(p)
+        return _compact_partition(ctx, p)
 
 
-def _compact_partition(p: int):
-    st = _STATE
-    cfg: Config = st["config"]
-    genomes = st["genomes"]
+def _compact_partition(ctx: CompactContext, p: int):
+    cfg = ctx.config
+    genomes = ctx.genomes
     dtype = np.uint32 if cfg.counts else bool
-    pieces = [_source_rows(st["root"], rec, genomes, dtype, cfg.counts) for rec in st["partitions"][p]]
+    pieces = [_source_rows(ctx.root, rec, genomes, dtype, cfg.counts) for rec in ctx.partitions[p]]
     keys = np.concatenate([k for k, _ in pieces]) if pieces else np.zeros(0, np.uint64)
     rows = np.concatenate([r for _, r in pieces]) if pieces else np.zeros((0, len(genomes)), dtype)
     del pieces
@@ -648,7 +706,7 @@ def _compact_partition(p: int):
     if not keys.size:
         return p, ()
     ids = tuple(g.id for g in genomes)
-    record = write_layer(st["root"], p, st["layer_id0"] + p, st["generation"], keys, [(ids, rows)], cfg)
+    record = write_layer(ctx.root, p, ctx.layer_id0 + p, ctx.generation, keys, [(ids, rows)], cfg)
     crashpoint("compact.layer")
     return p, (record,)
 
@@ -660,31 +718,30 @@ def _is_compact(layers: tuple, ids: tuple) -> bool:
 
 
 def compact_snapshot(
-    root: str, base: Snapshot, generation: int, threads: int | None = None, progress: Progress | None = None
+    root: str,
+    base: Snapshot,
+    generation: int,
+    threads: int | None = None,
+    progress: Progress | None = None,
+    *,
+    scheduler: Any = None,
 ) -> tuple[Snapshot, dict]:
     """Rewrite every partition that is not compact already into one layer with one column group.
 
     k-mers that no genome of the index holds any more (after removals) are dropped.
+    ``scheduler`` runs the partition tasks on a Dask cluster that sees ``root``.
     """
-    from kmerdb.params import resolve_threads
-
-    threads = resolve_threads(threads)
+    resolve_threads(threads)
     ids = tuple(g.id for g in base.genomes)
     todo = [p for p, layers in enumerate(base.partitions) if not _is_compact(layers, ids)]
     if not todo:
         return base, {"partitions": 0}
-    with forked_pool(
-        threads,
-        len(todo),
-        _STATE,
-        config=base.config,
-        root=root,
-        genomes=base.genomes,
-        partitions=base.partitions,
-        generation=generation,
-        layer_id0=base.next_layer_id,
-    ) as pool:
-        results = _run(pool, _compact_task, todo, progress, "compact")
+    context = CompactContext(
+        os.path.abspath(root), base.config, tuple(base.genomes), tuple(base.partitions), generation, base.next_layer_id
+    )
+    with open_executor(threads, scheduler, n_tasks=len(todo)) as executor:
+        tasks = [(p,) for p in todo]
+        results = _collect(executor.map(_compact_task, context, tasks), len(tasks), progress, "compact")
     partitions = list(base.partitions)
     for p, records in results:
         partitions[p] = records
@@ -706,31 +763,6 @@ def _is_database(path: str) -> bool:
     return os.path.isdir(path) and os.path.exists(os.path.join(path, "catalog", "data.mdb"))
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _staging_prefix(out: str) -> str:
-    return f".{os.path.basename(out)}.merge-"
-
-
-def _remove_abandoned_staging(out: str) -> None:
-    """Remove staging folders of merges into ``out`` whose process is gone."""
-    parent = os.path.dirname(os.path.abspath(out))
-    prefix = _staging_prefix(out)
-    for name in os.listdir(parent):
-        if name.startswith(prefix):
-            pid = name[len(prefix) :].split(".")[0]
-            if pid.isdigit() and not _pid_alive(int(pid)):
-                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-
-
 def _link_or_copy(src: str, dst: str) -> bool:
     """Hard-link ``src`` to ``dst`` (True), or copy it where links are impossible (False)."""
     os.makedirs(os.path.dirname(dst), exist_ok=True)
@@ -748,22 +780,6 @@ def _link_or_copy(src: str, dst: str) -> bool:
     return False
 
 
-def _exchange(a: str, b: str) -> bool:
-    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
-        return False
-    raise OSError(err, os.strerror(err), b)
-
-
 def merge(
     out: str | os.PathLike,
     sources: Sequence[str | os.PathLike],
@@ -772,6 +788,8 @@ def merge(
     force: bool = False,
     threads: int | None = None,
     progress: Progress | None = None,
+    *,
+    scheduler: Any = None,
 ) -> MergeReport:
     """Merge indexes into a new index at ``out``.
 
@@ -795,6 +813,9 @@ def merge(
         Worker processes (default: all CPUs).
     progress : callable, optional
         ``progress(phase, done, total)``.
+    scheduler : str or distributed.Client, optional
+        Run the partition tasks on this Dask cluster; its workers must see the sources and
+        the folder of ``out`` at the same paths.
 
     Raises
     ------
@@ -802,21 +823,19 @@ def merge(
     MissingCountsError, DuplicateLabelError, DatabaseExistsError, InvalidParameterError
         All raised before anything is written.
     """
-    from kmerdb.params import resolve_threads
-
     t0 = time.perf_counter()
     out = os.fspath(out)
     if mode not in ("presence", "count"):
         raise InvalidParameterError("mode", mode, "expected 'presence' or 'count'")
-    threads = resolve_threads(threads)
+    resolve_threads(threads)
     srcs = read_sources(sources)
     try:
-        return _merge_into_new(out, srcs, mode, rename_duplicates, force, threads, progress, t0)
+        return _merge_into_new(out, srcs, mode, rename_duplicates, force, threads, progress, scheduler, t0)
     finally:
         release_sources(srcs)
 
 
-def _merge_into_new(out, srcs, mode, rename_duplicates, force, threads, progress, t0) -> MergeReport:
+def _merge_into_new(out, srcs, mode, rename_duplicates, force, threads, progress, scheduler, t0) -> MergeReport:
     if not srcs:
         raise InvalidParameterError("sources", [], "give at least one database to merge")
     first = srcs[0]
@@ -832,14 +851,10 @@ def _merge_into_new(out, srcs, mode, rename_duplicates, force, threads, progress
         raise InvalidParameterError("out", out, "its parent folder does not exist")
     crashpoint("merge.validated")
 
-    _remove_abandoned_staging(out)
-    staging = os.path.join(parent, f"{_staging_prefix(out)}{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    os.mkdir(staging)
-    catalog = None
-    try:
-        config = replace(first.snapshot.config, counts=mode == "count")
-        catalog = Catalog.create(staging, config)
+    config = replace(first.snapshot.config, counts=mode == "count")
+    # written in a staging folder next to ``out``, moved there once committed
+    with new_database(out, config, argument="out", staged=True) as db:
+        staging = db.root
         crashpoint("merge.catalog")
         n_first = len(first.snapshot.genomes)
         base = Snapshot(
@@ -864,36 +879,14 @@ def _merge_into_new(out, srcs, mode, rename_duplicates, force, threads, progress
                         copied += 1
                     crashpoint("merge.link")
         new = _add_genomes(
-            staging, base, 1, srcs[1:], labels[n_first:], (), (), threads, progress, convert=convert
+            staging, base, 1, srcs[1:], labels[n_first:], (), (), threads, progress, convert=convert, scheduler=scheduler
         )
-        sync_tree(staging)  # every file and link durable before the catalog names them
-        with catalog.write() as w:
+        with db.commit() as w:
             w.put_snapshot(new)
             w.add_history(
                 "merge",
                 {"sources": [os.path.abspath(s.path) for s in srcs], "mode": mode, "genomes": list(labels)},
                 1,
             )
-        catalog.close()
-        catalog = None
-        fsync_dir(staging)
-        crashpoint("merge.committed")
-        if os.path.lexists(out):
-            if _exchange(staging, out):
-                crashpoint("merge.swapped")
-                shutil.rmtree(staging, ignore_errors=True)
-            else:
-                aside = os.path.join(parent, f"{_staging_prefix(out)}{os.getpid()}.replaced")
-                os.rename(out, aside)
-                os.rename(staging, out)
-                shutil.rmtree(aside, ignore_errors=True)
-        else:
-            os.rename(staging, out)
-        fsync_dir(parent)
-    except BaseException:
-        if catalog is not None:
-            catalog.close()
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     n_kmers = sum(rec.n_kmers for layers in new.partitions for rec in layers)
     return MergeReport(out, len(new.genomes), n_kmers, tuple(labels), linked, copied, time.perf_counter() - t0)

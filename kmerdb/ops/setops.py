@@ -30,7 +30,6 @@ the catalog is written last, in one transaction, and a failure removes ``out``.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,11 +39,10 @@ import numpy as np
 from kmerdb.config import Config
 from kmerdb.engine.workers import forked_pool, imap
 from kmerdb.errors import DuplicateLabelError, InvalidParameterError
-from kmerdb.ops.build import make_database_dir
 from kmerdb.params import parse_size, resolve_threads
-from kmerdb.store.catalog import Catalog, GenomeRecord
+from kmerdb.store.catalog import GenomeRecord
 from kmerdb.store.layer import Layer, write_layer
-from kmerdb.store.storage import fsync_dir
+from kmerdb.store.scaffold import new_database
 
 __all__ = ["OPS", "SetOpReport", "setop"]
 
@@ -243,12 +241,9 @@ def _setop(db, op, out, genomes, q, label, threads, max_memory, progress, t0) ->
     block_bytes = _BLOCK_BYTES if budget is None else max(1 << 20, min(_BLOCK_BYTES, budget // (4 * (n_threads + 1))))
     src_cfg: Config = db.config
     out_config = Config(k=src_cfg.k, m=src_cfg.m, n_partitions=src_cfg.n_partitions, counts=src_cfg.counts)
-    make_database_dir(out, "out")
     column = {lab: i for i, lab in enumerate(db.genomes)}
     snap = db.snapshot
-    catalog = None
-    try:
-        catalog = Catalog.create(out, out_config)
+    with new_database(out, out_config, argument="out") as new_db:
         tasks = list(range(src_cfg.n_partitions))
         tasks.sort(key=lambda p: -sum(rec.n_kmers for rec in snap.partitions[p]))
         layers = [None] * src_cfg.n_partitions
@@ -278,8 +273,6 @@ def _setop(db, op, out, genomes, q, label, threads, max_memory, progress, t0) ->
                     spectrum[count] = spectrum.get(count, 0) + how_many
                 if progress is not None:
                     progress("setop", done, len(tasks))
-        for d in sorted({os.path.dirname(os.path.join(out, r.files["mphf"].path)) for r in layers}):
-            fsync_dir(d)
         record = GenomeRecord(
             0,
             label,
@@ -288,7 +281,7 @@ def _setop(db, op, out, genomes, q, label, threads, max_memory, progress, t0) ->
             total,
             tuple((int(c), int(n)) for c, n in sorted(spectrum.items()) if c > 0),
         )
-        with catalog.write() as w:
+        with new_db.commit() as w:
             w.put_genomes([record])
             for p, layer in enumerate(layers):
                 w.put_partition(p, [layer])
@@ -298,11 +291,4 @@ def _setop(db, op, out, genomes, q, label, threads, max_memory, progress, t0) ->
                 {"op": op, "q": q, "source": db.path, "genomes": list(selected), "label": label},
                 1,
             )
-    except BaseException:
-        if catalog is not None:
-            catalog.close()
-            catalog = None
-        shutil.rmtree(out, ignore_errors=True)
-        raise
-    catalog.close()
     return SetOpReport(out, op, label, selected, n_kmers, time.perf_counter() - t0)
