@@ -258,7 +258,9 @@ class DaskExecutor(Executor):
 
     def map(self, fn, context, tasks, *, window=None):
         client = self.client
-        ctx = client.scatter(context, broadcast=True)
+        # a key of its own (not a hash of the content): two clients, or two maps, sending an
+        # equal context must not share a key that one of them cancels when it ends
+        ctx = client.scatter(context, broadcast=True, hash=False)
         submitted: list = []
 
         def submit(task):
