@@ -33,10 +33,10 @@ from kmerdb.ops.spill import Bucket, spill_folder
 from kmerdb.params import parse_size, resolve_threads
 from kmerdb.store.catalog import GenomeRecord, LayerRecord
 from kmerdb.store.layer import write_layer
-from kmerdb.store.scaffold import make_database_dir, new_database
+from kmerdb.store.scaffold import new_database
 from kmerdb.store.storage import deferred_sync
 
-__all__ = ["build", "BuildReport", "BuildContext", "Progress", "gather_counts", "make_database_dir"]
+__all__ = ["build", "BuildReport", "BuildContext", "Progress", "gather_counts"]
 
 log = logging.getLogger(__name__)
 
