@@ -193,20 +193,35 @@ class Database:
             raise TransactionError("writes happen inside 'with db.transaction():'")
         return txn
 
-    def append_genome(self, label: str, paths, rename_duplicates: bool = False, threads: int | None = None, progress=None) -> None:
+    def append_genome(
+        self,
+        label: str,
+        paths,
+        rename_duplicates: bool = False,
+        threads: int | None = None,
+        progress=None,
+        *,
+        scheduler=None,
+    ) -> None:
         """Add one genome read from FASTA/FASTQ ``paths`` (a path or a list), in a transaction.
 
-        Its column holds counts or presence as the index keeps them.
+        Its column holds counts or presence as the index keeps them.  ``scheduler`` (a Dask
+        address or ``distributed.Client``) runs the tasks on a cluster, here and in every
+        operation that takes it (see docs/cluster.md).
         """
-        self._writing().append_genomes({label: paths}, rename_duplicates, threads, progress)
+        self._writing().append_genomes({label: paths}, rename_duplicates, threads, progress, scheduler=scheduler)
 
-    def append_genomes(self, genomes, rename_duplicates: bool = False, threads: int | None = None, progress=None) -> None:
+    def append_genomes(
+        self, genomes, rename_duplicates: bool = False, threads: int | None = None, progress=None, *, scheduler=None
+    ) -> None:
         """Add several genomes (``label -> path(s)``, or :class:`GenomeInput` s) as one operation."""
-        self._writing().append_genomes(genomes, rename_duplicates, threads, progress)
+        self._writing().append_genomes(genomes, rename_duplicates, threads, progress, scheduler=scheduler)
 
-    def merge(self, sources, rename_duplicates: bool = False, threads: int | None = None, progress=None) -> None:
+    def merge(
+        self, sources, rename_duplicates: bool = False, threads: int | None = None, progress=None, *, scheduler=None
+    ) -> None:
         """Add the genomes of other databases (a path or a list of paths), in a transaction."""
-        self._writing().merge(sources, rename_duplicates, threads, progress)
+        self._writing().merge(sources, rename_duplicates, threads, progress, scheduler=scheduler)
 
     def remove_genome(self, label) -> None:
         """Remove a genome (or a list of labels), in a transaction.
@@ -216,9 +231,9 @@ class Database:
         """
         self._writing().remove_genomes(label)
 
-    def compact(self, threads: int | None = None, progress=None) -> None:
+    def compact(self, threads: int | None = None, progress=None, *, scheduler=None) -> None:
         """Rewrite each partition into one layer with one column group, in a transaction."""
-        self._writing().compact(threads, progress)
+        self._writing().compact(threads, progress, scheduler=scheduler)
 
     def reindex(
         self,

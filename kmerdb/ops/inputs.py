@@ -12,8 +12,9 @@ import gzip
 import os
 import re
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import BinaryIO, cast
 
 import dnaio
 
@@ -90,9 +91,8 @@ def resolve_genomes(genomes: Mapping[str, object] | Sequence[GenomeInput]) -> li
     if isinstance(genomes, Mapping):
         items = []
         for label, paths in genomes.items():
-            if isinstance(paths, (str, os.PathLike)):
-                paths = [paths]
-            items.append(GenomeInput(_check_label(label), tuple(os.fspath(p) for p in paths)))
+            files = [paths] if isinstance(paths, (str, os.PathLike)) else cast(Iterable, paths)
+            items.append(GenomeInput(_check_label(label), tuple(os.fspath(p) for p in files)))
     else:
         items = list(genomes)
         if not all(isinstance(g, GenomeInput) for g in items):
@@ -201,7 +201,7 @@ def read_manifest(path: str) -> list[tuple[str, str]]:
     if not os.path.exists(path):
         raise InputError(path, "no such manifest")
     base = os.path.dirname(os.path.abspath(path))
-    rows = []
+    rows: list[tuple[str, str]] = []
     try:
         with open(path, encoding="utf-8") as fh:
             for lineno, line in enumerate(fh, 1):
@@ -256,13 +256,13 @@ def read_records(path: str, progress=None) -> Iterator[tuple[str, bytes]]:
     """
     check_readable(path)
     try:
-        raw = open(path, "rb")
+        raw = open(path, "rb")  # noqa: SIM115 - closed by the with block below; opened apart to name the error
     except OSError as exc:
         raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
     with raw:
         magic = raw.read(2)
         raw.seek(0)
-        stream = gzip.GzipFile(fileobj=raw, mode="rb") if magic == b"\x1f\x8b" else raw
+        stream = cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb") if magic == b"\x1f\x8b" else raw)
         n = 0
         try:
             with dnaio.open(stream) as reader:
@@ -274,7 +274,8 @@ def read_records(path: str, progress=None) -> Iterator[tuple[str, bytes]]:
                     if progress is not None:
                         progress(raw.tell())
         except dnaio.exceptions.FileFormatError as exc:
-            line = exc.line + 1 if getattr(exc, "line", None) is not None else None
+            found = getattr(exc, "line", None)
+            line = found + 1 if found is not None else None
             msg = str(exc)
             msg = re.sub(r"^Error in FAST[AQ] file at (line \d+|unknown line): ", "", msg)
             raise InputError(path, f"malformed {'FASTQ' if 'FASTQ' in str(exc) else 'FASTA'}: {msg}", line) from None

@@ -1,75 +1,37 @@
-"""Merge indexes, append genomes, remove genomes, compact partitions.
+"""Merge indexes into a new database directory.
 
-Adding genomes (``merge``, ``db.merge``, ``db.append_genomes``) follows the merge design:
+The output starts as the first source (hard links to its immutable files where the file
+system allows, copies elsewhere); the genomes of the other sources are added to it
+partition by partition (:func:`kmerdb.ops.add.add_genomes`), in a staging folder next to
+the output that is moved into place only once committed (:mod:`kmerdb.store.scaffold`).
 
-1. validation before any write: every source ready, equal k, m and partition count,
-   the same evidence, counts where counts are asked for, unique labels (or renamed
-   ``label.1``, ``label.2``, ... in order);
-2. per partition, in parallel worker processes (forked, one partition per task):
-   the k-mers of the new genomes (the layers of other databases, or k-mers counted from
-   FASTA/FASTQ files through build's scatter) are united into one sorted table;
-   pass 1 classifies every k-mer as a hit (the destination layer and slot holding it)
-   or a miss; pass 2 writes, for every destination layer, one column group with the new
-   genomes' columns, and puts all misses into one new layer whose columns for the
-   genomes already there are all absent;
-3. genome records rebuilt under their final labels (counts: from the counts; presence:
-   the source's own record).
-
-Every layer of every partition so keeps one column per genome, and one operation adds at
-most one layer and one column group per layer to a partition.  Nothing here commits: the
-new files are written (immutable, durable) and a new snapshot is returned for the
-transaction (or, for ``merge`` into a new directory, committed there once).
+The operations on a working snapshot that a transaction calls (appending genomes from
+files or other databases, removing genomes, compacting) live in :mod:`kmerdb.ops.add` and
+:mod:`kmerdb.ops.compact`; they are importable from here as well.
 """
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
-import numpy as np
-
-from kmerdb.config import FORMAT_VERSION, Config
-from kmerdb.engine.workers import forked_pool, imap
-from kmerdb.errors import (
-    CorruptDatabaseError,
-    DatabaseExistsError,
-    DuplicateLabelError,
-    GenomeNotFoundError,
-    IncompatibleIndexError,
-    InvalidParameterError,
-    MissingCountsError,
-    MixedEvidenceError,
-    NotReadyError,
-)
-from kmerdb.ops.inputs import GenomeInput, resolve_genomes
-from kmerdb.store.catalog import Catalog, GenomeRecord, LayerRecord, Snapshot
+from kmerdb.config import FORMAT_VERSION
+from kmerdb.errors import CorruptDatabaseError, DatabaseExistsError, InvalidParameterError
+from kmerdb.ops.add import add_genomes, check_compatible, final_labels, read_sources, release_sources
+from kmerdb.params import resolve_threads
+from kmerdb.store.catalog import Snapshot
 from kmerdb.store.crashpoint import crashpoint
-from kmerdb.store.layer import Layer, layer_prefix, write_group, write_layer
-from kmerdb.store.storage import deferred_sync, fsync_dir, sync_tree
+from kmerdb.store.scaffold import new_database
 
-__all__ = [
-    "MergeReport",
-    "merge",
-    "read_sources",
-    "check_compatible",
-    "final_labels",
-    "add_database_genomes",
-    "add_input_genomes",
-    "remove_genomes",
-    "compact_snapshot",
-]
+__all__ = ["MergeReport", "merge"]
 
-#: progress(phase, done, total); phases here: "scatter" (input bytes), "merge" and
-#: "compact" (partitions).
+#: progress(phase, done, total); phases here: "merge" (partitions).
 Progress = Callable[[str, int, "int | None"], None]
-
-_U32_MAX = np.iinfo(np.uint32).max
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # multiplicative hashing (Fibonacci)
 
 
 @dataclass(frozen=True)
@@ -85,616 +47,6 @@ class MergeReport:
     seconds: float
 
 
-@dataclass(frozen=True)
-class _Source:
-    """A database read as a source: its directory, the snapshot read from it, and the
-    registration that keeps a vacuum of the source from removing that snapshot's files."""
-
-    path: str
-    snapshot: Snapshot
-    registration: object = None
-
-
-# ---------------------------------------------------------------------------------------
-# validation
-# ---------------------------------------------------------------------------------------
-
-
-def read_sources(paths: Iterable) -> list[_Source]:
-    """Read the latest snapshot of every source database (paths, or open handles), registered
-    as a reader of it; nothing is written.
-
-    Raises
-    ------
-    DatabaseNotFoundError
-        A source is not a kmerdb database.
-    NotReadyError
-        A source was never completed (its build failed or is running).
-    """
-    from kmerdb.store.lock import ReaderRegistration
-
-    out: list[_Source] = []
-    try:
-        for path in paths:
-            path = os.fspath(path.path if hasattr(path, "snapshot") else path)  # a Database, or a path
-            catalog = Catalog.open(path, readonly=True)
-            registration = None
-            try:
-                registration = ReaderRegistration(path)  # before the read, as every reader does
-                snap = catalog.read()
-            except BaseException:
-                if registration is not None:
-                    registration.close()
-                raise
-            finally:
-                catalog.close()
-            registration.set(snap.generation)
-            out.append(_Source(path, snap, registration))
-            if snap.state != "ready":
-                raise NotReadyError(f"{path}: not ready (state {snap.state!r}); only complete indexes can be merged")
-    except BaseException:
-        release_sources(out)
-        raise
-    return out
-
-
-def release_sources(sources: Iterable[_Source]) -> None:
-    """End the reader registrations of sources read by :func:`read_sources`."""
-    for src in sources:
-        if src.registration is not None:
-            src.registration.close()
-
-
-def _evidence(cfg: Config) -> str:
-    return "exact" if cfg.evidence == "exact" else f"approx (b={cfg.fp_bits}, z={cfg.z})"
-
-
-def check_compatible(first: tuple[str, Config], others: Sequence[_Source], counts: bool) -> None:
-    """Check that ``others`` can be combined with an index of config ``first``.
-
-    Raises
-    ------
-    IncompatibleIndexError
-        k, m or the partition count differ.
-    MixedEvidenceError
-        The evidence differs (exact vs approx, or other fingerprint bits or z).
-    MissingCountsError
-        ``counts`` is asked for and a source keeps presence only.
-    """
-    path0, cfg0 = first
-    for src in others:
-        cfg = src.snapshot.config
-        if (cfg.k, cfg.m, cfg.n_partitions) != (cfg0.k, cfg0.m, cfg0.n_partitions):
-            raise IncompatibleIndexError(
-                f"{src.path}: k={cfg.k}, m={cfg.m}, partitions={cfg.n_partitions} differ from {path0} "
-                f"(k={cfg0.k}, m={cfg0.m}, partitions={cfg0.n_partitions}); indexes combine only with equal "
-                "k, m and partition count"
-            )
-    for src in others:
-        cfg = src.snapshot.config
-        if (cfg.evidence, cfg.fp_bits, cfg.z) != (cfg0.evidence, cfg0.fp_bits, cfg0.z):
-            raise MixedEvidenceError(src.path, _evidence(cfg), f"{_evidence(cfg0)} of {path0}")
-    if counts:
-        for src in others:
-            if not src.snapshot.config.counts:
-                raise MissingCountsError(src.path)
-
-
-def final_labels(taken: Sequence[str], incoming: Sequence[str], rename_duplicates: bool) -> list[str]:
-    """Labels for ``incoming`` genomes next to ``taken`` ones.
-
-    A label already used raises :class:`DuplicateLabelError`, or with ``rename_duplicates``
-    becomes ``label.1``, ``label.2``, ... (the first suffix not in use), in order.
-    """
-    used = set(taken)
-    out = []
-    for label in incoming:
-        if label in used:
-            if not rename_duplicates:
-                raise DuplicateLabelError(label, "rename it, or merge with --rename-duplicates (label.1, label.2, ...)")
-            i = 1
-            while f"{label}.{i}" in used:
-                i += 1
-            label = f"{label}.{i}"
-        used.add(label)
-        out.append(label)
-    return out
-
-
-# ---------------------------------------------------------------------------------------
-# worker processes
-# ---------------------------------------------------------------------------------------
-
-# Set in the parent before the workers fork; workers read their copy.
-_STATE: dict = {}
-
-
-def _run(pool, fn, tasks: list, progress: Progress | None, phase: str) -> list:
-    out = []
-    for done, result in enumerate(imap(pool, fn, tasks), 1):
-        out.append(result)
-        if progress is not None:
-            progress(phase, done, len(tasks))
-    return out
-
-
-def _is_sorted_unique(keys: np.ndarray) -> bool:
-    return keys.size < 2 or bool((keys[1:] > keys[:-1]).all())
-
-
-def _union(pieces: list, n_cols: int, dtype) -> tuple[np.ndarray, np.ndarray]:
-    """Unite (keys, rows, column offset) pieces into sorted distinct keys and one matrix."""
-    if not pieces:
-        return np.zeros(0, np.uint64), np.zeros((0, n_cols), dtype=dtype)
-    if len(pieces) == 1 and _is_sorted_unique(pieces[0][0]):
-        union = pieces[0][0]
-        matrix = np.zeros((union.size, n_cols), dtype=dtype)
-        keys, rows, off = pieces[0]
-        matrix[:, off : off + rows.shape[1]] = rows
-        return union, matrix
-    # one argsort of all keys gives the union and every key's row in it (much faster than
-    # searchsorted of unsorted keys)
-    allk = np.concatenate([p[0] for p in pieces])
-    order = np.argsort(allk)
-    sk = allk[order]
-    first = np.empty(sk.size, dtype=bool)
-    if sk.size:
-        first[0] = True
-        np.not_equal(sk[1:], sk[:-1], out=first[1:])
-    union = sk[first]
-    row_of = np.empty(sk.size, dtype=np.int64)
-    row_of[order] = np.cumsum(first) - 1
-    matrix = np.zeros((union.size, n_cols), dtype=dtype)
-    lo = 0
-    for keys, rows, off in pieces:
-        matrix[row_of[lo : lo + keys.size], off : off + rows.shape[1]] = rows
-        lo += keys.size
-    return union, matrix
-
-
-def _source_rows(root: str, rec: LayerRecord, genomes, dtype, counts: bool):
-    """k-mers of a source layer and their rows over ``genomes``; rows all absent dropped."""
-    column_of = {g.id: i for i, g in enumerate(genomes)}
-    layer = Layer(root, rec, column_of)
-    rows = np.zeros((layer.n, len(genomes)), dtype=dtype)
-    if layer.n:
-        layer.fill_rows(np.arange(layer.n), rows, counts)
-    keys = np.asarray(layer.kmers())
-    keep = rows.any(axis=1)
-    if not keep.all():
-        keys, rows = keys[keep], rows[keep]
-    return keys, rows
-
-
-def _classify(layer: Layer, keys: np.ndarray, exact: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Which of the sorted distinct ``keys`` the layer holds, and their slots (hits only)."""
-    n = layer.n
-    if n == 0 or keys.size == 0:
-        return np.zeros(keys.size, dtype=bool), np.zeros(0, dtype=np.int64)
-    if exact and n > 16 * keys.size:
-        # a large layer and few keys: MPHF lookups beat reading the whole layer
-        found, slots = layer.find(keys)
-        return found, slots[found]
-    # a bit table of the keys' hashes (4 entries per key) keeps only the layer's k-mers that
-    # may be keys (all hits, ~1/4 of the others); those few are sorted and looked up
-    members = layer.unitig_kmers()
-    bits = min(28, max(10, int(np.ceil(np.log2(4 * keys.size)))))
-    shift = np.uint64(64 - bits)
-    table = np.zeros(1 << bits, dtype=bool)
-    table[(keys * _GOLDEN) >> shift] = True
-    candidates = np.sort(members[table[(members * _GOLDEN) >> shift]])
-    pos = np.minimum(np.searchsorted(keys, candidates), keys.size - 1)
-    ok = keys[pos] == candidates
-    hit = np.zeros(keys.size, dtype=bool)
-    hit[pos[ok]] = True
-    found, slots = layer.find(candidates[ok])
-    if not found.all():
-        raise CorruptDatabaseError(layer.record.files["mphf"].path, "a k-mer of the layer is not found in it")
-    return hit, slots
-
-
-def _column_stats(matrix: np.ndarray) -> list:
-    """Per column: (distinct k-mers, occurrences, spectrum values, spectrum counts)."""
-    out = []
-    for j in range(matrix.shape[1]):
-        col = matrix[:, j]
-        nz = np.sort(col[col > 0]).astype(np.int64)
-        if nz.size:
-            first = np.empty(nz.size, dtype=bool)
-            first[0] = True
-            np.not_equal(nz[1:], nz[:-1], out=first[1:])
-            starts = np.flatnonzero(first)
-            values, counts = nz[starts], np.diff(np.append(starts, nz.size))
-        else:
-            values = counts = np.zeros(0, dtype=np.int64)
-        out.append((int(nz.size), int(nz.sum()), values, counts))
-    return out
-
-
-def _add_task(args):
-    """Worker: add the new genomes' columns to one partition (see the module docstring)."""
-    with deferred_sync():  # the writer syncs the whole tree once before it commits
-        return _add_partition(*args)
-
-
-def _add_partition(p: int, bucket):
-    st = _STATE
-    cfg: Config = st["config"]
-    root: str = st["root"]
-    gen: int = st["generation"]
-    need_counts: bool = st["need_counts"]
-    mdtype = np.uint32 if need_counts else bool
-    out_dtype = np.uint32 if cfg.counts else bool
-    new_ids: tuple = st["new_ids"]
-    base_ids: tuple = st["base_ids"]
-    base_genomes = st["base_genomes"]
-    column_of_base = {gid: i for i, gid in enumerate(base_ids)}
-    base_layers = list(st["base_partitions"][p])
-
-    # presence output bootstrapped from a count index: its groups become presence bits
-    convert = st.get("convert")
-    if convert is not None:
-        converted = []
-        column_of = {g.id: i for i, g in enumerate(base_genomes)}
-        for rec in base_layers:
-            layer = Layer(convert.path, rec, column_of)
-            rows = np.zeros((layer.n, len(base_genomes)), dtype=bool)
-            if layer.n:
-                layer.fill_rows(np.arange(layer.n), rows, False)
-            group = write_group(root, layer_prefix(p, rec.id), gen, base_ids, rows, np.arange(layer.n), cfg)
-            converted.append(replace(rec, groups=(group,)))
-        base_layers = converted
-    if not new_ids:
-        return p, tuple(base_layers), None, 0
-
-    # the new genomes' k-mers in this partition, united
-    pieces = []
-    for src, off in zip(st["sources"], st["offsets"]):
-        genomes = src.snapshot.genomes
-        for rec in src.snapshot.partitions[p]:
-            keys, rows = _source_rows(src.path, rec, genomes, mdtype, need_counts)
-            if keys.size:
-                pieces.append((keys, rows, off))
-    input_stats = None
-    if bucket is not None and bucket[1]:
-        from kmerdb.ops.build import gather_counts
-        from kmerdb.ops.spill import read_bucket, superkmer_kmers
-
-        extents, n_records, n_bytes = bucket
-        genome_of, n_kmers, packed = read_bucket(st["spill"], extents, cfg.k, n_records, n_bytes)
-        kmers, owner = superkmer_kmers(n_kmers, packed, cfg.k)
-        del packed
-        keys, counts, input_stats = gather_counts(kmers, genome_of[owner], st["n_inputs"])
-        del kmers, owner
-        pieces.append((keys, np.minimum(counts, _U32_MAX).astype(np.uint32), st["inputs_offset"]))
-    union, matrix = _union(pieces, len(new_ids), mdtype)
-    del pieces
-    stats = None
-    if need_counts:
-        # the counted inputs come with their statistics; database sources' come from the counts
-        n_db = st["inputs_offset"]
-        stats = _column_stats(matrix[:, :n_db]) if n_db and cfg.counts else [None] * n_db
-        if bucket is not None:
-            for nd, tot, spec in input_stats if bucket[1] else [(0, 0, np.zeros(1, np.int64))] * st["n_inputs"]:
-                values = np.flatnonzero(spec)
-                values = values[values > 0]
-                stats.append((int(nd), int(tot), values.astype(np.int64), spec[values].astype(np.int64)))
-    crashpoint("add.united")
-
-    # pass 1: classify every k-mer as a hit (layer, slot) or a miss
-    where = np.full(union.size, -1, dtype=np.int64)
-    slot = np.zeros(union.size, dtype=np.int64)
-    layers = [Layer(root, rec, column_of_base) for rec in base_layers]
-    remaining = np.arange(union.size)
-    for li, layer in enumerate(layers):
-        if not remaining.size:
-            break
-        hit, slots = _classify(layer, union[remaining], cfg.evidence == "exact")
-        where[remaining[hit]] = li
-        slot[remaining[hit]] = slots
-        remaining = remaining[~hit]
-    crashpoint("add.classified")
-
-    # pass 2: the new genomes' columns for every layer, and one new layer for the misses
-    values = matrix if matrix.dtype == out_dtype else (matrix > 0 if out_dtype is bool else matrix)
-    records = []
-    for li, (rec, layer) in enumerate(zip(base_layers, layers)):
-        sel = np.flatnonzero(where == li)
-        columns = np.zeros((layer.n, len(new_ids)), dtype=out_dtype)
-        columns[slot[sel]] = values[sel]
-        group = write_group(root, layer_prefix(p, rec.id), gen, new_ids, columns, np.arange(layer.n), cfg)
-        records.append(replace(rec, groups=rec.groups + (group,)))
-        crashpoint("add.group")
-    misses = np.flatnonzero(where < 0)
-    if misses.size:
-        columns = np.zeros((misses.size, len(base_ids) + len(new_ids)), dtype=out_dtype)
-        columns[:, len(base_ids) :] = values[misses]
-        record = write_layer(
-            root, p, st["layer_id0"] + p, gen, union[misses], [(base_ids + new_ids, columns)], cfg
-        )
-        records.append(record)
-        crashpoint("add.layer")
-    return p, tuple(records), stats, int(misses.size)
-
-
-def _scatter_inputs(items: list[GenomeInput], config: Config, pool, n_workers: int, spill, progress: Progress | None):
-    """Read the inputs into per-partition spill buckets (build's scatter)."""
-    from kmerdb.ops.build import scatter_inputs
-    from kmerdb.ops.spill import BucketSet
-
-    buckets = BucketSet(config.n_partitions, config.k, spill, 256 << 20)
-
-    def tick(phase: str, done: int, total) -> None:
-        crashpoint("append.scatter")
-        if progress is not None:
-            progress(phase, done, total)
-
-    scatter_inputs(items, config, pool, n_workers, buckets, tick)
-    buckets.flush_all()
-    return buckets
-
-
-def _add_genomes(
-    root: str,
-    base: Snapshot,
-    generation: int,
-    sources: Sequence[_Source],
-    source_labels: Sequence[str],
-    inputs: Sequence[GenomeInput],
-    input_labels: Sequence[str],
-    threads: int,
-    progress: Progress | None,
-    convert: _Source | None = None,
-) -> Snapshot:
-    """Add the genomes of ``sources`` and ``inputs`` to ``base``; returns the new snapshot."""
-    from kmerdb.params import resolve_threads
-
-    threads = resolve_threads(threads)
-    cfg = base.config
-    src_genomes = [g for s in sources for g in s.snapshot.genomes]
-    n_new = len(src_genomes) + len(inputs)
-    new_ids = tuple(range(base.next_genome_id, base.next_genome_id + n_new))
-    offsets, off = [], 0
-    for s in sources:
-        offsets.append(off)
-        off += len(s.snapshot.genomes)
-    need_counts = cfg.counts or bool(inputs)
-    if n_new == 0 and convert is None:
-        return replace(base, generation=generation)
-    spill = None
-    try:
-        if inputs:
-            from kmerdb.ops.build import _STATE as _BUILD_STATE
-            from kmerdb.ops.spill import SpillPool
-
-            spill = SpillPool(root, n_files=min(4, threads + 1))
-            _BUILD_STATE["config"] = cfg  # build's scatter workers read their config there
-        with forked_pool(
-            threads,
-            cfg.n_partitions,
-            _STATE,
-            config=cfg,
-            root=root,
-            generation=generation,
-            need_counts=need_counts,
-            new_ids=new_ids,
-            base_ids=tuple(g.id for g in base.genomes),
-            base_genomes=base.genomes,
-            base_partitions=base.partitions,
-            sources=list(sources),
-            offsets=offsets,
-            spill=spill,
-            n_inputs=len(inputs),
-            inputs_offset=off,
-            layer_id0=base.next_layer_id,
-            convert=convert,
-        ) as pool:
-            if inputs:
-                n_workers = min(threads, cfg.n_partitions) if pool is not None else 1
-                buckets = _scatter_inputs(list(inputs), cfg, pool, n_workers, spill, progress)
-                tasks = [
-                    (p, (buckets.extents[p], int(buckets.records_in[p]), int(buckets.bytes_in[p])))
-                    for p in range(cfg.n_partitions)
-                ]
-                crashpoint("append.scattered")
-            else:
-                tasks = [(p, None) for p in range(cfg.n_partitions)]
-            results = _run(pool, _add_task, tasks, progress, "merge")
-    finally:
-        if spill is not None:
-            spill.close()
-            from kmerdb.ops.build import _STATE as _BUILD_STATE
-
-            _BUILD_STATE.pop("config", None)
-    partitions = list(base.partitions)
-    n_kmers = np.zeros(n_new, dtype=np.int64)
-    totals = np.zeros(n_new, dtype=np.int64)
-    spec_values: list[list] = [[] for _ in range(n_new)]
-    spec_counts: list[list] = [[] for _ in range(n_new)]
-    for p, records, stats, _ in results:
-        partitions[p] = records
-        if stats is not None:
-            for j, st_j in enumerate(stats):
-                if st_j is None:
-                    continue
-                nk, tot, values, counts = st_j
-                n_kmers[j] += nk
-                totals[j] += tot
-                spec_values[j].append(values)
-                spec_counts[j].append(counts)
-    crashpoint("add.done")
-    records = []
-    for j in range(n_new):
-        if need_counts:
-            spectrum = _merge_spectrum(spec_values[j], spec_counts[j])
-        if j < len(src_genomes):
-            g = src_genomes[j]
-            if cfg.counts:  # rebuilt from the counts
-                rec = GenomeRecord(new_ids[j], source_labels[j], g.sources, int(n_kmers[j]), int(totals[j]), spectrum)
-            else:  # presence keeps the source's own record
-                rec = replace(g, id=new_ids[j], label=source_labels[j])
-        else:
-            item = inputs[j - len(src_genomes)]
-            rec = GenomeRecord(
-                new_ids[j],
-                input_labels[j - len(src_genomes)],
-                tuple(p if item.record is None else f"{p}#{item.record}" for p in item.paths),
-                int(n_kmers[j]),
-                int(totals[j]),
-                spectrum,
-            )
-        records.append(rec)
-    return replace(
-        base,
-        generation=generation,
-        genomes=tuple(base.genomes) + tuple(records),
-        partitions=tuple(partitions),
-        next_genome_id=base.next_genome_id + n_new,
-        next_layer_id=base.next_layer_id + cfg.n_partitions,
-    )
-
-
-def _merge_spectrum(values: list, counts: list) -> tuple[tuple[int, int], ...]:
-    if not values:
-        return ()
-    v = np.concatenate(values)
-    c = np.concatenate(counts)
-    if not v.size:
-        return ()
-    order = np.argsort(v, kind="stable")
-    v, c = v[order], c[order]
-    first = np.empty(v.size, dtype=bool)
-    first[0] = True
-    np.not_equal(v[1:], v[:-1], out=first[1:])
-    starts = np.flatnonzero(first)
-    sums = np.add.reduceat(c, starts)
-    return tuple((int(a), int(b)) for a, b in zip(v[starts], sums))
-
-
-# ---------------------------------------------------------------------------------------
-# operations on a working snapshot (called by kmerdb.transaction.Transaction)
-# ---------------------------------------------------------------------------------------
-
-
-def add_database_genomes(
-    root: str,
-    base: Snapshot,
-    generation: int,
-    sources: Sequence[str | os.PathLike],
-    rename_duplicates: bool = False,
-    threads: int | None = None,
-    progress: Progress | None = None,
-) -> tuple[Snapshot, dict]:
-    """Merge the genomes of other databases into ``base`` (``db.merge``)."""
-    srcs = read_sources(sources)
-    try:
-        if not srcs:
-            raise InvalidParameterError("sources", [], "give at least one database to merge")
-        check_compatible((root, base.config), srcs, counts=base.config.counts)
-        labels = final_labels(base.labels, [g.label for s in srcs for g in s.snapshot.genomes], rename_duplicates)
-        new = _add_genomes(root, base, generation, srcs, labels, (), (), threads, progress)
-    finally:
-        release_sources(srcs)
-    return new, {"sources": [os.path.abspath(s.path) for s in srcs], "genomes": labels}
-
-
-def add_input_genomes(
-    root: str,
-    base: Snapshot,
-    generation: int,
-    genomes: Mapping[str, object] | Sequence[GenomeInput],
-    rename_duplicates: bool = False,
-    threads: int | None = None,
-    progress: Progress | None = None,
-) -> tuple[Snapshot, dict]:
-    """Append genomes read from FASTA/FASTQ files to ``base`` (``db.append_genome``)."""
-    items = resolve_genomes(genomes)
-    labels = final_labels(base.labels, [g.label for g in items], rename_duplicates)
-    new = _add_genomes(root, base, generation, (), (), items, labels, threads, progress)
-    return new, {"genomes": labels, "inputs": [list(g.paths) for g in items]}
-
-
-def remove_genomes(base: Snapshot, generation: int, labels: Sequence[str]) -> tuple[Snapshot, dict]:
-    """Drop genomes from ``base``: their columns stay in the files until a compact."""
-    if isinstance(labels, str):
-        labels = [labels]
-    present = {g.label for g in base.genomes}
-    for label in labels:
-        if label not in present:
-            raise GenomeNotFoundError(label)
-    drop = set(labels)
-    new = replace(base, generation=generation, genomes=tuple(g for g in base.genomes if g.label not in drop))
-    return new, {"genomes": list(labels)}
-
-
-def _compact_task(p: int):
-    """Worker: rewrite one partition as one layer with one column group."""
-    with deferred_sync():  # the writer syncs the whole tree once before it commits
-        return _compact_partition(p)
-
-
-def _compact_partition(p: int):
-    st = _STATE
-    cfg: Config = st["config"]
-    genomes = st["genomes"]
-    dtype = np.uint32 if cfg.counts else bool
-    pieces = [_source_rows(st["root"], rec, genomes, dtype, cfg.counts) for rec in st["partitions"][p]]
-    keys = np.concatenate([k for k, _ in pieces]) if pieces else np.zeros(0, np.uint64)
-    rows = np.concatenate([r for _, r in pieces]) if pieces else np.zeros((0, len(genomes)), dtype)
-    del pieces
-    order = np.argsort(keys)
-    keys, rows = keys[order], rows[order]
-    crashpoint("compact.rows")
-    if not keys.size:
-        return p, ()
-    ids = tuple(g.id for g in genomes)
-    record = write_layer(st["root"], p, st["layer_id0"] + p, st["generation"], keys, [(ids, rows)], cfg)
-    crashpoint("compact.layer")
-    return p, (record,)
-
-
-def _is_compact(layers: tuple, ids: tuple) -> bool:
-    return len(layers) == 0 or (
-        len(layers) == 1 and len(layers[0].groups) == 1 and tuple(layers[0].groups[0].genome_ids) == ids
-    )
-
-
-def compact_snapshot(
-    root: str, base: Snapshot, generation: int, threads: int | None = None, progress: Progress | None = None
-) -> tuple[Snapshot, dict]:
-    """Rewrite every partition that is not compact already into one layer with one column group.
-
-    k-mers that no genome of the index holds any more (after removals) are dropped.
-    """
-    from kmerdb.params import resolve_threads
-
-    threads = resolve_threads(threads)
-    ids = tuple(g.id for g in base.genomes)
-    todo = [p for p, layers in enumerate(base.partitions) if not _is_compact(layers, ids)]
-    if not todo:
-        return base, {"partitions": 0}
-    with forked_pool(
-        threads,
-        len(todo),
-        _STATE,
-        config=base.config,
-        root=root,
-        genomes=base.genomes,
-        partitions=base.partitions,
-        generation=generation,
-        layer_id0=base.next_layer_id,
-    ) as pool:
-        results = _run(pool, _compact_task, todo, progress, "compact")
-    partitions = list(base.partitions)
-    for p, records in results:
-        partitions[p] = records
-    new = replace(
-        base,
-        generation=generation,
-        partitions=tuple(partitions),
-        next_layer_id=base.next_layer_id + base.config.n_partitions,
-    )
-    return new, {"partitions": len(todo)}
 
 
 # ---------------------------------------------------------------------------------------
@@ -704,31 +56,6 @@ def compact_snapshot(
 
 def _is_database(path: str) -> bool:
     return os.path.isdir(path) and os.path.exists(os.path.join(path, "catalog", "data.mdb"))
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _staging_prefix(out: str) -> str:
-    return f".{os.path.basename(out)}.merge-"
-
-
-def _remove_abandoned_staging(out: str) -> None:
-    """Remove staging folders of merges into ``out`` whose process is gone."""
-    parent = os.path.dirname(os.path.abspath(out))
-    prefix = _staging_prefix(out)
-    for name in os.listdir(parent):
-        if name.startswith(prefix):
-            pid = name[len(prefix) :].split(".")[0]
-            if pid.isdigit() and not _pid_alive(int(pid)):
-                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
 
 
 def _link_or_copy(src: str, dst: str) -> bool:
@@ -748,22 +75,6 @@ def _link_or_copy(src: str, dst: str) -> bool:
     return False
 
 
-def _exchange(a: str, b: str) -> bool:
-    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
-        return False
-    raise OSError(err, os.strerror(err), b)
-
-
 def merge(
     out: str | os.PathLike,
     sources: Sequence[str | os.PathLike],
@@ -772,6 +83,8 @@ def merge(
     force: bool = False,
     threads: int | None = None,
     progress: Progress | None = None,
+    *,
+    scheduler: Any = None,
 ) -> MergeReport:
     """Merge indexes into a new index at ``out``.
 
@@ -795,6 +108,9 @@ def merge(
         Worker processes (default: all CPUs).
     progress : callable, optional
         ``progress(phase, done, total)``.
+    scheduler : str or distributed.Client, optional
+        Run the partition tasks on this Dask cluster; its workers must see the sources and
+        the folder of ``out`` at the same paths.
 
     Raises
     ------
@@ -802,21 +118,19 @@ def merge(
     MissingCountsError, DuplicateLabelError, DatabaseExistsError, InvalidParameterError
         All raised before anything is written.
     """
-    from kmerdb.params import resolve_threads
-
     t0 = time.perf_counter()
     out = os.fspath(out)
     if mode not in ("presence", "count"):
         raise InvalidParameterError("mode", mode, "expected 'presence' or 'count'")
-    threads = resolve_threads(threads)
+    resolve_threads(threads)
     srcs = read_sources(sources)
     try:
-        return _merge_into_new(out, srcs, mode, rename_duplicates, force, threads, progress, t0)
+        return _merge_into_new(out, srcs, mode, rename_duplicates, force, threads, progress, scheduler, t0)
     finally:
         release_sources(srcs)
 
 
-def _merge_into_new(out, srcs, mode, rename_duplicates, force, threads, progress, t0) -> MergeReport:
+def _merge_into_new(out, srcs, mode, rename_duplicates, force, threads, progress, scheduler, t0) -> MergeReport:
     if not srcs:
         raise InvalidParameterError("sources", [], "give at least one database to merge")
     first = srcs[0]
@@ -832,14 +146,10 @@ def _merge_into_new(out, srcs, mode, rename_duplicates, force, threads, progress
         raise InvalidParameterError("out", out, "its parent folder does not exist")
     crashpoint("merge.validated")
 
-    _remove_abandoned_staging(out)
-    staging = os.path.join(parent, f"{_staging_prefix(out)}{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    os.mkdir(staging)
-    catalog = None
-    try:
-        config = replace(first.snapshot.config, counts=mode == "count")
-        catalog = Catalog.create(staging, config)
+    config = replace(first.snapshot.config, counts=mode == "count")
+    # written in a staging folder next to ``out``, moved there once committed
+    with new_database(out, config, argument="out", staged=True) as db:
+        staging = db.root
         crashpoint("merge.catalog")
         n_first = len(first.snapshot.genomes)
         base = Snapshot(
@@ -863,37 +173,15 @@ def _merge_into_new(out, srcs, mode, rename_duplicates, force, threads, progress
                     else:
                         copied += 1
                     crashpoint("merge.link")
-        new = _add_genomes(
-            staging, base, 1, srcs[1:], labels[n_first:], (), (), threads, progress, convert=convert
+        new = add_genomes(
+            staging, base, 1, srcs[1:], labels[n_first:], (), (), threads, progress, convert=convert, scheduler=scheduler
         )
-        sync_tree(staging)  # every file and link durable before the catalog names them
-        with catalog.write() as w:
+        with db.commit() as w:
             w.put_snapshot(new)
             w.add_history(
                 "merge",
                 {"sources": [os.path.abspath(s.path) for s in srcs], "mode": mode, "genomes": list(labels)},
                 1,
             )
-        catalog.close()
-        catalog = None
-        fsync_dir(staging)
-        crashpoint("merge.committed")
-        if os.path.lexists(out):
-            if _exchange(staging, out):
-                crashpoint("merge.swapped")
-                shutil.rmtree(staging, ignore_errors=True)
-            else:
-                aside = os.path.join(parent, f"{_staging_prefix(out)}{os.getpid()}.replaced")
-                os.rename(out, aside)
-                os.rename(staging, out)
-                shutil.rmtree(aside, ignore_errors=True)
-        else:
-            os.rename(staging, out)
-        fsync_dir(parent)
-    except BaseException:
-        if catalog is not None:
-            catalog.close()
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     n_kmers = sum(rec.n_kmers for layers in new.partitions for rec in layers)
     return MergeReport(out, len(new.genomes), n_kmers, tuple(labels), linked, copied, time.perf_counter() - t0)

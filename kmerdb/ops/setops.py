@@ -32,7 +32,6 @@ a failure removes ``out``.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,12 +42,11 @@ import numpy as np
 from kmerdb.config import Config
 from kmerdb.engine.executor import open_executor
 from kmerdb.errors import DuplicateLabelError, GenomeNotFoundError, IncompleteDatabaseError, InvalidParameterError
-from kmerdb.ops.build import make_database_dir
 from kmerdb.params import parse_size
 from kmerdb.store.catalog import Catalog, GenomeRecord, LayerRecord, Snapshot
 from kmerdb.store.layer import Layer, write_layer
 from kmerdb.store.lock import ReaderRegistration
-from kmerdb.store.storage import fsync_dir
+from kmerdb.store.scaffold import new_database
 
 __all__ = ["OPS", "SetOpContext", "SetOpReport", "setop", "setop_partition"]
 
@@ -331,11 +329,8 @@ def _setop(
     budget = parse_size(max_memory)
     src_cfg: Config = snap.config
     out_config = Config(k=src_cfg.k, m=src_cfg.m, n_partitions=src_cfg.n_partitions, counts=src_cfg.counts)
-    make_database_dir(out, "out")
     column = {lab: i for i, lab in enumerate(labels)}
-    catalog = None
-    try:
-        catalog = Catalog.create(out, out_config)
+    with new_database(out, out_config, argument="out") as new_db:
         # the largest partitions first, so that the last tasks to finish are short ones
         tasks = list(range(src_cfg.n_partitions))
         tasks.sort(key=lambda p: -sum(rec.n_kmers for rec in snap.partitions[p]))
@@ -369,8 +364,6 @@ def _setop(
                 if progress is not None:
                     progress("setop", done, len(tasks))
         layers = [written[p] for p in range(src_cfg.n_partitions)]
-        for d in sorted({os.path.dirname(os.path.join(out, r.files["mphf"].path)) for r in layers}):
-            fsync_dir(d)
         record = GenomeRecord(
             0,
             label,
@@ -379,7 +372,7 @@ def _setop(
             total,
             tuple((int(c), int(n)) for c, n in sorted(spectrum.items()) if c > 0),
         )
-        with catalog.write() as w:
+        with new_db.commit() as w:
             w.put_genomes([record])
             for p, layer in enumerate(layers):
                 w.put_partition(p, [layer])
@@ -389,11 +382,4 @@ def _setop(
                 {"op": op, "q": q, "source": root, "genomes": list(selected), "label": label},
                 1,
             )
-    except BaseException:
-        if catalog is not None:
-            catalog.close()
-            catalog = None
-        shutil.rmtree(out, ignore_errors=True)
-        raise
-    catalog.close()
     return SetOpReport(out, op, label, selected, n_kmers, time.perf_counter() - t0)

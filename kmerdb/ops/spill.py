@@ -2,11 +2,17 @@
 
 Super-k-mers are appended to one bucket per partition.  A bucket keeps a bounded
 in-RAM buffer; when the buffers of all buckets together pass their budget, the
-largest are flushed to a small pool of shared temp files.  Each flush reserves a
-byte range (an extent) at the end of one pool file and writes it there with
-``os.pwrite``, so the number of open files stays fixed however many partitions there
-are.  Pool files are unlinked as soon as they are created: a killed build leaves
-nothing behind, and forked gather workers read them through inherited descriptors.
+largest are flushed to a small pool of spill files.  Each flush reserves a byte range
+(an extent) at the end of one pool file and writes it there with ``os.pwrite``, so the
+number of open files stays fixed however many partitions there are.
+
+Spill files are named files in a spill folder inside the database directory (see
+:func:`spill_folder`), read back by path: the task that reads a bucket may run in
+another process or on another machine that sees the same folder.  A pool writes its
+files under temporary names and renames them into place when it is closed, so a task
+that is run again (a Dask worker died) replaces its files whole.  The folder is removed
+when the operation ends, however it ends; the leftovers of a killed writer are inside a
+database that says ``building`` (a build) or are removed by the next writer (an append).
 
 A super-k-mer is stored as its k-mer count (uint16) plus its bases, 2 bits each,
 4 to a byte, padded to a whole byte.  Every extent carries its record count, byte
@@ -15,16 +21,36 @@ counts and a checksum; reading it back checks all of them.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
+import shutil
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import mmh3
 import numpy as np
 
+from kmerdb.core.kmers import BLOCK, canonical, kmer_windows
 from kmerdb.errors import BuildIntegrityError
 
-__all__ = ["pack_superkmers", "unpack_bases", "Extent", "SpillPool", "BucketSet"]
+__all__ = [
+    "SPILL_DIR",
+    "pack_superkmers",
+    "unpack_bases",
+    "Extent",
+    "Bucket",
+    "SpillPool",
+    "BucketSet",
+    "SpillIndex",
+    "spill_folder",
+    "read_bucket",
+    "superkmer_kmers",
+]
+
+#: Name of the spill folder inside a database directory.
+SPILL_DIR = "spill"
 
 _LEN_DTYPE = np.dtype("<u2")
 
@@ -74,13 +100,14 @@ def unpack_bases(packed: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Extent:
-    """One flushed run of a bucket: ``n_records`` super-k-mers in ``file``.
+    """One flushed run of a bucket: ``n_records`` super-k-mers in spill file ``file``.
 
-    Layout at ``offset``: ``n_records`` uint16 lengths, then ``n_packed`` bytes.
-    ``genome_runs`` is a tuple of (genome index, record count) in record order.
+    ``file`` is the file's name inside the spill folder.  Layout at ``offset``:
+    ``n_records`` uint16 lengths, then ``n_packed`` bytes.  ``genome_runs`` is a tuple of
+    (genome index, record count) in record order.
     """
 
-    file: int
+    file: str
     offset: int
     n_records: int
     n_packed: int
@@ -92,21 +119,48 @@ class Extent:
         return self.n_records * _LEN_DTYPE.itemsize + self.n_packed
 
 
-class SpillPool:
-    """A few unlinked temp files shared by all buckets, written at reserved offsets."""
+@dataclass(frozen=True)
+class Bucket:
+    """What a partition's bucket holds: its extents and, counted apart, what went in."""
 
-    def __init__(self, directory: str, n_files: int) -> None:
+    extents: tuple[Extent, ...]
+    n_records: int
+    n_bytes: int
+
+
+class SpillPool:
+    """A few named spill files in ``directory``, written at reserved offsets.
+
+    Parameters
+    ----------
+    directory : str
+        The spill folder (it must exist: a task never creates it, so a task that outlives
+        its operation cannot bring a removed folder back).
+    n_files : int
+        Files to spread the extents over.
+    name : str
+        Prefix of the file names (``{name}-{i}.spill``); unique per writer.
+    """
+
+    def __init__(self, directory: str, n_files: int = 1, name: str = "pool") -> None:
+        self.directory = directory
+        self.names = [f"{name}-{i}.spill" for i in range(max(1, n_files))]
+        # temporary names unique to this writer: a rerun of the same task never shares them
+        token = f"tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._temps = [os.path.join(directory, f"{n}.{token}") for n in self.names]
         self.fds: list[int] = []
         self.sizes: list[int] = []
-        for _ in range(max(1, n_files)):
-            fd, name = tempfile.mkstemp(prefix=".spill-", dir=directory)
-            os.unlink(name)
-            self.fds.append(fd)
-            self.sizes.append(0)
+        try:
+            for tmp in self._temps:
+                self.fds.append(os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+                self.sizes.append(0)
+        except BaseException:
+            self.discard()
+            raise
         self._next = 0
 
-    def write(self, data: bytes | memoryview) -> tuple[int, int]:
-        """Reserve an extent, write ``data`` there; returns (file index, offset)."""
+    def write(self, data: bytes | memoryview) -> tuple[str, int]:
+        """Reserve an extent, write ``data`` there; returns (file name, offset)."""
         i = self._next
         self._next = (self._next + 1) % len(self.fds)
         offset = self.sizes[i]
@@ -115,27 +169,29 @@ class SpillPool:
         done = 0
         while done < len(view):
             done += os.pwrite(self.fds[i], view[done:], offset + done)
-        return i, offset
+        return self.names[i], offset
 
-    def read(self, file: int, offset: int, nbytes: int) -> bytes:
-        """Read back ``nbytes`` at ``offset`` of pool file ``file``."""
-        parts = []
-        got = 0
-        while got < nbytes:
-            chunk = os.pread(self.fds[file], nbytes - got, offset + got)
-            if not chunk:
-                break
-            parts.append(chunk)
-            got += len(chunk)
-        return b"".join(parts)
+    def path(self, name: str) -> str:
+        """The path of spill file ``name`` once the pool is closed."""
+        return os.path.join(self.directory, name)
 
     def close(self) -> None:
-        for fd in self.fds:
-            try:
+        """Close the files and rename them into place (after this they are read by name)."""
+        fds, self.fds = self.fds, []
+        for fd in fds:
+            os.close(fd)
+        for tmp, name in zip(self._temps, self.names):
+            os.replace(tmp, self.path(name))
+
+    def discard(self) -> None:
+        """Close and delete the files (a writer that failed)."""
+        fds, self.fds = self.fds, []
+        for fd in fds:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
-        self.fds = []
+        for tmp in self._temps:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
     @property
     def bytes_written(self) -> int:
@@ -197,8 +253,51 @@ class BucketSet:
             self.flush(p)
 
 
-def read_bucket(pool: SpillPool, extents: list[Extent], k: int, expected_records: int, expected_bytes: int):
-    """Read a bucket back and check it against what went in.
+class SpillIndex:
+    """The caller's record of every partition's bucket, gathered from the writers' extents.
+
+    Writers (scatter tasks) count what they put in each bucket apart from the extents they
+    write, and the index adds both up, so that a gather can check what it reads back against
+    what went in.
+    """
+
+    def __init__(self, n_partitions: int) -> None:
+        self.extents: list[list[Extent]] = [[] for _ in range(n_partitions)]
+        self.records_in = np.zeros(n_partitions, dtype=np.int64)
+        self.bytes_in = np.zeros(n_partitions, dtype=np.int64)
+
+    def add(self, partitions: Sequence[int], records: Sequence[int], nbytes: Sequence[int], extents) -> None:
+        """Add one writer's buckets: per partition, its records, bytes and extents."""
+        for p, r, b, ext in zip(partitions, records, nbytes, extents):
+            self.records_in[p] += r
+            self.bytes_in[p] += b
+            self.extents[p].extend(ext)
+
+    def bucket(self, partition: int) -> Bucket:
+        """A partition's bucket, its extents in file order (so reads do not depend on which
+        writer finished first)."""
+        extents = sorted(self.extents[partition], key=lambda e: (e.file, e.offset))
+        return Bucket(tuple(extents), int(self.records_in[partition]), int(self.bytes_in[partition]))
+
+
+@contextmanager
+def spill_folder(root: str) -> Iterator[str]:
+    """The spill folder of an operation writing into database ``root``, removed at the end.
+
+    Call it as the one writer of ``root`` (a new database, or holding the writer lock): a
+    folder left by a killed writer is removed first.
+    """
+    path = os.path.join(root, SPILL_DIR)
+    shutil.rmtree(path, ignore_errors=True)
+    os.mkdir(path)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def read_bucket(directory: str, extents: Sequence[Extent], k: int, expected_records: int, expected_bytes: int):
+    """Read a bucket back from spill folder ``directory`` and check it against what went in.
 
     Returns
     -------
@@ -215,11 +314,16 @@ def read_bucket(pool: SpillPool, extents: list[Extent], k: int, expected_records
         If any extent's bytes, records or checksum differ from what was written.
     """
     gen_parts, len_parts, packed_parts = [], [], []
-    for ext in extents:
-        data = pool.read(ext.file, ext.offset, ext.nbytes)
+    fds: dict[str, int] = {}
+    try:
+        chunks = [_read_extent(directory, fds, ext) for ext in extents]
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+    for ext, data in zip(extents, chunks):
         if len(data) != ext.nbytes or mmh3.hash(data, signed=False) != ext.checksum:
             raise BuildIntegrityError(
-                f"spill extent at offset {ext.offset} of temp file {ext.file} came back damaged "
+                f"spill extent at offset {ext.offset} of spill file {ext.file} came back damaged "
                 f"({len(data)} of {ext.nbytes} bytes, checksum mismatch)"
             )
         lengths = np.frombuffer(data, dtype=_LEN_DTYPE, count=ext.n_records).astype(np.int64)
@@ -246,6 +350,24 @@ def read_bucket(pool: SpillPool, extents: list[Extent], k: int, expected_records
     )
 
 
+def _read_extent(directory: str, fds: dict[str, int], ext: Extent) -> bytes:
+    fd = fds.get(ext.file)
+    if fd is None:
+        try:
+            fd = fds[ext.file] = os.open(os.path.join(directory, ext.file), os.O_RDONLY)
+        except FileNotFoundError:
+            raise BuildIntegrityError(f"spill file {ext.file} is missing from {directory}") from None
+    parts = []
+    got = 0
+    while got < ext.nbytes:
+        chunk = os.pread(fd, ext.nbytes - got, ext.offset + got)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
 def superkmer_kmers(n_kmers: np.ndarray, packed: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Canonical k-mers of packed super-k-mers.
 
@@ -256,8 +378,6 @@ def superkmer_kmers(n_kmers: np.ndarray, packed: np.ndarray, k: int) -> tuple[np
     owner : ndarray of int64
         Index of the super-k-mer each k-mer came from.
     """
-    from kmerdb.core.kmers import BLOCK, canonical, kmer_windows
-
     nbytes = (n_kmers + (k - 1) + 3) >> 2
     byte_start = np.cumsum(nbytes) - nbytes
     kmer_parts = []

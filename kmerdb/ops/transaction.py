@@ -32,7 +32,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from kmerdb.errors import IncompleteDatabaseError, TransactionError
-from kmerdb.ops import merge as merge_ops
+from kmerdb.ops.add import add_database_genomes, add_input_genomes
+from kmerdb.ops.compact import compact_snapshot, remove_genomes
 from kmerdb.ops.maintenance import remove_unreferenced
 from kmerdb.ops.reindex import reindex_snapshot
 from kmerdb.store.catalog import Catalog, Snapshot
@@ -228,10 +229,14 @@ class Transaction:
         rename_duplicates: bool = False,
         threads: int | None = None,
         progress=None,
+        *,
+        scheduler=None,
     ) -> Snapshot:
         """Add genomes read from FASTA/FASTQ files (``label -> path(s)``)."""
         return self.apply(
-            lambda snap, gen: merge_ops.add_input_genomes(self.root, snap, gen, genomes, rename_duplicates, threads, progress),
+            lambda snap, gen: add_input_genomes(
+                self.root, snap, gen, genomes, rename_duplicates, threads, progress, scheduler=scheduler
+            ),
             "append",
         )
 
@@ -241,22 +246,28 @@ class Transaction:
         rename_duplicates: bool = False,
         threads: int | None = None,
         progress=None,
+        *,
+        scheduler=None,
     ) -> Snapshot:
         """Add the genomes of other databases."""
         # one source (a path, or an open Database) or several
         listed: list = [sources] if isinstance(sources, (str, os.PathLike)) or hasattr(sources, "snapshot") else list(sources)
         return self.apply(
-            lambda snap, gen: merge_ops.add_database_genomes(self.root, snap, gen, listed, rename_duplicates, threads, progress),
+            lambda snap, gen: add_database_genomes(
+                self.root, snap, gen, listed, rename_duplicates, threads, progress, scheduler=scheduler
+            ),
             "merge",
         )
 
     def remove_genomes(self, labels: Sequence[str] | str) -> Snapshot:
         """Remove genomes by label."""
-        return self.apply(lambda snap, gen: merge_ops.remove_genomes(snap, gen, labels), "remove")
+        return self.apply(lambda snap, gen: remove_genomes(snap, gen, labels), "remove")
 
-    def compact(self, threads: int | None = None, progress=None) -> Snapshot:
+    def compact(self, threads: int | None = None, progress=None, *, scheduler=None) -> Snapshot:
         """Rewrite every partition into one layer with one column group."""
-        return self.apply(lambda snap, gen: merge_ops.compact_snapshot(self.root, snap, gen, threads, progress), "compact")
+        return self.apply(
+            lambda snap, gen: compact_snapshot(self.root, snap, gen, threads, progress, scheduler=scheduler), "compact"
+        )
 
     def reindex(
         self,

@@ -209,7 +209,7 @@ def test_force_replaces_an_existing_output_only_after_success(singles, oracle_k,
 
 
 def test_sources_are_registered_readers_while_they_are_read(singles):
-    from kmerdb.ops.merge import read_sources, release_sources
+    from kmerdb.ops.add import read_sources, release_sources
     from kmerdb.store.lock import live_readers
 
     srcs = read_sources([singles["pA"], singles["pB"]])

@@ -1,11 +1,13 @@
 """Spill buckets: packing round trip and checked read-back."""
 
+import os
+
 import numpy as np
 import pytest
 
 from kmerdb.core import kmers as K
 from kmerdb.errors import BuildIntegrityError
-from kmerdb.ops.spill import BucketSet, SpillPool, pack_superkmers, read_bucket, superkmer_kmers
+from kmerdb.ops.spill import BucketSet, SpillPool, pack_superkmers, read_bucket, spill_folder, superkmer_kmers
 
 
 def _superkmers(seed, k=15, m=7, parts=3, n=4000):
@@ -39,19 +41,38 @@ def test_buckets_flush_and_read_back(tmp_path):
             lengths, packed = pack_superkmers(codes, starts[sl][sel], counts[sl][sel], k)
             buckets.add(p, i % 2, lengths, packed)
     buckets.flush_all()
+    pool.close()
     assert sum(len(e) for e in buckets.extents) > parts
     total = []
     for p in range(parts):
         genomes, n_kmers, packed = read_bucket(
-            pool, buckets.extents[p], k, int(buckets.records_in[p]), int(buckets.bytes_in[p])
+            str(tmp_path), buckets.extents[p], k, int(buckets.records_in[p]), int(buckets.bytes_in[p])
         )
         kmers, _ = superkmer_kmers(n_kmers, packed, k)
         total.append(kmers)
         assert set(np.unique(genomes)) <= {0, 1}
     _, expected, _ = K.sequence_kmers(codes, k)
     assert np.array_equal(np.sort(np.concatenate(total)), np.sort(expected))
-    assert not list(tmp_path.iterdir()), "pool files are unlinked at creation"
-    pool.close()
+    # the pool's files are named files of the spill folder, read back by path
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(pool.names)
+
+
+def test_spill_folder_is_removed_on_success_and_failure(tmp_path):
+    with spill_folder(str(tmp_path)) as folder:
+        SpillPool(folder, 2).close()
+        assert len(os.listdir(folder)) == 2
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(RuntimeError), spill_folder(str(tmp_path)) as folder:
+        SpillPool(folder, 1).close()
+        raise RuntimeError("a task failed")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_discarded_pool_leaves_no_file(tmp_path):
+    pool = SpillPool(str(tmp_path), 2)
+    pool.write(b"abc")
+    pool.discard()
+    assert not list(tmp_path.iterdir())
 
 
 def test_damaged_extent_is_detected(tmp_path):
@@ -62,13 +83,17 @@ def test_damaged_extent_is_detected(tmp_path):
     lengths, packed = pack_superkmers(codes, starts, counts, k)
     buckets.add(0, 0, lengths, packed)
     buckets.flush_all()
+    pool.close()
     ext = buckets.extents[0][0]
-    import os
-
-    os.pwrite(pool.fds[ext.file], b"\xff\xff", ext.offset + 10)
+    with open(pool.path(ext.file), "r+b") as fh:
+        fh.seek(ext.offset + 10)
+        fh.write(b"\xff\xff")
     with pytest.raises(BuildIntegrityError):
-        read_bucket(pool, buckets.extents[0], k, int(buckets.records_in[0]), int(buckets.bytes_in[0]))
+        read_bucket(str(tmp_path), buckets.extents[0], k, int(buckets.records_in[0]), int(buckets.bytes_in[0]))
     # a count mismatch (records lost) is detected too
     with pytest.raises(BuildIntegrityError):
-        read_bucket(pool, [], k, int(buckets.records_in[0]), int(buckets.bytes_in[0]))
-    pool.close()
+        read_bucket(str(tmp_path), [], k, int(buckets.records_in[0]), int(buckets.bytes_in[0]))
+    # and a spill file gone missing
+    os.unlink(pool.path(ext.file))
+    with pytest.raises(BuildIntegrityError, match="missing"):
+        read_bucket(str(tmp_path), buckets.extents[0], k, int(buckets.records_in[0]), int(buckets.bytes_in[0]))

@@ -1,0 +1,626 @@
+"""Adding genomes to a snapshot: the core shared by merge, ``db.merge`` and appends.
+
+Adding genomes (``merge``, ``db.merge``, ``db.append_genomes``) follows the merge design:
+
+1. validation before any write: every source ready, equal k, m and partition count,
+   the same evidence, counts where counts are asked for, unique labels (or renamed
+   ``label.1``, ``label.2``, ... in order);
+2. per partition, one task per partition through an executor (serial, local processes or
+   a Dask cluster; see :mod:`kmerdb.engine.executor`): the k-mers of the new genomes (the
+   layers of other databases, or k-mers counted from FASTA/FASTQ files through the build's
+   scatter, :mod:`kmerdb.ops.scatter`) are united into one sorted table;
+   pass 1 classifies every k-mer as a hit (the destination layer and slot holding it)
+   or a miss; pass 2 writes, for every destination layer, one column group with the new
+   genomes' columns, and puts all misses into one new layer whose columns for the
+   genomes already there are all absent;
+3. genome records rebuilt under their final labels (counts: from the counts; presence:
+   the source's own record).
+
+Every layer of every partition so keeps one column per genome, and one operation adds at
+most one layer and one column group per layer to a partition.  Nothing here commits: the
+new files are written (immutable, durable) and a new snapshot is returned for the
+transaction (or, for ``merge`` into a new directory, committed there once).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from kmerdb.config import Config
+from kmerdb.engine.executor import Executor, open_executor
+from kmerdb.errors import (
+    CorruptDatabaseError,
+    DuplicateLabelError,
+    IncompatibleIndexError,
+    InvalidParameterError,
+    MissingCountsError,
+    MixedEvidenceError,
+    NotReadyError,
+)
+from kmerdb.ops.inputs import GenomeInput, resolve_genomes
+from kmerdb.ops.scatter import count_bucket, scatter_inputs
+from kmerdb.ops.spill import Bucket, spill_folder
+from kmerdb.store.catalog import Catalog, GenomeRecord, LayerRecord, Snapshot
+from kmerdb.store.crashpoint import crashpoint
+from kmerdb.store.layer import Layer, layer_prefix, write_group, write_layer
+from kmerdb.store.lock import ReaderRegistration
+from kmerdb.store.storage import deferred_sync
+
+__all__ = [
+    "Source",
+    "AddContext",
+    "read_sources",
+    "release_sources",
+    "check_compatible",
+    "final_labels",
+    "add_genomes",
+    "add_database_genomes",
+    "add_input_genomes",
+    "layer_rows",
+    "collect",
+]
+
+#: progress(phase, done, total); phases here: "scatter" (input bases), "merge" (partitions).
+Progress = Callable[[str, int, "int | None"], None]
+
+_U32_MAX = np.iinfo(np.uint32).max
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # multiplicative hashing (Fibonacci)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A database read as a source: its directory, the snapshot read from it, and the
+    registration that keeps a vacuum of the source from removing that snapshot's files."""
+
+    path: str
+    snapshot: Snapshot
+    registration: ReaderRegistration | None = None
+
+
+# ---------------------------------------------------------------------------------------
+# validation
+# ---------------------------------------------------------------------------------------
+
+
+def read_sources(paths: Iterable) -> list[Source]:
+    """Read the latest snapshot of every source database (paths, or open handles), registered
+    as a reader of it; nothing is written.
+
+    Raises
+    ------
+    DatabaseNotFoundError
+        A source is not a kmerdb database.
+    NotReadyError
+        A source was never completed (its build failed or is running).
+    """
+    out: list[Source] = []
+    try:
+        for path in paths:
+            path = os.fspath(path.path if hasattr(path, "snapshot") else path)  # a Database, or a path
+            catalog = Catalog.open(path, readonly=True)
+            registration = None
+            try:
+                registration = ReaderRegistration(path)  # before the read, as every reader does
+                snap = catalog.read()
+            except BaseException:
+                if registration is not None:
+                    registration.close()
+                raise
+            finally:
+                catalog.close()
+            registration.set(snap.generation)
+            out.append(Source(path, snap, registration))
+            if snap.state != "ready":
+                raise NotReadyError(f"{path}: not ready (state {snap.state!r}); only complete indexes can be merged")
+    except BaseException:
+        release_sources(out)
+        raise
+    return out
+
+
+def release_sources(sources: Iterable[Source]) -> None:
+    """End the reader registrations of sources read by :func:`read_sources`."""
+    for src in sources:
+        if src.registration is not None:
+            src.registration.close()
+
+
+def _evidence(cfg: Config) -> str:
+    return "exact" if cfg.evidence == "exact" else f"approx (b={cfg.fp_bits}, z={cfg.z})"
+
+
+def check_compatible(first: tuple[str, Config], others: Sequence[Source], counts: bool) -> None:
+    """Check that ``others`` can be combined with an index of config ``first``.
+
+    Raises
+    ------
+    IncompatibleIndexError
+        k, m or the partition count differ.
+    MixedEvidenceError
+        The evidence differs (exact vs approx, or other fingerprint bits or z).
+    MissingCountsError
+        ``counts`` is asked for and a source keeps presence only.
+    """
+    path0, cfg0 = first
+    for src in others:
+        cfg = src.snapshot.config
+        if (cfg.k, cfg.m, cfg.n_partitions) != (cfg0.k, cfg0.m, cfg0.n_partitions):
+            raise IncompatibleIndexError(
+                f"{src.path}: k={cfg.k}, m={cfg.m}, partitions={cfg.n_partitions} differ from {path0} "
+                f"(k={cfg0.k}, m={cfg0.m}, partitions={cfg0.n_partitions}); indexes combine only with equal "
+                "k, m and partition count"
+            )
+    for src in others:
+        cfg = src.snapshot.config
+        if (cfg.evidence, cfg.fp_bits, cfg.z) != (cfg0.evidence, cfg0.fp_bits, cfg0.z):
+            raise MixedEvidenceError(src.path, _evidence(cfg), f"{_evidence(cfg0)} of {path0}")
+    if counts:
+        for src in others:
+            if not src.snapshot.config.counts:
+                raise MissingCountsError(src.path)
+
+
+def final_labels(taken: Sequence[str], incoming: Sequence[str], rename_duplicates: bool) -> list[str]:
+    """Labels for ``incoming`` genomes next to ``taken`` ones.
+
+    A label already used raises :class:`DuplicateLabelError`, or with ``rename_duplicates``
+    becomes ``label.1``, ``label.2``, ... (the first suffix not in use), in order.
+    """
+    used = set(taken)
+    out = []
+    for label in incoming:
+        if label in used:
+            if not rename_duplicates:
+                raise DuplicateLabelError(label, "rename it, or merge with --rename-duplicates (label.1, label.2, ...)")
+            i = 1
+            while f"{label}.{i}" in used:
+                i += 1
+            label = f"{label}.{i}"
+        used.add(label)
+        out.append(label)
+    return out
+
+
+def collect(results: Iterator, n_tasks: int, progress: Progress | None, phase: str) -> list:
+    """All results of an executor map, reporting ``progress(phase, done, n_tasks)`` as they complete."""
+    out = []
+    for done, result in enumerate(results, 1):
+        out.append(result)
+        if progress is not None:
+            progress(phase, done, n_tasks)
+    return out
+
+
+def _is_sorted_unique(keys: np.ndarray) -> bool:
+    return keys.size < 2 or bool((keys[1:] > keys[:-1]).all())
+
+
+def _union(pieces: list, n_cols: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Unite (keys, rows, column offset) pieces into sorted distinct keys and one matrix."""
+    if not pieces:
+        return np.zeros(0, np.uint64), np.zeros((0, n_cols), dtype=dtype)
+    if len(pieces) == 1 and _is_sorted_unique(pieces[0][0]):
+        union = pieces[0][0]
+        matrix = np.zeros((union.size, n_cols), dtype=dtype)
+        keys, rows, off = pieces[0]
+        matrix[:, off : off + rows.shape[1]] = rows
+        return union, matrix
+    # one argsort of all keys gives the union and every key's row in it (much faster than
+    # searchsorted of unsorted keys)
+    allk = np.concatenate([p[0] for p in pieces])
+    order = np.argsort(allk)
+    sk = allk[order]
+    first = np.empty(sk.size, dtype=bool)
+    if sk.size:
+        first[0] = True
+        np.not_equal(sk[1:], sk[:-1], out=first[1:])
+    union = sk[first]
+    row_of = np.empty(sk.size, dtype=np.int64)
+    row_of[order] = np.cumsum(first) - 1
+    matrix = np.zeros((union.size, n_cols), dtype=dtype)
+    lo = 0
+    for keys, rows, off in pieces:
+        matrix[row_of[lo : lo + keys.size], off : off + rows.shape[1]] = rows
+        lo += keys.size
+    return union, matrix
+
+
+def layer_rows(root: str, rec: LayerRecord, genomes, dtype, counts: bool):
+    """k-mers of a layer of database ``root`` and their rows over ``genomes`` (records, in
+    column order); rows all absent are dropped."""
+    column_of = {g.id: i for i, g in enumerate(genomes)}
+    layer = Layer(root, rec, column_of)
+    rows = np.zeros((layer.n, len(genomes)), dtype=dtype)
+    if layer.n:
+        layer.fill_rows(np.arange(layer.n), rows, counts)
+    keys = np.asarray(layer.kmers())
+    keep = rows.any(axis=1)
+    if not keep.all():
+        keys, rows = keys[keep], rows[keep]
+    return keys, rows
+
+
+def _classify(layer: Layer, keys: np.ndarray, exact: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Which of the sorted distinct ``keys`` the layer holds, and their slots (hits only)."""
+    n = layer.n
+    if n == 0 or keys.size == 0:
+        return np.zeros(keys.size, dtype=bool), np.zeros(0, dtype=np.int64)
+    if exact and n > 16 * keys.size:
+        # a large layer and few keys: MPHF lookups beat reading the whole layer
+        found, slots = layer.find(keys)
+        return found, slots[found]
+    # a bit table of the keys' hashes (4 entries per key) keeps only the layer's k-mers that
+    # may be keys (all hits, ~1/4 of the others); those few are sorted and looked up
+    members = layer.unitig_kmers()
+    bits = min(28, max(10, int(np.ceil(np.log2(4 * keys.size)))))
+    shift = np.uint64(64 - bits)
+    table = np.zeros(1 << bits, dtype=bool)
+    table[(keys * _GOLDEN) >> shift] = True
+    candidates = np.sort(members[table[(members * _GOLDEN) >> shift]])
+    pos = np.minimum(np.searchsorted(keys, candidates), keys.size - 1)
+    ok = keys[pos] == candidates
+    hit = np.zeros(keys.size, dtype=bool)
+    hit[pos[ok]] = True
+    found, slots = layer.find(candidates[ok])
+    if not found.all():
+        raise CorruptDatabaseError(layer.record.files["mphf"].path, "a k-mer of the layer is not found in it")
+    return hit, slots
+
+
+def _column_stats(matrix: np.ndarray) -> list:
+    """Per column: (distinct k-mers, occurrences, spectrum values, spectrum counts)."""
+    out = []
+    for j in range(matrix.shape[1]):
+        col = matrix[:, j]
+        nz = np.sort(col[col > 0]).astype(np.int64)
+        if nz.size:
+            first = np.empty(nz.size, dtype=bool)
+            first[0] = True
+            np.not_equal(nz[1:], nz[:-1], out=first[1:])
+            starts = np.flatnonzero(first)
+            values, counts = nz[starts], np.diff(np.append(starts, nz.size))
+        else:
+            values = counts = np.zeros(0, dtype=np.int64)
+        out.append((int(nz.size), int(nz.sum()), values, counts))
+    return out
+
+
+@dataclass(frozen=True)
+class AddContext:
+    """What every task adding genomes to a snapshot's partitions shares.
+
+    Attributes
+    ----------
+    root : str
+        The database written (absolute).
+    config : Config
+        Its configuration.
+    generation : int
+        The generation the new files belong to.
+    need_counts : bool
+        Whether the new genomes' rows are gathered as counts (counts kept, or counted inputs).
+    new_ids, base_ids : tuple of int
+        Ids of the genomes added, and of the genomes already there.
+    base_genomes : tuple of GenomeRecord
+        The genomes already there.
+    base_partitions : tuple
+        The base snapshot's layers, by partition.
+    sources : tuple of (path, Snapshot)
+        The source databases whose genomes are added, as read.
+    offsets : tuple of int
+        Column of each source's first genome among the new ones.
+    spill_dir : str or None
+        The spill folder of the inputs' scatter (None without inputs).
+    n_inputs : int
+        Genomes added from files; their columns come after the sources'.
+    inputs_offset : int
+        Column of the first of them among the new ones.
+    layer_id0 : int
+        Partition ``p``'s new layer gets id ``layer_id0 + p``.
+    convert_root : str or None
+        A count index whose layers become presence layers (merge of a count source into a
+        presence output): its directory.
+    """
+
+    root: str
+    config: Config
+    generation: int
+    need_counts: bool
+    new_ids: tuple[int, ...]
+    base_ids: tuple[int, ...]
+    base_genomes: tuple[GenomeRecord, ...]
+    base_partitions: tuple
+    sources: tuple[tuple[str, Snapshot], ...]
+    offsets: tuple[int, ...]
+    spill_dir: str | None
+    n_inputs: int
+    inputs_offset: int
+    layer_id0: int
+    convert_root: str | None = None
+
+
+def _add_task(ctx: AddContext, p: int, bucket: Bucket | None):
+    """Task: add the new genomes' columns to partition ``p`` (see the module docstring)."""
+    with deferred_sync():  # the writer syncs the whole tree once before it commits
+        return _add_partition(ctx, p, bucket)
+
+
+def _add_partition(ctx: AddContext, p: int, bucket: Bucket | None):
+    cfg = ctx.config
+    root = ctx.root
+    gen = ctx.generation
+    need_counts = ctx.need_counts
+    mdtype = np.uint32 if need_counts else bool
+    out_dtype = np.uint32 if cfg.counts else bool
+    new_ids = ctx.new_ids
+    base_ids = ctx.base_ids
+    base_genomes = ctx.base_genomes
+    column_of_base = {gid: i for i, gid in enumerate(base_ids)}
+    base_layers = list(ctx.base_partitions[p])
+
+    # presence output bootstrapped from a count index: its groups become presence bits
+    if ctx.convert_root is not None:
+        converted = []
+        column_of = {g.id: i for i, g in enumerate(base_genomes)}
+        for rec in base_layers:
+            layer = Layer(ctx.convert_root, rec, column_of)
+            rows = np.zeros((layer.n, len(base_genomes)), dtype=bool)
+            if layer.n:
+                layer.fill_rows(np.arange(layer.n), rows, False)
+            group = write_group(root, layer_prefix(p, rec.id), gen, base_ids, rows, np.arange(layer.n), cfg)
+            converted.append(replace(rec, groups=(group,)))
+        base_layers = converted
+    if not new_ids:
+        return p, tuple(base_layers), None, 0
+
+    # the new genomes' k-mers in this partition, united
+    pieces = []
+    for (src_path, src_snap), off in zip(ctx.sources, ctx.offsets):
+        for rec in src_snap.partitions[p]:
+            keys, rows = layer_rows(src_path, rec, src_snap.genomes, mdtype, need_counts)
+            if keys.size:
+                pieces.append((keys, rows, off))
+    input_stats = None
+    if bucket is not None and (bucket.extents or bucket.n_records):
+        keys, counts, input_stats = count_bucket(ctx.spill_dir or "", bucket, cfg.k, ctx.n_inputs)
+        pieces.append((keys, np.minimum(counts, _U32_MAX).astype(np.uint32), ctx.inputs_offset))
+    union, matrix = _union(pieces, len(new_ids), mdtype)
+    del pieces
+    stats = None
+    if need_counts:
+        # the counted inputs come with their statistics; database sources' come from the counts
+        n_db = ctx.inputs_offset
+        stats = _column_stats(matrix[:, :n_db]) if n_db and cfg.counts else [None] * n_db
+        if bucket is not None:
+            no_input = [(0, 0, np.zeros(1, np.int64))] * ctx.n_inputs
+            for nd, tot, spec in input_stats if input_stats is not None else no_input:
+                occurring = np.flatnonzero(spec)
+                occurring = occurring[occurring > 0]
+                stats.append((int(nd), int(tot), occurring.astype(np.int64), spec[occurring].astype(np.int64)))
+    crashpoint("add.united")
+
+    # pass 1: classify every k-mer as a hit (layer, slot) or a miss
+    where = np.full(union.size, -1, dtype=np.int64)
+    slot = np.zeros(union.size, dtype=np.int64)
+    layers = [Layer(root, rec, column_of_base) for rec in base_layers]
+    remaining: np.ndarray = np.arange(union.size)
+    for li, layer in enumerate(layers):
+        if not remaining.size:
+            break
+        hit, slots = _classify(layer, union[remaining], cfg.evidence == "exact")
+        where[remaining[hit]] = li
+        slot[remaining[hit]] = slots
+        remaining = remaining[~hit]
+    crashpoint("add.classified")
+
+    # pass 2: the new genomes' columns for every layer, and one new layer for the misses
+    values = matrix if matrix.dtype == out_dtype else (matrix > 0 if out_dtype is bool else matrix)
+    records = []
+    for li, (rec, layer) in enumerate(zip(base_layers, layers)):
+        sel = np.flatnonzero(where == li)
+        columns = np.zeros((layer.n, len(new_ids)), dtype=out_dtype)
+        columns[slot[sel]] = values[sel]
+        group = write_group(root, layer_prefix(p, rec.id), gen, new_ids, columns, np.arange(layer.n), cfg)
+        records.append(replace(rec, groups=rec.groups + (group,)))
+        crashpoint("add.group")
+    misses = np.flatnonzero(where < 0)
+    if misses.size:
+        columns = np.zeros((misses.size, len(base_ids) + len(new_ids)), dtype=out_dtype)
+        columns[:, len(base_ids) :] = values[misses]
+        record = write_layer(root, p, ctx.layer_id0 + p, gen, union[misses], [(base_ids + new_ids, columns)], cfg)
+        records.append(record)
+        crashpoint("add.layer")
+    return p, tuple(records), stats, int(misses.size)
+
+
+def add_genomes(
+    root: str,
+    base: Snapshot,
+    generation: int,
+    sources: Sequence[Source],
+    source_labels: Sequence[str],
+    inputs: Sequence[GenomeInput],
+    input_labels: Sequence[str],
+    threads: int | None,
+    progress: Progress | None,
+    convert: Source | None = None,
+    scheduler: Any = None,
+) -> Snapshot:
+    """Add the genomes of ``sources`` and ``inputs`` to ``base``; returns the new snapshot."""
+    cfg = base.config
+    src_genomes = [g for s in sources for g in s.snapshot.genomes]
+    n_new = len(src_genomes) + len(inputs)
+    new_ids = tuple(range(base.next_genome_id, base.next_genome_id + n_new))
+    offsets, off = [], 0
+    for s in sources:
+        offsets.append(off)
+        off += len(s.snapshot.genomes)
+    if n_new == 0 and convert is None:
+        return replace(base, generation=generation)
+    root = os.path.abspath(root)
+    context = AddContext(
+        root=root,
+        config=cfg,
+        generation=generation,
+        need_counts=cfg.counts or bool(inputs),
+        new_ids=new_ids,
+        base_ids=tuple(g.id for g in base.genomes),
+        base_genomes=tuple(base.genomes),
+        base_partitions=tuple(base.partitions),
+        sources=tuple((os.path.abspath(s.path), s.snapshot) for s in sources),
+        offsets=tuple(offsets),
+        spill_dir=None,
+        n_inputs=len(inputs),
+        inputs_offset=off,
+        layer_id0=base.next_layer_id,
+        convert_root=None if convert is None else os.path.abspath(convert.path),
+    )
+    with open_executor(threads, scheduler, n_tasks=cfg.n_partitions) as executor:
+        if inputs:
+            with spill_folder(root) as spill_dir:
+                buckets = _scatter(list(inputs), cfg, executor, spill_dir, progress)
+                crashpoint("append.scattered")
+                tasks = [(p, buckets.bucket(p)) for p in range(cfg.n_partitions)]
+                context = replace(context, spill_dir=spill_dir)
+                results = collect(executor.map(_add_task, context, tasks), len(tasks), progress, "merge")
+        else:
+            tasks = [(p, None) for p in range(cfg.n_partitions)]
+            results = collect(executor.map(_add_task, context, tasks), len(tasks), progress, "merge")
+    need_counts = context.need_counts
+    partitions = list(base.partitions)
+    n_kmers = np.zeros(n_new, dtype=np.int64)
+    totals = np.zeros(n_new, dtype=np.int64)
+    spec_values: list[list] = [[] for _ in range(n_new)]
+    spec_counts: list[list] = [[] for _ in range(n_new)]
+    for p, records, stats, _ in results:
+        partitions[p] = records
+        if stats is not None:
+            for j, st_j in enumerate(stats):
+                if st_j is None:
+                    continue
+                nk, tot, values, counts = st_j
+                n_kmers[j] += nk
+                totals[j] += tot
+                spec_values[j].append(values)
+                spec_counts[j].append(counts)
+    crashpoint("add.done")
+    records = []
+    for j in range(n_new):
+        if need_counts:
+            spectrum = _merge_spectrum(spec_values[j], spec_counts[j])
+        if j < len(src_genomes):
+            g = src_genomes[j]
+            if cfg.counts:  # rebuilt from the counts
+                rec = GenomeRecord(new_ids[j], source_labels[j], g.sources, int(n_kmers[j]), int(totals[j]), spectrum)
+            else:  # presence keeps the source's own record
+                rec = replace(g, id=new_ids[j], label=source_labels[j])
+        else:
+            item = inputs[j - len(src_genomes)]
+            rec = GenomeRecord(
+                new_ids[j],
+                input_labels[j - len(src_genomes)],
+                tuple(p if item.record is None else f"{p}#{item.record}" for p in item.paths),
+                int(n_kmers[j]),
+                int(totals[j]),
+                spectrum,
+            )
+        records.append(rec)
+    return replace(
+        base,
+        generation=generation,
+        genomes=tuple(base.genomes) + tuple(records),
+        partitions=tuple(partitions),
+        next_genome_id=base.next_genome_id + n_new,
+        next_layer_id=base.next_layer_id + cfg.n_partitions,
+    )
+
+
+def _scatter(items: list[GenomeInput], config: Config, executor: Executor, spill_dir: str, progress: Progress | None):
+    """Read the inputs into per-partition spill buckets (the build's scatter)."""
+
+    def tick(phase: str, done: int, total) -> None:
+        crashpoint("append.scatter")
+        if progress is not None:
+            progress(phase, done, total)
+
+    return scatter_inputs(items, config, executor, spill_dir, tick)
+
+
+def _merge_spectrum(values: list, counts: list) -> tuple[tuple[int, int], ...]:
+    if not values:
+        return ()
+    v = np.concatenate(values)
+    c = np.concatenate(counts)
+    if not v.size:
+        return ()
+    order = np.argsort(v, kind="stable")
+    v, c = v[order], c[order]
+    first = np.empty(v.size, dtype=bool)
+    first[0] = True
+    np.not_equal(v[1:], v[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    sums = np.add.reduceat(c, starts)
+    return tuple((int(a), int(b)) for a, b in zip(v[starts], sums))
+
+
+# ---------------------------------------------------------------------------------------
+# operations on a working snapshot (called by kmerdb.transaction.Transaction)
+# ---------------------------------------------------------------------------------------
+
+
+def add_database_genomes(
+    root: str,
+    base: Snapshot,
+    generation: int,
+    sources: Sequence[str | os.PathLike],
+    rename_duplicates: bool = False,
+    threads: int | None = None,
+    progress: Progress | None = None,
+    *,
+    scheduler: Any = None,
+) -> tuple[Snapshot, dict]:
+    """Merge the genomes of other databases into ``base`` (``db.merge``).
+
+    ``scheduler`` (a Dask address or ``distributed.Client``) runs the partition tasks on
+    that cluster; its workers must see ``root`` and the sources at the same paths.
+    """
+    srcs = read_sources(sources)
+    try:
+        if not srcs:
+            raise InvalidParameterError("sources", [], "give at least one database to merge")
+        check_compatible((root, base.config), srcs, counts=base.config.counts)
+        labels = final_labels(base.labels, [g.label for s in srcs for g in s.snapshot.genomes], rename_duplicates)
+        new = add_genomes(root, base, generation, srcs, labels, (), (), threads, progress, scheduler=scheduler)
+    finally:
+        release_sources(srcs)
+    return new, {"sources": [os.path.abspath(s.path) for s in srcs], "genomes": labels}
+
+
+def add_input_genomes(
+    root: str,
+    base: Snapshot,
+    generation: int,
+    genomes: Mapping[str, object] | Sequence[GenomeInput],
+    rename_duplicates: bool = False,
+    threads: int | None = None,
+    progress: Progress | None = None,
+    *,
+    scheduler: Any = None,
+) -> tuple[Snapshot, dict]:
+    """Append genomes read from FASTA/FASTQ files to ``base`` (``db.append_genome``).
+
+    The inputs are read here and scattered (super-k-mers spilled by the tasks into a spill
+    folder inside ``root``, removed at the end); ``scheduler`` runs the tasks on a Dask
+    cluster whose workers see ``root`` at the same path.
+    """
+    items = resolve_genomes(genomes)
+    labels = final_labels(base.labels, [g.label for g in items], rename_duplicates)
+    new = add_genomes(root, base, generation, (), (), items, labels, threads, progress, scheduler=scheduler)
+    return new, {"genomes": labels, "inputs": [list(g.paths) for g in items]}
+
+

@@ -1,0 +1,304 @@
+"""Scatter: genome inputs -> super-k-mers in per-partition spill buckets; and counting them back.
+
+Shared by :func:`kmerdb.build` and by appending genomes from files.  The caller reads the
+inputs (dnaio) and cuts them into chunks of about a megabase; each chunk is one task
+(:func:`scatter_chunk`) that splits it into super-k-mers, groups them by partition, packs
+them 2 bits per base and writes them to its own spill file in the spill folder.  A task
+returns only small extent records, so packed data never travels back to the caller; the
+caller adds them up in a :class:`~kmerdb.ops.spill.SpillIndex`.  A gather task then reads a
+partition's bucket back by path (:func:`count_bucket`), checked, and counts its k-mers per
+genome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from kmerdb.config import Config
+from kmerdb.core.kmers import encode, superkmers
+from kmerdb.engine.executor import Executor
+from kmerdb.ops.inputs import GenomeInput, estimated_bases, read_records
+from kmerdb.ops.spill import (
+    Bucket,
+    BucketSet,
+    Extent,
+    SpillIndex,
+    SpillPool,
+    pack_superkmers,
+    read_bucket,
+    superkmer_kmers,
+)
+
+__all__ = [
+    "CHUNK_BASES",
+    "ScatterContext",
+    "ChunkSpill",
+    "scatter_chunk",
+    "scatter_inputs",
+    "input_chunks",
+    "count_bucket",
+    "gather_counts",
+]
+
+#: progress(phase, done, total): phase "scatter" counts bases read.
+Progress = Callable[[str, int, "int | None"], None]
+
+#: Bases per scatter task (one chunk of input).
+CHUNK_BASES = 1 << 20
+_SEGMENT = 1 << 17  # bases packed at once inside a task (bounds its temporaries)
+
+
+@dataclass(frozen=True)
+class ScatterContext:
+    """What every scatter task of an operation shares.
+
+    Attributes
+    ----------
+    config : Config
+        k, m and the partition count.
+    spill_dir : str
+        The spill folder (absolute; seen at the same path by every worker).
+    """
+
+    config: Config
+    spill_dir: str
+
+
+@dataclass(frozen=True)
+class ChunkSpill:
+    """What one scatter task wrote: per partition it touched, the super-k-mers and packed
+    bytes that went in (counted as they were added) and the extents holding them."""
+
+    chunk: int
+    partitions: tuple[int, ...]
+    records: tuple[int, ...]
+    nbytes: tuple[int, ...]
+    extents: tuple[tuple[Extent, ...], ...]
+
+
+def scatter_chunk(ctx: ScatterContext, chunk: int, genome: int, seqs: list[bytes]) -> ChunkSpill:
+    """Task: super-k-mers of some sequences of one genome, packed into spill file ``chunk-<chunk>``.
+
+    Parameters
+    ----------
+    ctx : ScatterContext
+    chunk : int
+        The chunk's number, unique in the operation: it names the task's spill file, so a
+        task run again replaces its own file.
+    genome : int
+        Column of the genome the sequences belong to.
+    seqs : list of bytes
+        The sequences (pieces of records, overlapping by k-1 bases).
+    """
+    cfg = ctx.config
+    k, m, n_parts = cfg.k, cfg.m, cfg.n_partitions
+    parts, lens, packs = [], [], []
+    for seq in seqs:
+        codes = encode(seq)
+        for lo in range(0, max(codes.size - k + 1, 0), _SEGMENT):
+            seg = codes[lo : lo + _SEGMENT + k - 1]
+            starts, n_kmers, part = superkmers(seg, k, m, n_parts)
+            if starts.size == 0:
+                continue
+            order = np.argsort(part, kind="stable")
+            lengths, packed = pack_superkmers(seg, starts[order], n_kmers[order], k)
+            parts.append(part[order])
+            lens.append(lengths)
+            packs.append(packed)
+    if not parts:
+        return ChunkSpill(chunk, (), (), (), ())
+    part = np.concatenate(parts)
+    lengths = np.concatenate(lens)
+    packed = np.concatenate(packs)
+    # regroup segments by partition: stable sort keeps each segment's bytes contiguous
+    nbytes = (lengths.astype(np.int64) + (k - 1) + 3) >> 2
+    order = np.argsort(part, kind="stable")
+    byte_start = np.cumsum(nbytes) - nbytes
+    owner_bytes = np.repeat(byte_start[order] - (np.cumsum(nbytes[order]) - nbytes[order]), nbytes[order])
+    packed = packed[owner_bytes + np.arange(owner_bytes.size)]
+    part, lengths, nbytes = part[order], lengths[order], nbytes[order]
+    present = np.flatnonzero(np.bincount(part, minlength=n_parts))
+    rec_bounds = np.searchsorted(part, np.append(present, n_parts))
+    byte_bounds = np.concatenate([[0], np.cumsum(nbytes)])[rec_bounds]
+
+    pool = SpillPool(ctx.spill_dir, 1, name=f"chunk-{chunk:08d}")
+    try:
+        # the whole chunk is buffered (it is small) and written as one extent per partition
+        buckets = BucketSet(n_parts, k, pool, buffer_bytes=1 << 62)
+        for i, p in enumerate(present):
+            buckets.add(
+                int(p), genome, lengths[rec_bounds[i] : rec_bounds[i + 1]], packed[byte_bounds[i] : byte_bounds[i + 1]]
+            )
+        buckets.flush_all()
+        pool.close()
+    except BaseException:
+        pool.discard()
+        raise
+    return ChunkSpill(
+        chunk,
+        tuple(int(p) for p in present),
+        tuple(int(buckets.records_in[p]) for p in present),
+        tuple(int(buckets.bytes_in[p]) for p in present),
+        tuple(tuple(buckets.extents[p]) for p in present),
+    )
+
+
+def input_chunks(genomes: Sequence[GenomeInput], k: int, progress: Progress | None) -> Iterator[tuple[int, list[bytes]]]:
+    """Yield (genome index, [sequence bytes]) chunks of about :data:`CHUNK_BASES` bases.
+
+    Long records are cut with k-1 bases of overlap so no k-mer is lost or doubled.
+    Progress is reported in bases, against a total estimated from the file sizes and
+    corrected as each file is read.
+    """
+    by_file: dict[str, list[tuple[int, str | None]]] = {}
+    for gi, g in enumerate(genomes):
+        for p in g.paths:
+            by_file.setdefault(p, []).append((gi, g.record))
+    estimates = {p: estimated_bases(p) for p in by_file}
+    total = sum(estimates.values())
+    done = 0
+    for path, owners in by_file.items():
+        whole = [gi for gi, rec in owners if rec is None]
+        per_record = {rec: gi for gi, rec in owners if rec is not None}
+        pending: dict[int, list[bytes]] = {}
+        pending_size: dict[int, int] = {}
+        file_bases = 0
+        for name, seq in read_records(path):
+            targets = list(whole)
+            if name in per_record:
+                targets.append(per_record[name])
+            for gi in targets:
+                for lo in range(0, max(len(seq) - k + 1, 1), CHUNK_BASES):
+                    piece = seq[lo : lo + CHUNK_BASES + k - 1]
+                    if len(piece) < k:
+                        continue
+                    pending.setdefault(gi, []).append(piece)
+                    pending_size[gi] = pending_size.get(gi, 0) + len(piece)
+                    if pending_size[gi] >= CHUNK_BASES:
+                        yield gi, pending.pop(gi)
+                        pending_size[gi] = 0
+                        if progress is not None:
+                            progress("scatter", min(done + file_bases + lo, total), total)
+            file_bases += len(seq)
+        for gi, seqs in pending.items():
+            if seqs:
+                yield gi, seqs
+        done += file_bases
+        total += file_bases - estimates[path]
+        if progress is not None:
+            progress("scatter", done, total)
+
+
+def scatter_inputs(
+    items: Sequence[GenomeInput],
+    config: Config,
+    executor: Executor,
+    spill_dir: str,
+    progress: Progress | None = None,
+) -> SpillIndex:
+    """Scatter: read the inputs here, cut and spill super-k-mers in the executor's tasks.
+
+    Parameters
+    ----------
+    items : sequence of GenomeInput
+        The genomes, in column order (a chunk's genome is its index here).
+    config : Config
+    executor : Executor
+        Runs the tasks; at most two per worker are in flight, so memory stays bounded
+        however large the inputs.
+    spill_dir : str
+        An existing spill folder (see :func:`kmerdb.ops.spill.spill_folder`), absolute.
+    progress : callable, optional
+        ``progress("scatter", bases read, bases estimated)``.
+
+    Returns
+    -------
+    SpillIndex
+        Every partition's bucket.
+    """
+    ctx = ScatterContext(config, spill_dir)
+    index = SpillIndex(config.n_partitions)
+    tasks = ((chunk, genome, seqs) for chunk, (genome, seqs) in enumerate(input_chunks(items, config.k, progress)))
+    for spilled in executor.map(scatter_chunk, ctx, tasks):
+        index.add(spilled.partitions, spilled.records, spilled.nbytes, spilled.extents)
+    return index
+
+
+def count_bucket(
+    spill_dir: str, bucket: Bucket, k: int, n_genomes: int, check_size: Callable[[int], None] | None = None
+):
+    """Read a partition's bucket back (checked) and count its k-mers per genome.
+
+    ``check_size``, if given, is called with the bucket's k-mer occurrences before they are
+    extracted (it raises when they would not fit the memory budget).
+
+    Returns
+    -------
+    keys, counts, stats
+        As :func:`gather_counts`.
+
+    Raises
+    ------
+    BuildIntegrityError
+        What came back differs from what went in.
+    """
+    genome_of, n_kmers, packed = read_bucket(spill_dir, bucket.extents, k, bucket.n_records, bucket.n_bytes)
+    if check_size is not None:
+        check_size(int(n_kmers.sum()))
+    kmers, owner = superkmer_kmers(n_kmers, packed, k)
+    del packed
+    return gather_counts(kmers, genome_of[owner], n_genomes)
+
+
+def gather_counts(kmers: np.ndarray, genomes: np.ndarray, n_genomes: int):
+    """Distinct k-mers and their count per genome.
+
+    Parameters
+    ----------
+    kmers : ndarray of uint64
+        Canonical k-mer occurrences.
+    genomes : ndarray of int
+        Genome index of each occurrence.
+    n_genomes : int
+        Number of genomes (columns).
+
+    Returns
+    -------
+    keys : ndarray of uint64
+        Sorted distinct k-mers.
+    counts : ndarray of int64, shape (len(keys), n_genomes)
+        Occurrences of each key in each genome.
+    stats : list of (n_distinct, total, spectrum bincount) per genome
+    """
+    per_genome = []
+    order = np.argsort(genomes, kind="stable")
+    bounds = np.searchsorted(genomes[order], np.arange(n_genomes + 1))
+    for g in range(n_genomes):
+        sk = np.sort(kmers[order[bounds[g] : bounds[g + 1]]])
+        if sk.size:
+            first = np.empty(sk.size, dtype=bool)
+            first[0] = True
+            np.not_equal(sk[1:], sk[:-1], out=first[1:])
+            starts = np.flatnonzero(first)
+            uniq = sk[starts]
+            cnt = np.diff(np.append(starts, sk.size))
+        else:
+            uniq, cnt = sk, np.zeros(0, dtype=np.int64)
+        per_genome.append((uniq, cnt))
+    allk = np.sort(np.concatenate([u for u, _ in per_genome])) if per_genome else np.zeros(0, np.uint64)
+    if allk.size:
+        keep = np.empty(allk.size, dtype=bool)
+        keep[0] = True
+        np.not_equal(allk[1:], allk[:-1], out=keep[1:])
+        keys = allk[keep]
+    else:
+        keys = allk
+    counts = np.zeros((keys.size, n_genomes), dtype=np.int64)
+    stats = []
+    for g, (uniq, cnt) in enumerate(per_genome):
+        counts[np.searchsorted(keys, uniq), g] = cnt
+        stats.append((int(uniq.size), int(cnt.sum()), np.bincount(cnt) if cnt.size else np.zeros(1, np.int64)))
+    return keys, counts, stats
