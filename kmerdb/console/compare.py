@@ -10,6 +10,7 @@ from kmerdb import open as api_open
 from kmerdb import setop as api_setop
 from kmerdb.analysis.analytics import METRICS, TREE_METRICS, format_value
 from kmerdb.analysis.phylo import METHODS
+from kmerdb.console.options import add_workers, workers
 from kmerdb.console.progress import progress_callback
 from kmerdb.console.render import emit_json, print_table, stdout_console
 from kmerdb.errors import InvalidParameterError
@@ -18,8 +19,8 @@ from kmerdb.ops.setops import OPS
 __all__ = ["register"]
 
 
-def _threads(p) -> None:
-    p.add_argument("--threads", type=int, default=None, help="worker processes (default: all CPUs)")
+def _workers_and_memory(p) -> None:
+    add_workers(p)
     p.add_argument("--max-memory", metavar="SIZE", default=None, help="bound the rows workers read at once, e.g. 512M")
 
 
@@ -44,7 +45,7 @@ def register(sub) -> None:
         help="sparse: only pairs at distance <= D (1 - value for jaccard and containment)",
     )
     p.add_argument("--nearest", type=int, default=None, metavar="N", help="sparse: the N closest genomes of each genome")
-    _threads(p)
+    _workers_and_memory(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_distance)
 
@@ -57,7 +58,7 @@ def register(sub) -> None:
     p.add_argument("db", metavar="DB")
     p.add_argument("--metric", choices=TREE_METRICS, default="mash", help="default mash")
     p.add_argument("--method", choices=METHODS, default="nj", help="nj (default) or upgma")
-    _threads(p)
+    _workers_and_memory(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help='print {"metric", "method", "labels", "newick"} as JSON')
     p.set_defaults(func=cmd_tree)
@@ -77,7 +78,7 @@ def register(sub) -> None:
     p.add_argument("--genomes", nargs="+", metavar="LABEL", default=None, help="genomes to use, in order (default all)")
     p.add_argument("--q", type=int, default=None, metavar="N", help="quorum of at-least, exactly, at-most")
     p.add_argument("--label", default=None, help="label of the output's genome column")
-    _threads(p)
+    _workers_and_memory(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_setop)
@@ -94,7 +95,7 @@ def register(sub) -> None:
     p.add_argument("--plot", action="store_true", help="draw the histogram in the terminal")
     p.add_argument("--max-count", type=int, default=None, metavar="C", help="plot: lump counts above C into one bar")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--threads", type=int, default=None, help="worker processes (default: all CPUs)")
+    add_workers(p)
     p.set_defaults(func=cmd_spectrum)
 
 
@@ -117,7 +118,7 @@ def cmd_distance(args) -> int:
                 args.metric,
                 max_distance=args.max_distance,
                 nearest=args.nearest,
-                threads=args.threads,
+                **workers(args),
                 max_memory=args.max_memory,
                 progress=progress,
             )
@@ -133,7 +134,7 @@ def cmd_distance(args) -> int:
             return 0
         from kmerdb.analysis.analytics import distance
 
-        result = distance(db, args.metric, threads=args.threads, max_memory=args.max_memory, progress=progress)
+        result = distance(db, args.metric, **workers(args), max_memory=args.max_memory, progress=progress)
     if args.format == "json":
         emit_json(result.to_dict())
     elif args.format == "phylip":
@@ -148,7 +149,7 @@ def cmd_tree(args) -> int:
     with api_open(args.db) as db, progress_callback(args.quiet) as progress:
         from kmerdb.analysis.analytics import distance
 
-        result = distance(db, args.metric, threads=args.threads, max_memory=args.max_memory, progress=progress)
+        result = distance(db, args.metric, **workers(args), max_memory=args.max_memory, progress=progress)
     newick = result.tree(args.method)
     if args.json:
         emit_json({"metric": args.metric, "method": args.method, "labels": list(result.labels), "newick": newick})
@@ -172,7 +173,7 @@ def cmd_setop(args) -> int:
             genomes=args.genomes,
             q=args.q,
             label=args.label,
-            threads=args.threads,
+            **workers(args),
             max_memory=args.max_memory,
             progress=progress,
         )
@@ -197,7 +198,7 @@ def cmd_setop(args) -> int:
 
 def cmd_spectrum(args) -> int:
     with api_open(args.db) as db:
-        spectra = db.spectrum(args.genome, threads=args.threads)
+        spectra = db.spectrum(args.genome, **workers(args))
     labels = list(spectra)
     if args.json:
         emit_json({"labels": labels, "spectra": {k: [list(p) for p in v] for k, v in spectra.items()}})

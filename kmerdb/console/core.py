@@ -11,6 +11,7 @@ import numpy as np
 
 from kmerdb import build as api_build
 from kmerdb import open as api_open
+from kmerdb.console.options import add_workers, workers
 from kmerdb.console.progress import progress_callback
 from kmerdb.console.render import describe_evidence, emit_json, human_bytes, print_table
 from kmerdb.core.kmers import kmers_from_strings, kmers_to_strings
@@ -36,7 +37,7 @@ def register(sub) -> None:
     p.add_argument("--m", type=int, default=None, help="minimizer length (default about k/2.5, odd)")
     p.add_argument("--partitions", type=int, default=None, help="number of partitions (default 64)")
     p.add_argument("--counts", action="store_true", help="keep k-mer occurrence counts (else presence bits)")
-    p.add_argument("--threads", type=int, default=None, help="worker processes (default: all CPUs)")
+    add_workers(p)
     p.add_argument("--max-memory", metavar="SIZE", default=None, help="memory budget of the whole build, e.g. 512M")
     p.add_argument(
         "--evidence",
@@ -123,7 +124,7 @@ def cmd_build(args) -> int:
             m=args.m,
             partitions=args.partitions,
             counts=args.counts,
-            threads=args.threads,
+            **workers(args),
             max_memory=args.max_memory,
             evidence=args.evidence,
             fp_bits=args.fp_bits,

@@ -10,6 +10,7 @@ from kmerdb import merge as api_merge
 from kmerdb import open as api_open
 from kmerdb import vacuum as api_vacuum
 from kmerdb import verify as api_verify
+from kmerdb.console.options import add_workers, workers
 from kmerdb.console.progress import progress_callback
 from kmerdb.console.render import emit_json, human_bytes, print_table
 from kmerdb.errors import InputError, InvalidParameterError
@@ -44,7 +45,7 @@ def register(sub) -> None:
     )
     p.add_argument("--rename-duplicates", action="store_true", help="rename repeated labels to LABEL.1, LABEL.2, ...")
     p.add_argument("--force", action="store_true", help="replace an existing database OUT once the merge succeeded")
-    p.add_argument("--threads", type=int, default=None, help="worker processes (default: all CPUs)")
+    add_workers(p)
     _wait_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print a summary as JSON")
@@ -62,7 +63,7 @@ def register(sub) -> None:
     p.add_argument("--manifest", metavar="TSV", help="file of 'label<TAB>path' lines (paths relative to it)")
     p.add_argument("--per-record", action="store_true", help="every record of every file is its own genome")
     p.add_argument("--rename-duplicates", action="store_true", help="rename labels DB has already to LABEL.1, ...")
-    p.add_argument("--threads", type=int, default=None, help="worker processes (default: all CPUs)")
+    add_workers(p)
     _wait_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print a summary as JSON")
@@ -89,7 +90,7 @@ def register(sub) -> None:
         "that the evidence, partitions and layers agree with the k-mers. Exit 0 if all is well, 1 if not.",
     )
     p.add_argument("db", metavar="DB")
-    p.add_argument("--threads", type=int, default=None, help="worker processes (default: all CPUs)")
+    add_workers(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_verify)
@@ -113,7 +114,7 @@ def register(sub) -> None:
         "are dropped. Old files stay for open readers until a vacuum.",
     )
     p.add_argument("db", metavar="DB")
-    p.add_argument("--threads", type=int, default=None, help="worker processes (default: all CPUs)")
+    add_workers(p)
     _wait_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print a summary as JSON")
@@ -149,7 +150,7 @@ def cmd_merge(args) -> int:
                     "--mode", args.mode, f"{args.into} keeps {'counts' if db.config.counts else 'presence'}"
                 )
             with progress_callback(args.quiet) as progress, db.transaction(wait=_wait(args)):
-                db.merge(args.paths, rename_duplicates=args.rename_duplicates, threads=args.threads, progress=progress)
+                db.merge(args.paths, rename_duplicates=args.rename_duplicates, **workers(args), progress=progress)
             summary = _summary(db)
         if args.json:
             emit_json(summary)
@@ -166,7 +167,7 @@ def cmd_merge(args) -> int:
             mode=args.mode or "presence",
             rename_duplicates=args.rename_duplicates,
             force=args.force,
-            threads=args.threads,
+            **workers(args),
             progress=progress,
         )
     summary = {
@@ -194,7 +195,7 @@ def cmd_append(args) -> int:
     genomes = parse_input_args(args.inputs, manifest=args.manifest, per_record=args.per_record)
     with api_open(args.db, mode="a") as db:
         with progress_callback(args.quiet) as progress, db.transaction(wait=_wait(args)):
-            db.append_genomes(genomes, rename_duplicates=args.rename_duplicates, threads=args.threads, progress=progress)
+            db.append_genomes(genomes, rename_duplicates=args.rename_duplicates, **workers(args), progress=progress)
         summary = _summary(db)
     if args.json:
         emit_json(summary)
@@ -217,7 +218,7 @@ def cmd_remove(args) -> int:
 
 def cmd_verify(args) -> int:
     with progress_callback(args.quiet) as progress:
-        report = api_verify(args.db, threads=args.threads, progress=progress)
+        report = api_verify(args.db, **workers(args), progress=progress)
     if args.json:
         emit_json(report.to_dict())
         return 0 if report.ok else 1
@@ -262,7 +263,7 @@ def cmd_compact(args) -> int:
     with api_open(args.db, mode="a") as db:
         before = sum(len(layers) for layers in db.snapshot.partitions)
         with progress_callback(args.quiet) as progress, db.transaction(wait=_wait(args)):
-            db.compact(threads=args.threads, progress=progress)
+            db.compact(**workers(args), progress=progress)
         summary = _summary(db)
     summary["layers_before"] = before
     if args.json:

@@ -6,6 +6,7 @@ import sys
 
 from kmerdb import open as api_open
 from kmerdb import reindex as api_reindex
+from kmerdb.console.options import add_workers, workers
 from kmerdb.console.progress import progress_callback
 from kmerdb.console.render import describe_evidence, emit_json, human_bytes, print_table
 
@@ -45,7 +46,7 @@ def register(sub) -> None:
     p.add_argument(
         "--z", type=int, default=None, metavar="Z", help="approx: consecutive-hit rule, >= 0 (default: current, or 0)"
     )
-    p.add_argument("--threads", type=int, default=None, help="worker processes (default: all CPUs)")
+    add_workers(p)
     p.add_argument("--wait", nargs="?", const=True, default=False, type=float, metavar="SECONDS", help=_WAIT_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print a summary as JSON")
@@ -83,7 +84,7 @@ def cmd_reindex(args) -> int:
             args.evidence,
             fp_bits=args.fp_bits,
             z=args.z,
-            threads=args.threads,
+            **workers(args),
             wait=True if args.wait is True else (args.wait or False),
             progress=progress,
         )
