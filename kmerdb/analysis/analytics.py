@@ -19,6 +19,7 @@ import numpy as np
 
 from kmerdb.analysis.classes import ClassAccumulator, ClassTable, boundaries, distinct_rows, empty_rows
 from kmerdb.analysis.pairs import min_rows, pair_rows, weighted_colsum
+from kmerdb.analysis.phylo import tree_from_matrix
 from kmerdb.analysis.scan import HIST_CAP, Progress, compare_task, scan, weights_task
 from kmerdb.errors import GenomeNotFoundError, InvalidParameterError
 
@@ -137,8 +138,6 @@ class DistanceMatrix:
 
     def tree(self, method: str = "nj") -> str:
         """A Newick tree of the genomes (``nj`` or ``upgma``); see :mod:`kmerdb.phylo`."""
-        from kmerdb.analysis.phylo import tree_from_matrix
-
         if not METRICS[self.metric][1]:
             raise InvalidParameterError("metric", self.metric, f"a tree needs a symmetric metric: {', '.join(TREE_METRICS)}")
         return tree_from_matrix(self.as_distance(), self.labels, method)

@@ -6,9 +6,12 @@ import json
 import math
 import sys
 
+from rich.table import Table
+from rich.text import Text
+
 from kmerdb import open as api_open
 from kmerdb import setop as api_setop
-from kmerdb.analysis.analytics import METRICS, TREE_METRICS, format_value
+from kmerdb.analysis.analytics import METRICS, TREE_METRICS, distance, format_value, iter_distances
 from kmerdb.analysis.phylo import METHODS
 from kmerdb.console.options import add_workers, workers
 from kmerdb.console.progress import progress_callback
@@ -111,8 +114,6 @@ def cmd_distance(args) -> int:
         _usage("distance", "a sparse output (--max-distance, --nearest) is tsv or json, not phylip")
     with api_open(args.db) as db, progress_callback(args.quiet) as progress:
         if sparse:
-            from kmerdb.analysis.analytics import iter_distances
-
             pairs = iter_distances(
                 db,
                 args.metric,
@@ -132,8 +133,6 @@ def cmd_distance(args) -> int:
                     out.write(json.dumps({"a": a, "b": b, args.metric: v if math.isfinite(v) else None}) + "\n")
             out.flush()
             return 0
-        from kmerdb.analysis.analytics import distance
-
         result = distance(db, args.metric, **workers(args), max_memory=args.max_memory, progress=progress)
     if args.format == "json":
         emit_json(result.to_dict())
@@ -147,8 +146,6 @@ def cmd_distance(args) -> int:
 
 def cmd_tree(args) -> int:
     with api_open(args.db) as db, progress_callback(args.quiet) as progress:
-        from kmerdb.analysis.analytics import distance
-
         result = distance(db, args.metric, **workers(args), max_memory=args.max_memory, progress=progress)
     newick = result.tree(args.method)
     if args.json:
@@ -219,9 +216,6 @@ def cmd_spectrum(args) -> int:
 
 def _plot(label: str, pairs: list[tuple[int, int]], max_count: int | None) -> None:
     """One horizontal bar per count, length on a log scale, in a rich table."""
-    from rich.table import Table
-    from rich.text import Text
-
     if max_count is None:
         max_count = 50
     if max_count < 1:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -194,8 +196,6 @@ def _read_sequences(paths):
 
 
 def _parse_stdin_fasta():
-    import tempfile
-
     data = sys.stdin.buffer.read()
     with tempfile.NamedTemporaryFile(suffix=".fa") as tmp:
         tmp.write(data)
@@ -264,8 +264,6 @@ def cmd_genomes(args) -> int:
 
 
 def cmd_history(args) -> int:
-    import datetime
-
     with api_open(args.db) as db:
         records = db.history()
     rows = [

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Collection, Sequence
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -24,8 +25,6 @@ def emit_json(obj) -> None:
 
 
 def _default(obj):
-    import numpy as np
-
     if isinstance(obj, np.integer):
         return int(obj)
     if isinstance(obj, np.floating):

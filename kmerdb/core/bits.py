@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from kmerdb.errors import CorruptDatabaseError
+
 __all__ = ["width_for", "n_words", "pack", "extract", "unpack", "pack_codes", "read_header"]
 
 _U64 = np.uint64
@@ -137,8 +139,6 @@ def read_header(
     kmerdb.errors.CorruptDatabaseError
         Naming ``source`` and saying what is wrong.
     """
-    from kmerdb.errors import CorruptDatabaseError
-
     arr = np.asarray(array)
     if arr.ndim != 1 or arr.dtype.kind != "u" or arr.itemsize != 8 or arr.size < n_header:
         raise CorruptDatabaseError(source, f"not {what}")

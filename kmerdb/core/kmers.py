@@ -21,6 +21,8 @@ from typing import overload
 import numpy as np
 import numpy.typing as npt
 
+from kmerdb.errors import InvalidParameterError
+
 __all__ = [
     "INVALID",
     "BLOCK",
@@ -375,8 +377,6 @@ def kmers_from_strings(kmers: Iterable[str | bytes], k: int) -> np.ndarray:
     kmerdb.errors.InvalidParameterError
         If a string is not of length ``k`` or holds a base other than ACGT.
     """
-    from kmerdb.errors import InvalidParameterError
-
     items = [s.encode("ascii", "replace") if isinstance(s, str) else bytes(s) for s in kmers]
     if not items:
         return np.zeros(0, dtype=np.uint64)

@@ -18,6 +18,7 @@ and only read afterwards.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator, Mapping
 
@@ -80,8 +81,6 @@ def write_evidence(
 
 def _npy_size(array: np.ndarray) -> int:
     """Bytes of ``array`` written as an .npy file."""
-    import io
-
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(array))
     return header.tell() + array.nbytes
