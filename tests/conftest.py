@@ -96,6 +96,6 @@ def dask_client():
     """A Dask client on a 2-worker LocalCluster on loopback (processes), shared by the session."""
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0"
     ) as cluster, distributed.Client(cluster) as client:
         yield client

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     cluster = None
     if args.scheduler is None:
         cluster = distributed.LocalCluster(
-            n_workers=args.workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+            n_workers=args.workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0"
         )
     client = distributed.Client(cluster if cluster is not None else args.scheduler)
     try:
