@@ -463,9 +463,10 @@ def test_every_analytics_function_is_the_same_on_every_executor(layered_db, seri
         assert every_answer(db, **run) == serial_answers
 
 
-def test_two_threads_on_one_handle(built, oracle_sets):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_two_threads_on_one_handle(built, oracle_sets, workers):
     """Calls share nothing: two threads computing distances on one handle at once both get the
-    oracle's answers, every time."""
+    oracle's answers, every time (each call in its thread, or each with worker processes)."""
     import threading
 
     sets = oracle_sets(21)
@@ -478,7 +479,7 @@ def test_two_threads_on_one_handle(built, oracle_sets):
             try:
                 for _ in range(4):
                     for metric in metrics:
-                        assert_matrix_equals(db.distance(metric, threads=1).matrix, expect[metric])
+                        assert_matrix_equals(db.distance(metric, threads=workers).matrix, expect[metric])
                         done.append(metric)
             except BaseException as exc:  # reported to the main thread below
                 errors.append(exc)
