@@ -204,27 +204,7 @@ class QueryEngine:
         return out
 
     def lookup(self, kmers: Iterable[str | bytes] | np.ndarray, counts: bool = False) -> np.ndarray:
-        """Which genomes hold each k-mer.
-
-        Parameters
-        ----------
-        kmers : sequence of str, or ndarray of uint64
-            k-mers as ACGT strings of length k, or as 2-bit codes (A=0 C=1 G=2 T=3, first base
-            most significant); either orientation, they are canonicalized.
-        counts : bool
-            Return occurrence counts (index built with counts) instead of presence.
-
-        Returns
-        -------
-        ndarray, shape (n_kmers, n_genomes)
-            bool presence, or uint32 counts.
-
-        Raises
-        ------
-        InvalidParameterError
-            A k-mer of the wrong length or with a non-ACGT base, a code >= 4**k, or
-            ``counts=True`` on an index without counts.
-        """
+        """Which genomes hold each k-mer: see :meth:`kmerdb.Database.lookup`."""
         k = self.config.k
         if counts and not self.config.counts:
             raise InvalidParameterError("counts", True, "this index keeps presence only (build it with counts)")
@@ -247,32 +227,7 @@ class QueryEngine:
         threads: int = 1,
         z: int | None = None,
     ) -> QueryResult:
-        """Which genomes hold the k-mers of each sequence, and how many.
-
-        Parameters
-        ----------
-        sequences : str, bytes, or sequence of them
-            DNA sequences; characters other than ACGT (any case) break k-mers.
-        names : sequence of str, optional
-            Names carried into the result.
-        threads : int
-            Ways to split the sequences: this thread and ``threads - 1`` worker processes
-            the engine forks on first use and keeps until it is closed (a database handle
-            closes it when its snapshot changes and when the handle is closed; see
-            docs/embedding.md).  Calls under 256 Kbp run in this thread.
-        z : int, optional
-            Consecutive-hit rule: a position counts only inside a run of at least z+1
-            consecutive found positions of its sequence (default: the index's z, 0 for exact
-            evidence).  See docs/evidence.md for what it does at sequence ends and to true hits.
-
-        Returns
-        -------
-        QueryResult
-            ``hits[i, g]`` counts the k-mer positions of sequence i whose canonical k-mer is
-            in genome g (and that pass the z rule); ``n_kmers[i]`` the valid positions;
-            ``ratio`` their quotient; ``found_raw`` and ``found`` the positions found before
-            and after the z rule.
-        """
+        """Which genomes hold the k-mers of each sequence, and how many: see :meth:`kmerdb.Database.query`."""
         if isinstance(sequences, (str, bytes)):
             sequences = [sequences]
         seqs = [s.encode("ascii", "replace") if isinstance(s, str) else bytes(s) for s in sequences]
