@@ -4,12 +4,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint docs demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,lint]'
+	$(PY) -m pip install --quiet -e '.[test,lint,docs]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -18,8 +18,12 @@ test: $(STAMP)
 	$(PY) -m pytest -q -n 2
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check kmerdb tests tools
+	$(VENV)/bin/ruff check kmerdb tests tools docs
 	$(VENV)/bin/mypy
+
+# The documentation site, offline, into site/: fails on any warning (broken link, bad docstring).
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict
 
 demo: $(STAMP)
 	rm -rf demo && mkdir -p demo
@@ -32,4 +36,4 @@ bench: $(STAMP)
 	$(PY) tools/bench.py
 
 clean:
-	rm -rf $(VENV) demo build *.egg-info
+	rm -rf $(VENV) demo build site *.egg-info
