@@ -31,6 +31,7 @@ from kmerdb.errors import (
     GenomeNotFoundError,
     IncompleteDatabaseError,
     InvalidParameterError,
+    InvalidTypeError,
     KmerDBError,
     ReadOnlyError,
     TransactionError,
@@ -38,6 +39,7 @@ from kmerdb.errors import (
 from kmerdb.ops import setops
 from kmerdb.ops.reindex import ReindexReport
 from kmerdb.ops.transaction import Transaction
+from kmerdb.params import path_argument
 from kmerdb.query.engine import QueryEngine, QueryResult
 from kmerdb.store.catalog import Catalog, GenomeRecord, Snapshot
 from kmerdb.store.layer import Layer
@@ -182,6 +184,8 @@ class Database:
             raise ReadOnlyError(f"{self.path}: opened read-only; open it with mode='a' to write")
         if self._active_transaction() is not None:
             raise TransactionError("a transaction is already open on this handle (they do not nest)")
+        if not isinstance(wait, (bool, int, float)) or (not isinstance(wait, bool) and wait < 0):
+            raise InvalidParameterError("wait", wait, "expected True, False or a number of seconds >= 0")
         self._txn = Transaction(self, wait)
         return self._txn
 
@@ -347,8 +351,10 @@ class Database:
         ------
         GenomeNotFoundError
         """
+        if not isinstance(out, (str, os.PathLike)) and not callable(getattr(out, "write", None)):
+            raise InvalidTypeError("out", out, "a path or a binary file open for writing")
         if isinstance(out, (str, os.PathLike)):
-            with open(out, "wb") as fh:
+            with open(path_argument(out, "out"), "wb") as fh:
                 return write_unitigs(self, fh, genome)
         return write_unitigs(self, out, genome)
 
@@ -382,7 +388,16 @@ class Database:
             A k-mer of the wrong length or with a non-ACGT base, a code >= 4**k, or
             ``counts=True`` on an index without counts.
         """
-        return self._engine().lookup(kmers, counts)
+        if isinstance(kmers, (str, bytes)):
+            kmers = [kmers]  # one k-mer, as query takes one sequence
+        elif isinstance(kmers, np.ndarray):
+            if kmers.dtype.kind not in "uiSUO":
+                raise InvalidTypeError("kmers", kmers, "k-mer strings or an integer array of 2-bit codes")
+            if kmers.dtype.kind == "O":
+                kmers = _strings("kmers", kmers.ravel().tolist())
+        else:
+            kmers = _strings("kmers", kmers)
+        return self._engine().lookup(kmers, _flag("counts", counts))
 
     def query(
         self,
@@ -416,6 +431,12 @@ class Database:
             ``ratio`` their quotient; ``found_raw`` and ``found`` the positions found before
             and after the z rule.
         """
+        if not isinstance(sequences, (str, bytes)):
+            sequences = _strings("sequences", sequences)
+        if names is not None:
+            if isinstance(names, (str, bytes)) or not isinstance(names, Iterable):
+                raise InvalidTypeError("names", names, "a sequence of str, one per sequence")
+            names = list(names)
         return self._engine().query(sequences, names, threads, z)
 
     @property
@@ -444,7 +465,7 @@ class Database:
         ``rows`` is (n, n_genomes): counts when the index keeps them (or ``counts=True``),
         else booleans.
         """
-        counts = self.config.counts if counts is None else counts
+        counts = self.config.counts if counts is None else _flag("counts", counts)
         dtype = np.uint32 if counts else bool
         for layers in self.layers:
             for layer in layers:
@@ -568,6 +589,28 @@ class Database:
         return f"<kmerdb.Database {self.path!r} k={self.config.k} genomes={len(self.genomes)} gen={self.generation}>"
 
 
+def _strings(argument: str, values: object) -> list[str | bytes]:
+    """``values`` as a list of str/bytes, or one clear error naming ``argument``.
+
+    One check per item (a sequence or a k-mer, not a base): ``bytes(5)`` would otherwise
+    turn a number into five NUL bytes and answer as if it were a sequence.
+    """
+    if values is None or not isinstance(values, Iterable):
+        raise InvalidTypeError(argument, values, "a str or bytes, or a sequence of them")
+    items = list(values)
+    for item in items:
+        if not isinstance(item, (str, bytes)):
+            raise InvalidTypeError(argument, item, f"str or bytes items in {argument}")
+    return items
+
+
+def _flag(argument: str, value: object) -> bool:
+    """A boolean argument: a string such as ``"no"`` must not count as True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise InvalidTypeError(argument, value, "True or False")
+    return bool(value)
+
+
 def _dir_size(path: str) -> int:
     total = 0
     for root, _, files in os.walk(path):
@@ -594,7 +637,7 @@ def open_database(path: str | os.PathLike, mode: str = "r") -> Database:
     ReadOnlyError
         ``mode="a"`` on a directory this process cannot write.
     """
-    path = os.fspath(path)
+    path = path_argument(path)
     if mode not in ("r", "a"):
         raise InvalidParameterError("mode", mode, "expected 'r' (read) or 'a' (read and write)")
     catalog = Catalog.open(path, readonly=True)

@@ -16,6 +16,7 @@ __all__ = [
     "KmerDBError",
     "InputError",
     "InvalidParameterError",
+    "InvalidTypeError",
     "DatabaseExistsError",
     "DatabaseNotFoundError",
     "IncompleteDatabaseError",
@@ -88,6 +89,27 @@ class InvalidParameterError(KmerDBError, ValueError):
         self.argument = argument
         self.value = value
         super().__init__(f"{argument}={value!r}: {reason}")
+
+
+class InvalidTypeError(InvalidParameterError, TypeError):
+    """An argument has the wrong type (None where a path is needed, a number for a sequence...).
+
+    Also a :class:`TypeError`, as Python's own functions raise for a wrong type, so code
+    that catches either keeps working.
+
+    Attributes
+    ----------
+    argument : str
+        Name of the argument.
+    value : object
+        The rejected value.
+    expected : str
+        What the argument accepts.
+    """
+
+    def __init__(self, argument: str, value: object, expected: str) -> None:
+        self.expected = expected
+        super().__init__(argument, value, f"expected {expected}, got {type(value).__name__}")
 
 
 class DatabaseExistsError(KmerDBError, FileExistsError):

@@ -5,12 +5,43 @@ from __future__ import annotations
 import os
 import re
 
-from kmerdb.errors import InvalidParameterError
+from kmerdb.errors import InvalidParameterError, InvalidTypeError
 
-__all__ = ["parse_size", "resolve_threads"]
+__all__ = ["parse_size", "resolve_threads", "path_argument"]
 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B)?\s*", re.IGNORECASE)
 _SCALE = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def path_argument(value: object, argument: str = "path") -> str:
+    """A path argument as a ``str``, refused at the boundary when it cannot name a file.
+
+    Parameters
+    ----------
+    value : object
+        What the caller passed: ``str``, ``bytes`` or ``os.PathLike``.
+    argument : str
+        The argument's name, for the error message.
+
+    Raises
+    ------
+    InvalidTypeError
+        Not a path (None, a number, a list...).
+    InvalidParameterError
+        An empty path or one holding a NUL byte: the OS would answer "No such file"
+        without naming it, or raise a bare ValueError.
+    """
+    if not isinstance(value, (str, bytes, os.PathLike)):
+        raise InvalidTypeError(argument, value, "a path (str or os.PathLike)")
+    try:
+        path = os.fsdecode(os.fspath(value))
+    except (TypeError, UnicodeDecodeError):  # a PathLike returning neither str nor bytes
+        raise InvalidTypeError(argument, value, "a path (str or os.PathLike)") from None
+    if not path:
+        raise InvalidParameterError(argument, path, "an empty path names nothing")
+    if "\0" in path:
+        raise InvalidParameterError(argument, path, "a path cannot hold a NUL character")
+    return path
 
 
 def parse_size(value: int | str | None, argument: str = "max_memory") -> int | None:

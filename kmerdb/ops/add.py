@@ -38,6 +38,7 @@ from kmerdb.errors import (
     DuplicateLabelError,
     IncompatibleIndexError,
     InvalidParameterError,
+    InvalidTypeError,
     MissingCountsError,
     MixedEvidenceError,
     NotReadyError,
@@ -45,6 +46,7 @@ from kmerdb.errors import (
 from kmerdb.ops.inputs import GenomeInput, resolve_genomes
 from kmerdb.ops.scatter import count_bucket, scatter_inputs
 from kmerdb.ops.spill import Bucket, spill_folder
+from kmerdb.params import path_argument
 from kmerdb.store.catalog import Catalog, GenomeRecord, LayerRecord, Snapshot
 from kmerdb.store.crashpoint import crashpoint
 from kmerdb.store.layer import Layer, layer_prefix, write_group, write_layer
@@ -99,9 +101,11 @@ def read_sources(paths: Iterable) -> list[Source]:
         A source was never completed (its build failed or is running).
     """
     out: list[Source] = []
+    if isinstance(paths, (str, bytes, os.PathLike)) or not isinstance(paths, Iterable):
+        raise InvalidTypeError("sources", paths, "a list of database paths")
     try:
         for path in paths:
-            path = os.fspath(path.path if hasattr(path, "snapshot") else path)  # a Database, or a path
+            path = path_argument(path.path if hasattr(path, "snapshot") else path, "sources")  # a Database, or a path
             catalog = Catalog.open(path, readonly=True)
             registration = None
             try:

@@ -26,11 +26,11 @@ import numpy as np
 
 from kmerdb.config import Config
 from kmerdb.engine.executor import open_executor
-from kmerdb.errors import MemoryBudgetError
+from kmerdb.errors import InvalidTypeError, MemoryBudgetError
 from kmerdb.ops.inputs import GenomeInput, resolve_genomes
 from kmerdb.ops.scatter import count_bucket, gather_counts, scatter_inputs
 from kmerdb.ops.spill import Bucket, spill_folder
-from kmerdb.params import parse_size, resolve_threads
+from kmerdb.params import parse_size, path_argument, resolve_threads
 from kmerdb.store.catalog import GenomeRecord, LayerRecord
 from kmerdb.store.layer import write_layer
 from kmerdb.store.scaffold import new_database
@@ -169,7 +169,12 @@ def build(
         A task failed or a worker died (nothing is left behind).
     """
     t0 = time.perf_counter()
-    path = os.fspath(path)
+    # every argument is checked before anything is created: a wrong one is one clear error
+    path = path_argument(path)
+    if not isinstance(counts, (bool, np.bool_)):
+        raise InvalidTypeError("counts", counts, "True or False")
+    if progress is not None and not callable(progress):
+        raise InvalidTypeError("progress", progress, "a callable progress(phase, done, total) or None")
     config = Config.create(k=k, m=m, partitions=partitions, evidence=evidence, fp_bits=fp_bits, z=z, counts=counts)
     items = resolve_genomes(genomes)
     resolve_threads(threads)  # refuse a bad value before anything starts

@@ -4,21 +4,37 @@ A genome is one or more FASTA/FASTQ files (plain or gzip, detected by content,
 not by name), or one record of a multi-FASTA with ``per_record``.  Every failure to
 read an input becomes one :class:`~kmerdb.errors.InputError` naming the file and,
 where it applies, the line.
+
+Inputs that are not regular files:
+
+- FIFOs and pipes (a named FIFO, ``/dev/stdin`` fed by a pipe, ``<(zcat x.gz)``) are read
+  once, as a stream: the format and compression come from their first bytes.  Opening one
+  never blocks: a FIFO nobody writes to is refused after :data:`FIFO_WAIT` seconds
+  (``KMERDB_FIFO_WAIT`` in the environment overrides it).  A stream cannot be read twice, so
+  per-record collections need a regular file.
+- Terminals and other devices (``/dev/stdin`` on a terminal, ``/dev/zero``) are refused at once.
+
+Records whose letters are mostly not nucleotide codes (a protein FASTA) are refused: they
+would otherwise give no k-mer at all, silently.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import re
+import select
+import stat
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
 import dnaio
+import numpy as np
 
-from kmerdb.errors import DuplicateLabelError, InputError, InvalidParameterError
+from kmerdb.errors import DuplicateLabelError, InputError, InvalidParameterError, InvalidTypeError
 
 __all__ = [
     "GenomeInput",
@@ -30,10 +46,25 @@ __all__ = [
     "read_records",
     "check_readable",
     "estimated_bases",
+    "is_stream",
+    "FIFO_WAIT",
 ]
 
 _SUFFIXES = re.compile(r"(\.(fa|fasta|fna|ffn|faa|frn|fas|fq|fastq|seq|txt))?(\.(gz|gzip|bgz))?$", re.IGNORECASE)
 _SNIFF = 1 << 16
+
+#: Seconds to wait for the first byte of a FIFO or pipe before refusing it (a FIFO that no
+#: process writes to would otherwise block the build for ever).  ``KMERDB_FIFO_WAIT``
+#: overrides it.
+FIFO_WAIT = 10.0
+
+# Letters of amino acids that are no IUPAC nucleotide code (X is left out: some tools mask
+# DNA with it).  A record where these are over _FOREIGN_SHARE of the letters is protein.
+_FOREIGN = np.zeros(256, dtype=bool)
+_FOREIGN[np.frombuffer(b"EFIJLOPQZefijlopqz", dtype=np.uint8)] = True
+_LETTER = np.zeros(256, dtype=bool)
+_LETTER[np.frombuffer(bytes(range(65, 91)) + bytes(range(97, 123)), dtype=np.uint8)] = True
+_FOREIGN_SHARE = 0.10
 
 
 @dataclass(frozen=True)
@@ -91,12 +122,20 @@ def resolve_genomes(genomes: Mapping[str, object] | Sequence[GenomeInput]) -> li
     if isinstance(genomes, Mapping):
         items = []
         for label, paths in genomes.items():
-            files = [paths] if isinstance(paths, (str, os.PathLike)) else cast(Iterable, paths)
-            items.append(GenomeInput(_check_label(label), tuple(os.fspath(p) for p in files)))
+            _check_label(label)
+            if isinstance(paths, (str, os.PathLike)):
+                files: Iterable = [paths]
+            elif isinstance(paths, bytes) or not isinstance(paths, Iterable):
+                raise InvalidTypeError(f"genomes[{label!r}]", paths, "a path or a list of paths")
+            else:
+                files = paths
+            items.append(GenomeInput(label, tuple(_input_path(p, f"genomes[{label!r}]") for p in files)))
+    elif isinstance(genomes, (str, bytes, os.PathLike)) or not isinstance(genomes, Iterable):
+        raise InvalidTypeError("genomes", genomes, "a mapping label -> path(s), or a list of GenomeInput")
     else:
         items = list(genomes)
         if not all(isinstance(g, GenomeInput) for g in items):
-            raise InvalidParameterError("genomes", type(genomes).__name__, "expected a mapping label -> path(s)")
+            raise InvalidTypeError("genomes", genomes, "a mapping label -> path(s), or a list of GenomeInput")
     if not items:
         raise InvalidParameterError("genomes", [], "no genome to index")
     seen: set[str] = set()
@@ -108,38 +147,127 @@ def resolve_genomes(genomes: Mapping[str, object] | Sequence[GenomeInput]) -> li
         if not g.paths:
             raise InvalidParameterError("genomes", g.label, "a genome needs at least one file")
         for p in g.paths:
+            _input_path(p, f"genomes[{g.label!r}]")
             check_readable(p)
     return items
 
 
-def check_readable(path: str) -> None:
-    """Fail early, with one clear message, on a missing, empty, unreadable or binary file."""
-    if not os.path.exists(path):
-        raise InputError(path, "no such file")
-    if os.path.isdir(path):
-        raise InputError(path, "is a directory, not a FASTA/FASTQ file")
+def _input_path(value: object, argument: str) -> str:
+    """An input path as ``str``; None, numbers and empty strings name no file."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise InvalidTypeError(argument, value, "a path (str or os.PathLike)")
+    path = os.fspath(value)
+    if not isinstance(path, str):
+        raise InvalidTypeError(argument, value, "a path (str or os.PathLike)")
+    if not path:
+        raise InvalidParameterError(argument, path, "an empty string names no input file")
+    return path
+
+
+def _stat_kind(path: str) -> str:
+    """``"file"`` or ``"stream"`` (FIFO, pipe, socket); anything else is one InputError.
+
+    Only a ``stat``: nothing is opened, so a FIFO is neither blocked on nor drained here.
+    """
+    if not path:
+        raise InputError("''", "an empty string names no input file")
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as fh:
-            head = fh.read(_SNIFF)
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(path, f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        return "stream"
+    if stat.S_ISDIR(mode):
+        raise InputError(path, "is a directory, not a FASTA/FASTQ file")
+    if stat.S_ISCHR(mode) and os.path.realpath(path).startswith(("/dev/pts/", "/dev/tty")):
+        raise InputError(path, "is a terminal, not a FASTA/FASTQ file: pipe or redirect the data into it")
+    raise InputError(path, "is a device, not a FASTA/FASTQ file")
+
+
+def is_stream(path: str) -> bool:
+    """True for a FIFO or pipe (read once, as a stream); False for a regular file.
+
+    Raises
+    ------
+    InputError
+        Missing, a directory, a terminal or another device.
+    """
+    return _stat_kind(path) == "stream"
+
+
+def _fifo_wait() -> float:
+    text = os.environ.get("KMERDB_FIFO_WAIT")
+    if text:
+        try:
+            return max(0.0, float(text))
+        except ValueError:
+            raise InvalidParameterError("KMERDB_FIFO_WAIT", text, "expected a number of seconds") from None
+    return FIFO_WAIT
+
+
+def _open_stream(path: str) -> io.BufferedReader:
+    """Open a FIFO or pipe without blocking, waiting a bounded time for its first byte.
+
+    A plain ``open`` of a FIFO blocks until some process opens it for writing, for ever if
+    none does.  Opened non-blocking, the open returns at once; ``poll`` then waits for data
+    or for a writer that came and went (end of stream).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
-    if size == 0:
-        raise InputError(path, "empty file")
+    try:
+        wait = _fifo_wait()
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLPRI)
+        if not poller.poll(int(wait * 1000)):
+            raise InputError(path, f"a FIFO or pipe that nothing was written to in {wait:g} s (no writer?)")
+        os.set_blocking(fd, True)  # data is there: from now on, read at the writer's pace
+        return io.BufferedReader(io.FileIO(fd, "rb", closefd=True), buffer_size=_SNIFF)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _check_head(path: str, head: bytes, stream: bool) -> None:
+    """Refuse, from its first bytes, an input that is empty, binary, or not FASTA/FASTQ."""
+    what = "stream" if stream else "file"
+    if not head:
+        raise InputError(path, f"empty {what}")
     if head[:2] == b"\x1f\x8b":
         try:
             head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, _SNIFF)
         except zlib.error:
             raise InputError(path, "damaged gzip data") from None
         if not head:
-            raise InputError(path, "empty file (gzip with no content)")
+            raise InputError(path, f"empty {what} (gzip with no content)")
     if b"\x00" in head:
-        raise InputError(path, "binary file, not FASTA/FASTQ")
+        raise InputError(path, f"binary {what}, not FASTA/FASTQ")
     first = head.lstrip()[:1]
     if not first:
-        raise InputError(path, "empty file (only white space)")
+        raise InputError(path, f"empty {what} (only white space)")
     if first not in (b">", b"@"):
         raise InputError(path, "not FASTA or FASTQ: a record must start with '>' or '@'", line=1)
+
+
+def check_readable(path: str) -> None:
+    """Fail early, with one clear message, on a missing, empty, unreadable or binary file.
+
+    A FIFO or pipe is only checked to be one: reading its head would take bytes that
+    nothing can give back.  Its content is checked as it is read (:func:`read_records`).
+    """
+    if _stat_kind(path) == "stream":
+        return
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_SNIFF)
+    except OSError as exc:
+        raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
+    _check_head(path, head, stream=False)
 
 
 def estimated_bases(path: str) -> int:
@@ -148,6 +276,8 @@ def estimated_bases(path: str) -> int:
     Plain files: their size.  Gzip: the trailer's ISIZE (uncompressed size mod 2**32) when
     it is plausible, else four times the compressed size.
     """
+    if _stat_kind(path) == "stream":
+        return 0  # unknown until read; the progress total is corrected as it is
     size = os.path.getsize(path)
     with open(path, "rb") as fh:
         if fh.read(2) == b"\x1f\x8b" and size >= 18:
@@ -176,7 +306,13 @@ def parse_input_args(
         order.append(label)
         files[label] = paths
 
+    if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Iterable):
+        raise InvalidTypeError("inputs", inputs, "a list of PATH or LABEL=PATH strings")
     for arg in inputs:
+        if not isinstance(arg, str):
+            raise InvalidTypeError("inputs", arg, "PATH or LABEL=PATH strings")
+        if not arg:
+            raise InvalidParameterError("inputs", arg, "an empty string names no input file")
         label, eq, rest = arg.partition("=")
         if eq and label and not os.path.exists(arg):
             add(_check_label(label), [p for p in rest.split(",") if p])
@@ -202,8 +338,9 @@ def read_manifest(path: str) -> list[tuple[str, str]]:
         raise InputError(path, "no such manifest")
     base = os.path.dirname(os.path.abspath(path))
     rows: list[tuple[str, str]] = []
+    raw = _open_stream(path) if _stat_kind(path) == "stream" else open(path, "rb")  # noqa: SIM115 - closed below
     try:
-        with open(path, encoding="utf-8") as fh:
+        with io.TextIOWrapper(raw, encoding="utf-8") as fh:
             for lineno, line in enumerate(fh, 1):
                 line = line.rstrip("\r\n")
                 if not line.strip() or line.startswith("#"):
@@ -227,6 +364,8 @@ def per_record_genomes(paths: Sequence[str]) -> list[GenomeInput]:
     """One genome per record of each file, labelled by the record id (first word of its header)."""
     out = []
     for path in paths:
+        if is_stream(path):
+            raise InputError(path, "per-record genomes read their file twice: give a regular file, not a FIFO or pipe")
         check_readable(path)
         for name, _ in read_records(path):
             out.append(GenomeInput(_check_label(name), (path,), record=name))
@@ -254,24 +393,33 @@ def read_records(path: str, progress=None) -> Iterator[tuple[str, bytes]]:
     InputError
         Naming the file and the line for malformed input.
     """
-    check_readable(path)
-    try:
-        raw = open(path, "rb")  # noqa: SIM115 - closed by the with block below; opened apart to name the error
-    except OSError as exc:
-        raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
+    streamed = is_stream(path)
+    if streamed:
+        raw: io.BufferedReader = _open_stream(path)
+        try:
+            _check_head(path, raw.peek(_SNIFF), stream=True)  # peeked, not taken: dnaio reads it again
+        except BaseException:
+            raw.close()
+            raise
+    else:
+        check_readable(path)
+        try:
+            raw = open(path, "rb")  # noqa: SIM115 - closed by the with block below; opened apart to name the error
+        except OSError as exc:
+            raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
     with raw:
-        magic = raw.read(2)
-        raw.seek(0)
+        magic = raw.peek(2)[:2]
         stream = cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb") if magic == b"\x1f\x8b" else raw)
         n = 0
         try:
             with dnaio.open(stream) as reader:
                 for rec in reader:
                     n += 1
-                    yield rec.name.split(None, 1)[0] if rec.name.strip() else f"record{n}", rec.sequence.encode(
-                        "ascii"
-                    )
-                    if progress is not None:
+                    seq = rec.sequence.encode("ascii")
+                    name = rec.name.split(None, 1)[0] if rec.name.strip() else f"record{n}"
+                    _check_nucleotides(path, n, name, seq)
+                    yield name, seq
+                    if progress is not None and not streamed:
                         progress(raw.tell())
         except dnaio.exceptions.FileFormatError as exc:
             found = getattr(exc, "line", None)
@@ -287,3 +435,42 @@ def read_records(path: str, progress=None) -> Iterator[tuple[str, bytes]]:
             raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
         if n == 0:
             raise InputError(path, "no records")
+
+
+def _check_nucleotides(path: str, n: int, name: str, seq: bytes) -> None:
+    """Refuse a record that is protein, not DNA: no k-mer would come out of it.
+
+    Looks at the first 64 KiB of the record (one table lookup per byte, in numpy): a protein
+    shows itself in a few hundred letters, and a genome is not read twice for this.
+    """
+    head = np.frombuffer(seq[:_SNIFF], dtype=np.uint8)
+    letters = int(np.count_nonzero(_LETTER[head]))
+    foreign = int(np.count_nonzero(_FOREIGN[head]))
+    if letters and foreign > _FOREIGN_SHARE * letters:
+        share = 100 * foreign / letters
+        raise InputError(
+            path,
+            f"record {name!r} looks like protein, not DNA: {share:.0f}% of its letters are amino-acid codes "
+            "(E, F, I, L, P, Q...) that are no nucleotide; kmerdb indexes nucleotide sequences",
+            _record_line(path, n),
+        )
+
+
+def _record_line(path: str, n: int) -> int | None:
+    """Line where the n-th record (1-based) of a regular file starts (for error messages only)."""
+    if is_stream(path):
+        return None  # its bytes are gone
+    with open(path, "rb") as raw:
+        gz = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        fh = cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw)
+        fastq = fh.read(1) == b"@"
+        fh.seek(0)
+        seen = 0
+        for lineno, line in enumerate(fh, 1):
+            # FASTQ records are four lines (as dnaio reads them); FASTA records start at '>'
+            if (fastq and lineno % 4 == 1) or (not fastq and line.startswith(b">")):
+                seen += 1
+                if seen == n:
+                    return lineno
+    return None

@@ -25,6 +25,7 @@ import numpy as np
 from kmerdb.core.kmers import canonical, kmer_minimizer_hashes, partition_of
 from kmerdb.engine.executor import open_executor
 from kmerdb.errors import IncompleteDatabaseError, KmerDBError
+from kmerdb.params import path_argument
 from kmerdb.store.catalog import Catalog, Snapshot
 from kmerdb.store.crashpoint import crashpoint
 from kmerdb.store.encodings import encoding_for, encoding_for_config
@@ -110,7 +111,7 @@ def vacuum(path: str | os.PathLike, wait: bool | float = False) -> VacuumReport:
         A writer holds the lock.
     """
 
-    path = os.fspath(path)
+    path = path_argument(path)
     catalog = Catalog.open(path, readonly=False)
     lock = None
     try:
@@ -297,7 +298,7 @@ def verify(
     WorkerError
         A worker died or a check failed in a way it cannot describe.
     """
-    path = os.fspath(path)
+    path = path_argument(path)
     report = VerifyReport(path)
     catalog = Catalog.open(path, readonly=True)
     try:

@@ -23,7 +23,7 @@ from typing import Any
 from kmerdb.config import FORMAT_VERSION
 from kmerdb.errors import CorruptDatabaseError, DatabaseExistsError, InvalidParameterError
 from kmerdb.ops.add import add_genomes, check_compatible, final_labels, read_sources, release_sources
-from kmerdb.params import resolve_threads
+from kmerdb.params import path_argument, resolve_threads
 from kmerdb.store.catalog import Snapshot
 from kmerdb.store.crashpoint import crashpoint
 from kmerdb.store.scaffold import new_database
@@ -119,7 +119,7 @@ def merge(
         All raised before anything is written.
     """
     t0 = time.perf_counter()
-    out = os.fspath(out)
+    out = path_argument(out, "out")
     if mode not in ("presence", "count"):
         raise InvalidParameterError("mode", mode, "expected 'presence' or 'count'")
     resolve_threads(threads)

@@ -42,7 +42,7 @@ import numpy as np
 from kmerdb.config import Config
 from kmerdb.engine.executor import open_executor
 from kmerdb.errors import DuplicateLabelError, GenomeNotFoundError, IncompleteDatabaseError, InvalidParameterError
-from kmerdb.params import parse_size
+from kmerdb.params import parse_size, path_argument
 from kmerdb.store.catalog import Catalog, GenomeRecord, LayerRecord, Snapshot
 from kmerdb.store.layer import Layer, write_layer
 from kmerdb.store.lock import ReaderRegistration
@@ -261,9 +261,9 @@ def setop(
     if hasattr(source, "snapshot") and hasattr(source, "path"):  # an open handle: what it reads
         root, snap = source.path, source.snapshot
     else:
-        root, snap, registration = _read_source(os.fspath(source))
+        root, snap, registration = _read_source(path_argument(source, "source"))
     try:
-        return _setop(root, snap, op, os.fspath(out), genomes, q, label, threads, max_memory, progress, scheduler, t0)
+        return _setop(root, snap, op, path_argument(out, "out"), genomes, q, label, threads, max_memory, progress, scheduler, t0)
     finally:
         if registration is not None:
             registration.close()

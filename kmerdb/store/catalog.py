@@ -285,7 +285,15 @@ def _acquire_env(cat_dir: str, readonly: bool, create: bool = False) -> lmdb.Env
             return entry.env
         writable = create or not readonly or os.access(cat_dir, os.W_OK)
         try:
-            env = lmdb.open(cat_dir, map_size=_MAP_SIZE, subdir=True, readonly=not writable, lock=True, create=create)
+            try:
+                env = lmdb.open(cat_dir, map_size=_MAP_SIZE, subdir=True, readonly=not writable, lock=True, create=create)
+            except lmdb.Error:
+                if writable:
+                    raise
+                # a directory this user cannot write (another user's, a read-only mount): LMDB
+                # cannot open lock.mdb to take a reader slot, so read without its lock table;
+                # the read is one short transaction, and writers of such a database are rare
+                env = lmdb.open(cat_dir, map_size=_MAP_SIZE, subdir=True, readonly=True, lock=False)
         except lmdb.Error:
             if inherited:
                 raise KmerDBError(

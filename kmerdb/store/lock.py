@@ -14,8 +14,16 @@ Reader registrations (``locks/readers/*.reader``)
     Every open handle holds an exclusive flock on a file of its own whose content is
     the generation it reads (``*`` while it is between generations: opening or
     refreshing).  :func:`live_readers` tells vacuum which generations are still seen.
-    A file whose flock can be taken belongs to a process that is gone.  A handle that
-    cannot register (read-only directory) reads unprotected from vacuum.
+    A file whose flock can be taken belongs to a process that is gone.
+
+    A handle that cannot register (a directory it cannot write: another user's database,
+    a read-only mount) reads without a registration, and says so once on the ``kmerdb``
+    logger.  It is not registered elsewhere either: the vacuum that could remove its files
+    runs as the owner, who could not see a registration in this user's runtime directory.
+    What keeps it safe is that a read handle maps every data file of its snapshot when it
+    opens, and a mapped file stays readable after it is unlinked; only a refresh racing a
+    commit and a vacuum of the owner can fail (with CorruptDatabaseError, never an answer
+    from a mix of generations).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import time
 import uuid
@@ -31,6 +40,10 @@ import weakref
 from kmerdb.errors import KmerDBError, LockedError
 
 __all__ = ["LOCKS_DIR", "WriterLock", "ReaderRegistration", "live_readers", "forget_inherited"]
+
+log = logging.getLogger(__name__)
+# databases whose unregistered reads were logged already: once per database and process
+_UNREGISTERED_NOTED: set[str] = set()
 
 LOCKS_DIR = "locks"
 _WRITER = "writer"
@@ -145,19 +158,34 @@ def _read_pid(fd: int) -> int | None:
 
 
 class ReaderRegistration:
-    """A handle's registration as a reader of one generation (see the module docstring)."""
+    """A handle's registration as a reader of one generation (see the module docstring).
+
+    Attributes
+    ----------
+    registered : bool
+        False when the directory could not take the registration (not writable by this
+        user, or on a read-only mount): the handle reads unregistered.
+    """
 
     def __init__(self, root: str) -> None:
         self.fd: int | None = None
         self.path: str | None = None
+        self.registered = False
         folder = os.path.join(root, LOCKS_DIR, _READERS)
         name = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         tmp = os.path.join(folder, name + ".tmp")
         try:
             os.makedirs(folder, exist_ok=True)
             fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-        except OSError:
-            return  # read-only directory: read without registration
+        except OSError as exc:  # not writable, read-only mount, or full: reading still works
+            real = os.path.realpath(root)
+            if real not in _UNREGISTERED_NOTED:
+                _UNREGISTERED_NOTED.add(real)
+                log.info(
+                    "%s: cannot register as a reader (%s); reading without a registration "
+                    "(a vacuum by its owner does not see this reader)", root, exc.strerror or exc
+                )
+            return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             os.pwrite(fd, _ANY.ljust(_WIDTH).encode(), 0)
@@ -169,6 +197,7 @@ class ReaderRegistration:
             _unlink(tmp)
             return
         self.fd, self.path = fd, final
+        self.registered = True
         self.pid = os.getpid()
         _HOLDERS.add(self)
 

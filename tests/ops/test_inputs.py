@@ -1,13 +1,20 @@
 """Genome inputs: labels, manifests, per-record collections, bad files."""
 
 import gzip
+import os
+import threading
 
+import numpy as np
 import oracle
 import pytest
 
-from kmerdb.errors import DuplicateLabelError, InputError, InvalidParameterError
+import kmerdb
+from kmerdb.errors import DuplicateLabelError, InputError, InvalidParameterError, InvalidTypeError
+from kmerdb.ops import inputs as inputs_mod
 from kmerdb.ops.inputs import (
     GenomeInput,
+    check_readable,
+    estimated_bases,
     label_from_path,
     parse_input_args,
     per_record_genomes,
@@ -115,3 +122,155 @@ def test_resolve_genomes_validates(fixtures_dir):
         resolve_genomes({"bad\tlabel": a})
     with pytest.raises(InputError):
         resolve_genomes({"x": str(fixtures_dir / "bad" / "empty.fa")})
+
+
+# -- FIFOs, pipes and devices ------------------------------------------------------------
+
+
+def _feed(fifo, data: bytes) -> threading.Thread:
+    """Write ``data`` into a FIFO from a thread (its open blocks until a reader comes)."""
+
+    def run():
+        with open(fifo, "wb") as fh:
+            fh.write(data)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def test_fifo_without_writer_is_refused_not_waited_on_forever(tmp_path, monkeypatch):
+    # before: open() of a FIFO with no writer blocked build for ever
+    monkeypatch.setattr(inputs_mod, "FIFO_WAIT", 0.2)
+    monkeypatch.delenv("KMERDB_FIFO_WAIT", raising=False)
+    fifo = str(tmp_path / "in.fa")
+    os.mkfifo(fifo)
+    check_readable(fifo)  # a stat only: nothing opened, nothing drained
+    assert estimated_bases(fifo) == 0
+    with pytest.raises(InputError, match="nothing was written") as info:
+        list(read_records(fifo))
+    assert info.value.path == fifo
+
+
+@pytest.mark.parametrize("name", ["genome_a.fa", "genome_b.fa.gz", "genome_c.fq"])
+def test_fifo_with_a_writer_is_read_as_a_stream(fixtures_dir, tmp_path, name):
+    # before: a FIFO with data was "empty file" (its size is 0)
+    fifo = str(tmp_path / "in")
+    os.mkfifo(fifo)
+    writer = _feed(fifo, (fixtures_dir / name).read_bytes())
+    got = [(n, s.decode()) for n, s in read_records(fifo)]
+    writer.join(5)
+    assert got == oracle.read_sequences(str(fixtures_dir / name))
+
+
+def test_pipe_by_its_proc_path_like_process_substitution(fixtures_dir):
+    # <(...) and /dev/stdin on a pipe are /dev/fd/N or /proc/self/fd/N paths to a pipe
+    r, w = os.pipe()
+    data = (fixtures_dir / "genome_a.fa").read_bytes()
+    t = threading.Thread(target=lambda: (os.write(w, data), os.close(w)), daemon=True)
+    t.start()
+    try:
+        got = [(n, s.decode()) for n, s in read_records(f"/proc/self/fd/{r}")]
+    finally:
+        t.join(5)
+        os.close(r)
+    assert got == oracle.read_sequences(str(fixtures_dir / "genome_a.fa"))
+
+
+def test_empty_and_binary_streams(tmp_path):
+    for data, needle in ((b"", "empty stream"), (b"\x00\x01\x02", "binary stream"), (b"hello\n", "must start")):
+        fifo = str(tmp_path / f"s{len(data)}")
+        os.mkfifo(fifo)
+        writer = _feed(fifo, data)
+        with pytest.raises(InputError, match=needle):
+            list(read_records(fifo))
+        writer.join(5)
+
+
+def test_devices_are_refused_at_once():
+    with pytest.raises(InputError, match="device") as info:
+        list(read_records("/dev/zero"))
+    assert info.value.path == "/dev/zero"
+    with pytest.raises(InputError, match="device"):
+        resolve_genomes({"z": "/dev/null"})
+
+
+def test_per_record_refuses_a_stream(tmp_path):
+    fifo = str(tmp_path / "c.fa")
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="per-record"):
+        per_record_genomes([fifo])
+
+
+def test_manifest_from_a_fifo(fixtures_dir, tmp_path):
+    fifo = str(tmp_path / "m.tsv")
+    os.mkfifo(fifo)
+    writer = _feed(fifo, f"A\t{fixtures_dir / 'genome_a.fa'}\n".encode())
+    assert read_manifest(fifo) == [("A", str(fixtures_dir / "genome_a.fa"))]
+    writer.join(5)
+
+
+def test_build_from_a_fifo_equals_build_from_the_file(fixtures_dir, tmp_path):
+    fifo = str(tmp_path / "in.fa.gz")
+    os.mkfifo(fifo)
+    writer = _feed(fifo, (fixtures_dir / "genome_b.fa.gz").read_bytes())
+    kmerdb.build(tmp_path / "s", {"B": fifo}, k=21, partitions=4, threads=1)
+    writer.join(5)
+    kmerdb.build(tmp_path / "f", {"B": str(fixtures_dir / "genome_b.fa.gz")}, k=21, partitions=4, threads=1)
+    with kmerdb.open(tmp_path / "s") as s, kmerdb.open(tmp_path / "f") as f:
+        a, b = np.sort(np.concatenate(list(s.iter_kmers()))), np.sort(np.concatenate(list(f.iter_kmers())))
+        assert s.n_kmers == f.n_kmers > 0 and np.array_equal(a, b)
+
+
+def test_empty_argument_is_named():
+    # before: "No such file or directory" without a name
+    with pytest.raises(InvalidParameterError) as info:
+        parse_input_args([""])
+    assert info.value.argument == "inputs" and "empty" in str(info.value)
+    with pytest.raises(InvalidParameterError, match="empty"):
+        resolve_genomes({"a": ""})
+    with pytest.raises(InvalidTypeError):
+        parse_input_args([None])
+
+
+# -- protein and other non-DNA input -----------------------------------------------------
+
+_PROTEIN = "MKVLAAGIVGLLLAFSQPEEQRKLEFIPQWYTDHSGKFLEEIQPLLEQ"
+
+
+def test_protein_fasta_is_refused_naming_file_and_line(tmp_path):
+    # before: accepted silently, giving 0 k-mers
+    path = tmp_path / "mixed.fa"
+    path.write_text(">dna first\nACGTACGTAC\nGTACGTACGT\n>prot some protein\n" + _PROTEIN + "\n")
+    with pytest.raises(InputError, match="protein") as info:
+        list(read_records(str(path)))
+    assert info.value.path == str(path) and info.value.line == 4
+    assert "prot" in str(info.value)
+
+
+def test_protein_fastq_and_gzip(tmp_path):
+    fq = tmp_path / "p.fq"
+    fq.write_text(f"@r1\nACGTACGT\n+\nIIIIIIII\n@r2\n{_PROTEIN}\n+\n{'I' * len(_PROTEIN)}\n")
+    with pytest.raises(InputError, match="protein") as info:
+        list(read_records(str(fq)))
+    assert info.value.line == 5
+    gz = tmp_path / "p.fa.gz"
+    gz.write_bytes(gzip.compress(f">p\n{_PROTEIN}\n".encode()))
+    with pytest.raises(InputError, match="protein") as info:
+        list(read_records(str(gz)))
+    assert info.value.line == 1
+
+
+def test_protein_refused_by_build_leaves_nothing(tmp_path):
+    path = tmp_path / "p.fa"
+    path.write_text(f">p\n{_PROTEIN}\n")
+    with pytest.raises(InputError, match="protein"):
+        kmerdb.build(tmp_path / "db", {"p": str(path)}, k=11, partitions=2, threads=1)
+    assert not (tmp_path / "db").exists()
+
+
+def test_iupac_codes_soft_masking_and_x_are_dna(tmp_path):
+    path = tmp_path / "iupac.fa"
+    seqs = ["acgtNNNNRYKMSWBDHVacgt" * 5, "ACGTXXXXXXXXXXXXACGT", "acgtacgtuuuu"]
+    path.write_text("".join(f">r{i}\n{s}\n" for i, s in enumerate(seqs)))
+    assert [s.decode() for _, s in read_records(str(path))] == seqs
