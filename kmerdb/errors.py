@@ -34,6 +34,7 @@ __all__ = [
     "GenomeNotFoundError",
     "TransactionError",
     "WorkerError",
+    "MissingDependencyError",
 ]
 
 
@@ -254,3 +255,23 @@ class TransactionError(KmerDBError):
 
 class WorkerError(KmerDBError):
     """A worker process ended, or failed with an error that is not a kmerdb error."""
+
+
+class MissingDependencyError(KmerDBError, ImportError):
+    """A feature needs an optional package that is not installed.
+
+    Attributes
+    ----------
+    feature : str
+        What was asked for, in a word or two (``"plotting"``).
+    package : str
+        The missing package.
+    extra : str
+        The kmerdb extra that installs it (``pip install 'kmerdb[extra]'``).
+    """
+
+    def __init__(self, feature: str, package: str, extra: str) -> None:
+        self.feature = feature
+        self.package = package
+        self.extra = extra
+        super().__init__(f"{feature} needs {package}: pip install 'kmerdb[{extra}]'")

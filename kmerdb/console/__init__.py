@@ -17,7 +17,7 @@ from kmerdb.errors import KmerDBError
 __all__ = ["main", "make_parser", "COMMAND_MODULES"]
 
 #: Modules under kmerdb.console that each register a family of commands.
-COMMAND_MODULES = ("core", "compare", "edit", "evidence")
+COMMAND_MODULES = ("core", "compare", "edit", "evidence", "plot")
 
 
 class _Parser(argparse.ArgumentParser):
