@@ -15,7 +15,7 @@ from kmerdb import build as api_build
 from kmerdb import open as api_open
 from kmerdb.console.options import add_workers, workers
 from kmerdb.console.progress import progress_callback
-from kmerdb.console.render import describe_evidence, emit_json, human_bytes, print_table
+from kmerdb.console.render import describe_evidence, emit_json, human_bytes, print_table, stdout_console
 from kmerdb.core.kmers import kmers_from_strings, kmers_to_strings
 from kmerdb.errors import InputError
 from kmerdb.ops.export import format_table, write_dump
@@ -145,6 +145,10 @@ def cmd_build(args) -> int:
     return 0
 
 
+#: Genomes listed by ``kmerdb info`` (the rest are counted).
+_INFO_GENOMES = 50
+
+
 def cmd_info(args) -> int:
     with api_open(args.db) as db:
         info = db.info()
@@ -173,12 +177,18 @@ def cmd_info(args) -> int:
         u = info["unitigs"]
         rows.append(["unitigs", f"{u['count']:,} (mean {u['mean_kmers']:.1f} k-mers, {u['mean_bases']:.1f} bases)"])
     print_table("kmerdb", ["property", "value"], rows)
+    # a summary shows the first genomes only: a table of 100,000 rows takes minutes to lay out
+    shown = info["genomes"][:_INFO_GENOMES]
     print_table(
         "genomes",
         ["#", "label", "distinct k-mers", "k-mer occurrences"],
-        [[i, g["label"], f"{g['n_kmers']:,}", f"{g['total']:,}"] for i, g in enumerate(info["genomes"])],
+        [[i, g["label"], f"{g['n_kmers']:,}", f"{g['total']:,}"] for i, g in enumerate(shown)],
         numeric={0, 2, 3},
     )
+    if len(info["genomes"]) > len(shown):
+        stdout_console().print(
+            f"... and {len(info['genomes']) - len(shown):,} more genomes ('kmerdb genomes' or 'info --json' list them all)"
+        )
     return 0
 
 

@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from kmerdb.errors import CorruptDatabaseError
 
-__all__ = ["width_for", "n_words", "pack", "extract", "unpack", "pack_codes", "read_header"]
+__all__ = ["width_for", "n_words", "pack", "extract", "unpack", "pack_codes", "read_header", "check_fields"]
 
 _U64 = np.uint64
 _ONE = _U64(1)
@@ -148,3 +148,25 @@ def read_header(
     if head[1] != version:
         raise CorruptDatabaseError(source, f"{what} version {head[1]} is not supported")
     return arr, head
+
+
+def check_fields(n_array_words: int, fields: list[tuple[int, int]], source: str, what: str) -> None:
+    """Check header values that size packed sections against the array that holds them.
+
+    A header is read from a file, so its counts may be anything: each ``(n_fields, width)``
+    must have a width of 1..64 bits and all of them together must fit in the array's
+    ``n_array_words`` words.  Checked before anything is allocated or unpacked from them
+    (a width of 0 would let any count pass a length check and then size an allocation).
+
+    Raises
+    ------
+    kmerdb.errors.CorruptDatabaseError
+        Naming ``source``.
+    """
+    bits = 0
+    for n, width in fields:
+        if not 1 <= width <= 64 or n < 0:
+            raise CorruptDatabaseError(source, f"{what} header has a field width of {width} bits")
+        bits += n * width
+    if bits > 64 * n_array_words:
+        raise CorruptDatabaseError(source, f"{what} header claims more fields than its {n_array_words} words hold")

@@ -296,6 +296,7 @@ class Evidence:
     def __init__(self, array: np.ndarray, source: str = "<evidence>") -> None:
         arr, head = bits.read_header(array, HEADER_WORDS, MAGIC, VERSION, source, "an evidence array")
         _, _, code, n, width, seed, start, total = head
+        bits.check_fields(arr.size, [(n, width)], source, "an evidence array")
         kind = _BY_CODE.get(code)
         scheme = kind.from_header(width, seed) if kind is not None else None
         if scheme is None or start != HEADER_WORDS or total != arr.size or total != start + bits.n_words(n, width):

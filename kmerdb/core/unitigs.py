@@ -545,6 +545,7 @@ class UnitigSet:
     def __init__(self, array: np.ndarray, source: str = "<unitigs>") -> None:
         arr, head = bits.read_header(array, HEADER_WORDS, MAGIC, VERSION, source, "a unitig array")
         _, _, k, n, U, n_bases, width, off_start, seq_start, total = head
+        bits.check_fields(arr.size, [(U + 1, width), (n_bases, 2)], source, "a unitig array")
         if (
             total != arr.size
             or not 1 <= k <= 32

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,14 +25,14 @@ import numpy as np
 
 from kmerdb.core.kmers import canonical, kmer_minimizer_hashes, partition_of
 from kmerdb.engine.executor import open_executor
-from kmerdb.errors import IncompleteDatabaseError, KmerDBError
+from kmerdb.errors import CorruptDatabaseError, IncompleteDatabaseError, KmerDBError
 from kmerdb.params import path_argument
 from kmerdb.store.catalog import Catalog, Snapshot
 from kmerdb.store.crashpoint import crashpoint
 from kmerdb.store.encodings import encoding_for, encoding_for_config
 from kmerdb.store.layer import Layer
-from kmerdb.store.lock import WriterLock, live_readers
-from kmerdb.store.storage import file_checksum
+from kmerdb.store.lock import LOCKS_DIR, WriterLock, live_readers
+from kmerdb.store.storage import DATA_DIR, data_file_checksum, resolve_inside
 
 __all__ = [
     "VerifyContext",
@@ -44,11 +45,15 @@ __all__ = [
     "data_files",
 ]
 
-DATA_DIR = "data"
-
 
 def data_files(root: str) -> list[str]:
-    """Every file under ``root/data``, as paths relative to ``root``."""
+    """Every file under ``root/data``, as paths relative to ``root``.
+
+    Symlinked folders are not entered (``os.walk`` does not follow them) and a symlinked
+    ``data/`` itself lists nothing: what lies elsewhere is not the database's.
+    """
+    if os.path.islink(os.path.join(root, DATA_DIR)):
+        return []
     out = []
     for dirpath, _, files in os.walk(os.path.join(root, DATA_DIR)):
         for name in files:
@@ -66,7 +71,11 @@ def remove_unreferenced(root: str, keep: set[str], only: set[str] | None = None)
     for rel in candidates:
         if rel in keep:
             continue
-        full = os.path.join(root, rel)
+        try:
+            # only a file inside data/ reached through no symlink is ever deleted
+            full = resolve_inside(root, rel)
+        except CorruptDatabaseError:
+            continue
         try:
             size = os.path.getsize(full)
             os.unlink(full)
@@ -209,11 +218,11 @@ def verify_partition(ctx: VerifyContext, p: int) -> tuple[int, list[str], int, i
         damaged = False
         for ref in rec.all_files():
             n_files += 1
-            full = os.path.join(root, ref.path)
             try:
-                size, digest = file_checksum(full)
-            except FileNotFoundError:
-                problems.append(f"{where}: file {ref.path} is missing")
+                # contained: inside data/, no symlink, a regular file (a FIFO or device never blocks)
+                size, digest = data_file_checksum(root, ref.path)
+            except CorruptDatabaseError as exc:
+                problems.append(f"{where}: file {ref.path}: {exc.reason}")
                 damaged = True
                 continue
             except OSError as exc:
@@ -227,9 +236,9 @@ def verify_partition(ctx: VerifyContext, p: int) -> tuple[int, list[str], int, i
             elif digest != ref.checksum:
                 problems.append(f"{where}: file {ref.path} checksum differs from the catalog's")
                 damaged = True
-        held = [gid for g in rec.groups for gid in g.genome_ids]
+        held = Counter(gid for g in rec.groups for gid in g.genome_ids)  # linear in the genomes
         for gid, label in ((g.id, g.label) for g in snap.genomes):
-            n = held.count(gid)
+            n = held[gid]
             if n != 1:
                 problems.append(f"{where}: genome {label!r} has {n} columns (expected exactly one)")
         kind = encoding_for_config(cfg)
@@ -303,8 +312,14 @@ def verify(
     catalog = Catalog.open(path, readonly=True)
     try:
         snap = catalog.read()
+    except CorruptDatabaseError as exc:  # a record out of bounds: described, not raised
+        report.problems.append(str(exc))
+        return report
     finally:
         catalog.close()
+    for name in (DATA_DIR, LOCKS_DIR):
+        if os.path.islink(os.path.join(path, name)):
+            report.problems.append(f"{name}/ is a symlink: a database holds none (writers refuse it)")
     report.generation = snap.generation
     report.n_genomes = len(snap.genomes)
     report.n_partitions = len(snap.partitions)

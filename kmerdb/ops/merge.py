@@ -27,6 +27,7 @@ from kmerdb.params import path_argument, resolve_threads
 from kmerdb.store.catalog import Snapshot
 from kmerdb.store.crashpoint import crashpoint
 from kmerdb.store.scaffold import new_database
+from kmerdb.store.storage import open_data_file, resolve_inside
 
 __all__ = ["MergeReport", "merge"]
 
@@ -58,20 +59,33 @@ def _is_database(path: str) -> bool:
     return os.path.isdir(path) and os.path.exists(os.path.join(path, "catalog", "data.mdb"))
 
 
-def _link_or_copy(src: str, dst: str) -> bool:
-    """Hard-link ``src`` to ``dst`` (True), or copy it where links are impossible (False)."""
-    os.makedirs(os.path.dirname(dst), exist_ok=True)
-    try:
-        os.link(src, dst)
-        return True
-    except FileNotFoundError:
-        raise CorruptDatabaseError(src, "data file named by the catalog is missing") from None
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
-            raise
-    shutil.copyfile(src, dst)
-    with open(dst, "rb") as fh:
-        os.fsync(fh.fileno())
+def _link_or_copy(src_root: str, relpath: str, dst_root: str) -> bool:
+    """Hard-link the data file ``relpath`` of ``src_root`` into ``dst_root`` (True), or copy
+    it where links are impossible (False).
+
+    Both paths go through :func:`~kmerdb.store.storage.resolve_inside` and the source must
+    open as a regular file: a catalog path that leaves the source (``..``, a symlink, an
+    absolute path) or names a FIFO or device is refused before anything is linked.
+    """
+    fd = open_data_file(src_root, relpath)
+    with os.fdopen(fd, "rb") as src_fh:
+        src = resolve_inside(src_root, relpath)
+        dst = resolve_inside(dst_root, relpath)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        try:
+            # follow_symlinks=False: link the name checked above, never a symlink's target
+            os.link(src, dst, follow_symlinks=False)
+            return True
+        except FileNotFoundError:
+            raise CorruptDatabaseError(src, "data file named by the catalog is missing") from None
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
+                raise
+        # copy from the descriptor opened above: the very file that was checked
+        with open(dst, "xb") as out:
+            shutil.copyfileobj(src_fh, out, 1 << 22)
+            out.flush()
+            os.fsync(out.fileno())
     return False
 
 
@@ -168,7 +182,7 @@ def _merge_into_new(out, srcs, mode, rename_duplicates, force, threads, progress
             for rec in layers:
                 refs = list(rec.files.values()) if convert is not None else rec.all_files()
                 for ref in refs:
-                    if _link_or_copy(os.path.join(first.path, ref.path), os.path.join(staging, ref.path)):
+                    if _link_or_copy(first.path, ref.path, staging):
                         linked += 1
                     else:
                         copied += 1

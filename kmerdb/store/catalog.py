@@ -52,6 +52,7 @@ __all__ = [
     "HistoryRecord",
     "Snapshot",
     "Catalog",
+    "MAX_COUNT",
 ]
 
 CATALOG_DIR = "catalog"
@@ -72,6 +73,36 @@ def _get(txn: lmdb.Transaction[bytes], key: bytes, db_path: str) -> bytes:
     if raw is None:
         raise CorruptDatabaseError(db_path, f"catalog has no {key.decode()!r} record")
     return raw
+
+
+#: Upper bound of any count or id a catalog may hold (k-mers, occurrences, ids, generations):
+#: larger values are damage, refused before anything is sized by them.
+MAX_COUNT = 1 << 62
+
+
+def _count(value: Any, what: str) -> int:
+    """``value`` as a count or id in ``[0, MAX_COUNT]``; ValueError naming ``what`` otherwise."""
+    if type(value) is not int or not 0 <= value <= MAX_COUNT:
+        raise ValueError(f"{what} {value!r} is not an integer from 0 to 2**62")
+    return value
+
+
+def _str(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{what} {value!r} is not a string")
+    return value
+
+
+def _list(value: Any, what: str) -> list:
+    if not isinstance(value, list):
+        raise ValueError(f"{what} is a {type(value).__name__}, not a list")
+    return value
+
+
+def _map(value: Any, what: str) -> dict:
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} is a {type(value).__name__}, not a map")
+    return value
 
 
 @dataclass(frozen=True)
@@ -113,13 +144,21 @@ class GenomeRecord:
 
     @classmethod
     def from_record(cls, rec: dict) -> GenomeRecord:
+        """Read a genome record; ValueError on a wrong type or a value out of range."""
+        rec = _map(rec, "a genome record")
+        spectrum = _list(rec.get("spectrum", []), "spectrum")
+        for pair in spectrum:
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise ValueError(f"spectrum entry {pair!r} is not a [count, k-mers] pair")
+            _count(pair[0], "spectrum count")
+            _count(pair[1], "spectrum k-mers")
         return cls(
-            rec["id"],
-            rec["label"],
-            tuple(rec["sources"]),
-            rec["n_kmers"],
-            rec["total"],
-            tuple((int(c), int(n)) for c, n in rec.get("spectrum", ())),
+            _count(rec["id"], "genome id"),
+            _str(rec["label"], "label"),
+            tuple(_str(x, "source") for x in _list(rec["sources"], "sources")),
+            _count(rec["n_kmers"], "n_kmers"),
+            _count(rec["total"], "total"),
+            tuple((c, n) for c, n in spectrum),
         )
 
 
@@ -140,7 +179,12 @@ class ColumnGroup:
 
     @classmethod
     def from_record(cls, rec: dict) -> ColumnGroup:
-        return cls(tuple(rec["genome_ids"]), rec["kind"], FileRef.from_record(rec["file"]))
+        """Read a column group record; ValueError on a wrong type or a value out of range."""
+        rec = _map(rec, "a column group")
+        ids = tuple(_count(g, "genome id") for g in _list(rec["genome_ids"], "genome_ids"))
+        if not ids:
+            raise ValueError("a column group holds no genome")
+        return cls(ids, _str(rec["kind"], "group kind"), FileRef.from_record(rec["file"]))
 
 
 @dataclass(frozen=True)
@@ -178,12 +222,16 @@ class LayerRecord:
 
     @classmethod
     def from_record(cls, rec: dict) -> LayerRecord:
+        """Read a layer record; ValueError on a wrong type or a value out of range."""
+        rec = _map(rec, "a layer record")
+        layer_id = _count(rec["id"], "layer id")
+        try:
+            files = {_str(role, "file role"): FileRef.from_record(r) for role, r in _map(rec["files"], "files").items()}
+            groups = tuple(ColumnGroup.from_record(g) for g in _list(rec["groups"], "groups"))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"layer {layer_id}: {exc}") from None
         return cls(
-            rec["id"],
-            rec["n_kmers"],
-            {role: FileRef.from_record(r) for role, r in rec["files"].items()},
-            tuple(ColumnGroup.from_record(g) for g in rec["groups"]),
-            rec.get("generation", 0),
+            layer_id, _count(rec["n_kmers"], "n_kmers"), files, groups, _count(rec.get("generation", 0), "generation")
         )
 
     def all_files(self) -> list[FileRef]:
@@ -213,7 +261,19 @@ class HistoryRecord:
 
     @classmethod
     def from_record(cls, rec: dict) -> HistoryRecord:
-        return cls(rec["seq"], rec["command"], rec.get("args", {}), rec["version"], rec["time"], rec["generation"])
+        """Read a history record; ValueError on a wrong type or a value out of range."""
+        rec = _map(rec, "a history record")
+        when = rec["time"]
+        if type(when) not in (int, float):
+            raise ValueError(f"time {when!r} is not a number")
+        return cls(
+            _count(rec["seq"], "seq"),
+            _str(rec["command"], "command"),
+            _map(rec.get("args", {}), "args"),
+            _str(rec["version"], "version"),
+            float(when),
+            _count(rec["generation"], "generation"),
+        )
 
 
 @dataclass(frozen=True)
@@ -433,36 +493,51 @@ class Catalog:
 
     def read(self) -> Snapshot:
         """Read the whole catalog in one read transaction."""
+        key = b"format"  # the record being read, named in errors
         try:
             with self._env().begin() as txn:
-                fmt = _unpack(_get(txn, b"format", self.db_path))
-                config = Config.from_record(_unpack(_get(txn, b"config", self.db_path)))
-                state = _unpack(_get(txn, b"state", self.db_path))
-                genomes = tuple(GenomeRecord.from_record(r) for r in _unpack(_get(txn, b"genomes", self.db_path)))
+                fmt = _count(_unpack(_get(txn, key, self.db_path)), "format version")
+                key = b"config"
+                config = Config.from_record(_map(_unpack(_get(txn, key, self.db_path)), "config"))
+                key = b"state"
+                state = _map(_unpack(_get(txn, key, self.db_path)), "state")
+                if state["state"] not in ("building", "ready"):
+                    raise ValueError(f"state {state['state']!r} is not 'building' or 'ready'")
+                generation = _count(state["generation"], "generation")
+                next_genome_id = _count(state.get("next_genome_id", 0), "next_genome_id")
+                next_layer_id = _count(state.get("next_layer_id", 0), "next_layer_id")
+                key = b"genomes"
+                # msgpack bounds every container by the bytes it holds (a list header claiming
+                # 2**32 records in a short value is refused), so this is linear in the record
+                records = _list(_unpack(_get(txn, key, self.db_path)), "genomes")
+                genomes = tuple(GenomeRecord.from_record(r) for r in records)
                 parts = []
+                # n_partitions is bounded by Config (at most 65536)
                 for p in range(config.n_partitions):
-                    raw = txn.get(_partition_key(p))
-                    layers = _unpack(raw)["layers"] if raw is not None else []
-                    parts.append(tuple(LayerRecord.from_record(r) for r in layers))
+                    key = _partition_key(p)
+                    raw = txn.get(key)
+                    layers = _list(_map(_unpack(raw), "partition")["layers"], "layers") if raw is not None else []
+                    recs = tuple(LayerRecord.from_record(r) for r in layers)
+                    for rec in recs:
+                        if rec.generation > generation:
+                            raise ValueError(
+                                f"layer {rec.id}: generation {rec.generation} is after the catalog's {generation}"
+                            )
+                    parts.append(recs)
         except (TypeError, KeyError, msgpack.UnpackException, ValueError) as exc:
-            raise CorruptDatabaseError(self.db_path, f"catalog record unreadable: {exc}") from None
+            what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise CorruptDatabaseError(self.db_path, f"catalog record {key.decode()!r} unreadable: {what}") from None
         except lmdb.Error as exc:
             raise KmerDBError(f"{self.db_path}: catalog read failed: {exc}") from None
-        return Snapshot(
-            fmt,
-            config,
-            state["state"],
-            state["generation"],
-            state.get("next_genome_id", 0),
-            state.get("next_layer_id", 0),
-            genomes,
-            tuple(parts),
-        )
+        return Snapshot(fmt, config, state["state"], generation, next_genome_id, next_layer_id, genomes, tuple(parts))
 
     def generation(self) -> int:
         """The committed generation (one small read)."""
         with self._env().begin() as txn:
-            return int(_unpack(_get(txn, b"state", self.db_path))["generation"])
+            try:
+                return _count(_map(_unpack(_get(txn, b"state", self.db_path)), "state")["generation"], "generation")
+            except (TypeError, KeyError, msgpack.UnpackException, ValueError) as exc:
+                raise CorruptDatabaseError(self.db_path, f"catalog record 'state' unreadable: {exc}") from None
 
     def generations(self) -> dict[int, list[str]]:
         """Superseded generations still recorded: generation -> relative paths of its data files."""
@@ -472,8 +547,14 @@ class Catalog:
                 for key, value in cur:
                     if not key.startswith(b"generation/"):
                         break
-                    rec = _unpack(value)
-                    out[int(rec["generation"])] = list(rec["files"])
+                    try:
+                        rec = _map(_unpack(value), "generation record")
+                        files = [_str(f, "file path") for f in _list(rec["files"], "files")]
+                        out[_count(rec["generation"], "generation")] = files
+                    except (TypeError, KeyError, msgpack.UnpackException, ValueError) as exc:
+                        raise CorruptDatabaseError(
+                            self.db_path, f"catalog record {key.decode()!r} unreadable: {exc}"
+                        ) from None
         return out
 
     def history(self) -> list[HistoryRecord]:
@@ -484,7 +565,12 @@ class Catalog:
                 for key, value in cur:
                     if not key.startswith(b"history/"):
                         break
-                    out.append(HistoryRecord.from_record(_unpack(value)))
+                    try:
+                        out.append(HistoryRecord.from_record(_unpack(value)))
+                    except (TypeError, KeyError, msgpack.UnpackException, ValueError) as exc:
+                        raise CorruptDatabaseError(
+                            self.db_path, f"catalog record {key.decode()!r} unreadable: {exc}"
+                        ) from None
         return out
 
     @contextmanager

@@ -31,7 +31,7 @@ from kmerdb.core.unitigs import UnitigSet, build_unitigs
 from kmerdb.errors import CorruptDatabaseError
 from kmerdb.store.catalog import ColumnGroup, LayerRecord
 from kmerdb.store.encodings import ColumnEncoding, encoding_for_config, open_group
-from kmerdb.store.storage import FileRef, file_checksum, load_array, save_array
+from kmerdb.store.storage import FileRef, data_file_checksum, load_array, save_array
 
 __all__ = ["Layer", "write_layer", "write_group", "write_evidence", "layer_prefix"]
 
@@ -72,7 +72,7 @@ def write_evidence(
     if os.path.exists(os.path.join(root, relpath)):
         # Written earlier in the same uncommitted generation (a transaction that reindexes
         # back and forth): its content is a function of the layer and the kind, so reuse it.
-        nbytes, checksum = file_checksum(os.path.join(root, relpath))
+        nbytes, checksum = data_file_checksum(root, relpath)
         ref = FileRef(relpath, nbytes, checksum)
         if ref.nbytes == _npy_size(data):
             return ref

@@ -37,7 +37,8 @@ import time
 import uuid
 import weakref
 
-from kmerdb.errors import KmerDBError, LockedError
+from kmerdb.errors import CorruptDatabaseError, KmerDBError, LockedError
+from kmerdb.store.storage import check_no_symlinks
 
 __all__ = ["LOCKS_DIR", "WriterLock", "ReaderRegistration", "live_readers", "forget_inherited"]
 
@@ -50,6 +51,9 @@ _WRITER = "writer"
 _READERS = "readers"
 _ANY = "*"
 _WIDTH = 24  # registration content is rewritten in place at this fixed width
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+#: What a writer refuses to find as a symlink (relative to the database).
+_WRITER_PATHS = ("catalog", "data", "spill", LOCKS_DIR, f"{LOCKS_DIR}/{_WRITER}", f"{LOCKS_DIR}/{_READERS}")
 
 # Every lock object of this process with an open lock file.  A flock belongs to the open
 # file, which a forked child shares: a child keeping its copy would keep the lock after
@@ -101,8 +105,18 @@ class WriterLock:
         LockedError
             Another process holds the lock (and waiting was not asked for or timed out).
         """
+        # a writer writes its PID into locks/writer, files under data/ and spill/ and the
+        # catalog: none of them may lead out of the database (a symlinked data/ would let a
+        # vacuum delete a foreign folder's files), so refuse before writing anything
+        check_no_symlinks(self.root, _WRITER_PATHS)
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        fd = self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        check_no_symlinks(self.root, _WRITER_PATHS)  # again: ``locks`` may have appeared meanwhile
+        try:
+            fd = self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise CorruptDatabaseError(self.path, "is a symlink; a database holds none") from None
+            raise
         _HOLDERS.add(self)  # from now on: a fork while waiting must not keep the file either
         try:
             if wait is True:
@@ -175,15 +189,19 @@ class ReaderRegistration:
         name = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         tmp = os.path.join(folder, name + ".tmp")
         try:
+            # registrations are files written into the database: never through a symlink
+            check_no_symlinks(root, (LOCKS_DIR, f"{LOCKS_DIR}/{_READERS}"))
             os.makedirs(folder, exist_ok=True)
-            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-        except OSError as exc:  # not writable, read-only mount, or full: reading still works
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW, 0o644)
+        except (OSError, CorruptDatabaseError) as exc:
+            # not writable, a read-only mount, full, or a locks folder that leads elsewhere:
+            # reading still works, without a registration
             real = os.path.realpath(root)
             if real not in _UNREGISTERED_NOTED:
                 _UNREGISTERED_NOTED.add(real)
                 log.info(
                     "%s: cannot register as a reader (%s); reading without a registration "
-                    "(a vacuum by its owner does not see this reader)", root, exc.strerror or exc
+                    "(a vacuum by its owner does not see this reader)", root, getattr(exc, "strerror", None) or exc
                 )
             return
         try:
@@ -233,6 +251,8 @@ def live_readers(root: str, remove_stale: bool = True) -> tuple[set[int], bool, 
         Live registrations.
     """
     folder = os.path.join(root, LOCKS_DIR, _READERS)
+    # stale registrations are deleted below: only inside the database
+    check_no_symlinks(root, (LOCKS_DIR, f"{LOCKS_DIR}/{_READERS}"))
     gens: set[int] = set()
     wildcard = False
     n_live = 0
@@ -249,9 +269,11 @@ def live_readers(root: str, remove_stale: bool = True) -> tuple[set[int], bool, 
                 _remove_if_abandoned(path)
             continue
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
             continue
+        except OSError:
+            continue  # a symlink or worse: no registration of a live reader
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

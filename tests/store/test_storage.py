@@ -19,20 +19,20 @@ def test_save_load_round_trip_and_checksum(tmp_path):
 
 
 def test_files_are_never_rewritten(tmp_path):
-    save_array(str(tmp_path), "a.npy", np.zeros(3))
+    save_array(str(tmp_path), "data/a.npy", np.zeros(3))
     with pytest.raises(CorruptDatabaseError, match="never rewritten"):
-        save_array(str(tmp_path), "a.npy", np.ones(3))
+        save_array(str(tmp_path), "data/a.npy", np.ones(3))
 
 
 def test_empty_arrays_and_missing_files(tmp_path):
-    ref = save_array(str(tmp_path), "e.npy", np.zeros((0, 2), dtype=np.uint8))
+    ref = save_array(str(tmp_path), "data/e.npy", np.zeros((0, 2), dtype=np.uint8))
     assert load_array(str(tmp_path), ref).shape == (0, 2)
     with pytest.raises(CorruptDatabaseError, match="missing"):
-        load_array(str(tmp_path), FileRef("nope.npy", 0, ""))
+        load_array(str(tmp_path), FileRef("data/nope.npy", 0, ""))
 
 
 def test_pickles_are_refused(tmp_path):
-    ref = save_array(str(tmp_path), "ok.npy", np.zeros(1))
-    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    ref = save_array(str(tmp_path), "data/ok.npy", np.zeros(1))
+    np.save(tmp_path / "data" / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(CorruptDatabaseError):
-        load_array(str(tmp_path), FileRef("obj.npy", ref.nbytes, ref.checksum))
+        load_array(str(tmp_path), FileRef("data/obj.npy", ref.nbytes, ref.checksum))
