@@ -37,6 +37,7 @@ from kmerdb.errors import (
     TransactionError,
 )
 from kmerdb.ops import setops
+from kmerdb.ops.maintenance import data_files
 from kmerdb.ops.reindex import ReindexReport
 from kmerdb.ops.transaction import Transaction
 from kmerdb.params import path_argument
@@ -305,9 +306,24 @@ class Database:
         raise GenomeNotFoundError(label)
 
     def info(self) -> dict:
-        """A summary: configuration, genomes, sizes on disk and bits per k-mer."""
+        """A summary: configuration, genomes, sizes on disk and bits per k-mer.
+
+        ``bytes_on_disk`` is everything under the directory; ``live_bytes`` the data files of
+        this handle's generation; ``reclaimable_bytes`` the data files on disk it does not name
+        (older generations', removed genomes', compactions', killed writers'), which a vacuum
+        removes once no open reader holds their generation.
+        """
         n = self.n_kmers
         disk = _dir_size(self.path)
+        live_files = self.snapshot.file_paths()
+        live = reclaimable = 0
+        for rel in data_files(self.path):
+            with contextlib.suppress(OSError):  # removed by a vacuum meanwhile
+                size = os.path.getsize(os.path.join(self.path, rel))
+                if rel in live_files:
+                    live += size
+                else:
+                    reclaimable += size
         sizes: dict[str, int] = {}
         for layers in self.snapshot.partitions:
             for layer in layers:
@@ -324,6 +340,8 @@ class Database:
             "n_kmers": n,
             "n_layers": sum(len(layers) for layers in self.layers),
             "bytes_on_disk": disk,
+            "live_bytes": live,
+            "reclaimable_bytes": reclaimable,
             "bits_per_kmer": (8 * disk / n) if n else 0.0,
             "structures": {role: {"bytes": b, "bits_per_kmer": (8 * b / n) if n else 0.0} for role, b in sizes.items()},
             "unitigs": unitig_summary(layer for layers in self.layers for layer in layers),

@@ -124,10 +124,16 @@ class DistanceMatrix:
         return "\n".join(lines) + "\n"
 
     def to_phylip(self) -> str:
-        """Square (relaxed) PHYLIP: the count, then per row the label padded to 10 characters,
-        a space and the values; whitespace in labels becomes ``_``."""
+        """Square (relaxed) PHYLIP distance matrix: the count, then per row the label padded to
+        10 characters, a space and the distances; whitespace in labels becomes ``_``.
+
+        PHYLIP programs read distances, so a similarity is written as ``1 - x``, and the
+        diagonal is 0 whatever the metric.
+        """
+        dist = self.as_distance()
+        np.fill_diagonal(dist, 0.0)
         lines = [f"{len(self.labels)}"]
-        for label, row in zip(self.labels, self.matrix):
+        for label, row in zip(self.labels, dist):
             name = "_".join(label.split()) or "_"
             lines.append(f"{name:<10} " + " ".join(format_value(v) for v in row.tolist()))
         return "\n".join(lines) + "\n"

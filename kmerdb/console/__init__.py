@@ -20,6 +20,29 @@ __all__ = ["main", "make_parser", "COMMAND_MODULES"]
 COMMAND_MODULES = ("core", "compare", "edit", "evidence", "plot")
 
 
+class _StderrHandler(logging.Handler):
+    """Log records of the library as ``kmerdb: warning: ...`` lines on the current stderr.
+
+    Looked up at each record (not bound once) so that a caller swapping sys.stderr, as
+    tests do, sees the lines.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
+        try:
+            sys.stderr.write(f"kmerdb: {level}{record.getMessage()}\n")
+        except Exception:  # never let logging break a command
+            self.handleError(record)
+
+
+def _log_to_stderr(verbose: bool) -> None:
+    """Warnings of the library always reach stderr; with -v its progress notes as well."""
+    logger = logging.getLogger("kmerdb")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        logger.addHandler(_StderrHandler())
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # usage errors: one line, exit 2
         self.exit(2, f"kmerdb: error: {message} (see '{self.prog} --help')\n")
@@ -44,9 +67,12 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the console; returns the exit code."""
     parser = make_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:  # bare `kmerdb`: what it does and its commands, as a usage error
+        parser.print_help(sys.stderr)
+        return 2
     args = parser.parse_args(argv)
-    if args.verbose:
-        logging.basicConfig(level=logging.INFO, format="kmerdb: %(message)s", stream=sys.stderr)
+    _log_to_stderr(args.verbose)
     try:
         return int(args.func(args) or 0)
     except KmerDBError as exc:

@@ -6,16 +6,16 @@ import json
 import math
 import sys
 
-from rich.table import Table
+from rich.table import Table as RichTable
 from rich.text import Text
 
 from kmerdb import open as api_open
 from kmerdb import setop as api_setop
-from kmerdb.analysis.analytics import METRICS, TREE_METRICS, distance, format_value, iter_distances
+from kmerdb.analysis.analytics import METRICS, TREE_METRICS, distance, iter_distances
 from kmerdb.analysis.phylo import METHODS
-from kmerdb.console.options import add_workers, workers
+from kmerdb.console.options import FORMATS, add_format, add_workers, output_format, usage_error, workers
 from kmerdb.console.progress import progress_callback
-from kmerdb.console.render import emit_json, print_table, stdout_console
+from kmerdb.console.render import Table, emit_json, render, stdout_console, write_rows
 from kmerdb.errors import InvalidParameterError
 from kmerdb.ops.setops import OPS
 
@@ -35,11 +35,12 @@ def register(sub) -> None:
         "(1 - J), containment (row genome's k-mers found in the column genome / row genome's k-mers), "
         "mash (-1/k ln(2J/(1+J)), 1 when J = 0) or bray-curtis (index built with counts). Dense output is "
         "a labelled matrix; with --max-distance and/or --nearest, pairs are streamed as "
-        "'a<TAB>b<TAB>value' lines (JSON Lines with --format json), for collections too large for a matrix.",
+        "'a<TAB>b<TAB>value' lines (JSON Lines with --format json), for collections too large for a matrix. "
+        "--format phylip writes distances (1 - value for jaccard and containment) with 0 on the diagonal.",
     )
     p.add_argument("db", metavar="DB")
     p.add_argument("--metric", choices=tuple(METRICS), default="jaccard", help="default jaccard")
-    p.add_argument("--format", choices=("tsv", "phylip", "json"), default="tsv", help="output format (default tsv)")
+    add_format(p, FORMATS + ("phylip",))
     p.add_argument(
         "--max-distance",
         type=float,
@@ -97,21 +98,16 @@ def register(sub) -> None:
     p.add_argument("--genome", metavar="LABEL", default=None, help="only this genome")
     p.add_argument("--plot", action="store_true", help="draw the histogram in the terminal")
     p.add_argument("--max-count", type=int, default=None, metavar="C", help="plot: lump counts above C into one bar")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_format(p)
     add_workers(p)
     p.set_defaults(func=cmd_spectrum)
 
 
-def _usage(command: str, message: str) -> None:
-    """A usage error: one line on stderr, exit status 2 (as the parser does)."""
-    sys.stderr.write(f"kmerdb: error: {message} (see 'kmerdb {command} --help')\n")
-    raise SystemExit(2)
-
-
 def cmd_distance(args) -> int:
+    fmt = output_format(args)
     sparse = args.max_distance is not None or args.nearest is not None
-    if sparse and args.format == "phylip":
-        _usage("distance", "a sparse output (--max-distance, --nearest) is tsv or json, not phylip")
+    if sparse and fmt == "phylip":
+        usage_error("distance", "a sparse output (--max-distance, --nearest) is table, tsv, csv or json, not phylip")
     with api_open(args.db) as db, progress_callback(args.quiet) as progress:
         if sparse:
             pairs = iter_distances(
@@ -123,24 +119,23 @@ def cmd_distance(args) -> int:
                 max_memory=args.max_memory,
                 progress=progress,
             )
-            out = sys.stdout
-            if args.format == "tsv":
-                out.write(f"a\tb\t{args.metric}\n")
+            columns = ["a", "b", args.metric]
+            if fmt == "json":  # JSON Lines: one pair per line, as they come
                 for a, b, v in pairs:
-                    out.write(f"{a}\t{b}\t{format_value(v)}\n")
+                    sys.stdout.write(json.dumps({"a": a, "b": b, args.metric: v if math.isfinite(v) else None}) + "\n")
+            elif fmt == "table":
+                render(fmt, [Table(f"{args.metric} of genome pairs", columns, [list(p) for p in pairs])])
             else:
-                for a, b, v in pairs:
-                    out.write(json.dumps({"a": a, "b": b, args.metric: v if math.isfinite(v) else None}) + "\n")
-            out.flush()
+                write_rows(fmt, columns, pairs)
+            sys.stdout.flush()
             return 0
         result = distance(db, args.metric, **workers(args), max_memory=args.max_memory, progress=progress)
-    if args.format == "json":
-        emit_json(result.to_dict())
-    elif args.format == "phylip":
+    if fmt == "phylip":
         sys.stdout.write(result.to_phylip())
-    else:
-        sys.stdout.write(result.to_tsv())
-    sys.stdout.flush()
+        sys.stdout.flush()
+        return 0
+    rows = [[label, *row] for label, row in zip(result.labels, result.matrix.tolist())]
+    render(fmt, [Table(args.metric, (args.metric,) + tuple(result.labels), rows)], result.to_dict())
     return 0
 
 
@@ -159,9 +154,9 @@ def cmd_tree(args) -> int:
 def cmd_setop(args) -> int:
     quorum = args.op in ("at-least", "exactly", "at-most")
     if quorum and args.q is None:
-        _usage("setop", f"{args.op} needs --q N")
+        usage_error("setop", f"{args.op} needs --q N")
     if not quorum and args.q is not None:
-        _usage("setop", f"{args.op} takes no --q")
+        usage_error("setop", f"{args.op} takes no --q")
     with progress_callback(args.quiet) as progress:
         report = api_setop(
             args.db,
@@ -197,20 +192,16 @@ def cmd_spectrum(args) -> int:
     with api_open(args.db) as db:
         spectra = db.spectrum(args.genome, **workers(args))
     labels = list(spectra)
-    if args.json:
-        emit_json({"labels": labels, "spectra": {k: [list(p) for p in v] for k, v in spectra.items()}})
-        return 0
-    if args.plot:
+    fmt = output_format(args)
+    if args.plot and fmt != "json":
         for label in labels:
             _plot(label, spectra[label], args.max_count)
         return 0
     counts = sorted({c for pairs in spectra.values() for c, _ in pairs})
     table = {label: dict(pairs) for label, pairs in spectra.items()}
-    out = sys.stdout
-    out.write("\t".join(["count"] + labels) + "\n")
-    for c in counts:
-        out.write("\t".join([str(c)] + [str(table[label].get(c, 0)) for label in labels]) + "\n")
-    out.flush()
+    rows = [[c, *(table[label].get(c, 0) for label in labels)] for c in counts]
+    document = {"labels": labels, "spectra": {k: [list(p) for p in v] for k, v in spectra.items()}}
+    render(fmt, [Table("k-mer spectrum (distinct k-mers per count)", ["count", *labels], rows)], document)
     return 0
 
 
@@ -224,12 +215,12 @@ def _plot(label: str, pairs: list[tuple[int, int]], max_count: int | None) -> No
     over = sum(n for c, n in pairs if c > max_count)
     if over:
         rows.append((f">{max_count}", over))
-    table = Table(title=f"k-mer spectrum of {label} (bar: log10 of distinct k-mers)", title_justify="left")
+    table = RichTable(title=f"k-mer spectrum of {label} (bar: log10 of distinct k-mers)", title_justify="left")
     table.add_column("count", justify="right")
     table.add_column("distinct k-mers", justify="right")
     table.add_column("", justify="left", no_wrap=True)
     if not rows:
-        print_table(f"k-mer spectrum of {label}", ["count", "distinct k-mers"], [])
+        render("table", [Table(f"k-mer spectrum of {label}", ["count", "distinct k-mers"], [])])
         return
     top = max(math.log10(n + 1) for _, n in rows)
     width = 50

@@ -13,12 +13,12 @@ import numpy as np
 
 from kmerdb import build as api_build
 from kmerdb import open as api_open
-from kmerdb.console.options import add_workers, workers
+from kmerdb.console.options import add_format, add_workers, output_format, usage_error, workers
 from kmerdb.console.progress import progress_callback
-from kmerdb.console.render import describe_evidence, emit_json, human_bytes, print_table, stdout_console
+from kmerdb.console.render import Size, Table, describe_evidence, emit_json, render, stdout_console
 from kmerdb.core.kmers import kmers_from_strings, kmers_to_strings
 from kmerdb.errors import InputError
-from kmerdb.ops.export import format_table, write_dump
+from kmerdb.ops.export import format_table, header_line, write_dump
 from kmerdb.ops.inputs import parse_input_args, read_records
 
 __all__ = ["register"]
@@ -35,8 +35,8 @@ def register(sub) -> None:
     p.add_argument("inputs", metavar="INPUT", nargs="*", help="PATH or LABEL=PATH[,PATH...]")
     p.add_argument("--manifest", metavar="TSV", help="file of 'label<TAB>path' lines (paths relative to it)")
     p.add_argument("--per-record", action="store_true", help="every record of every file is its own genome")
-    p.add_argument("--k", type=int, default=31, help="k-mer length, 1..31 (default 31)")
-    p.add_argument("--m", type=int, default=None, help="minimizer length (default about k/2.5, odd)")
+    p.add_argument("-k", "--k", type=int, default=31, help="k-mer length, 1..31 (default 31)")
+    p.add_argument("-m", "--m", type=int, default=None, help="minimizer length (default about k/2.5, odd)")
     p.add_argument("--partitions", type=int, default=None, help="number of partitions (default 64)")
     p.add_argument("--counts", action="store_true", help="keep k-mer occurrence counts (else presence bits)")
     add_workers(p)
@@ -59,9 +59,15 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the build summary as JSON")
     p.set_defaults(func=cmd_build)
 
-    p = sub.add_parser("info", help="show configuration, genomes and sizes", description="Describe a database.")
+    p = sub.add_parser(
+        "info",
+        help="show configuration, genomes and sizes",
+        description="Describe a database: its configuration, sizes (live: the files of the current "
+        "generation; reclaimable: files on disk it no longer names, which vacuum removes once no open "
+        "reader holds their generation), the structures and the genomes.",
+    )
     p.add_argument("db", metavar="DB")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_format(p)
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser(
@@ -74,8 +80,8 @@ def register(sub) -> None:
     p.add_argument("db", metavar="DB")
     p.add_argument("seqs", metavar="SEQS", nargs="+")
     p.add_argument("--kmers", action="store_true", help="SEQS are k-mers, not sequences")
-    p.add_argument("--format", choices=("tsv", "json"), default="tsv", help="output format (default tsv)")
-    p.add_argument("--threads", type=int, default=1, help="ways to split sequence queries: this process and N-1 forked workers (default 1)")
+    add_format(p)
+    p.add_argument("-t", "--threads", type=int, default=1, help="ways to split sequence queries: this process and N-1 forked workers (default 1)")
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser(
@@ -86,12 +92,12 @@ def register(sub) -> None:
     )
     p.add_argument("db", metavar="DB")
     p.add_argument("kmers", metavar="KMER", nargs="+")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_format(p)
     p.set_defaults(func=cmd_lookup)
 
     p = sub.add_parser("genomes", help="list the genomes (columns)", description="List the genomes in column order.")
     p.add_argument("db", metavar="DB")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_format(p)
     p.set_defaults(func=cmd_genomes)
 
     p = sub.add_parser(
@@ -101,22 +107,24 @@ def register(sub) -> None:
         "time and the generation each produced.",
     )
     p.add_argument("db", metavar="DB")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_format(p)
     p.set_defaults(func=cmd_history)
 
     p = sub.add_parser(
         "dump",
         help="stream every k-mer with one column per genome",
         description="Write 'kmer<TAB>label1<TAB>label2...' and then one line per canonical k-mer with its "
-        "count in each genome (0/1 presence when the index keeps no counts).",
+        "count in each genome (0/1 presence when the index keeps no counts). Rows stream as they are "
+        "read, so the output is tsv (or csv) even on a terminal.",
     )
     p.add_argument("db", metavar="DB")
+    p.add_argument("--format", choices=("tsv", "csv"), default="tsv", help="output format (default tsv)")
     p.set_defaults(func=cmd_dump)
 
 
 def cmd_build(args) -> int:
     if not args.inputs and not args.manifest:
-        raise InputError("-", "no input: give INPUT files or --manifest")
+        usage_error("build", "no input: give INPUT files or --manifest")
     genomes = parse_input_args(args.inputs, manifest=args.manifest, per_record=args.per_record)
     with progress_callback(args.quiet) as progress:
         report = api_build(
@@ -152,42 +160,45 @@ _INFO_GENOMES = 50
 def cmd_info(args) -> int:
     with api_open(args.db) as db:
         info = db.info()
-    if args.json:
-        emit_json(info)
-        return 0
+    fmt = output_format(args)
     cfg = info["config"]
-    evidence = describe_evidence(cfg["evidence"], cfg["fp_bits"], cfg["z"])
-    rows = [
+    props: list[list[Any]] = [
         ["path", info["path"]],
         ["format version", info["format_version"]],
         ["generation", info["generation"]],
-        ["k / m", f"{cfg['k']} / {cfg['m']}"],
+        ["k", cfg["k"]],
+        ["m", cfg["m"]],
         ["partitions", cfg["n_partitions"]],
-        ["evidence", evidence],
+        ["evidence", describe_evidence(cfg["evidence"], cfg["fp_bits"], cfg["z"])],
         ["columns", "counts" if cfg["counts"] else "presence"],
         ["genomes", info["n_genomes"]],
-        ["distinct k-mers", f"{info['n_kmers']:,}"],
+        ["distinct k-mers", info["n_kmers"]],
         ["layers", info["n_layers"]],
-        ["size on disk", human_bytes(info["bytes_on_disk"])],
-        ["bits per k-mer", f"{info['bits_per_kmer']:.1f}"],
+        ["size on disk", Size(info["bytes_on_disk"])],
+        ["live", Size(info["live_bytes"])],
+        ["reclaimable (vacuum)", Size(info["reclaimable_bytes"])],
+        ["bits per k-mer", info["bits_per_kmer"]],
     ]
-    for role, s in sorted(info["structures"].items()):
-        rows.append([f"  {role}", f"{human_bytes(s['bytes'])} ({s['bits_per_kmer']:.2f} bits/k-mer)"])
     if "unitigs" in info:
         u = info["unitigs"]
-        rows.append(["unitigs", f"{u['count']:,} (mean {u['mean_kmers']:.1f} k-mers, {u['mean_bases']:.1f} bases)"])
-    print_table("kmerdb", ["property", "value"], rows)
-    # a summary shows the first genomes only: a table of 100,000 rows takes minutes to lay out
-    shown = info["genomes"][:_INFO_GENOMES]
-    print_table(
-        "genomes",
-        ["#", "label", "distinct k-mers", "k-mer occurrences"],
-        [[i, g["label"], f"{g['n_kmers']:,}", f"{g['total']:,}"] for i, g in enumerate(shown)],
-        numeric={0, 2, 3},
+        props += [["unitigs", u["count"]], ["mean unitig k-mers", u["mean_kmers"]], ["mean unitig bases", u["mean_bases"]]]
+    structures = [[role, Size(s["bytes"]), s["bits_per_kmer"]] for role, s in sorted(info["structures"].items())]
+    # a table on a terminal shows the first genomes only (100,000 rows take minutes to lay
+    # out); TSV, CSV and JSON list them all
+    listed = info["genomes"] if fmt != "table" else info["genomes"][:_INFO_GENOMES]
+    genomes = [[i, g["label"], g["n_kmers"], g["total"]] for i, g in enumerate(listed)]
+    render(
+        fmt,
+        [
+            Table("kmerdb", ["property", "value"], props),
+            Table("structures", ["structure", "size", "bits/k-mer"], structures),
+            Table("genomes", ["#", "label", "distinct k-mers", "k-mer occurrences"], genomes),
+        ],
+        info,
     )
-    if len(info["genomes"]) > len(shown):
+    if len(info["genomes"]) > len(listed):
         stdout_console().print(
-            f"... and {len(info['genomes']) - len(shown):,} more genomes ('kmerdb genomes' or 'info --json' list them all)"
+            f"... and {len(info['genomes']) - len(listed):,} more genomes ('kmerdb genomes' or 'info --format tsv' list them all)"
         )
     return 0
 
@@ -226,10 +237,10 @@ def _read_kmers(items: Sequence[str]) -> list[str]:
     return out
 
 
-def _print_lookup(db, items, as_json: bool) -> None:
+def _print_lookup(db, items, fmt: str) -> None:
     kmers = _read_kmers(items)
     rows = db.lookup(kmers, counts=db.config.counts)
-    if as_json:
+    if fmt == "json":
         canon = kmers_to_strings(kmers_from_strings(kmers, db.config.k), db.config.k)
         emit_json(
             {
@@ -241,16 +252,22 @@ def _print_lookup(db, items, as_json: bool) -> None:
             }
         )
         return
+    if fmt == "table":
+        render(fmt, [Table("k-mers", ("kmer",) + db.genomes, [[q, *r.tolist()] for q, r in zip(kmers, rows)])])
+        return
+    # tsv and csv: one byte matrix, without a Python loop over k-mers
+    sep = "," if fmt == "csv" else "\t"
+    sys.stdout.flush()
     out = sys.stdout.buffer
-    out.write(("\t".join(("kmer",) + db.genomes) + "\n").encode())
+    out.write(header_line(("kmer",) + db.genomes, sep))
     letters = np.frombuffer("".join(k_.upper() for k_ in kmers).encode(), dtype=np.uint8)
-    out.write(format_table(letters.reshape(len(kmers), db.config.k), rows.astype(np.uint32)))
+    out.write(format_table(letters.reshape(len(kmers), db.config.k), rows.astype(np.uint32), sep))
     out.flush()
 
 
 def cmd_lookup(args) -> int:
     with api_open(args.db) as db:
-        _print_lookup(db, args.kmers, args.json)
+        _print_lookup(db, args.kmers, output_format(args))
     return 0
 
 
@@ -261,14 +278,16 @@ def cmd_genomes(args) -> int:
         {"column": i, "label": g.label, "n_kmers": g.n_kmers, "total": g.total, "sources": list(g.sources)}
         for i, g in enumerate(records)
     ]
-    if args.json:
-        emit_json(rows)
-        return 0
-    print_table(
-        "genomes",
-        ["#", "label", "distinct k-mers", "k-mer occurrences", "sources"],
-        [[r["column"], r["label"], f"{r['n_kmers']:,}", f"{r['total']:,}", ", ".join(r["sources"])] for r in rows],
-        numeric={0, 2, 3},
+    render(
+        output_format(args),
+        [
+            Table(
+                "genomes",
+                ["#", "label", "distinct k-mers", "k-mer occurrences", "sources"],
+                [[r["column"], r["label"], r["n_kmers"], r["total"], ", ".join(r["sources"])] for r in rows],
+            )
+        ],
+        rows,
     )
     return 0
 
@@ -287,31 +306,34 @@ def cmd_history(args) -> int:
         }
         for h in records
     ]
-    if args.json:
-        emit_json(rows)
-        return 0
-    print_table(
-        "history",
-        ["#", "time (UTC)", "command", "generation", "version", "arguments"],
-        [[r["seq"], r["time"], r["command"], r["generation"], r["version"], _short_args(r["args"])] for r in rows],
-        numeric={0, 3},
+    render(
+        output_format(args),
+        [
+            Table(
+                "history",
+                ["#", "time (UTC)", "command", "generation", "version", "arguments"],
+                [[r["seq"], r["time"], r["command"], r["generation"], r["version"], _args_text(r["args"])] for r in rows],
+            )
+        ],
+        rows,
     )
     return 0
 
 
-def _short_args(args: dict) -> str:
-    text = ", ".join(f"{k}={v}" for k, v in args.items())
-    return text if len(text) <= 80 else text[:77] + "..."
+def _args_text(args: dict) -> str:
+    # whole, however long: a table wraps it on a terminal, tsv keeps it on one line
+    return ", ".join(f"{k}={v}" for k, v in args.items())
 
 
 def cmd_query(args) -> int:
+    fmt = output_format(args)
     with api_open(args.db) as db:
         if args.kmers:
-            _print_lookup(db, args.seqs, args.format == "json")
+            _print_lookup(db, args.seqs, fmt)
             return 0
         names, seqs = _read_sequences(args.seqs)
         result = db.query(seqs, names=names, threads=args.threads)
-    if args.format == "json":
+    if fmt == "json":
         emit_json(
             {
                 "labels": list(result.labels),
@@ -330,16 +352,14 @@ def cmd_query(args) -> int:
             }
         )
         return 0
-    out = sys.stdout
-    out.write("\t".join(("sequence", "n_kmers") + tuple(result.labels)) + "\n")
-    for i, n in enumerate(names):
-        out.write("\t".join([n, str(int(result.n_kmers[i]))] + [str(int(h)) for h in result.hits[i]]) + "\n")
-    out.flush()
+    rows = ([n, int(result.n_kmers[i]), *result.hits[i].tolist()] for i, n in enumerate(names))
+    render(fmt, [Table("query", ("sequence", "n_kmers") + tuple(result.labels), list(rows))])
     return 0
 
 
 def cmd_dump(args) -> int:
     with api_open(args.db) as db:
-        write_dump(db, sys.stdout.buffer)
+        sys.stdout.flush()
+        write_dump(db, sys.stdout.buffer, sep="," if args.format == "csv" else "\t")
         sys.stdout.buffer.flush()
     return 0

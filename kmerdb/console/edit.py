@@ -10,10 +10,10 @@ from kmerdb import merge as api_merge
 from kmerdb import open as api_open
 from kmerdb import vacuum as api_vacuum
 from kmerdb import verify as api_verify
-from kmerdb.console.options import add_workers, workers
+from kmerdb.console.options import add_format, add_workers, output_format, usage_error, workers
 from kmerdb.console.progress import progress_callback
-from kmerdb.console.render import emit_json, human_bytes, print_table
-from kmerdb.errors import InputError, InvalidParameterError
+from kmerdb.console.render import Size, Table, emit_json, human_bytes, render
+from kmerdb.errors import InvalidParameterError
 from kmerdb.ops.inputs import parse_input_args
 
 __all__ = ["register"]
@@ -92,7 +92,7 @@ def register(sub) -> None:
     p.add_argument("db", metavar="DB")
     add_workers(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_format(p)
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser(
@@ -177,6 +177,7 @@ def cmd_merge(args) -> int:
         "files_linked": report.linked,
         "files_copied": report.copied,
         "seconds": report.seconds,
+        "counts_dropped": list(report.counts_dropped),
     }
     if args.json:
         emit_json(summary)
@@ -191,7 +192,7 @@ def cmd_merge(args) -> int:
 
 def cmd_append(args) -> int:
     if not args.inputs and not args.manifest:
-        raise InputError("-", "no input: give INPUT files or --manifest")
+        usage_error("append", "no input: give INPUT files or --manifest")
     genomes = parse_input_args(args.inputs, manifest=args.manifest, per_record=args.per_record)
     with api_open(args.db, mode="a") as db:
         with progress_callback(args.quiet) as progress, db.transaction(wait=_wait(args)):
@@ -219,22 +220,21 @@ def cmd_remove(args) -> int:
 def cmd_verify(args) -> int:
     with progress_callback(args.quiet) as progress:
         report = api_verify(args.db, **workers(args), progress=progress)
-    if args.json:
-        emit_json(report.to_dict())
-        return 0 if report.ok else 1
     rows: list[list[Any]] = [
         ["generation", report.generation],
         ["genomes", report.n_genomes],
         ["partitions", report.n_partitions],
         ["layers", report.n_layers],
-        ["files checked", f"{report.n_files} ({human_bytes(report.bytes_checked)})"],
-        ["k-mers checked", f"{report.n_kmers:,}"],
+        ["files checked", report.n_files],
+        ["bytes checked", Size(report.bytes_checked)],
+        ["k-mers checked", report.n_kmers],
         ["unreferenced files", report.unreferenced_files],
         ["result", "ok" if report.ok else f"{len(report.problems)} problem(s)"],
     ]
-    print_table(f"verify {report.path}", ["check", "value"], rows)
-    for problem in report.problems:
-        print(f"problem: {problem}")
+    tables = [Table(f"verify {report.path}", ["check", "value"], rows)]
+    if report.problems:
+        tables.append(Table("problems", ["problem"], [[p] for p in report.problems]))
+    render(output_format(args), tables, report.to_dict())
     return 0 if report.ok else 1
 
 

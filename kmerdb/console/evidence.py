@@ -6,9 +6,10 @@ import sys
 
 from kmerdb import open as api_open
 from kmerdb import reindex as api_reindex
-from kmerdb.console.options import add_workers, workers
+from kmerdb.console.options import add_format, add_workers, output_format, workers
 from kmerdb.console.progress import progress_callback
-from kmerdb.console.render import describe_evidence, emit_json, human_bytes, print_table
+from kmerdb.console.render import Size, Table, describe_evidence, emit_json, render
+from kmerdb.ops.export import open_output
 
 __all__ = ["register"]
 
@@ -19,14 +20,16 @@ def register(sub) -> None:
     p = sub.add_parser(
         "export",
         help="write the unitigs of every layer as FASTA",
-        description="Write the k-mers of DB as FASTA, one record per line: with --unitigs, the maximal "
-        "unitigs of every layer (the header says '>ID LN:i:LENGTH KN:i:KMERS partition=P layer=L'). "
-        "With --genome LABEL, only the k-mers of that genome, compacted layer by layer.",
+        description="Write the k-mers of DB as FASTA, one record per line: the maximal unitigs of every "
+        "layer (the header says '>ID LN:i:LENGTH KN:i:KMERS partition=P layer=L'). With --genome LABEL, "
+        "only the k-mers of that genome, compacted layer by layer. -o FILE.gz writes gzip.",
     )
     p.add_argument("db", metavar="DB")
-    p.add_argument("--unitigs", action="store_true", help="export the layers' unitigs (the one format for now)")
+    p.add_argument("--unitigs", action="store_true", help="unitig FASTA: the default and only format (accepted as is)")
     p.add_argument("--genome", metavar="LABEL", default=None, help="only the k-mers of this genome")
-    p.add_argument("-o", "--output", metavar="FILE", default=None, help="write to FILE instead of stdout")
+    p.add_argument(
+        "-o", "--output", metavar="FILE", default=None, help="write to FILE instead of stdout (gzip if it ends in .gz)"
+    )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
@@ -60,17 +63,15 @@ def register(sub) -> None:
         "and N50 of the unitigs.",
     )
     p.add_argument("db", metavar="DB")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_format(p)
     p.set_defaults(func=cmd_stats)
 
 
 def cmd_export(args) -> int:
-    if not args.unitigs:
-        print("kmerdb: error: say what to export: --unitigs (see 'kmerdb export --help')", file=sys.stderr)
-        return 2
     with api_open(args.db) as db:
         if args.output:
-            db.export_unitigs(args.output, genome=args.genome)
+            with open_output(args.output) as fh:
+                db.export_unitigs(fh, genome=args.genome)
         else:
             db.export_unitigs(sys.stdout.buffer, genome=args.genome)
             sys.stdout.buffer.flush()
@@ -112,36 +113,36 @@ def cmd_reindex(args) -> int:
 def cmd_stats(args) -> int:
     with api_open(args.db) as db:
         stats = db.stats()
-    if args.json:
-        emit_json(stats)
-        return 0
     ev = stats["evidence"]
-    rows = []
+    rows: list[list] = []
     for role in ("mphf", "evidence", "unitigs", "columns"):
         s = stats["structures"].get(role)
         if s is not None:
-            rows.append([role, human_bytes(s["bytes"]), f"{s['bits_per_kmer']:.2f}"])
+            rows.append([role, Size(s["bytes"]), s["bits_per_kmer"]])
     idx = stats["index"]
-    rows.append(["index (mphf + evidence + unitigs)", human_bytes(idx["bytes"]), f"{idx['bits_per_kmer']:.2f}"])
-    print_table(
-        f"structures of {stats['n_kmers']:,} distinct k-mers", ["structure", "size", "bits/k-mer"], rows, numeric={1, 2}
-    )
+    rows.append(["index (mphf + evidence + unitigs)", Size(idx["bytes"]), idx["bits_per_kmer"]])
     u = stats["unitigs"]
     if ev["kind"] == "exact":
         kind = "exact"
     else:
         fpr = ev["false_positive_rate"]
         kind = f"approx: b={ev['fp_bits']} (false positives ~{fpr:.2g} per lookup), z={ev['z']}"
-    print_table(
-        "unitigs and evidence",
-        ["property", "value"],
+    props = [
+        ["evidence", kind],
+        ["distinct k-mers", stats["n_kmers"]],
+        ["layers", stats["n_layers"]],
+        ["unitigs", u["count"]],
+        ["mean unitig k-mers", u["mean_kmers"]],
+        ["mean unitig bases", u["mean_bases"]],
+        ["longest unitig bases", u.get("longest_bases", 0)],
+        ["N50 bases", u.get("n50_bases", 0)],
+    ]
+    render(
+        output_format(args),
         [
-            ["evidence", kind],
-            ["layers", f"{stats['n_layers']:,}"],
-            ["unitigs", f"{u['count']:,}"],
-            ["mean length", f"{u['mean_kmers']:.2f} k-mers, {u['mean_bases']:.2f} bases"],
-            ["longest", f"{u.get('longest_bases', 0):,} bases"],
-            ["N50", f"{u.get('n50_bases', 0):,} bases"],
+            Table(f"structures of {stats['n_kmers']:,} distinct k-mers", ["structure", "size", "bits/k-mer"], rows),
+            Table("unitigs and evidence", ["property", "value"], props),
         ],
+        stats,
     )
     return 0

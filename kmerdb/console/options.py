@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
 
-__all__ = ["add_workers", "workers"]
+__all__ = ["FORMATS", "add_workers", "workers", "add_format", "output_format", "usage_error"]
+
+#: Output formats of the commands that print data (``phylip`` and friends are added per command).
+FORMATS = ("table", "tsv", "csv", "json")
 
 
 def add_workers(p: argparse.ArgumentParser) -> None:
-    """``--threads`` and ``--scheduler``: where an operation runs its partition tasks."""
-    p.add_argument("--threads", type=int, default=None, help="worker processes (default: all CPUs)")
+    """``-t/--threads`` and ``--scheduler``: where an operation runs its partition tasks."""
+    p.add_argument("-t", "--threads", type=int, default=None, help="worker processes (default: all CPUs)")
     p.add_argument(
         "--scheduler",
         metavar="ADDRESS",
@@ -22,3 +28,33 @@ def add_workers(p: argparse.ArgumentParser) -> None:
 def workers(args: argparse.Namespace) -> dict:
     """The ``threads`` and ``scheduler`` keywords of an API call, from the parsed options."""
     return {"threads": args.threads, "scheduler": args.scheduler}
+
+
+def add_format(p: argparse.ArgumentParser, formats: Sequence[str] = FORMATS, default: str | None = None) -> None:
+    """``--format`` (one of ``formats``) and ``--json``, its synonym for ``--format json``.
+
+    With ``default`` None the format follows stdout: ``table`` on a terminal, ``tsv`` otherwise
+    (see :func:`output_format`).
+    """
+    shown = default or "table on a terminal, else tsv"
+    p.add_argument(
+        "--format",
+        choices=tuple(formats),
+        default=default,
+        help=f"output format (default: {shown}); tsv and csv have a header line and are never cut",
+    )
+    if "json" in formats:
+        p.add_argument("--json", dest="format", action="store_const", const="json", help="same as --format json")
+
+
+def output_format(args: argparse.Namespace) -> str:
+    """The format asked for, or ``table`` when stdout is a terminal and ``tsv`` when it is not."""
+    if args.format is not None:
+        return str(args.format)
+    return "table" if sys.stdout.isatty() else "tsv"
+
+
+def usage_error(command: str, message: str) -> NoReturn:
+    """A usage error: one line on stderr, exit status 2 (as the parser does)."""
+    sys.stderr.write(f"kmerdb: error: {message} (see 'kmerdb {command} --help')\n")
+    raise SystemExit(2)

@@ -24,6 +24,7 @@ transaction (or, for ``merge`` into a new directory, committed there once).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -59,6 +60,7 @@ __all__ = [
     "read_sources",
     "release_sources",
     "check_compatible",
+    "dropped_counts",
     "final_labels",
     "add_genomes",
     "add_database_genomes",
@@ -167,6 +169,22 @@ def check_compatible(first: tuple[str, Config], others: Sequence[Source], counts
         for src in others:
             if not src.snapshot.config.counts:
                 raise MissingCountsError(src.path)
+
+
+def dropped_counts(others: Sequence[Source], counts: bool, into: str, hint: str) -> tuple[str, ...]:
+    """The sources whose counts an index of presence bits (``counts`` False) drops.
+
+    Logged as a warning on the ``kmerdb`` logger (``hint`` says how to keep them), since
+    the result looks complete either way.
+    """
+    if counts:
+        return ()
+    counted = tuple(src.path for src in others if src.snapshot.config.counts)
+    if counted:
+        logging.getLogger("kmerdb").warning(
+            "%s keeps presence only: the counts of %s are dropped (%s)", into, ", ".join(counted), hint
+        )
+    return counted
 
 
 def final_labels(taken: Sequence[str], incoming: Sequence[str], rename_duplicates: bool) -> list[str]:
@@ -598,6 +616,7 @@ def add_database_genomes(
         if not srcs:
             raise InvalidParameterError("sources", [], "give at least one database to merge")
         check_compatible((root, base.config), srcs, counts=base.config.counts)
+        dropped_counts(srcs, base.config.counts, root, "only an index built with counts keeps them")
         labels = final_labels(base.labels, [g.label for s in srcs for g in s.snapshot.genomes], rename_duplicates)
         new = add_genomes(root, base, generation, srcs, labels, (), (), threads, progress, scheduler=scheduler)
     finally:

@@ -22,7 +22,7 @@ from typing import Any
 
 from kmerdb.config import FORMAT_VERSION
 from kmerdb.errors import CorruptDatabaseError, DatabaseExistsError, InvalidParameterError
-from kmerdb.ops.add import add_genomes, check_compatible, final_labels, read_sources, release_sources
+from kmerdb.ops.add import add_genomes, check_compatible, dropped_counts, final_labels, read_sources, release_sources
 from kmerdb.params import path_argument, resolve_threads
 from kmerdb.store.catalog import Snapshot
 from kmerdb.store.crashpoint import crashpoint
@@ -46,6 +46,8 @@ class MergeReport:
     linked: int
     copied: int
     seconds: float
+    #: sources that keep counts, merged as presence bits (``mode="presence"``); also logged
+    counts_dropped: tuple[str, ...] = ()
 
 
 
@@ -159,6 +161,7 @@ def _merge_into_new(out, srcs, mode, rename_duplicates, force, threads, progress
     if not os.path.isdir(parent):
         raise InvalidParameterError("out", out, "its parent folder does not exist")
     crashpoint("merge.validated")
+    dropped = dropped_counts(srcs, mode == "count", out, "a merge in count mode keeps them")
 
     config = replace(first.snapshot.config, counts=mode == "count")
     # written in a staging folder next to ``out``, moved there once committed
@@ -198,4 +201,6 @@ def _merge_into_new(out, srcs, mode, rename_duplicates, force, threads, progress
                 1,
             )
     n_kmers = sum(rec.n_kmers for layers in new.partitions for rec in layers)
-    return MergeReport(out, len(new.genomes), n_kmers, tuple(labels), linked, copied, time.perf_counter() - t0)
+    return MergeReport(
+        out, len(new.genomes), n_kmers, tuple(labels), linked, copied, time.perf_counter() - t0, dropped
+    )

@@ -358,7 +358,9 @@ def test_distance_matrix_formats(built):
     assert tsv[0].split("\t") == ["jaccard", "A", "B", "C"]
     assert [float(x) for x in tsv[2].split("\t")[1:]] == d.matrix[1].tolist()
     phy = d.to_phylip().splitlines()
-    assert phy[0] == "3" and phy[1].split()[0] == "A" and [float(x) for x in phy[1].split()[1:]] == d.matrix[0].tolist()
+    # PHYLIP holds distances: 1 - J, and 0 on the diagonal
+    assert phy[0] == "3" and phy[1].split()[0] == "A"
+    assert [float(x) for x in phy[1].split()[1:]] == [0.0] + (1 - d.matrix[0, 1:]).tolist()
     assert d.to_dict() == {"metric": "jaccard", "labels": ["A", "B", "C"], "matrix": d.matrix.tolist()}
     assert np.array_equal(d.as_distance(), 1 - d.matrix)
 

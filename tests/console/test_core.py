@@ -93,7 +93,6 @@ def test_build_labels_from_file_names_and_manifest(tmp_path, capsys):
         (["build", "{tmp}/x", "{fx}/nope.fa"], "nope.fa: no such file"),
         (["build", "{tmp}/x", "{fx}/genome_a.fa", "--k", "40"], "k=40"),
         (["build", "{tmp}/x", "{fx}/genome_a.fa", "--max-memory", "1M"], "max_memory"),
-        (["build", "{tmp}/x"], "no input"),
         (["info", "{tmp}/missing"], "no such database"),
         (["query", "{tmp}/missing", "{fx}/reads.fa"], "no such database"),
     ],

@@ -82,7 +82,7 @@ def test_verify_exit_1_on_damage(singles, tmp_path, capsys):
         fh.seek(200)
         fh.write(b"\xff\xff\xff\xff")
     code, stdout, _ = run(capsys, "verify", db)
-    assert code == 1 and "problem:" in stdout and "checksum" in stdout
+    assert code == 1 and "\nproblem\n" in stdout and "checksum" in stdout
     code, stdout, _ = run(capsys, "verify", db, "--json")
     assert code == 1 and json.loads(stdout)["ok"] is False
 

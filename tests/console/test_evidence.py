@@ -61,8 +61,6 @@ def test_export_unitigs(db, capsys, tmp_path, oracle_sets):
 
 
 def test_export_errors(db, capsys):
-    code, _, err = run(capsys, "export", db)
-    assert code == 2 and "--unitigs" in err and len(err.strip().splitlines()) == 1
     code, _, err = run(capsys, "export", db, "--unitigs", "--genome", "nope")
     assert code == 1 and err.startswith("kmerdb: error:") and "nope" in err
     code, _, err = run(capsys, "stats", db.parent / "missing.kmerdb")

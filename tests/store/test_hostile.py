@@ -297,9 +297,11 @@ def test_many_genome_records_are_read_and_summarised_linearly(db, outside, capsy
     edit_catalog(db, b"state", lambda r: r | {"next_genome_id": 5000})
     with kmerdb.open(db) as handle:
         assert len(handle.genomes) == 3002
-    assert main(["info", str(db)]) == 0
+    assert main(["info", str(db), "--format", "table"]) == 0  # a table shows the first genomes
     out = capsys.readouterr().out
     assert "2,952 more genomes" in out and "x2999" not in out
+    assert main(["info", str(db), "--format", "tsv"]) == 0  # data formats list them all
+    assert "x2999" in capsys.readouterr().out
     report = verify(db, threads=1)  # columns counted per layer in one pass, not per genome
     assert any("'x0' has 0 columns" in p for p in report.problems)
 
