@@ -42,7 +42,7 @@ from kmerdb.ops.reindex import ReindexReport
 from kmerdb.ops.transaction import Transaction
 from kmerdb.params import path_argument
 from kmerdb.query.engine import QueryEngine, QueryResult
-from kmerdb.store.catalog import Catalog, GenomeRecord, Snapshot
+from kmerdb.store.catalog import Catalog, GenomeRecord, Snapshot, read_as_reader
 from kmerdb.store.layer import Layer
 from kmerdb.store.lock import ReaderRegistration
 from kmerdb.store.structures import structure_stats, unitig_summary
@@ -658,22 +658,9 @@ def open_database(path: str | os.PathLike, mode: str = "r") -> Database:
     path = path_argument(path)
     if mode not in ("r", "a"):
         raise InvalidParameterError("mode", mode, "expected 'r' (read) or 'a' (read and write)")
-    catalog = Catalog.open(path, readonly=True)
-    registration = None
-    try:
-        if mode == "a" and not os.access(path, os.W_OK):
-            raise ReadOnlyError(f"{path}: not writable by this process")
-        # registered (as between generations) before the snapshot is read, so that a vacuum
-        # never removes the files of the generation about to be read
-        registration = ReaderRegistration(path)
-        snapshot = catalog.read()
-    except BaseException:
-        if registration is not None:
-            registration.close()
-        raise
-    finally:
-        # the catalog is read: release it, so that no LMDB environment outlives the read
-        catalog.close()
+    if mode == "a" and os.path.isdir(path) and not os.access(path, os.W_OK):
+        raise ReadOnlyError(f"{path}: not writable by this process")
+    snapshot, registration = read_as_reader(path)
     try:
         return Database(path, snapshot, mode=mode, registration=registration)
     except KmerDBError:

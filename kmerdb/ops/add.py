@@ -48,7 +48,7 @@ from kmerdb.ops.inputs import GenomeInput, resolve_genomes
 from kmerdb.ops.scatter import count_bucket, scatter_inputs
 from kmerdb.ops.spill import Bucket, spill_folder
 from kmerdb.params import path_argument
-from kmerdb.store.catalog import Catalog, GenomeRecord, LayerRecord, Snapshot
+from kmerdb.store.catalog import GenomeRecord, LayerRecord, Snapshot, read_as_reader
 from kmerdb.store.crashpoint import crashpoint
 from kmerdb.store.layer import Layer, layer_prefix, write_group, write_layer
 from kmerdb.store.lock import ReaderRegistration
@@ -108,18 +108,7 @@ def read_sources(paths: Iterable) -> list[Source]:
     try:
         for path in paths:
             path = path_argument(path.path if hasattr(path, "snapshot") else path, "sources")  # a Database, or a path
-            catalog = Catalog.open(path, readonly=True)
-            registration = None
-            try:
-                registration = ReaderRegistration(path)  # before the read, as every reader does
-                snap = catalog.read()
-            except BaseException:
-                if registration is not None:
-                    registration.close()
-                raise
-            finally:
-                catalog.close()
-            registration.set(snap.generation)
+            snap, registration = read_as_reader(path)
             out.append(Source(path, snap, registration))
             if snap.state != "ready":
                 raise NotReadyError(f"{path}: not ready (state {snap.state!r}); only complete indexes can be merged")

@@ -43,7 +43,7 @@ from kmerdb.config import Config
 from kmerdb.engine.executor import open_executor
 from kmerdb.errors import DuplicateLabelError, GenomeNotFoundError, IncompleteDatabaseError, InvalidParameterError
 from kmerdb.params import parse_size, path_argument
-from kmerdb.store.catalog import Catalog, GenomeRecord, LayerRecord, Snapshot
+from kmerdb.store.catalog import GenomeRecord, LayerRecord, Snapshot, read_as_reader
 from kmerdb.store.layer import Layer, write_layer
 from kmerdb.store.lock import ReaderRegistration
 from kmerdb.store.scaffold import new_database
@@ -271,21 +271,10 @@ def setop(
 
 def _read_source(path: str) -> tuple[str, Snapshot, ReaderRegistration]:
     """The latest snapshot of a database, read as a reader registered for it (as a handle is)."""
-    catalog = Catalog.open(path, readonly=True)
-    registration = None
-    try:
-        # registered before the read, so that a vacuum keeps the files of the snapshot read
-        registration = ReaderRegistration(path)
-        snap = catalog.read()
-        if snap.state != "ready":
-            raise IncompleteDatabaseError(path, snap.state)
-    except BaseException:
-        if registration is not None:
-            registration.close()
-        raise
-    finally:
-        catalog.close()
-    registration.set(snap.generation)
+    snap, registration = read_as_reader(path)
+    if snap.state != "ready":
+        registration.close()
+        raise IncompleteDatabaseError(path, snap.state)
     return path, snap, registration
 
 

@@ -42,9 +42,11 @@ from kmerdb.errors import (
     KmerDBError,
     ReadOnlyError,
 )
+from kmerdb.store.lock import ReaderRegistration
 from kmerdb.store.storage import FileRef
 
 __all__ = [
+    "read_as_reader",
     "CATALOG_DIR",
     "GenomeRecord",
     "ColumnGroup",
@@ -589,3 +591,26 @@ class Catalog:
         if self.env is not None:
             _release_env(self.env)
             self.env = None
+
+
+def read_as_reader(path: str) -> tuple[Snapshot, ReaderRegistration]:
+    """The newest snapshot of a database, read as a registered reader (as every handle reads).
+
+    The registration is made (as between generations) before the catalog is read, so that a
+    vacuum never removes the files of the generation about to be read; it then names the
+    generation read.  The caller closes the registration when it no longer reads.
+    """
+    catalog = Catalog.open(path, readonly=True)
+    registration = None
+    try:
+        registration = ReaderRegistration(path)
+        snapshot = catalog.read()
+    except BaseException:
+        if registration is not None:
+            registration.close()
+        raise
+    finally:
+        # the catalog is read: release it, so that no LMDB environment outlives the read
+        catalog.close()
+    registration.set(snapshot.generation)
+    return snapshot, registration
