@@ -33,7 +33,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
-from kmerdb.errors import InvalidParameterError, KmerDBError, WorkerError
+from kmerdb.errors import DiskFullError, InvalidParameterError, KmerDBError, WorkerError
 from kmerdb.params import resolve_threads
 from kmerdb.store.lock import forget_inherited, held_writer_roots, register_worker
 
@@ -229,6 +229,9 @@ class ProcessExecutor(Executor):
             except KmerDBError:
                 raise
             except Exception as exc:
+                full = DiskFullError.from_error(exc)
+                if full is not None:
+                    raise full from None
                 raise WorkerError(f"a worker failed: {type(exc).__name__}: {exc}") from exc
 
         try:

@@ -7,6 +7,7 @@ checksum is mmh3 x64-128 over the file's bytes, computed while writing.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import threading
@@ -18,7 +19,7 @@ from typing import BinaryIO
 import mmh3
 import numpy as np
 
-from kmerdb.errors import CorruptDatabaseError
+from kmerdb.errors import CorruptDatabaseError, DiskFullError
 from kmerdb.store.crashpoint import crashpoint
 
 __all__ = ["FileRef", "save_array", "load_array", "file_checksum", "fsync_dir", "deferred_sync", "sync_tree"]
@@ -109,12 +110,20 @@ def save_array(root: str, relpath: str, array: np.ndarray) -> FileRef:
     if os.path.exists(final):
         raise CorruptDatabaseError(final, "data file exists already; data files are never rewritten")
     tmp = f"{final}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as fh:
-        writer = _HashingWriter(fh)
-        np.lib.format.write_array(writer, np.ascontiguousarray(array), allow_pickle=False)
-        fh.flush()
-        if not getattr(_deferred, "active", False):
-            os.fsync(fh.fileno())
+    try:
+        with open(tmp, "wb") as fh:
+            writer = _HashingWriter(fh)
+            np.lib.format.write_array(writer, np.ascontiguousarray(array), allow_pickle=False)
+            fh.flush()
+            if not getattr(_deferred, "active", False):
+                os.fsync(fh.fileno())
+    except OSError as exc:
+        full = DiskFullError.from_error(exc, final)
+        if full is None:
+            raise
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # a partial file is of no use to anyone
+        raise full from None
     crashpoint("save.tmp")
     os.replace(tmp, final)
     crashpoint("save.done")
@@ -130,7 +139,10 @@ def load_array(root: str, ref: FileRef) -> np.ndarray:
         raise CorruptDatabaseError(full, "data file named by the catalog is missing") from None
     except ValueError as exc:
         if "empty" in str(exc) or "mmap length" in str(exc):
-            return np.load(full, allow_pickle=False)  # zero-length arrays cannot be mapped
+            try:
+                return np.load(full, allow_pickle=False)  # zero-length arrays cannot be mapped
+            except (ValueError, OSError) as again:  # a truncated file is too short to map too
+                raise CorruptDatabaseError(full, f"truncated data file: {again}") from None
         raise CorruptDatabaseError(full, f"unreadable data file: {exc}") from None
     # a plain ndarray view over the map: np.memmap's subclass hooks cost on every indexing
     return arr.view(np.ndarray)

@@ -9,6 +9,7 @@ would see it).
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -144,3 +145,131 @@ def test_killing_only_the_writer_leaves_no_worker_and_no_orphan(bases, tmp_path,
     assert _state(path) == (2, ["A", "B", "D"])
     assert set(data_files(str(path))) <= _named(path)  # no orphan file
     assert kmerdb.verify(path).ok
+
+
+def _run(args: list) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "kmerdb", *map(str, args)],
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def _one_clean_line(proc: subprocess.CompletedProcess, *words: str) -> None:
+    err = proc.stderr.decode()
+    assert proc.returncode == 1, (proc.returncode, err)  # not a signal (-7 SIGBUS, -11 SIGSEGV)
+    assert err.count("\n") == 1 and err.startswith("kmerdb: error: "), err
+    for word in words:
+        assert word in err, err
+
+
+@pytest.mark.parametrize("role", ["mphf", "evidence", "unitigs", "counts"])
+def test_a_truncated_data_file_is_a_corrupt_database_error(bases, tmp_path, role):
+    path = tmp_path / "db.kmerdb"
+    shutil.copytree(bases["ab"], path)
+    victim = sorted(rel for rel in _named(path) if rel.endswith(f".{role}.npy"))[0]
+    full = path / victim
+    os.truncate(full, full.stat().st_size // 2)
+    for args in (["info", path], ["query", path, GENOMES["A"][0]], ["lookup", path, "ACGT" * 5 + "A"], ["dump", path]):
+        _one_clean_line(_run(args), victim.rsplit("/", 1)[1], "truncated")
+    with pytest.raises(kmerdb.CorruptDatabaseError, match="truncated"), kmerdb.open(path) as db:
+        db.query("ACGT" * 10)
+
+
+@pytest.mark.parametrize("size", [100, 5000, 8192, 12000])
+def test_a_truncated_catalog_is_refused_before_it_is_mapped(bases, tmp_path, size):
+    path = tmp_path / "db.kmerdb"
+    shutil.copytree(bases["ab"], path)
+    mdb = path / "catalog" / "data.mdb"
+    assert mdb.stat().st_size > size
+    os.truncate(mdb, size)
+    for args in (["info", path], ["verify", path], ["dump", path], ["append", path, f"C={GENOMES['C'][0]}"]):
+        _one_clean_line(_run(args), "data.mdb")
+    # a host program survives it too
+    probe = "import kmerdb, sys\ntry:\n    kmerdb.open(sys.argv[1])\nexcept kmerdb.CorruptDatabaseError:\n    sys.exit(3)"
+    proc = subprocess.run([sys.executable, "-c", probe, str(path)], env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.returncode == 3
+
+
+def test_a_killed_builds_directory_is_named_and_removed_with_force(tmp_path):
+    path = tmp_path / "db.kmerdb"
+    args = ["build", path, f"A={GENOMES['A'][0]}", "--k", K, "--partitions", PARTS, "--threads", "2", "--quiet"]
+    proc = _console(args, {"KMERDB_CRASH_AT": "save.tmp:2"})
+    assert proc.returncode == 1 and not path.exists()  # a failed build removes its directory
+    # a build killed outright (the whole process group) leaves its directory behind
+    proc = subprocess.run(
+        [sys.executable, "-m", "kmerdb", *map(str, args)],
+        env=dict(os.environ, PYTHONPATH=str(ROOT), KMERDB_CRASH_AT="save.done:2"),
+        start_new_session=True,
+        capture_output=True,
+        timeout=120,
+    )
+    assert proc.returncode == -9 and path.is_dir()
+    again = _run(args)
+    _one_clean_line(again, str(path), "did not finish", "remove it or use --force")
+    assert path.is_dir()  # refused: left untouched
+    with pytest.raises(kmerdb.DatabaseExistsError):
+        kmerdb.build(path, {"A": GENOMES["A"]}, k=K, partitions=PARTS, threads=1)
+    assert _run([*args, "--force"]).returncode == 0
+    assert kmerdb.verify(path).ok and _state(path) == (1, ["A"])
+    # --force never removes a finished database
+    _one_clean_line(_run([*args, "--force"]), "already exists")
+
+
+def test_force_leaves_a_build_that_is_still_running_alone(tmp_path):
+    from kmerdb.config import Config
+    from kmerdb.store.scaffold import new_database
+
+    path = tmp_path / "db.kmerdb"
+    building = new_database(str(path), Config.create(k=K, partitions=PARTS))  # a build in progress
+    with pytest.raises(RuntimeError, match="without its commit"), building:
+        forced = _run(["build", path, f"A={GENOMES['A'][0]}", "--k", K, "--partitions", PARTS, "--force", "--quiet"])
+        _one_clean_line(forced, str(path), "locked by PID")
+        assert (path / "catalog").is_dir()
+    assert not path.exists()
+
+
+def _fail_with_enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+class _OsWithoutSpace:
+    """``os`` for one module, whose ``pwrite`` finds the disk full."""
+
+    pwrite = staticmethod(_fail_with_enospc)
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+
+@pytest.mark.parametrize("where", ["data", "spill", "catalog"])
+def test_a_full_disk_is_a_disk_full_error_and_nothing_is_damaged(bases, tmp_path, monkeypatch, where):
+    import numpy as np
+
+    from kmerdb.ops import spill
+    from kmerdb.store import catalog as catalog_module
+
+    path = tmp_path / "db.kmerdb"
+    shutil.copytree(bases["ab"], path)
+    before = _state(path)
+    if where == "data":
+        monkeypatch.setattr(np.lib.format, "write_array", _fail_with_enospc)
+    elif where == "spill":
+        monkeypatch.setattr(spill, "os", _OsWithoutSpace())
+    else:
+        monkeypatch.setattr(catalog_module.CatalogWriter, "put_snapshot", _fail_with_enospc)
+    with pytest.raises(kmerdb.DiskFullError) as info, kmerdb.open(path, "a") as db, db.transaction():
+        db.append_genome("C", GENOMES["C"], threads=1)
+    assert isinstance(info.value, OSError) and info.value.errno == errno.ENOSPC
+    assert str(path) in info.value.path and "no space left" in str(info.value)
+    monkeypatch.undo()
+    assert _state(path) == before
+    assert set(data_files(str(path))) <= _named(path)
+    assert kmerdb.verify(path).ok
+    # and a new database on a full disk: nothing is left of it
+    new = tmp_path / "new.kmerdb"
+    monkeypatch.setattr(catalog_module.lmdb, "open", _fail_with_enospc)
+    with pytest.raises(kmerdb.DiskFullError, match="catalog"):
+        kmerdb.build(new, {"A": GENOMES["A"]}, k=K, partitions=PARTS, threads=1)
+    assert not new.exists()
