@@ -9,6 +9,7 @@ the user's situation and carries structured fields next to its message.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,8 @@ __all__ = [
     "TransactionError",
     "WorkerError",
     "MissingDependencyError",
+    "DiskFullError",
+    "AbandonedBuildError",
 ]
 
 
@@ -119,6 +122,18 @@ class DatabaseExistsError(KmerDBError, FileExistsError):
     def __init__(self, path: str) -> None:
         self.path = str(path)
         super().__init__(f"{self.path}: already exists; refusing to overwrite it")
+
+
+class AbandonedBuildError(DatabaseExistsError):
+    """A new database's path holds the remains of a build that never finished (killed, or crashed)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = str(path)
+        FileExistsError.__init__(
+            self,
+            f"{self.path}: left by a build that did not finish (catalog state 'building'); "
+            "remove it or use --force",
+        )
 
 
 class DatabaseNotFoundError(KmerDBError, FileNotFoundError):
@@ -275,3 +290,30 @@ class MissingDependencyError(KmerDBError, ImportError):
         self.package = package
         self.extra = extra
         super().__init__(f"{feature} needs {package}: pip install 'kmerdb[{extra}]'")
+
+
+class DiskFullError(KmerDBError, OSError):
+    """No space left on the device (or the quota) while writing a file.
+
+    Nothing is committed: the operation's files are removed and the database stays at
+    the generation it had.
+
+    Attributes
+    ----------
+    path : str
+        The file being written.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = str(path)
+        super().__init__(f"{self.path}: no space left on device; nothing was committed, free some space and retry")
+        self.errno = errno.ENOSPC
+
+    @classmethod
+    def from_error(cls, exc: BaseException, path: str | None = None) -> DiskFullError | None:
+        """The DiskFullError ``exc`` stands for (an ENOSPC or EDQUOT ``OSError``, or lmdb's), else None."""
+        if isinstance(exc, DiskFullError):
+            return exc
+        if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(exc):
+            return cls(path or getattr(exc, "filename", None) or "?")
+        return None

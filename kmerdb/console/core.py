@@ -56,6 +56,11 @@ def register(sub) -> None:
         help="approx: in query sequences a k-mer counts only inside a run of at least Z+1 found k-mers (default 0)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="remove what a build of DB that did not finish (killed) left there, and build anew",
+    )
     p.add_argument("--json", action="store_true", help="print the build summary as JSON")
     p.set_defaults(func=cmd_build)
 
@@ -140,6 +145,7 @@ def cmd_build(args) -> int:
             fp_bits=args.fp_bits,
             z=args.z,
             progress=progress,
+            force=args.force,
         )
     summary = {"path": report.path, "genomes": report.n_genomes, "kmers": report.n_kmers, "seconds": report.seconds}
     if args.json:

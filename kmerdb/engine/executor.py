@@ -25,15 +25,17 @@ import ctypes
 import logging
 import multiprocessing
 import os
+import signal
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
-from kmerdb.errors import InvalidParameterError, KmerDBError, WorkerError
+from kmerdb.errors import DiskFullError, InvalidParameterError, KmerDBError, WorkerError
 from kmerdb.params import resolve_threads
-from kmerdb.store.lock import forget_inherited
+from kmerdb.store.lock import forget_inherited, held_writer_roots, register_worker
 
 __all__ = [
     "Executor",
@@ -114,9 +116,39 @@ class SerialExecutor(Executor):
         return "SerialExecutor()"
 
 
-def _worker_start() -> None:
+def _worker_start(parent: int, writer_roots: tuple[str, ...]) -> None:
+    """Initializer of a local worker process.
+
+    The worker dies with its parent, drops the parent's lock files and, when the parent
+    is a writer, registers under the database's locks so that the next writer can wait
+    for it (see :mod:`kmerdb.store.lock`).
+    """
+    _die_with_parent(parent)
     # a forked worker shares its parent's lock files: drop them (see forget_inherited)
     forget_inherited()
+    register_worker(writer_roots)
+
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux; elsewhere a no-op).
+
+    Without it a worker of a killed writer runs on, writing files after the next
+    writer has cleaned up.  A parent that died before the request was made is caught
+    by comparing the parent's PID afterwards.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            return
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _call(fn: Callable[..., R], context: Any, task: tuple) -> R:
@@ -140,6 +172,9 @@ def _bounded(submit: Callable[[tuple], Any], tasks: Iterable[tuple], window: int
         done, pending = wait_some(pending)
         for future in done:
             yield result_of(future)
+
+
+_DIED = "a worker process died (killed, or out of memory); nothing was committed"
 
 
 class ProcessExecutor(Executor):
@@ -167,7 +202,10 @@ class ProcessExecutor(Executor):
     def _ensure(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                self.n_workers, mp_context=multiprocessing.get_context(self.start_method), initializer=_worker_start
+                self.n_workers,
+                mp_context=multiprocessing.get_context(self.start_method),
+                initializer=_worker_start,
+                initargs=(os.getpid(), held_writer_roots()),
             )
         return self._pool
 
@@ -177,19 +215,28 @@ class ProcessExecutor(Executor):
         def wait_some(pending):
             return wait(pending, return_when=FIRST_COMPLETED)
 
+        def submit(task: tuple) -> Future:
+            try:
+                return pool.submit(_call, fn, context, task)
+            except BrokenProcessPool:  # a worker died before this task could be queued
+                raise WorkerError(_DIED) from None
+
         def result_of(future: Future):
             try:
                 return future.result()
             except BrokenProcessPool:
-                raise WorkerError("a worker process died (killed, or out of memory); nothing was committed") from None
+                raise WorkerError(_DIED) from None
             except KmerDBError:
                 raise
             except Exception as exc:
+                full = DiskFullError.from_error(exc)
+                if full is not None:
+                    raise full from None
                 raise WorkerError(f"a worker failed: {type(exc).__name__}: {exc}") from exc
 
         try:
             yield from _bounded(
-                lambda task: pool.submit(_call, fn, context, task),
+                submit,
                 tasks,
                 window or 2 * self.n_workers,
                 wait_some,

@@ -125,6 +125,7 @@ def build(
     progress: Progress | None = None,
     command: str = "build",
     scheduler: Any = None,
+    force: bool = False,
 ) -> BuildReport:
     """Build a new index at ``path`` from genome files.
 
@@ -153,6 +154,10 @@ def build(
         ``progress(phase, done, total)``.
     scheduler : str or distributed.Client, optional
         Run the tasks on this Dask cluster (its workers must see ``path`` at the same path).
+    force : bool
+        If ``path`` holds the remains of a build that never finished (killed: its catalog
+        still says ``building`` and no process builds it), remove them and build anew;
+        without it they are refused with :class:`~kmerdb.errors.AbandonedBuildError`.
 
     Returns
     -------
@@ -184,7 +189,7 @@ def build(
         task_budget = _task_budget(budget, n_workers)
         log.info("building %s: %d genomes, k=%d, m=%d, %d partitions, %r", path, len(items),
                  config.k, config.m, config.n_partitions, executor)
-        with new_database(path, config) as db:
+        with new_database(path, config, force=force) as db:
             root = os.path.abspath(db.root)
             with spill_folder(root) as spill_dir:
                 index = scatter_inputs(items, config, executor, spill_dir, progress)

@@ -205,6 +205,7 @@ def verify_partition(ctx: VerifyContext, p: int) -> tuple[int, list[str], int, i
     (int, list of str, int, int, int)
         ``p``, the problems found, and the files, bytes and k-mers checked.
     """
+    crashpoint("verify.partition")
     root = ctx.root
     snap = ctx.snapshot
     cfg = snap.config

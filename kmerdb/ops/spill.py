@@ -33,7 +33,7 @@ import mmh3
 import numpy as np
 
 from kmerdb.core.kmers import BLOCK, canonical, kmer_windows
-from kmerdb.errors import BuildIntegrityError
+from kmerdb.errors import BuildIntegrityError, DiskFullError
 
 __all__ = [
     "SPILL_DIR",
@@ -167,8 +167,14 @@ class SpillPool:
         self.sizes[i] += len(data)
         view = memoryview(data)
         done = 0
-        while done < len(view):
-            done += os.pwrite(self.fds[i], view[done:], offset + done)
+        try:
+            while done < len(view):
+                done += os.pwrite(self.fds[i], view[done:], offset + done)
+        except OSError as exc:
+            full = DiskFullError.from_error(exc, os.path.join(self.directory, self.names[i]))
+            if full is None:
+                raise
+            raise full from None
         return self.names[i], offset
 
     def path(self, name: str) -> str:

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from kmerdb.errors import IncompleteDatabaseError, TransactionError
+from kmerdb.errors import DiskFullError, IncompleteDatabaseError, TransactionError
 from kmerdb.ops.add import add_database_genomes, add_input_genomes
 from kmerdb.ops.compact import compact_snapshot, remove_genomes
 from kmerdb.ops.maintenance import remove_unreferenced
@@ -187,8 +187,11 @@ class Transaction:
                 for command, args in self.ops:
                     w.add_history(command, args, new.generation)
                 crashpoint("txn.lmdb")
-        except BaseException:
+        except BaseException as exc:
             self.rollback()
+            full = DiskFullError.from_error(exc, os.path.join(self.root, "catalog")) if isinstance(exc, Exception) else None
+            if full is not None and full is not exc:
+                raise full from None  # LMDB aborts a failed commit: the previous generation stands
             raise
         self.state = "committed"
         crashpoint("txn.committed")

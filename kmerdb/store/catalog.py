@@ -24,6 +24,7 @@ process forked later holds no environment it cannot use.
 from __future__ import annotations
 
 import os
+import struct
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -332,6 +333,48 @@ _ENVS_LOCK = threading.Lock()
 _INHERITED: list[_EnvEntry] = []
 
 
+# LMDB's meta pages (pages 0 and 1, see lmdb's mdb.c): a 16-byte page header, then
+# mm_magic, mm_version (uint32), mm_address, mm_mapsize, two MDB_db records of 48 bytes
+# (the first one's md_pad holds the page size), mm_last_pg and mm_txnid; native byte order.
+_LMDB_MAGIC = 0xBEEFC0DE
+_META = struct.Struct("=II8x8xI44x48xQQ")
+
+
+def _check_catalog_size(path: str) -> None:
+    """Refuse a ``data.mdb`` shorter than its own meta pages say it is.
+
+    LMDB maps the file and reads its pages from the map: a page past the end of a
+    truncated file is a SIGBUS that kills the process, which no ``except`` can catch.
+    Two meta pages (the first 8 KiB or so) tell the page size and the last page in use
+    of each of the last two commits; the newer one must fit in the file.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16 + _META.size)
+            size = os.fstat(fh.fileno()).st_size
+            metas = []
+            if len(head) == 16 + _META.size:
+                magic, _, psize, last, txnid = _META.unpack_from(head, 16)
+                if magic == _LMDB_MAGIC and 512 <= psize <= 1 << 16 and psize & (psize - 1) == 0:
+                    metas.append((txnid, last))
+                    fh.seek(psize)
+                    second = fh.read(16 + _META.size)
+                    if len(second) == 16 + _META.size:
+                        magic2, _, _, last2, txnid2 = _META.unpack_from(second, 16)
+                        if magic2 == _LMDB_MAGIC:
+                            metas.append((txnid2, last2))
+    except OSError as exc:
+        raise CorruptDatabaseError(path, f"cannot read the catalog: {exc.strerror}") from None
+    if not metas:
+        raise CorruptDatabaseError(path, "not an LMDB catalog, or its header is damaged")
+    _, last_page = max(metas)
+    needed = (last_page + 1) * psize
+    if size < needed or size < 2 * psize:
+        raise CorruptDatabaseError(
+            path, f"catalog is truncated: {size} bytes, its last commit needs {max(needed, 2 * psize)}"
+        )
+
+
 def _acquire_env(cat_dir: str, readonly: bool, create: bool = False) -> lmdb.Environment:
     key = os.path.realpath(cat_dir)
     with _ENVS_LOCK:
@@ -477,6 +520,7 @@ class Catalog:
             raise DatabaseNotFoundError(db_path, "no such database")
         if not os.path.exists(os.path.join(cat_dir, "data.mdb")):
             raise DatabaseNotFoundError(db_path, "not a kmerdb database (no catalog)")
+        _check_catalog_size(os.path.join(cat_dir, "data.mdb"))
         try:
             env = _acquire_env(cat_dir, readonly=readonly)
         except lmdb.Error as exc:

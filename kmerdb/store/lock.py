@@ -40,7 +40,15 @@ import weakref
 from kmerdb.errors import CorruptDatabaseError, KmerDBError, LockedError
 from kmerdb.store.storage import check_no_symlinks
 
-__all__ = ["LOCKS_DIR", "WriterLock", "ReaderRegistration", "live_readers", "forget_inherited"]
+__all__ = [
+    "LOCKS_DIR",
+    "WriterLock",
+    "ReaderRegistration",
+    "live_readers",
+    "forget_inherited",
+    "held_writer_roots",
+    "register_worker",
+]
 
 log = logging.getLogger(__name__)
 # databases whose unregistered reads were logged already: once per database and process
@@ -49,6 +57,9 @@ _UNREGISTERED_NOTED: set[str] = set()
 LOCKS_DIR = "locks"
 _WRITER = "writer"
 _READERS = "readers"
+_WORKERS = "workers"
+#: Seconds a new writer waits for the processes of a dead writer to end before it gives up.
+FENCE_TIMEOUT = 60.0
 _ANY = "*"
 _WIDTH = 24  # registration content is rewritten in place at this fixed width
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -135,9 +146,11 @@ class WriterLock:
                         time.sleep(0.05)
             content = os.pread(fd, 64, 0).strip()
             self.previous_crashed = bool(content)
+            # nothing of the previous writer may still run once this one starts
+            _fence_workers(self.root, content)
             # one write over the old content (never empty in between), so that dying right
             # here still tells the next writer to clean up
-            os.pwrite(fd, f"{os.getpid()}".ljust(_WIDTH - 1).encode() + b"\n", 0)
+            os.pwrite(fd, f"{os.getpid()} {_start_time(os.getpid())}".ljust(_WIDTH - 1).encode() + b"\n", 0)
             os.fsync(fd)
         except BaseException:
             self.fd = None
@@ -165,10 +178,104 @@ class WriterLock:
 
 def _read_pid(fd: int) -> int | None:
     try:
-        text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
-        return int(text) if text else None
+        text = os.pread(fd, 64, 0).decode("ascii", "replace").split()
+        return int(text[0]) if text else None
     except (OSError, ValueError):
         return None
+
+
+def held_writer_roots() -> tuple[str, ...]:
+    """The databases whose writer lock this process holds (their workers register there)."""
+    return tuple(h.root for h in list(_HOLDERS) if isinstance(h, WriterLock) and h.fd is not None)
+
+
+# A worker's registrations: open (and flocked) until the worker process ends.
+_worker_fds: list[int] = []
+
+
+def register_worker(roots: tuple[str, ...]) -> None:
+    """In a local worker process of a writer: register it under each database's ``locks/workers``.
+
+    The flock is held until the process ends, however it ends; a later writer waits for
+    it (see the module docstring).  A registration that cannot be made (read-only
+    directory) is skipped: such a worker cannot write there either.
+    """
+    for root in roots:
+        folder = os.path.join(root, LOCKS_DIR, _WORKERS)
+        try:
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(os.path.join(folder, f"{os.getpid()}-{uuid.uuid4().hex[:12]}.worker"), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        except OSError:
+            continue
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _worker_fds.append(fd)
+
+
+def _start_time(pid: int) -> str:
+    """The start time of a process in clock ticks since boot (Linux), telling a reused PID apart."""
+    stat = _proc_stat(pid)
+    return stat[19] if stat else "-"
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name, or None (gone, or no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            text = f.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    return text.rpartition(")")[2].split()
+
+
+def _fence_workers(root: str, previous: bytes) -> None:
+    """Wait until no process of the previous writer can still write, then drop its worker registrations.
+
+    ``previous`` is the lock file's content: empty after a clean release (the workers
+    ended before it), else the PID and start time of a writer that died holding the lock.
+    """
+    deadline = time.monotonic() + FENCE_TIMEOUT
+    fields = previous.decode("ascii", "replace").split()
+    if len(fields) == 2 and fields[0].isdigit():
+        # The kernel releases a dying process's flocks before it signals its children
+        # (PR_SET_PDEATHSIG): wait until the process has exited (zombie or reaped).
+        pid = int(fields[0])
+        while True:
+            stat = _proc_stat(pid)
+            if stat is None or stat[0] in ("Z", "X") or stat[19] != fields[1]:
+                break
+            if time.monotonic() >= deadline:
+                raise LockedError(root, pid)
+            time.sleep(0.01)
+    folder = os.path.join(root, LOCKS_DIR, _WORKERS)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return  # none registered (or none can be: read-only), nothing to fence
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            while True:  # taken once the worker is gone: a flock dies with its process
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                        raise
+                    if time.monotonic() >= deadline:
+                        raise LockedError(root, _owner_of(name)) from None
+                    time.sleep(0.01)
+            _unlink(path)
+        finally:
+            os.close(fd)
+
+
+def _owner_of(registration: str) -> int | None:
+    head = registration.partition("-")[0]
+    return int(head) if head.isdigit() else None
 
 
 class ReaderRegistration:

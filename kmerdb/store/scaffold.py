@@ -25,10 +25,14 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import lmdb
+import msgpack
+
 from kmerdb.config import Config
-from kmerdb.errors import DatabaseExistsError, InvalidParameterError
-from kmerdb.store.catalog import Catalog, CatalogWriter
+from kmerdb.errors import AbandonedBuildError, DatabaseExistsError, DiskFullError, InvalidParameterError, KmerDBError
+from kmerdb.store.catalog import CATALOG_DIR, Catalog, CatalogWriter, _check_catalog_size
 from kmerdb.store.crashpoint import crashpoint
+from kmerdb.store.lock import WriterLock
 from kmerdb.store.storage import fsync_dir, sync_tree
 
 __all__ = ["NewDatabase", "new_database", "make_database_dir", "check_new_path"]
@@ -41,13 +45,52 @@ def check_new_path(path: str, argument: str = "path") -> None:
         raise InvalidParameterError(argument, path, "its parent folder does not exist")
 
 
-def make_database_dir(path: str, argument: str = "path") -> None:
-    """Create the directory of a new database; refuse an existing path (left untouched)."""
+def make_database_dir(path: str, argument: str = "path", force: bool = False) -> None:
+    """Create the directory of a new database; refuse an existing path (left untouched).
+
+    The remains of a build that never finished (a catalog in state ``building`` whose
+    writer lock nobody holds) are removed first when ``force`` is given, else refused
+    with :class:`~kmerdb.errors.AbandonedBuildError`.
+    """
     check_new_path(path, argument)
     try:
         os.mkdir(path)
+        return
     except FileExistsError:
-        raise DatabaseExistsError(path) from None
+        if not _is_unfinished_build(path):
+            raise DatabaseExistsError(path) from None
+    if not force:
+        raise AbandonedBuildError(path)
+    # a build still running holds the lock: LockedError, and its directory is left alone
+    lock = WriterLock(path).acquire(False)
+    try:
+        shutil.rmtree(path)
+    finally:
+        lock.release()
+    os.mkdir(path)
+
+
+def _is_unfinished_build(path: str) -> bool:
+    """Whether ``path`` is a database directory whose catalog says ``building``."""
+    cat_dir = os.path.join(path, CATALOG_DIR)
+    if os.path.islink(path) or not os.path.isfile(os.path.join(cat_dir, "data.mdb")):
+        return False
+    # read without LMDB's lock file, so that a refused path is left untouched (not even
+    # lock.mdb); after a size check, so that a truncated catalog is no SIGBUS here either
+    try:
+        _check_catalog_size(os.path.join(cat_dir, "data.mdb"))
+        env = lmdb.open(cat_dir, subdir=True, readonly=True, lock=False, create=False)
+    except (KmerDBError, lmdb.Error):
+        return False
+    try:
+        with env.begin() as txn:
+            raw = txn.get(b"state")
+        record = msgpack.unpackb(raw) if raw is not None else None
+    except (lmdb.Error, ValueError, msgpack.UnpackException):
+        return False
+    finally:
+        env.close()
+    return isinstance(record, dict) and record.get("state") == "building"
 
 
 class NewDatabase:
@@ -63,11 +106,14 @@ class NewDatabase:
         Its catalog, in state ``building`` until :meth:`commit`.
     """
 
-    def __init__(self, path: str, root: str, catalog: Catalog) -> None:
+    def __init__(self, path: str, root: str, catalog: Catalog, lock: WriterLock | None = None) -> None:
         self.path = path
         self.root = root
         self.catalog: Catalog | None = catalog
         self.committed = False
+        # held while the database is built, so that a build still running is never taken
+        # for the remains of a killed one (see make_database_dir)
+        self._lock = lock
 
     @contextmanager
     def commit(self) -> Iterator[CatalogWriter]:
@@ -81,12 +127,16 @@ class NewDatabase:
         self.catalog = None
         fsync_dir(self.root)
         self.committed = True
+        if self._lock is not None:
+            self._lock.release()
 
     def _discard(self) -> None:
         if self.catalog is not None:
             self.catalog.close()
             self.catalog = None
         shutil.rmtree(self.root, ignore_errors=True)
+        if self._lock is not None:
+            self._lock.release()
 
 
 def _staging_prefix(path: str) -> str:
@@ -148,7 +198,9 @@ def _install(staging: str, path: str) -> None:
 
 
 @contextmanager
-def new_database(path: str, config: Config, *, argument: str = "path", staged: bool = False) -> Iterator[NewDatabase]:
+def new_database(
+    path: str, config: Config, *, argument: str = "path", staged: bool = False, force: bool = False
+) -> Iterator[NewDatabase]:
     """Create a new database at ``path`` for the block to fill and commit.
 
     Parameters
@@ -162,6 +214,9 @@ def new_database(path: str, config: Config, *, argument: str = "path", staged: b
     staged : bool
         Write into a staging folder next to ``path`` and move it there once committed,
         replacing a database at ``path`` (the caller decides whether one may be replaced).
+    force : bool
+        Without ``staged``: remove the remains of a build of ``path`` that never finished
+        (else they are refused with :class:`~kmerdb.errors.AbandonedBuildError`).
 
     Yields
     ------
@@ -184,11 +239,21 @@ def new_database(path: str, config: Config, *, argument: str = "path", staged: b
         shutil.rmtree(root, ignore_errors=True)
         os.mkdir(root)
     else:
-        make_database_dir(path, argument)
+        make_database_dir(path, argument, force=force)
         root = path
     db: NewDatabase | None = None
+    lock: WriterLock | None = None
     try:
-        db = NewDatabase(path, root, Catalog.create(root, config))
+        if not staged:
+            lock = WriterLock(root).acquire(False)
+        try:
+            catalog = Catalog.create(root, config)
+        except Exception as exc:
+            full = DiskFullError.from_error(exc, os.path.join(path, "catalog"))
+            if full is None or full is exc:
+                raise
+            raise full from None
+        db = NewDatabase(path, root, catalog, lock)
         yield db
         if not db.committed:
             raise RuntimeError("a new database was left without its commit")
@@ -200,4 +265,6 @@ def new_database(path: str, config: Config, *, argument: str = "path", staged: b
             db._discard()
         else:
             shutil.rmtree(root, ignore_errors=True)
+            if lock is not None:
+                lock.release()
         raise

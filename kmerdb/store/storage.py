@@ -29,7 +29,7 @@ from typing import BinaryIO, Literal
 import mmh3
 import numpy as np
 
-from kmerdb.errors import CorruptDatabaseError
+from kmerdb.errors import CorruptDatabaseError, DiskFullError
 from kmerdb.store.crashpoint import crashpoint
 
 __all__ = [
@@ -277,13 +277,21 @@ def save_array(root: str, relpath: str, array: np.ndarray) -> FileRef:
     tmp = f"{final}.tmp-{os.getpid()}"
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)  # left by a killed writer of the same PID
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
-    with os.fdopen(fd, "wb") as fh:
-        writer = _HashingWriter(fh)
-        np.lib.format.write_array(writer, np.ascontiguousarray(array), allow_pickle=False)
-        fh.flush()
-        if not getattr(_deferred, "active", False):
-            os.fsync(fh.fileno())
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+        with os.fdopen(fd, "wb") as fh:
+            writer = _HashingWriter(fh)
+            np.lib.format.write_array(writer, np.ascontiguousarray(array), allow_pickle=False)
+            fh.flush()
+            if not getattr(_deferred, "active", False):
+                os.fsync(fh.fileno())
+    except OSError as exc:
+        full = DiskFullError.from_error(exc, final)
+        if full is None:
+            raise
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # a partial file is of no use to anyone
+        raise full from None
     crashpoint("save.tmp")
     os.replace(tmp, final)
     crashpoint("save.done")
@@ -315,9 +323,9 @@ def _read_npy_header(fh: BinaryIO, full: str, size: int) -> tuple[tuple[int, ...
     offset = fh.tell()
     expected = offset + math.prod(shape) * dtype.itemsize
     if expected != size:
+        what = "truncated data file: its header" if size < expected else "data file header"
         raise CorruptDatabaseError(
-            full,
-            f"data file header claims shape {shape} of {dtype.str} ({expected} bytes), the file has {size} bytes",
+            full, f"{what} claims shape {shape} of {dtype.str} ({expected} bytes), the file has {size} bytes"
         )
     return shape, fortran, dtype, offset
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -82,3 +83,17 @@ def test_dask_executor_on_a_local_cluster(dask_client):
     assert dask_client.status == "running"
     with open_executor(scheduler=dask_client.scheduler.address) as ex:
         assert dict(ex.map(_square_plus, _Ctx(0), [(2,)])) == {2: 4}
+
+
+def test_a_worker_dead_before_the_next_task_is_queued_is_a_worker_error():
+    ex = ProcessExecutor(2, "fork")
+
+    def tasks():
+        yield (2,)  # kills its worker
+        pool = ex._pool
+        while pool is not None and not pool._broken:  # the pool has seen the death
+            time.sleep(0.01)
+        yield (3,)  # queued on a broken pool
+
+    with ex, pytest.raises(kmerdb.WorkerError, match="died"):
+        list(ex.map(_dies, _Ctx(0), tasks(), window=2))

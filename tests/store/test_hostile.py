@@ -186,6 +186,7 @@ def test_data_file_replaced_by_a_directory_is_refused(db, outside):
 @pytest.mark.parametrize("exists", [True, False])
 def test_writers_refuse_a_symlinked_writer_lock(db, outside, exists):
     (db / "locks").mkdir(exist_ok=True)
+    (db / "locks" / "writer").unlink(missing_ok=True)  # the build's own lock file, replaced by a symlink
     target = outside / "keep.txt" if exists else outside / "absent.txt"
     os.symlink(target, db / "locks" / "writer")
     with pytest.raises(CorruptDatabaseError, match="symlink"):
