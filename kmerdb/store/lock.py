@@ -134,16 +134,8 @@ class WriterLock:
                 fcntl.flock(fd, fcntl.LOCK_EX)
             else:
                 deadline = time.monotonic() + (0.0 if wait is False else float(wait))
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except OSError as exc:
-                        if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                            raise
-                        if time.monotonic() >= deadline:
-                            raise LockedError(self.root, _read_pid(fd)) from None
-                        time.sleep(0.05)
+                if not _flock_until(fd, deadline, 0.05):
+                    raise LockedError(self.root, _read_pid(fd))
             content = os.pread(fd, 64, 0).strip()
             self.previous_crashed = bool(content)
             # nothing of the previous writer may still run once this one starts
@@ -258,19 +250,26 @@ def _fence_workers(root: str, previous: bytes) -> None:
         except OSError:
             continue
         try:
-            while True:  # taken once the worker is gone: a flock dies with its process
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                        raise
-                    if time.monotonic() >= deadline:
-                        raise LockedError(root, _owner_of(name)) from None
-                    time.sleep(0.01)
+            # taken once the worker is gone: a flock dies with its process
+            if not _flock_until(fd, deadline, 0.01):
+                raise LockedError(root, _owner_of(name))
             _unlink(path)
         finally:
             os.close(fd)
+
+
+def _flock_until(fd: int, deadline: float, pause: float) -> bool:
+    """Take an exclusive flock on ``fd``, trying until ``deadline``; False if it stayed taken."""
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(pause)
 
 
 def _owner_of(registration: str) -> int | None:
