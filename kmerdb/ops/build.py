@@ -32,6 +32,7 @@ from kmerdb.ops.scatter import count_bucket, gather_counts, scatter_inputs
 from kmerdb.ops.spill import Bucket, spill_folder
 from kmerdb.params import parse_size, path_argument, resolve_threads
 from kmerdb.store.catalog import GenomeRecord, LayerRecord
+from kmerdb.store.crashpoint import crashpoint
 from kmerdb.store.layer import write_layer
 from kmerdb.store.scaffold import new_database
 from kmerdb.store.storage import deferred_sync
@@ -106,6 +107,7 @@ def _gather_partition(ctx: BuildContext, partition: int, bucket: Bucket):
     matrix = columns if cfg.counts else columns > 0
     with deferred_sync():  # the caller syncs the whole tree once before committing
         record = write_layer(ctx.root, partition, partition, 1, keys, [(tuple(range(ctx.n_genomes)), matrix)], cfg)
+    crashpoint("build.layer")
     return partition, record, stats
 
 
@@ -193,6 +195,7 @@ def build(
             root = os.path.abspath(db.root)
             with spill_folder(root) as spill_dir:
                 index = scatter_inputs(items, config, executor, spill_dir, progress)
+                crashpoint("build.scattered")
                 log.info("scatter done: %d super-k-mers, %d packed bytes in %d extents",
                          int(index.records_in.sum()), int(index.bytes_in.sum()), sum(len(e) for e in index.extents))
                 ctx = BuildContext(root, config, spill_dir, len(items), budget, n_workers, task_budget)

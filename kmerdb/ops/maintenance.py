@@ -128,6 +128,7 @@ def vacuum(path: str | os.PathLike, wait: bool | float = False) -> VacuumReport:
         if snap.state != "ready":
             raise IncompleteDatabaseError(path, snap.state)
         lock = WriterLock(path).acquire(wait)
+        crashpoint("vacuum.locked")
         snap = catalog.read()  # the current generation, now that no writer can move it
         recorded = catalog.generations()
         seen, any_generation, n_live = live_readers(path)
@@ -142,6 +143,7 @@ def vacuum(path: str | os.PathLike, wait: bool | float = False) -> VacuumReport:
             with catalog.write() as w:
                 for g in dropped:
                     w.delete_generation(g)
+            crashpoint("vacuum.forgotten")
     finally:
         if lock is not None:
             lock.release(clean=True)

@@ -31,6 +31,7 @@ from kmerdb.errors import (
     InvalidParameterError,
 )
 from kmerdb.store.catalog import LayerRecord, Snapshot
+from kmerdb.store.crashpoint import crashpoint
 from kmerdb.store.layer import Layer, layer_prefix, write_evidence
 
 __all__ = ["ReindexContext", "ReindexReport", "reindex_partition", "reindex_snapshot", "target_config"]
@@ -150,6 +151,7 @@ def reindex_partition(ctx: ReindexContext, p: int) -> tuple[int, list[LayerRecor
         ref = write_evidence(
             root, layer_prefix(p, rec.id), ctx.generation, cfg, kmers, slots, positions, layer.unitigs.n_bases
         )
+        crashpoint("reindex.layer")
         del layer  # its maps are closed before the next layer's are opened
         out.append(replace(rec, files={**rec.files, "evidence": ref}))
         rewritten += 1

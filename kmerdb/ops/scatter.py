@@ -31,6 +31,7 @@ from kmerdb.ops.spill import (
     read_bucket,
     superkmer_kmers,
 )
+from kmerdb.store.crashpoint import crashpoint
 
 __all__ = [
     "CHUNK_BASES",
@@ -134,6 +135,7 @@ def scatter_chunk(ctx: ScatterContext, chunk: int, genome: int, seqs: list[bytes
             )
         buckets.flush_all()
         pool.close()
+        crashpoint("scatter.chunk")
     except BaseException:
         pool.discard()
         raise

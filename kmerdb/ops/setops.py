@@ -44,6 +44,7 @@ from kmerdb.engine.executor import open_executor
 from kmerdb.errors import DuplicateLabelError, GenomeNotFoundError, IncompleteDatabaseError, InvalidParameterError
 from kmerdb.params import parse_size, path_argument
 from kmerdb.store.catalog import GenomeRecord, LayerRecord, Snapshot, read_as_reader
+from kmerdb.store.crashpoint import crashpoint
 from kmerdb.store.layer import Layer, write_layer
 from kmerdb.store.lock import ReaderRegistration
 from kmerdb.store.scaffold import new_database
@@ -193,6 +194,7 @@ def setop_partition(ctx: SetOpContext, p: int) -> tuple[int, LayerRecord, int, i
         spectrum = {}
         total = int(keys.size)
     record = write_layer(ctx.out, p, p, 1, keys, [((0,), matrix)], ctx.out_config)
+    crashpoint("setop.layer")
     return p, record, int(keys.size), total, spectrum
 
 

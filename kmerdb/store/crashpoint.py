@@ -6,7 +6,7 @@ process, or its parent, leads its process group (a writer started in its own ses
 the worker processes it forked), the whole group is killed, so that a crash inside a
 worker takes the writer down with it.  Counting is per process.
 
-The points are listed in ``docs/transactions.md``; ``tests/test_crash.py`` kills a writer
+The points are listed in ``docs/transactions.md``; ``tests/ops/test_crash.py`` kills a writer
 at each of them and checks that the database is intact.
 """
 

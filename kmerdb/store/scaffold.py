@@ -121,8 +121,11 @@ class NewDatabase:
         if self.catalog is None:
             raise RuntimeError("this database is committed already")
         sync_tree(self.root)  # files and directories durable before the catalog names them
+        crashpoint("new.synced")
         with self.catalog.write() as writer:
             yield writer
+            crashpoint("new.lmdb")
+        crashpoint("new.committed")
         self.catalog.close()
         self.catalog = None
         fsync_dir(self.root)

@@ -1,11 +1,14 @@
-"""Crash safety: a writer killed with SIGKILL at named points of every phase of append, merge,
-remove, compact and vacuum leaves a database that opens at the previous generation (or the
-new one, once the commit is through), passes verify, and answers exactly as that generation
-did; the next writer then succeeds.
+"""Crash safety: a writer killed with SIGKILL at named points of every phase of build, append
+(from files and from databases), merge into a new directory, remove, compact, vacuum and set
+operations leaves a database that opens at the previous generation (or the new one, once the
+commit is through), passes verify, and answers exactly as that generation did; the next writer
+then succeeds and leaves no file of the dead one behind.  (Reindex: test_reindex_crash.py.)
 
 The writer is the console in a subprocess of its own session; ``KMERDB_CRASH_AT=<point>:<n>``
 makes it (and its worker processes) die at the n-th hit of the point
-(:mod:`kmerdb.crashpoint`).  A point the operation never reaches fails the test.
+(:mod:`kmerdb.store.crashpoint`).  Points inside worker tasks (``--threads 2``) kill the
+worker, which takes the writer's whole process group down with it.  A point the operation
+never reaches fails the test.
 """
 
 from __future__ import annotations
@@ -16,11 +19,16 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import GENOMES, ROOT
-from dbcheck import assert_matches_oracle, universe
+from dbcheck import assert_matches_oracle, expected, universe
 
 import kmerdb
+from kmerdb.console import main
+from kmerdb.errors import IncompleteDatabaseError
+from kmerdb.ops.maintenance import data_files
+from kmerdb.store.catalog import Catalog
 
 K = 21
 PARTS = 4
@@ -69,10 +77,12 @@ SCENARIOS = {
     "vacuum": ("compacted", ["vacuum", "{db}"], "AC", "AC"),
 }
 
-# (scenario, point, after the commit?)
+# (scenario, point, after the commit?); "worker" marks points reached inside worker tasks
 POINTS = [
     ("append", "txn.locked", False),
     ("append", "append.scatter:1", False),
+    ("append", "scatter.chunk", False),  # worker
+    ("append", "save.done:2", False),  # worker
     ("append", "append.scattered", False),
     ("append", "add.united", False),
     ("append", "add.classified", False),
@@ -85,20 +95,40 @@ POINTS = [
     ("append", "txn.lmdb", False),
     ("append", "txn.committed", True),
     ("append", "txn.cleaned", True),
-    ("merge-into", "add.united", False),
-    ("merge-into", "save.done:4", False),
+    # append from databases
+    ("merge-into", "txn.locked", False),
+    ("merge-into", "add.united", False),  # worker
+    ("merge-into", "add.classified", False),  # worker
+    ("merge-into", "add.group", False),  # worker
+    ("merge-into", "add.layer", False),  # worker
+    ("merge-into", "save.done:4", False),  # worker
+    ("merge-into", "add.done", False),
+    ("merge-into", "txn.commit", False),
+    ("merge-into", "txn.fsynced", False),
     ("merge-into", "txn.lmdb", False),
+    ("merge-into", "txn.committed", True),
+    ("merge-into", "txn.cleaned", True),
     ("remove", "txn.locked", False),
     ("remove", "txn.commit", False),
+    ("remove", "txn.fsynced", False),
     ("remove", "txn.lmdb", False),
     ("remove", "txn.committed", True),
-    ("compact", "compact.rows", False),
-    ("compact", "save.tmp:2", False),
-    ("compact", "compact.layer", False),
+    ("remove", "txn.cleaned", True),
+    ("compact", "txn.locked", False),
+    ("compact", "compact.rows", False),  # worker
+    ("compact", "save.tmp:2", False),  # worker
+    ("compact", "save.done:3", False),  # worker
+    ("compact", "compact.layer", False),  # worker
+    ("compact", "txn.commit", False),
+    ("compact", "txn.fsynced", False),
     ("compact", "txn.lmdb", False),
     ("compact", "txn.committed", True),
+    ("compact", "txn.cleaned", True),
+    ("vacuum", "vacuum.locked", False),
+    ("vacuum", "remove.file:1", False),
     ("vacuum", "remove.file:2", False),
     ("vacuum", "vacuum.files", False),
+    ("vacuum", "vacuum.forgotten", False),
 ]
 
 
@@ -124,6 +154,20 @@ def _check(path, sets, kmers, codes, labels: str, generation: int) -> None:
     assert_matches_oracle(path, sets, list(labels), kmers, codes)
 
 
+def _assert_no_orphan(path) -> None:
+    """Every data file is named by the current generation or a recorded older one; no spill file."""
+    with kmerdb.open(path) as db:
+        named = {ref.path for ref in db.snapshot.all_files()}
+    cat = Catalog.open(str(path))
+    try:
+        for files in cat.generations().values():
+            named.update(files)
+    finally:
+        cat.close()
+    assert set(data_files(str(path))) <= named  # nothing of the dead writer is left
+    assert [n for n in os.listdir(path) if n.startswith(".spill-")] == []
+
+
 @pytest.mark.parametrize("scenario,point,committed", POINTS, ids=[f"{s}@{p}" for s, p, _ in POINTS])
 def test_kill_writer(bases, oracle_k, tmp_path, scenario, point, committed):
     sets, kmers, codes = oracle_k
@@ -136,35 +180,27 @@ def test_kill_writer(bases, oracle_k, tmp_path, scenario, point, committed):
     _kill_at(point, args)
     if committed:
         _check(path, sets, kmers, codes, after, generation + 1)
+        # the next writer clears what the dead one left after its commit
+        assert main(["vacuum", str(path)]) == 0
+        _check(path, sets, kmers, codes, after, generation + 1)
+        _assert_no_orphan(path)
         return
     _check(path, sets, kmers, codes, before, generation)
     # the next writer clears what the dead one left and succeeds
-    from kmerdb.console import main
-
     assert main(args) == 0
     _check(path, sets, kmers, codes, after, generation + (scenario != "vacuum"))
-    if scenario != "vacuum":
-        with kmerdb.open(path) as db:
-            named = {ref.path for ref in db.snapshot.all_files()}
-        from kmerdb.store.catalog import Catalog
-
-        cat = Catalog.open(str(path))
-        try:
-            for files in cat.generations().values():
-                named.update(files)
-        finally:
-            cat.close()
-        from kmerdb.ops.maintenance import data_files
-
-        assert set(data_files(str(path))) <= named  # nothing of the dead writer is left
+    _assert_no_orphan(path)
 
 
 MERGE_POINTS = [
     ("merge.validated", False),
     ("merge.catalog", False),
     ("merge.link:3", False),
-    ("add.classified", False),
-    ("save.done:4", False),
+    ("add.classified", False),  # worker
+    ("save.done:4", False),  # worker
+    ("new.synced", False),
+    ("new.lmdb", False),
+    ("new.committed", False),
     ("merge.committed", False),
 ]
 
@@ -186,8 +222,70 @@ def test_kill_merge_into_a_new_directory(bases, oracle_k, tmp_path, point, force
         _check(out, sets, kmers, codes, "A", 1)
     else:
         assert not out.exists()
-    from kmerdb.console import main
-
     assert main(args + ["--force"] if force or point == "merge.swapped" else args) == 0
     _check(out, sets, kmers, codes, "ABC", 1)
     assert [n for n in os.listdir(tmp_path) if ".merge-" in n] == []
+
+
+# A new database (build, set operation): killed before its catalog is committed, the directory
+# says it is incomplete (it refuses to open) and the next build with --force replaces it; once
+# committed, it is the new database, whole.
+BUILD = ["build", "{out}", f"A={GENOMES['A'][0]}", f"B={GENOMES['B'][0]}", "-k", str(K),
+         "--partitions", str(PARTS), "--counts", "--threads", "2", "--quiet"]  # fmt: skip
+SETOP = ["setop", "union", "{out}", "{ab}", "--threads", "2", "--quiet"]
+
+# (command, point, after the commit?)
+NEW_POINTS = [
+    ("build", "scatter.chunk", False),  # worker
+    ("build", "build.scattered", False),
+    ("build", "build.layer", False),  # worker
+    ("build", "save.tmp:3", False),  # worker
+    ("build", "save.done:2", False),  # worker
+    ("build", "new.synced", False),
+    ("build", "new.lmdb", False),
+    ("build", "new.committed", True),
+    ("setop", "setop.layer", False),  # worker
+    ("setop", "save.tmp:2", False),  # worker
+    ("setop", "new.synced", False),
+    ("setop", "new.lmdb", False),
+    ("setop", "new.committed", True),
+]
+
+
+def _check_new(command: str, out, sets, kmers, codes) -> None:
+    if command == "build":
+        _check(out, sets, kmers, codes, "AB", 1)
+    else:  # the union of A and B: one column, counts summed
+        with kmerdb.open(out) as db:
+            assert (db.generation, db.genomes) == (1, ("union",))
+            got = db.lookup(codes, counts=True)[:, 0].astype(np.int64)
+        assert np.array_equal(got, expected(sets, ["A", "B"], kmers).sum(axis=1))
+        report = kmerdb.verify(out)
+        assert report.ok, report.problems
+    _assert_no_orphan(out)
+
+
+@pytest.mark.parametrize("command,point,committed", NEW_POINTS, ids=[f"{c}@{p}" for c, p, _ in NEW_POINTS])
+def test_kill_new_database(bases, oracle_k, tmp_path, command, point, committed):
+    sets, kmers, codes = oracle_k
+    out = tmp_path / "out.kmerdb"
+    args = [a.format(out=out, ab=bases["ab"]) for a in (BUILD if command == "build" else SETOP)]
+    _kill_at(point, args)
+    if command == "setop":  # the source is only read
+        _check(bases["ab"], sets, kmers, codes, "AB", 1)
+        _assert_no_orphan(bases["ab"])
+    if committed:
+        _check_new(command, out, sets, kmers, codes)
+        assert main(args) == 1  # the path holds a database now: refused, left as it is
+        _check_new(command, out, sets, kmers, codes)
+        return
+    with pytest.raises(IncompleteDatabaseError):
+        kmerdb.open(out)
+    assert main(args) == 1  # refused (AbandonedBuildError), left as it is
+    assert out.exists()
+    if command == "build":
+        assert main(args + ["--force"]) == 0  # removes the remains, builds anew
+    else:  # a set operation has no --force: its remains are removed by hand
+        shutil.rmtree(out)
+        assert main(args) == 0
+    _check_new(command, out, sets, kmers, codes)

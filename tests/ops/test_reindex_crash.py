@@ -35,11 +35,14 @@ def exact(tmp_path_factory):
 # (point, committed?)
 POINTS = [
     ("txn.locked", False),
-    ("save.tmp:2", False),
+    ("reindex.layer", False),  # worker: a layer's new evidence written
+    ("save.tmp:2", False),  # worker
+    ("save.done", False),  # worker
     ("txn.commit", False),
     ("txn.fsynced", False),
     ("txn.lmdb", False),
     ("txn.committed", True),
+    ("txn.cleaned", True),
 ]
 
 
@@ -71,6 +74,8 @@ def test_kill_reindex(exact, tmp_path, point, committed):
         assert np.array_equal(db.lookup(keys, counts=True), rows)
     assert kmerdb.verify(path, threads=1).ok
     if committed:
+        assert main(["vacuum", str(path)]) == 0  # the next writer clears what the dead one left
+        assert set(data_files(str(path))) <= named_files(path)
         return
     assert main(args) == 0  # the next writer clears what the dead one left and succeeds
     with kmerdb.open(path) as db:
