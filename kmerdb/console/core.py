@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import csv
 import datetime
+import json
 import os
 import sys
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,11 +18,12 @@ from kmerdb import build as api_build
 from kmerdb import open as api_open
 from kmerdb.console.options import add_format, add_workers, output_format, usage_error, workers
 from kmerdb.console.progress import progress_callback
-from kmerdb.console.render import Size, Table, describe_evidence, emit_json, render, stdout_console
+from kmerdb.console.render import Size, Table, cell, describe_evidence, emit_json, render, stdout_console, write_rows
 from kmerdb.core.kmers import kmers_from_strings, kmers_to_strings
-from kmerdb.errors import InputError
 from kmerdb.ops.export import format_table, header_line, write_dump
-from kmerdb.ops.inputs import parse_input_args, read_records
+from kmerdb.ops.inputs import STDIN, is_stream, parse_input_args, read_records
+from kmerdb.query import engine as query_engine
+from kmerdb.query.engine import QueryResult
 
 __all__ = ["register"]
 
@@ -29,7 +33,9 @@ def register(sub) -> None:
         "build",
         help="build a new index from FASTA/FASTQ files",
         description="Build a new index at DB. Each INPUT is PATH (label = file name without "
-        "FASTA/FASTQ and compression suffixes) or LABEL=PATH[,PATH...]. DB must not exist.",
+        "FASTA/FASTQ and compression suffixes) or LABEL=PATH[,PATH...]; '-' is standard input "
+        "(label 'stdin', or LABEL=-). FASTA or FASTQ, gzip or not, is told from the content. "
+        "DB must not exist.",
     )
     p.add_argument("db", metavar="DB", help="database directory to create")
     p.add_argument("inputs", metavar="INPUT", nargs="*", help="PATH or LABEL=PATH[,PATH...]")
@@ -78,25 +84,45 @@ def register(sub) -> None:
     p = sub.add_parser(
         "query",
         help="which genomes hold the k-mers of sequences",
-        description="For every sequence of SEQS (FASTA/FASTQ files, '-' for FASTA on stdin), count how "
-        "many of its k-mer positions each genome holds. With --kmers, SEQS are k-mers (literal strings, "
-        "or text files of one k-mer per line) and each is looked up on its own.",
+        description="For every sequence of SEQS (FASTA/FASTQ files, gzip or not, the format told from "
+        "the content; '-' for standard input), count how many of its k-mer positions each genome "
+        "holds. Reads stream: they are queried in batches of about "
+        f"{query_engine.QUERY_BATCH_BASES:,} bases (a longer record is a batch of its own), so memory "
+        "stays bounded whatever the input size, and TSV/CSV/JSON rows are written batch by batch "
+        "(a table on a terminal is drawn at the end). Columns: sequence, n_kmers, the hits of every "
+        "genome, best_ratio (hits / n_kmers of the genome with most hits). With --kmers, SEQS are "
+        "k-mers (literal strings, or text files of one k-mer per line, '-' for standard input) and "
+        "each is looked up on its own.",
     )
     p.add_argument("db", metavar="DB")
     p.add_argument("seqs", metavar="SEQS", nargs="+")
     p.add_argument("--kmers", action="store_true", help="SEQS are k-mers, not sequences")
+    p.add_argument(
+        "--min-ratio",
+        type=_ratio,
+        default=None,
+        metavar="R",
+        help="omit sequences whose best_ratio is below R (0..1)",
+    )
+    p.add_argument(
+        "--best-hit",
+        action="store_true",
+        help="columns sequence, n_kmers, best_hit (the genome with most hits; ties listed, comma-separated; "
+        "empty without any hit), hits, best_ratio instead of one column per genome",
+    )
     add_format(p)
     p.add_argument("-t", "--threads", type=int, default=1, help="ways to split sequence queries: this process and N-1 forked workers (default 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (drawn on a terminal once the input outgrows one batch)")
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser(
         "lookup",
         help="presence or count of single k-mers in every genome",
-        description="Look up each KMER (a literal k-mer, or a text file of one k-mer per line) in "
-        "either orientation; prints 'kmer<TAB>label1...' rows of counts (counts index) or 0/1.",
+        description="Look up each KMER (a literal k-mer, a text file of one k-mer per line, or '-' for "
+        "such lines on standard input) in either orientation; prints 'kmer<TAB>label1...' rows of counts (counts index) or 0/1.",
     )
     p.add_argument("db", metavar="DB")
-    p.add_argument("kmers", metavar="KMER", nargs="+")
+    p.add_argument("kmers", metavar="KMER", nargs="+", help="k-mer, file of k-mers, or '-' (standard input)")
     add_format(p)
     p.set_defaults(func=cmd_lookup)
 
@@ -209,33 +235,12 @@ def cmd_info(args) -> int:
     return 0
 
 
-def _read_sequences(paths):
-    names, seqs = [], []
-    for path in paths:
-        if path == "-":
-            names_seqs = _parse_stdin_fasta()
-        else:
-            names_seqs = read_records(path)
-        for name, seq in names_seqs:
-            names.append(name)
-            seqs.append(seq)
-    return names, seqs
-
-
-def _parse_stdin_fasta():
-    data = sys.stdin.buffer.read()
-    with tempfile.NamedTemporaryFile(suffix=".fa") as tmp:
-        tmp.write(data)
-        tmp.flush()
-        if not data.strip():
-            raise InputError("<stdin>", "empty input")
-        yield from read_records(tmp.name)
-
-
 def _read_kmers(items: Sequence[str]) -> list[str]:
     out: list[str] = []
     for item in items:
-        if os.path.isfile(item):
+        if item == STDIN:
+            out.extend(line.strip() for line in sys.stdin if line.strip())
+        elif os.path.isfile(item):
             with open(item, encoding="ascii", errors="replace") as fh:
                 out.extend(line.strip() for line in fh if line.strip())
         else:
@@ -331,36 +336,183 @@ def _args_text(args: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in args.items())
 
 
+def _ratio(text: str) -> float:
+    """``--min-ratio``: a number from 0 to 1 (anything else is a usage error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
+    return value
+
+
+class _Reader:
+    """The records of every SEQS input in turn, and how far into them the reading is.
+
+    Progress is in bytes of the files (compressed bytes for gzip) against their sizes; with a
+    stream among the inputs (``-``, a pipe) the size is unknown, so it is in bases read.
+    """
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        self.paths = list(paths)
+        streams = any(is_stream(p) for p in self.paths)
+        self.phase = "query-stream" if streams else "query"
+        self.total = None if streams else sum(os.path.getsize(p) for p in self.paths)
+        self.done = 0  # bytes of the files finished, or bases
+        self._at = 0  # bytes into the current file
+
+    def _seen(self, position: int) -> None:
+        self._at = position
+
+    def records(self) -> Iterator[tuple[str, bytes]]:
+        for path in self.paths:
+            self._at = 0
+            for name, seq in read_records(path, progress=self._seen if self.total is not None else None):
+                if self.total is None:
+                    self.done += len(seq)
+                yield name, seq
+            if self.total is not None:
+                self.done += os.path.getsize(path)
+                self._at = 0
+
+    @property
+    def position(self) -> int:
+        return self.done + self._at
+
+
+def _summaries(result: QueryResult, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Per sequence: the best ratio, the most hits, and the genomes with that many (ties, joined)."""
+    hits = result.hits
+    most = hits.max(axis=1) if hits.shape[1] else np.zeros(hits.shape[0], dtype=np.int64)
+    best = result.ratio.max(axis=1) if hits.shape[1] else np.zeros(hits.shape[0])
+    tied = (hits == most[:, None]) & (most[:, None] > 0)
+    names = np.asarray(labels, dtype=object)
+    return best, most, [",".join(names[row]) for row in tied]
+
+
+def _query_rows(
+    result: QueryResult, labels: Sequence[str], best_hit: bool, min_ratio: float | None, text: bool
+) -> list[list[Any]]:
+    """The rows of one batch; with ``text`` as the strings TSV and CSV write.
+
+    TSV and CSV cells are made here, a batch at a time (numbers to digits by numpy, ratios by
+    the renderer's one float rule), not one by one through the renderer: formatting cell by
+    cell took longer than the queries themselves.
+    """
+    best, most, winners = _summaries(result, labels)
+    keep = np.flatnonzero(np.ones(best.size, dtype=bool) if min_ratio is None else best >= min_ratio)
+    names = result.names or ()
+    rows: list[list[Any]] = []
+    if text:
+        n_kmers = result.n_kmers[keep].astype(str).tolist()
+        ratios = [cell(r, "tsv") for r in best[keep].tolist()]
+        if best_hit:
+            most_text = most[keep].astype(str).tolist()
+            for j, i in enumerate(keep.tolist()):
+                rows.append([names[i], n_kmers[j], winners[i], most_text[j], ratios[j]])
+        else:
+            hits = result.hits[keep].astype(str).tolist()
+            for j, i in enumerate(keep.tolist()):
+                rows.append([names[i], n_kmers[j], *hits[j], ratios[j]])
+        return rows
+    for i in keep.tolist():
+        if best_hit:
+            rows.append([names[i], int(result.n_kmers[i]), winners[i], int(most[i]), float(best[i])])
+        else:
+            rows.append([names[i], int(result.n_kmers[i]), *result.hits[i].tolist(), float(best[i])])
+    return rows
+
+
+def _write_text(fmt: str, columns: Sequence[str], batches: Iterator[list[list[str]]]) -> None:
+    """A header, then the rows of every batch as they come (``tsv`` or ``csv``)."""
+    out = sys.stdout
+    write_rows(fmt, columns, [], out)
+    writer = csv.writer(out, lineterminator="\n") if fmt == "csv" else None
+    for rows in batches:
+        if writer is not None:
+            writer.writerows(rows)
+        elif rows:
+            # record names are one word (read_records cuts the header at white space): no tab inside
+            out.write("\n".join("\t".join(row) for row in rows) + "\n")
+
+
+def _query_documents(result: QueryResult, labels: Sequence[str], min_ratio: float | None) -> Iterator[dict]:
+    best, _, winners = _summaries(result, labels)
+    names = result.names or ()
+    ratio = np.round(result.ratio, 6)
+    for i in range(best.size):
+        if min_ratio is not None and best[i] < min_ratio:
+            continue
+        yield {
+            "name": names[i],
+            "n_kmers": int(result.n_kmers[i]),
+            "found_raw": int(result.found_raw[i]),
+            "found": int(result.found[i]),
+            "best_hit": winners[i].split(",") if winners[i] else [],
+            "best_ratio": float(best[i]),
+            "hits": dict(zip(labels, result.hits[i].tolist())),
+            "ratio": dict(zip(labels, ratio[i].tolist())),
+        }
+
+
 def cmd_query(args) -> int:
     fmt = output_format(args)
+    if args.kmers and (args.best_hit or args.min_ratio is not None):
+        usage_error("query", "--best-hit and --min-ratio apply to sequences, not to --kmers")
     with api_open(args.db) as db:
         if args.kmers:
             _print_lookup(db, args.seqs, fmt)
             return 0
-        names, seqs = _read_sequences(args.seqs)
-        result = db.query(seqs, names=names, threads=args.threads)
-    if fmt == "json":
-        emit_json(
-            {
-                "labels": list(result.labels),
-                "z": result.z,
-                "results": [
-                    {
-                        "name": n,
-                        "n_kmers": int(result.n_kmers[i]),
-                        "found_raw": int(result.found_raw[i]),
-                        "found": int(result.found[i]),
-                        "hits": dict(zip(result.labels, result.hits[i].tolist())),
-                        "ratio": dict(zip(result.labels, np.round(result.ratio[i], 6).tolist())),
-                    }
-                    for i, n in enumerate(names)
-                ],
-            }
-        )
-        return 0
-    rows = ([n, int(result.n_kmers[i]), *result.hits[i].tolist()] for i, n in enumerate(names))
-    render(fmt, [Table("query", ("sequence", "n_kmers") + tuple(result.labels), list(rows))])
+        labels = db.genomes
+        reader = _Reader(args.seqs)
+        batches = query_engine.query_batches(db.query, reader.records(), threads=args.threads)
+        with contextlib.ExitStack() as stack:
+            results = _with_progress(batches, reader, stack, args.quiet)
+            if fmt == "json":
+                _stream_json(results, labels, db.config.z, args.min_ratio)
+                return 0
+            columns = (
+                ("sequence", "n_kmers", "best_hit", "hits", "best_ratio")
+                if args.best_hit
+                else ("sequence", "n_kmers") + tuple(labels) + ("best_ratio",)
+            )
+            if fmt == "table":  # a table is laid out once all rows are in
+                rows = [row for r in results for row in _query_rows(r, labels, args.best_hit, args.min_ratio, False)]
+                render(fmt, [Table("query", columns, rows)])
+            else:
+                _write_text(fmt, columns, (_query_rows(r, labels, args.best_hit, args.min_ratio, True) for r in results))
+                sys.stdout.flush()
     return 0
+
+
+def _with_progress(batches: Iterator[QueryResult], reader: _Reader, stack: contextlib.ExitStack, quiet: bool) -> Iterator[QueryResult]:
+    """The batches, flushing stdout after each; a bar on stderr from the second batch on
+    (an input of one batch is over before a bar would tell anything)."""
+    progress = None
+    for n, result in enumerate(batches):
+        if n == 1 and not quiet:
+            progress = stack.enter_context(progress_callback(quiet))
+        if progress is not None:
+            progress(reader.phase, reader.position, reader.total)
+        yield result
+        sys.stdout.flush()
+    if progress is not None:
+        progress(reader.phase, reader.total if reader.total is not None else reader.position, reader.total)
+
+
+def _stream_json(results: Iterator[QueryResult], labels: Sequence[str], z: int, min_ratio: float | None) -> None:
+    """The query document, written result by result: ``{"labels", "z", "results": [...]}``."""
+    out = sys.stdout
+    out.write('{\n  "labels": ' + json.dumps(list(labels)) + ',\n  "z": ' + json.dumps(z) + ',\n  "results": [')
+    first = True
+    for result in results:
+        for doc in _query_documents(result, labels, min_ratio):
+            out.write(("\n    " if first else ",\n    ") + json.dumps(doc))
+            first = False
+        out.flush()
+    out.write("\n  ]\n}\n" if not first else "]\n}\n")
+    out.flush()
 
 
 def cmd_dump(args) -> int:

@@ -39,6 +39,8 @@ PHASES = {
     "verify": ("verifying", "partitions"),
     "reindex": ("reindexing", "partitions"),
     "setop": ("set operation", "partitions"),
+    "query": ("querying", "bytes"),
+    "query-stream": ("querying", "bases"),
 }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,9 +31,13 @@ from kmerdb.errors import InvalidParameterError, WorkerError
 from kmerdb.query.pool import QueryPool
 from kmerdb.store.layer import Layer
 
-__all__ = ["QueryEngine", "QueryResult"]
+__all__ = ["QueryEngine", "QueryResult", "query_batches", "QUERY_BATCH_BASES"]
 
 _log = logging.getLogger(__name__)
+
+#: Bases of sequence a streaming query (:func:`query_batches`) holds at a time: the reads of a
+#: batch and the arrays of their k-mer positions, about 100 bytes per base: ~100 MB.
+QUERY_BATCH_BASES = 1_000_000
 
 # Positions x genomes per query batch: bounds the (positions, genomes) presence matrix.
 _QUERY_CELLS = 1 << 25
@@ -412,3 +416,51 @@ def _split(lengths: np.ndarray, n: int) -> list[tuple[int, int]]:
     cuts = np.searchsorted(cum, cum[-1] * np.arange(1, n) / n, side="left") + 1
     bounds = np.unique(np.concatenate([[0], np.minimum(cuts, lengths.size), [lengths.size]]))
     return list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
+
+
+def query_batches(
+    query: Callable[..., QueryResult],
+    records: Iterable[tuple[str, bytes]],
+    batch_bases: int | None = None,
+    **options,
+) -> Iterator[QueryResult]:
+    """Query a stream of records in batches of bounded size, one result per batch.
+
+    Memory is bounded by the batch whatever the length of the stream: the records of one
+    batch are held, queried and dropped before the next is read.
+
+    Parameters
+    ----------
+    query : callable
+        ``query(sequences, names=..., **options) -> QueryResult``, such as
+        :meth:`kmerdb.Database.query`.
+    records : iterable of (str, bytes)
+        ``(name, sequence)`` pairs, read lazily (for example from
+        :func:`kmerdb.ops.inputs.read_records`).
+    batch_bases : int, optional
+        Bases per batch (default :data:`QUERY_BATCH_BASES`, read at call time).  A batch
+        closes with the record that reaches it, so a record longer than this is a batch of
+        its own.
+    **options
+        Passed to ``query`` (``threads``, ``z``).
+
+    Yields
+    ------
+    QueryResult
+        The answer for the records of one batch, in input order, with their names.
+    """
+    limit = QUERY_BATCH_BASES if batch_bases is None else batch_bases
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise InvalidParameterError("batch_bases", limit, "must be an integer >= 1")
+    names: list[str] = []
+    seqs: list[bytes] = []
+    held = 0
+    for name, seq in records:
+        names.append(name)
+        seqs.append(seq)
+        held += len(seq)
+        if held >= limit:
+            yield query(seqs, names=names, **options)
+            names, seqs, held = [], [], 0
+    if seqs:
+        yield query(seqs, names=names, **options)

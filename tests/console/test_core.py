@@ -41,13 +41,15 @@ def test_query_tsv_and_json(db, capsys):
     code, out, _ = run(capsys, "query", db, FIXTURES / "reads.fa")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0] == "sequence\tn_kmers\tA\tB\tC"
+    assert lines[0] == "sequence\tn_kmers\tA\tB\tC\tbest_ratio"
     sets = oracle.genome_sets(GENOMES, 21)
     recs = oracle.read_sequences(FIXTURES / "reads.fa")
     assert len(lines) == len(recs) + 1
     for line, (name, seq) in zip(lines[1:], recs):
         hits, n = oracle.query_hits(seq, sets, 21)
-        assert line.split("\t") == [name, str(n)] + [str(hits[g]) for g in "ABC"]
+        *fields, best = line.split("\t")
+        assert fields == [name, str(n)] + [str(hits[g]) for g in "ABC"]
+        assert float(best) == (max(hits.values()) / n if n else 0.0)
     code, out, _ = run(capsys, "query", db, FIXTURES / "reads.fa", "--format", "json")
     doc = json.loads(out)
     assert doc["labels"] == ["A", "B", "C"] and len(doc["results"]) == len(recs)
