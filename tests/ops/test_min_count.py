@@ -174,3 +174,16 @@ def test_console_min_count_below_1_is_a_usage_error(tmp_path, capsys, read_genom
     assert err.count("\n") == 1 and "--min-count" in err
     if command == "build":
         assert not db.exists()
+
+
+def test_genome_record_keeps_min_count_and_refuses_a_damaged_one():
+    from kmerdb.store.catalog import GenomeRecord
+
+    rec = GenomeRecord(0, "R", ("r.fq",), 5, 12, ((1, 9), (2, 3), (3, 2)), 2)
+    assert GenomeRecord.from_record(rec.to_record()) == rec
+    plain = GenomeRecord(0, "R", ("r.fq",), 5, 12)
+    assert "min_count" not in plain.to_record()  # records of unfiltered genomes are unchanged
+    assert GenomeRecord.from_record(plain.to_record()).min_count == 1
+    for bad in (0, -1, "2", 1.5):
+        with pytest.raises(ValueError, match="min_count"):
+            GenomeRecord.from_record({**rec.to_record(), "min_count": bad})
