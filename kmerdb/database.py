@@ -207,20 +207,34 @@ class Database:
         progress=None,
         *,
         scheduler=None,
+        min_count: int = 1,
     ) -> None:
         """Add one genome read from FASTA/FASTQ ``paths`` (a path or a list), in a transaction.
 
         Its column holds counts or presence as the index keeps them.  ``scheduler`` (a Dask
         address or ``distributed.Client``) runs the tasks on a cluster, here and in every
-        operation that takes it (see docs/cluster.md).
+        operation that takes it (see docs/cluster.md).  ``min_count``: k-mers seen fewer
+        times in the genome's inputs are not indexed for it (as in :func:`kmerdb.build`).
         """
-        self._writing().append_genomes({label: paths}, rename_duplicates, threads, progress, scheduler=scheduler)
+        self._writing().append_genomes(
+            {label: paths}, rename_duplicates, threads, progress, scheduler=scheduler, min_count=min_count
+        )
 
     def append_genomes(
-        self, genomes, rename_duplicates: bool = False, threads: int | None = None, progress=None, *, scheduler=None
+        self,
+        genomes,
+        rename_duplicates: bool = False,
+        threads: int | None = None,
+        progress=None,
+        *,
+        scheduler=None,
+        min_count: int = 1,
     ) -> None:
-        """Add several genomes (``label -> path(s)``, or :class:`GenomeInput` s) as one operation."""
-        self._writing().append_genomes(genomes, rename_duplicates, threads, progress, scheduler=scheduler)
+        """Add several genomes (``label -> path(s)``, or :class:`GenomeInput` s) as one operation;
+        ``min_count`` as in :meth:`append_genome`."""
+        self._writing().append_genomes(
+            genomes, rename_duplicates, threads, progress, scheduler=scheduler, min_count=min_count
+        )
 
     def merge(
         self, sources, rename_duplicates: bool = False, threads: int | None = None, progress=None, *, scheduler=None
@@ -346,7 +360,13 @@ class Database:
             "structures": {role: {"bytes": b, "bits_per_kmer": (8 * b / n) if n else 0.0} for role, b in sizes.items()},
             "unitigs": unitig_summary(layer for layers in self.layers for layer in layers),
             "genomes": [
-                {"label": g.label, "n_kmers": g.n_kmers, "total": g.total, "sources": list(g.sources)}
+                {
+                    "label": g.label,
+                    "n_kmers": g.n_kmers,
+                    "total": g.total,
+                    "min_count": g.min_count,
+                    "sources": list(g.sources),
+                }
                 for g in self.snapshot.genomes
             ],
         }
@@ -569,7 +589,9 @@ class Database:
         """k-mer count histograms: label -> ascending ``(count, distinct k-mers)`` pairs.
 
         From the count columns on an index with counts; on a presence index, the spectra
-        the catalog recorded when the genomes were counted (empty when none was).
+        the catalog recorded when the genomes were counted (empty when none was).  A genome
+        built or appended with ``min_count`` shows its counts below it too (from its record):
+        the k-mers cut off, which the index does not hold.
         """
         return analytics.spectrum(self, genome, threads=threads, scheduler=scheduler)
 

@@ -281,6 +281,11 @@ def spectrum(
             s = np.sort(np.concatenate(large[g]))
             starts = np.flatnonzero(boundaries(s))
             pairs += list(zip(s[starts].tolist(), np.diff(np.append(starts, s.size)).tolist()))
+        # the columns hold only the counts a build or append kept (min_count); the ones
+        # below it are in the genome's record, counted from its inputs
+        cut = records[label].min_count
+        if cut > 1:
+            pairs = [(int(c), int(n)) for c, n in records[label].spectrum if c < cut] + pairs
         out[label] = pairs
     return out
 

@@ -45,6 +45,13 @@ def register(sub) -> None:
     p.add_argument("-m", "--m", type=int, default=None, help="minimizer length (default about k/2.5, odd)")
     p.add_argument("--partitions", type=int, default=None, help="number of partitions (default 64)")
     p.add_argument("--counts", action="store_true", help="keep k-mer occurrence counts (else presence bits)")
+    p.add_argument(
+        "--min-count",
+        type=int,
+        default=1,
+        metavar="N",
+        help="index a k-mer for a genome only if it occurs at least N times in its inputs (KMC -ci); 2 or 3 drops most read errors; the spectrum still shows the counts cut off (default 1)",
+    )
     add_workers(p)
     p.add_argument("--max-memory", metavar="SIZE", default=None, help="memory budget of the whole build, e.g. 512M")
     p.add_argument(
@@ -156,6 +163,8 @@ def register(sub) -> None:
 def cmd_build(args) -> int:
     if not args.inputs and not args.manifest:
         usage_error("build", "no input: give INPUT files or --manifest")
+    if args.min_count < 1:
+        usage_error("build", f"--min-count {args.min_count}: must be at least 1")
     genomes = parse_input_args(args.inputs, manifest=args.manifest, per_record=args.per_record)
     with progress_callback(args.quiet) as progress:
         report = api_build(
@@ -165,6 +174,7 @@ def cmd_build(args) -> int:
             m=args.m,
             partitions=args.partitions,
             counts=args.counts,
+            min_count=args.min_count,
             **workers(args),
             max_memory=args.max_memory,
             evidence=args.evidence,
@@ -218,13 +228,13 @@ def cmd_info(args) -> int:
     # a table on a terminal shows the first genomes only (100,000 rows take minutes to lay
     # out); TSV, CSV and JSON list them all
     listed = info["genomes"] if fmt != "table" else info["genomes"][:_INFO_GENOMES]
-    genomes = [[i, g["label"], g["n_kmers"], g["total"]] for i, g in enumerate(listed)]
+    genomes = [[i, g["label"], g["n_kmers"], g["total"], g["min_count"]] for i, g in enumerate(listed)]
     render(
         fmt,
         [
             Table("kmerdb", ["property", "value"], props),
             Table("structures", ["structure", "size", "bits/k-mer"], structures),
-            Table("genomes", ["#", "label", "distinct k-mers", "k-mer occurrences"], genomes),
+            Table("genomes", ["#", "label", "distinct k-mers", "k-mer occurrences", "min count"], genomes),
         ],
         info,
     )

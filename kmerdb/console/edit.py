@@ -63,6 +63,13 @@ def register(sub) -> None:
     p.add_argument("--manifest", metavar="TSV", help="file of 'label<TAB>path' lines (paths relative to it)")
     p.add_argument("--per-record", action="store_true", help="every record of every file is its own genome")
     p.add_argument("--rename-duplicates", action="store_true", help="rename labels DB has already to LABEL.1, ...")
+    p.add_argument(
+        "--min-count",
+        type=int,
+        default=1,
+        metavar="N",
+        help="index a k-mer for a genome only if it occurs at least N times in its inputs (KMC -ci); 2 or 3 drops most read errors; the spectrum still shows the counts cut off (default 1)",
+    )
     add_workers(p)
     _wait_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -193,10 +200,18 @@ def cmd_merge(args) -> int:
 def cmd_append(args) -> int:
     if not args.inputs and not args.manifest:
         usage_error("append", "no input: give INPUT files or --manifest")
+    if args.min_count < 1:
+        usage_error("append", f"--min-count {args.min_count}: must be at least 1")
     genomes = parse_input_args(args.inputs, manifest=args.manifest, per_record=args.per_record)
     with api_open(args.db, mode="a") as db:
         with progress_callback(args.quiet) as progress, db.transaction(wait=_wait(args)):
-            db.append_genomes(genomes, rename_duplicates=args.rename_duplicates, **workers(args), progress=progress)
+            db.append_genomes(
+                genomes,
+                rename_duplicates=args.rename_duplicates,
+                min_count=args.min_count,
+                **workers(args),
+                progress=progress,
+            )
         summary = _summary(db)
     if args.json:
         emit_json(summary)

@@ -45,7 +45,7 @@ from kmerdb.errors import (
     NotReadyError,
 )
 from kmerdb.ops.inputs import GenomeInput, resolve_genomes
-from kmerdb.ops.scatter import count_bucket, scatter_inputs
+from kmerdb.ops.scatter import check_min_count, count_bucket, scatter_inputs
 from kmerdb.ops.spill import Bucket, spill_folder
 from kmerdb.params import path_argument
 from kmerdb.store.catalog import GenomeRecord, LayerRecord, Snapshot, read_as_reader
@@ -336,6 +336,8 @@ class AddContext:
     convert_root : str or None
         A count index whose layers become presence layers (merge of a count source into a
         presence output): its directory.
+    min_count : int
+        Genomes added from files index only the k-mers they hold at least this many times.
     """
 
     root: str
@@ -353,6 +355,7 @@ class AddContext:
     inputs_offset: int
     layer_id0: int
     convert_root: str | None = None
+    min_count: int = 1
 
 
 def _add_task(ctx: AddContext, p: int, bucket: Bucket | None):
@@ -398,7 +401,7 @@ def _add_partition(ctx: AddContext, p: int, bucket: Bucket | None):
                 pieces.append((keys, rows, off))
     input_stats = None
     if bucket is not None and (bucket.extents or bucket.n_records):
-        keys, counts, input_stats = count_bucket(ctx.spill_dir or "", bucket, cfg.k, ctx.n_inputs)
+        keys, counts, input_stats = count_bucket(ctx.spill_dir or "", bucket, cfg.k, ctx.n_inputs, None, ctx.min_count)
         pieces.append((keys, np.minimum(counts, _U32_MAX).astype(np.uint32), ctx.inputs_offset))
     union, matrix = _union(pieces, len(new_ids), mdtype)
     del pieces
@@ -461,8 +464,12 @@ def add_genomes(
     progress: Progress | None,
     convert: Source | None = None,
     scheduler: Any = None,
+    min_count: int = 1,
 ) -> Snapshot:
-    """Add the genomes of ``sources`` and ``inputs`` to ``base``; returns the new snapshot."""
+    """Add the genomes of ``sources`` and ``inputs`` to ``base``; returns the new snapshot.
+
+    ``min_count`` applies to the ``inputs``: a k-mer seen fewer times in one is not indexed for it.
+    """
     cfg = base.config
     src_genomes = [g for s in sources for g in s.snapshot.genomes]
     n_new = len(src_genomes) + len(inputs)
@@ -490,6 +497,7 @@ def add_genomes(
         inputs_offset=off,
         layer_id0=base.next_layer_id,
         convert_root=None if convert is None else os.path.abspath(convert.path),
+        min_count=min_count,
     )
     with open_executor(threads, scheduler, n_tasks=cfg.n_partitions) as executor:
         if inputs:
@@ -527,7 +535,12 @@ def add_genomes(
         if j < len(src_genomes):
             g = src_genomes[j]
             if cfg.counts:  # rebuilt from the counts
-                rec = GenomeRecord(new_ids[j], source_labels[j], g.sources, int(n_kmers[j]), int(totals[j]), spectrum)
+                if g.min_count > 1:  # the counts below min_count are in the source's spectrum only
+                    below = tuple(pair for pair in g.spectrum if pair[0] < g.min_count)
+                    spectrum = below + tuple(pair for pair in spectrum if pair[0] >= g.min_count)
+                rec = GenomeRecord(
+                    new_ids[j], source_labels[j], g.sources, int(n_kmers[j]), int(totals[j]), spectrum, g.min_count
+                )
             else:  # presence keeps the source's own record
                 rec = replace(g, id=new_ids[j], label=source_labels[j])
         else:
@@ -539,6 +552,7 @@ def add_genomes(
                 int(n_kmers[j]),
                 int(totals[j]),
                 spectrum,
+                min_count,
             )
         records.append(rec)
     return replace(
@@ -623,16 +637,21 @@ def add_input_genomes(
     progress: Progress | None = None,
     *,
     scheduler: Any = None,
+    min_count: int = 1,
 ) -> tuple[Snapshot, dict]:
     """Append genomes read from FASTA/FASTQ files to ``base`` (``db.append_genome``).
 
     The inputs are read here and scattered (super-k-mers spilled by the tasks into a spill
     folder inside ``root``, removed at the end); ``scheduler`` runs the tasks on a Dask
-    cluster whose workers see ``root`` at the same path.
+    cluster whose workers see ``root`` at the same path.  ``min_count``: as in
+    :func:`kmerdb.build`, for the genomes appended.
     """
+    min_count = check_min_count(min_count)
     items = resolve_genomes(genomes)
     labels = final_labels(base.labels, [g.label for g in items], rename_duplicates)
-    new = add_genomes(root, base, generation, (), (), items, labels, threads, progress, scheduler=scheduler)
-    return new, {"genomes": labels, "inputs": [list(g.paths) for g in items]}
+    new = add_genomes(
+        root, base, generation, (), (), items, labels, threads, progress, scheduler=scheduler, min_count=min_count
+    )
+    return new, {"genomes": labels, "inputs": [list(g.paths) for g in items], "min_count": min_count}
 
 

@@ -28,7 +28,7 @@ from kmerdb.config import Config
 from kmerdb.engine.executor import open_executor
 from kmerdb.errors import InvalidTypeError, MemoryBudgetError
 from kmerdb.ops.inputs import GenomeInput, resolve_genomes
-from kmerdb.ops.scatter import count_bucket, gather_counts, scatter_inputs
+from kmerdb.ops.scatter import check_min_count, count_bucket, gather_counts, scatter_inputs
 from kmerdb.ops.spill import Bucket, spill_folder
 from kmerdb.params import parse_size, path_argument, resolve_threads
 from kmerdb.store.catalog import GenomeRecord, LayerRecord
@@ -80,6 +80,8 @@ class BuildContext:
         Tasks that may run at once.
     task_budget : int
         Bytes one gather task may use.
+    min_count : int
+        k-mers seen fewer times in a genome are not indexed for it.
     """
 
     root: str
@@ -89,6 +91,7 @@ class BuildContext:
     budget: int | None
     n_workers: int
     task_budget: int
+    min_count: int = 1
 
 
 def _gather_partition(ctx: BuildContext, partition: int, bucket: Bucket):
@@ -103,7 +106,7 @@ def _gather_partition(ctx: BuildContext, partition: int, bucket: Bucket):
                 "use more partitions, fewer threads or a larger max_memory"
             )
 
-    keys, columns, stats = count_bucket(ctx.spill_dir, bucket, cfg.k, ctx.n_genomes, check_size)
+    keys, columns, stats = count_bucket(ctx.spill_dir, bucket, cfg.k, ctx.n_genomes, check_size, ctx.min_count)
     matrix = columns if cfg.counts else columns > 0
     with deferred_sync():  # the caller syncs the whole tree once before committing
         record = write_layer(ctx.root, partition, partition, 1, keys, [(tuple(range(ctx.n_genomes)), matrix)], cfg)
@@ -121,6 +124,7 @@ def build(
     threads: int | None = None,
     max_memory: int | str | None = None,
     *,
+    min_count: int = 1,
     evidence: str = "exact",
     fp_bits: int | None = None,
     z: int | None = None,
@@ -150,6 +154,12 @@ def build(
     max_memory : int or str, optional
         Budget for the whole process tree, e.g. ``"512M"`` (on a cluster: for this process
         and as many workers as the cluster runs tasks at once).
+    min_count : int
+        Index a k-mer for a genome only if it occurs at least this many times in that
+        genome's inputs (KMC's ``-ci``): with reads, ``2`` or ``3`` drops most sequencing
+        errors.  A k-mer dropped in every genome is not in the index.  The genome's record
+        keeps ``min_count`` and the spectrum of all its counts, those below it included;
+        its ``n_kmers`` and ``total`` count the indexed k-mers.
     evidence, fp_bits, z
         Membership evidence: ``"exact"``, or ``"approx"`` with ``fp_bits`` and ``z``.
     progress : callable, optional
@@ -182,6 +192,7 @@ def build(
         raise InvalidTypeError("counts", counts, "True or False")
     if progress is not None and not callable(progress):
         raise InvalidTypeError("progress", progress, "a callable progress(phase, done, total) or None")
+    min_count = check_min_count(min_count)
     config = Config.create(k=k, m=m, partitions=partitions, evidence=evidence, fp_bits=fp_bits, z=z, counts=counts)
     items = resolve_genomes(genomes)
     resolve_threads(threads)  # refuse a bad value before anything starts
@@ -198,10 +209,10 @@ def build(
                 crashpoint("build.scattered")
                 log.info("scatter done: %d super-k-mers, %d packed bytes in %d extents",
                          int(index.records_in.sum()), int(index.bytes_in.sum()), sum(len(e) for e in index.extents))
-                ctx = BuildContext(root, config, spill_dir, len(items), budget, n_workers, task_budget)
+                ctx = BuildContext(root, config, spill_dir, len(items), budget, n_workers, task_budget, min_count)
                 tasks = ((p, index.bucket(p)) for p in range(config.n_partitions))
                 layers, stats = _gather(executor, ctx, tasks, progress)
-            _commit(db, config, items, layers, stats, command)
+            _commit(db, config, items, layers, stats, command, min_count)
     n_keys = int(sum(r.n_kmers for r in layers))
     report = BuildReport(path, len(items), n_keys, time.perf_counter() - t0)
     log.info("built %s: %d distinct k-mers in %.1f s", path, n_keys, report.seconds)
@@ -239,7 +250,7 @@ def _gather(executor, ctx: BuildContext, tasks, progress: Progress | None):
     return layers, (n_distinct, totals, spectra)
 
 
-def _commit(db, config: Config, items: Sequence[GenomeInput], layers, stats, command: str) -> None:
+def _commit(db, config: Config, items: Sequence[GenomeInput], layers, stats, command: str, min_count: int) -> None:
     n_distinct, totals, spectra = stats
     genome_records = [
         GenomeRecord(
@@ -249,6 +260,7 @@ def _commit(db, config: Config, items: Sequence[GenomeInput], layers, stats, com
             int(n_distinct[g]),
             int(totals[g]),
             tuple((int(c), int(n)) for c, n in enumerate(spectra[g]) if c > 0 and n > 0),
+            min_count,
         )
         for g, item in enumerate(items)
     ]
@@ -268,6 +280,7 @@ def _commit(db, config: Config, items: Sequence[GenomeInput], layers, stats, com
                 "evidence": config.evidence,
                 "fp_bits": config.fp_bits,
                 "z": config.z,
+                "min_count": min_count,
             },
             1,
         )

@@ -20,6 +20,7 @@ import numpy as np
 from kmerdb.config import Config
 from kmerdb.core.kmers import encode, superkmers
 from kmerdb.engine.executor import Executor
+from kmerdb.errors import InvalidParameterError
 from kmerdb.ops.inputs import GenomeInput, estimated_bases, read_records
 from kmerdb.ops.spill import (
     Bucket,
@@ -42,6 +43,7 @@ __all__ = [
     "input_chunks",
     "count_bucket",
     "gather_counts",
+    "check_min_count",
 ]
 
 #: progress(phase, done, total): phase "scatter" counts bases read.
@@ -229,13 +231,34 @@ def scatter_inputs(
     return index
 
 
+def check_min_count(min_count: object) -> int:
+    """``min_count`` as checked by build and append: an integer >= 1.
+
+    Raises
+    ------
+    InvalidParameterError
+        Not an integer, or below 1.
+    """
+    if isinstance(min_count, (bool, np.bool_)) or not isinstance(min_count, (int, np.integer)) or min_count < 1:
+        raise InvalidParameterError(
+            "min_count", min_count, "must be an integer >= 1 (k-mers seen fewer times in a genome are not indexed)"
+        )
+    return int(min_count)
+
+
 def count_bucket(
-    spill_dir: str, bucket: Bucket, k: int, n_genomes: int, check_size: Callable[[int], None] | None = None
+    spill_dir: str,
+    bucket: Bucket,
+    k: int,
+    n_genomes: int,
+    check_size: Callable[[int], None] | None = None,
+    min_count: int = 1,
 ):
     """Read a partition's bucket back (checked) and count its k-mers per genome.
 
     ``check_size``, if given, is called with the bucket's k-mer occurrences before they are
-    extracted (it raises when they would not fit the memory budget).
+    extracted (it raises when they would not fit the memory budget).  ``min_count`` is
+    passed to :func:`gather_counts`.
 
     Returns
     -------
@@ -252,11 +275,11 @@ def count_bucket(
         check_size(int(n_kmers.sum()))
     kmers, owner = superkmer_kmers(n_kmers, packed, k)
     del packed
-    return gather_counts(kmers, genome_of[owner], n_genomes)
+    return gather_counts(kmers, genome_of[owner], n_genomes, min_count)
 
 
-def gather_counts(kmers: np.ndarray, genomes: np.ndarray, n_genomes: int):
-    """Distinct k-mers and their count per genome.
+def gather_counts(kmers: np.ndarray, genomes: np.ndarray, n_genomes: int, min_count: int = 1):
+    """Distinct k-mers and their count per genome, without those seen fewer than ``min_count`` times.
 
     Parameters
     ----------
@@ -266,14 +289,19 @@ def gather_counts(kmers: np.ndarray, genomes: np.ndarray, n_genomes: int):
         Genome index of each occurrence.
     n_genomes : int
         Number of genomes (columns).
+    min_count : int
+        A k-mer seen fewer times in a genome gets 0 there; one dropped in every genome is
+        not a key at all.
 
     Returns
     -------
     keys : ndarray of uint64
-        Sorted distinct k-mers.
+        Sorted distinct k-mers kept in at least one genome.
     counts : ndarray of int64, shape (len(keys), n_genomes)
-        Occurrences of each key in each genome.
+        Occurrences of each key in each genome (0 where below ``min_count``).
     stats : list of (n_distinct, total, spectrum bincount) per genome
+        ``n_distinct`` and ``total`` count the kept k-mers; the spectrum counts them all,
+        so it shows what ``min_count`` cut off.
     """
     per_genome = []
     order = np.argsort(genomes, kind="stable")
@@ -289,8 +317,12 @@ def gather_counts(kmers: np.ndarray, genomes: np.ndarray, n_genomes: int):
             cnt = np.diff(np.append(starts, sk.size))
         else:
             uniq, cnt = sk, np.zeros(0, dtype=np.int64)
-        per_genome.append((uniq, cnt))
-    allk = np.sort(np.concatenate([u for u, _ in per_genome])) if per_genome else np.zeros(0, np.uint64)
+        spectrum = np.bincount(cnt) if cnt.size else np.zeros(1, np.int64)
+        if min_count > 1:
+            kept = cnt >= min_count
+            uniq, cnt = uniq[kept], cnt[kept]
+        per_genome.append((uniq, cnt, spectrum))
+    allk = np.sort(np.concatenate([u for u, _, _ in per_genome])) if per_genome else np.zeros(0, np.uint64)
     if allk.size:
         keep = np.empty(allk.size, dtype=bool)
         keep[0] = True
@@ -300,7 +332,7 @@ def gather_counts(kmers: np.ndarray, genomes: np.ndarray, n_genomes: int):
         keys = allk
     counts = np.zeros((keys.size, n_genomes), dtype=np.int64)
     stats = []
-    for g, (uniq, cnt) in enumerate(per_genome):
+    for g, (uniq, cnt, spectrum) in enumerate(per_genome):
         counts[np.searchsorted(keys, uniq), g] = cnt
-        stats.append((int(uniq.size), int(cnt.sum()), np.bincount(cnt) if cnt.size else np.zeros(1, np.int64)))
+        stats.append((int(uniq.size), int(cnt.sum()), spectrum))
     return keys, counts, stats

@@ -234,11 +234,14 @@ class Transaction:
         progress=None,
         *,
         scheduler=None,
+        min_count: int = 1,
     ) -> Snapshot:
-        """Add genomes read from FASTA/FASTQ files (``label -> path(s)``)."""
+        """Add genomes read from FASTA/FASTQ files (``label -> path(s)``); ``min_count`` as in
+        :func:`kmerdb.build`."""
         return self.apply(
             lambda snap, gen: add_input_genomes(
-                self.root, snap, gen, genomes, rename_duplicates, threads, progress, scheduler=scheduler
+                self.root, snap, gen, genomes, rename_duplicates, threads, progress, scheduler=scheduler,
+                min_count=min_count,
             ),
             "append",
         )

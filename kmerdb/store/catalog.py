@@ -90,6 +90,12 @@ def _count(value: Any, what: str) -> int:
     return value
 
 
+def _min_count(value: Any) -> int:
+    if _count(value, "min_count") < 1:
+        raise ValueError(f"min_count {value!r} is below 1")
+    return value
+
+
 def _str(value: Any, what: str) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{what} {value!r} is not a string")
@@ -125,7 +131,11 @@ class GenomeRecord:
     total : int
         k-mer occurrences in its inputs (equals ``n_kmers`` when occurrences were not kept).
     spectrum : tuple of (int, int)
-        (count, number of distinct k-mers with that count), ascending counts.
+        (count, number of distinct k-mers with that count), ascending counts.  Counted from
+        the inputs, so it keeps the counts below ``min_count`` too.
+    min_count : int
+        k-mers seen fewer times in the inputs were not indexed for this genome (1: all were);
+        ``n_kmers`` and ``total`` count only the indexed ones.
     """
 
     id: int
@@ -134,6 +144,7 @@ class GenomeRecord:
     n_kmers: int
     total: int
     spectrum: tuple[tuple[int, int], ...] = ()
+    min_count: int = 1
 
     def to_record(self) -> dict:
         return {
@@ -143,6 +154,8 @@ class GenomeRecord:
             "n_kmers": self.n_kmers,
             "total": self.total,
             "spectrum": [list(p) for p in self.spectrum],
+            # written only when it filtered: records of unfiltered genomes stay as they were
+            **({"min_count": self.min_count} if self.min_count != 1 else {}),
         }
 
     @classmethod
@@ -162,6 +175,7 @@ class GenomeRecord:
             _count(rec["n_kmers"], "n_kmers"),
             _count(rec["total"], "total"),
             tuple((c, n) for c, n in spectrum),
+            _min_count(rec.get("min_count", 1)),
         )
 
 
