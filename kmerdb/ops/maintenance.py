@@ -313,9 +313,16 @@ def verify(
     catalog = Catalog.open(path, readonly=True)
     try:
         snap = catalog.read()
-    except CorruptDatabaseError as exc:  # a record out of bounds: described, not raised
+    except CorruptDatabaseError as exc:  # a record out of bounds or not its checksum: described
         report.problems.append(str(exc))
+        catalog.close()
         return report
+    try:
+        # the records open does not read: each against its checksum and its bounds
+        catalog.history()
+        catalog.generations()
+    except CorruptDatabaseError as exc:
+        report.problems.append(str(exc))
     finally:
         catalog.close()
     for name in (DATA_DIR, LOCKS_DIR):
