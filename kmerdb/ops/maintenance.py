@@ -253,6 +253,7 @@ def verify_partition(ctx: VerifyContext, p: int) -> tuple[int, list[str], int, i
             continue
         try:
             layer = Layer(root, rec, column_of)
+            layer.check_config(cfg)
             keys = np.ascontiguousarray(layer.unitig_kmers(), dtype=np.uint64)
         except KmerDBError as exc:
             problems.append(f"{where}: cannot be opened: {exc}")

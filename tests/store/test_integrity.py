@@ -176,3 +176,20 @@ def test_data_file_of_another_size_than_recorded_is_refused_at_open(db):
     np.save(target, np.concatenate([rows, rows[:1]]))  # a valid .npy, one row longer
     with pytest.raises(CorruptDatabaseError, match="catalog records"):
         kmerdb.open(db)
+
+
+def test_config_of_another_k_than_the_layers_is_refused(db):
+    """An old catalog (no checksums) whose k was edited: the unitigs' headers disagree."""
+    _drop_checksums(db)
+    _edit(db, b"config", lambda c: c.update(k=17))
+    with pytest.raises(CorruptDatabaseError, match="k=15, the configuration says k=17"):
+        kmerdb.open(db)
+    assert any("k=17" in p for p in verify(db, threads=1).problems)
+
+
+def test_config_of_another_evidence_than_the_layers_is_refused(db):
+    _drop_checksums(db)
+    _edit(db, b"config", lambda c: c.update(evidence="approx", fp_bits=8))
+    with pytest.raises(CorruptDatabaseError, match="exact evidence"):
+        kmerdb.open(db)
+    assert any("exact evidence" in p for p in verify(db, threads=1).problems)
