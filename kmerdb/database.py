@@ -88,6 +88,9 @@ class Database:
             raise IncompleteDatabaseError(self.path, snapshot.state)
         column_of = {g.id: i for i, g in enumerate(snapshot.genomes)}
         layers = [[Layer(self.path, rec, column_of) for rec in part] for part in snapshot.partitions]
+        for part in layers:
+            for layer in part:
+                layer.check_config(snapshot.config)  # headers only: the k and evidence the config says
         engine = QueryEngine(snapshot.config, snapshot.labels, layers)
         with self._open_lock:
             previous, self._opened = self._opened, (snapshot, engine)

@@ -82,3 +82,19 @@ def assert_same_answers(a, b, stats: bool = True) -> None:
     assert np.array_equal(da[2], db_[2])
     if stats:
         assert da[3] == db_[3]
+
+
+def reseal(txn) -> None:
+    """Recompute the catalog's ``checksums`` record inside an open LMDB write transaction.
+
+    Tests that craft a catalog record to exercise a check deeper than the checksums (a value
+    out of bounds, a path out of the database) call it after their edit, as a forger who
+    knows the format would.
+    """
+    import msgpack
+
+    from kmerdb.store.catalog import CHECKSUMS_KEY, _digest
+
+    with txn.cursor() as cur:
+        sums = {bytes(k): _digest(bytes(v)) for k, v in cur if bytes(k) != CHECKSUMS_KEY}
+    txn.put(CHECKSUMS_KEY, msgpack.packb(sums, use_bin_type=True))

@@ -255,6 +255,7 @@ def verify_partition(ctx: VerifyContext, p: int) -> tuple[int, list[str], int, i
             continue
         try:
             layer = Layer(root, rec, column_of)
+            layer.check_config(cfg)
             keys = np.ascontiguousarray(layer.unitig_kmers(), dtype=np.uint64)
         except KmerDBError as exc:
             problems.append(f"{where}: cannot be opened: {exc}")
@@ -315,9 +316,16 @@ def verify(
     catalog = Catalog.open(path, readonly=True)
     try:
         snap = catalog.read()
-    except CorruptDatabaseError as exc:  # a record out of bounds: described, not raised
+    except CorruptDatabaseError as exc:  # a record out of bounds or not its checksum: described
         report.problems.append(str(exc))
+        catalog.close()
         return report
+    try:
+        # the records open does not read: each against its checksum and its bounds
+        catalog.history()
+        catalog.generations()
+    except CorruptDatabaseError as exc:
+        report.problems.append(str(exc))
     finally:
         catalog.close()
     for name in (DATA_DIR, LOCKS_DIR):

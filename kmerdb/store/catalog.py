@@ -11,6 +11,13 @@ Keys and records (all values msgpack):
 ``history/NNNNNNNNNN`` one operation: command, arguments, kmerdb version, time, generation
 ``generation/NNNNNNNNNN`` the data files of a generation that a later commit superseded,
                       kept until a vacuum finds no reader of it (see docs/transactions.md)
+``checksums``         map of every other key to the mmh3 x64-128 digest (16 bytes) of its
+                      value, rewritten in the same write transaction as the records it covers
+
+A reader checks each record it reads against ``checksums``, so a record edited or damaged
+outside kmerdb is a :class:`~kmerdb.errors.CorruptDatabaseError` naming it rather than a
+wrong answer.  Catalogs written before checksums existed have no ``checksums`` record:
+they are read unchecked, and their first write transaction checksums every record.
 
 Every change is one LMDB write transaction; a reader takes one read transaction and
 keeps the :class:`Snapshot` it read, whatever commits later.
@@ -33,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import lmdb
+import mmh3
 import msgpack
 
 from kmerdb.config import FORMAT_VERSION, Config
@@ -70,9 +78,59 @@ def _unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
-def _get(txn: lmdb.Transaction[bytes], key: bytes, db_path: str) -> bytes:
-    """The value of a record every catalog has; its absence is corruption, not a default."""
+#: The key of the record that holds the checksum of every other record.
+CHECKSUMS_KEY = b"checksums"
+
+
+def _digest(raw: bytes) -> bytes:
+    """Checksum of a record's value: mmh3 x64-128, as the data files' (16 bytes)."""
+    return mmh3.hash_bytes(raw)
+
+
+def _read_sums(txn: lmdb.Transaction[bytes], db_path: str) -> dict[bytes, bytes] | None:
+    """The ``checksums`` record (key -> digest), or None for a catalog written before them."""
+    raw = txn.get(CHECKSUMS_KEY)
+    if raw is None:
+        return None
+    try:
+        sums = _unpack(raw)
+        if not isinstance(sums, dict) or not all(
+            isinstance(k, bytes) and isinstance(v, bytes) and len(v) == 16 for k, v in sums.items()
+        ):
+            raise ValueError("not a map of keys to 16-byte digests")
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise CorruptDatabaseError(db_path, f"catalog record 'checksums' unreadable: {exc}") from None
+    return sums
+
+
+def _check_sum(sums: dict[bytes, bytes] | None, key: bytes, raw: bytes | None, db_path: str) -> None:
+    """Refuse a record whose value is not the one the ``checksums`` record says was written.
+
+    A record the checksums name but that is absent was deleted; a record present but not
+    named was added: both are damage as much as an edited value.
+    """
+    if sums is None:
+        return
+    expected = sums.get(key)
+    if raw is None:
+        if expected is not None:
+            raise CorruptDatabaseError(db_path, f"catalog record {key.decode()!r} is missing (its checksum is there)")
+        return
+    if expected is None:
+        raise CorruptDatabaseError(db_path, f"catalog record {key.decode()!r} has no checksum: added outside kmerdb")
+    if _digest(raw) != expected:
+        raise CorruptDatabaseError(
+            db_path, f"catalog record {key.decode()!r} does not match its checksum: edited or damaged"
+        )
+
+
+def _get(
+    txn: lmdb.Transaction[bytes], key: bytes, db_path: str, sums: dict[bytes, bytes] | None = None
+) -> bytes:
+    """The value of a record every catalog has, checked against ``sums``; its absence is
+    corruption, not a default."""
     raw = txn.get(key)
+    _check_sum(sums, key, raw, db_path)
     if raw is None:
         raise CorruptDatabaseError(db_path, f"catalog has no {key.decode()!r} record")
     return raw
@@ -441,9 +499,43 @@ class CatalogWriter:
     def __init__(self, txn: lmdb.Transaction[bytes], db_path: str) -> None:
         self.txn = txn
         self.db_path = db_path
+        # keys put (True) or deleted (False) in this transaction: their checksums change
+        self._changed: dict[bytes, bool] = {}
+
+    def _put(self, key: bytes, value: bytes) -> None:
+        self.txn.put(key, value)
+        self._changed[key] = True
+
+    def _delete(self, key: bytes) -> None:
+        self.txn.delete(key)
+        self._changed[key] = False
+
+    def seal(self) -> None:
+        """Write the ``checksums`` record for this transaction's changes (in the transaction).
+
+        Called once, last, by :meth:`Catalog.write`.  A catalog without checksums (written
+        before them) gets the checksum of every record, so that from this commit on every
+        record is covered.
+        """
+        sums = _read_sums(self.txn, self.db_path)
+        if sums is None:
+            sums = {}
+            with self.txn.cursor() as cur:
+                for key, value in cur:
+                    if key != CHECKSUMS_KEY:
+                        sums[bytes(key)] = _digest(bytes(value))
+        else:
+            for changed, put in self._changed.items():
+                current = self.txn.get(changed) if put else None
+                if current is None:
+                    sums.pop(changed, None)
+                else:
+                    sums[changed] = _digest(current)
+        self.txn.put(CHECKSUMS_KEY, _pack(sums))
+        self._changed.clear()
 
     def put_state(self, state: str, generation: int, next_genome_id: int, next_layer_id: int) -> None:
-        self.txn.put(
+        self._put(
             b"state",
             _pack(
                 {
@@ -456,17 +548,17 @@ class CatalogWriter:
         )
 
     def put_genomes(self, genomes: Iterable[GenomeRecord]) -> None:
-        self.txn.put(b"genomes", _pack([g.to_record() for g in genomes]))
+        self._put(b"genomes", _pack([g.to_record() for g in genomes]))
 
     def put_partition(self, p: int, layers: Iterable[LayerRecord]) -> None:
-        self.txn.put(_partition_key(p), _pack({"layers": [layer.to_record() for layer in layers]}))
+        self._put(_partition_key(p), _pack({"layers": [layer.to_record() for layer in layers]}))
 
     def put_snapshot(self, snap: Snapshot) -> None:
         """Write every record of ``snap`` except the format (fixed at creation).
 
         The config is written too: a reindex changes its evidence, fp_bits and z.
         """
-        self.txn.put(b"config", _pack(snap.config.to_record()))
+        self._put(b"config", _pack(snap.config.to_record()))
         self.put_state(snap.state, snap.generation, snap.next_genome_id, snap.next_layer_id)
         self.put_genomes(snap.genomes)
         for p, layers in enumerate(snap.partitions):
@@ -482,10 +574,10 @@ class CatalogWriter:
     def put_generation(self, generation: int, paths: Iterable[str]) -> None:
         """Record the data files of a superseded generation (for vacuum)."""
         rec = {"generation": int(generation), "files": sorted(set(paths)), "time": time.time()}
-        self.txn.put(_generation_key(generation), _pack(rec))
+        self._put(_generation_key(generation), _pack(rec))
 
     def delete_generation(self, generation: int) -> None:
-        self.txn.delete(_generation_key(generation))
+        self._delete(_generation_key(generation))
 
     def add_history(self, command: str, args: dict, generation: int) -> None:
         from kmerdb import __version__
@@ -497,7 +589,7 @@ class CatalogWriter:
             if moved and cur.key().startswith(b"history/"):
                 last = int(cur.key()[len(b"history/") :])
         rec = HistoryRecord(last + 1, command, args, __version__, time.time(), generation)
-        self.txn.put(f"history/{rec.seq:010d}".encode(), _pack(rec.to_record()))
+        self._put(f"history/{rec.seq:010d}".encode(), _pack(rec.to_record()))
 
 
 class Catalog:
@@ -519,11 +611,12 @@ class Catalog:
         env = _acquire_env(os.path.join(db_path, CATALOG_DIR), readonly=False, create=True)
         cat = cls(db_path, env, readonly=False)
         with env.begin(write=True) as txn:
-            txn.put(b"format", _pack(FORMAT_VERSION))
-            txn.put(b"config", _pack(config.to_record()))
             w = CatalogWriter(txn, db_path)
+            w._put(b"format", _pack(FORMAT_VERSION))
+            w._put(b"config", _pack(config.to_record()))
             w.put_state("building", 0, 0, 0)
             w.put_genomes([])
+            w.seal()
         return cat
 
     @classmethod
@@ -556,11 +649,12 @@ class Catalog:
         key = b"format"  # the record being read, named in errors
         try:
             with self._env().begin() as txn:
-                fmt = _count(_unpack(_get(txn, key, self.db_path)), "format version")
+                sums = _read_sums(txn, self.db_path)
+                fmt = _count(_unpack(_get(txn, key, self.db_path, sums)), "format version")
                 key = b"config"
-                config = Config.from_record(_map(_unpack(_get(txn, key, self.db_path)), "config"))
+                config = Config.from_record(_map(_unpack(_get(txn, key, self.db_path, sums)), "config"))
                 key = b"state"
-                state = _map(_unpack(_get(txn, key, self.db_path)), "state")
+                state = _map(_unpack(_get(txn, key, self.db_path, sums)), "state")
                 if state["state"] not in ("building", "ready"):
                     raise ValueError(f"state {state['state']!r} is not 'building' or 'ready'")
                 generation = _count(state["generation"], "generation")
@@ -569,13 +663,14 @@ class Catalog:
                 key = b"genomes"
                 # msgpack bounds every container by the bytes it holds (a list header claiming
                 # 2**32 records in a short value is refused), so this is linear in the record
-                records = _list(_unpack(_get(txn, key, self.db_path)), "genomes")
+                records = _list(_unpack(_get(txn, key, self.db_path, sums)), "genomes")
                 genomes = tuple(GenomeRecord.from_record(r) for r in records)
                 parts = []
                 # n_partitions is bounded by Config (at most 65536)
                 for p in range(config.n_partitions):
                     key = _partition_key(p)
                     raw = txn.get(key)
+                    _check_sum(sums, key, raw, self.db_path)
                     layers = _list(_map(_unpack(raw), "partition")["layers"], "layers") if raw is not None else []
                     recs = tuple(LayerRecord.from_record(r) for r in layers)
                     for rec in recs:
@@ -584,6 +679,16 @@ class Catalog:
                                 f"layer {rec.id}: generation {rec.generation} is after the catalog's {generation}"
                             )
                     parts.append(recs)
+                # a partition record past the config's count: the config's n_partitions was
+                # changed (it is fixed at creation), and k-mers would be looked up in the wrong
+                # partition; one cursor step, so old catalogs without checksums are checked too
+                with txn.cursor() as cur:
+                    extra = _partition_key(config.n_partitions)
+                    if cur.set_range(extra) and cur.key().startswith(b"partition/"):
+                        key = bytes(cur.key())
+                        raise ValueError(
+                            f"the config has {config.n_partitions} partitions, the catalog holds {key.decode()}"
+                        )
         except (TypeError, KeyError, msgpack.UnpackException, ValueError) as exc:
             what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
             raise CorruptDatabaseError(self.db_path, f"catalog record {key.decode()!r} unreadable: {what}") from None
@@ -594,8 +699,11 @@ class Catalog:
     def generation(self) -> int:
         """The committed generation (one small read)."""
         with self._env().begin() as txn:
+            sums = _read_sums(txn, self.db_path)
             try:
-                return _count(_map(_unpack(_get(txn, b"state", self.db_path)), "state")["generation"], "generation")
+                return _count(
+                    _map(_unpack(_get(txn, b"state", self.db_path, sums)), "state")["generation"], "generation"
+                )
             except (TypeError, KeyError, msgpack.UnpackException, ValueError) as exc:
                 raise CorruptDatabaseError(self.db_path, f"catalog record 'state' unreadable: {exc}") from None
 
@@ -603,10 +711,12 @@ class Catalog:
         """Superseded generations still recorded: generation -> relative paths of its data files."""
         out: dict[int, list[str]] = {}
         with self._env().begin() as txn, txn.cursor() as cur:
+            sums = _read_sums(txn, self.db_path)
             if cur.set_range(b"generation/"):
                 for key, value in cur:
                     if not key.startswith(b"generation/"):
                         break
+                    _check_sum(sums, bytes(key), bytes(value), self.db_path)
                     try:
                         rec = _map(_unpack(value), "generation record")
                         files = [_str(f, "file path") for f in _list(rec["files"], "files")]
@@ -621,10 +731,12 @@ class Catalog:
         """All operations, oldest first."""
         out: list[HistoryRecord] = []
         with self._env().begin() as txn, txn.cursor() as cur:
+            sums = _read_sums(txn, self.db_path)
             if cur.set_range(b"history/"):
                 for key, value in cur:
                     if not key.startswith(b"history/"):
                         break
+                    _check_sum(sums, bytes(key), bytes(value), self.db_path)
                     try:
                         out.append(HistoryRecord.from_record(_unpack(value)))
                     except (TypeError, KeyError, msgpack.UnpackException, ValueError) as exc:
@@ -640,7 +752,9 @@ class Catalog:
             raise ReadOnlyError(f"{self.db_path}: catalog opened read-only")
         try:
             with self._env().begin(write=True) as txn:
-                yield CatalogWriter(txn, self.db_path)
+                writer = CatalogWriter(txn, self.db_path)
+                yield writer
+                writer.seal()  # same transaction: records and their checksums commit together
         except lmdb.Error as exc:
             raise KmerDBError(f"{self.db_path}: catalog write failed: {exc}") from None
 

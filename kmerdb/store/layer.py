@@ -193,6 +193,32 @@ class Layer:
                 raise CorruptDatabaseError(group.file.path, "column group rows differ from the layer's k-mers")
             self.groups.append(open_group(group, data, column_of))
 
+    def check_config(self, config: Config) -> None:
+        """Refuse a layer whose headers disagree with the index configuration.
+
+        Cheap (header fields only): a layer of another k than the config's would be looked up
+        with k-mers of the wrong length, and evidence of another kind or width than the
+        config's would be read with the wrong rule; both answer wrong instead of failing.
+
+        Raises
+        ------
+        CorruptDatabaseError
+            Naming the file whose header disagrees.
+        """
+        files = self.record.files
+        if self.unitigs.k != config.k:
+            raise CorruptDatabaseError(
+                files["unitigs"].path, f"holds k-mers of k={self.unitigs.k}, the configuration says k={config.k}"
+            )
+        if self.evidence.kind != config.evidence or (
+            config.evidence == "approx" and self.evidence.fp_bits != config.fp_bits
+        ):
+            raise CorruptDatabaseError(
+                files["evidence"].path,
+                f"holds {self.evidence.kind} evidence of {self.evidence.fp_bits} bits, the configuration says "
+                f"{config.evidence} of {config.fp_bits}",
+            )
+
     def find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Membership of ``keys`` (uint64 canonical k-mers).
 

@@ -346,6 +346,8 @@ def load_array(root: str, ref: FileRef) -> np.ndarray:
     full = os.path.join(root, ref.path)
     with os.fdopen(fd, "rb") as fh:
         size = os.fstat(fd).st_size
+        if size != ref.nbytes:  # cheap, and catches a truncated or replaced file before its header
+            raise CorruptDatabaseError(full, f"data file has {size} bytes, the catalog records {ref.nbytes}")
         shape, fortran, dtype, offset = _read_npy_header(fh, full, size)
         order: Literal["C", "F"] = "F" if fortran else "C"
         if math.prod(shape) == 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 
+import dbcheck
 import lmdb
 import msgpack
 import numpy as np
@@ -50,6 +51,7 @@ def _edit_partition(path, p, update):
         rec = msgpack.unpackb(txn.get(key), raw=False, strict_map_key=False)
         update(rec["layers"])
         txn.put(key, msgpack.packb(rec, use_bin_type=True))
+        dbcheck.reseal(txn)  # checksums consistent: what verify finds behind them
     env.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import dbcheck
 import lmdb
 import msgpack
 import numpy as np
@@ -147,6 +148,7 @@ def _set_catalog(path, key: bytes, update) -> None:
         rec = msgpack.unpackb(txn.get(key), raw=False, strict_map_key=False)
         update(rec)
         txn.put(key, msgpack.packb(rec, use_bin_type=True))
+        dbcheck.reseal(txn)  # checksums consistent: what merge finds behind them
     env.close()
 
 
