@@ -16,7 +16,7 @@ import numpy as np
 
 from kmerdb import build as api_build
 from kmerdb import open as api_open
-from kmerdb.console.options import add_format, add_workers, output_format, usage_error, workers
+from kmerdb.console.options import add_format, add_min_count, add_workers, output_format, usage_error, workers
 from kmerdb.console.progress import progress_callback
 from kmerdb.console.render import Size, Table, cell, describe_evidence, emit_json, render, stdout_console, write_rows
 from kmerdb.core.kmers import kmers_from_strings, kmers_to_strings
@@ -45,13 +45,7 @@ def register(sub) -> None:
     p.add_argument("-m", "--m", type=int, default=None, help="minimizer length (default about k/2.5, odd)")
     p.add_argument("--partitions", type=int, default=None, help="number of partitions (default 64)")
     p.add_argument("--counts", action="store_true", help="keep k-mer occurrence counts (else presence bits)")
-    p.add_argument(
-        "--min-count",
-        type=int,
-        default=1,
-        metavar="N",
-        help="index a k-mer for a genome only if it occurs at least N times in its inputs (KMC -ci); 2 or 3 drops most read errors; the spectrum still shows the counts cut off (default 1)",
-    )
+    add_min_count(p)
     add_workers(p)
     p.add_argument("--max-memory", metavar="SIZE", default=None, help="memory budget of the whole build, e.g. 512M")
     p.add_argument(

@@ -10,7 +10,7 @@ from kmerdb import merge as api_merge
 from kmerdb import open as api_open
 from kmerdb import vacuum as api_vacuum
 from kmerdb import verify as api_verify
-from kmerdb.console.options import add_format, add_workers, output_format, usage_error, workers
+from kmerdb.console.options import add_format, add_min_count, add_workers, output_format, usage_error, workers
 from kmerdb.console.progress import progress_callback
 from kmerdb.console.render import Size, Table, emit_json, human_bytes, render
 from kmerdb.errors import InvalidParameterError
@@ -63,13 +63,7 @@ def register(sub) -> None:
     p.add_argument("--manifest", metavar="TSV", help="file of 'label<TAB>path' lines (paths relative to it)")
     p.add_argument("--per-record", action="store_true", help="every record of every file is its own genome")
     p.add_argument("--rename-duplicates", action="store_true", help="rename labels DB has already to LABEL.1, ...")
-    p.add_argument(
-        "--min-count",
-        type=int,
-        default=1,
-        metavar="N",
-        help="index a k-mer for a genome only if it occurs at least N times in its inputs (KMC -ci); 2 or 3 drops most read errors; the spectrum still shows the counts cut off (default 1)",
-    )
+    add_min_count(p)
     add_workers(p)
     _wait_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-__all__ = ["FORMATS", "add_workers", "workers", "add_format", "output_format", "usage_error"]
+__all__ = ["FORMATS", "add_format", "add_min_count", "add_workers", "output_format", "usage_error", "workers"]
 
 #: Output formats of the commands that print data (``phylip`` and friends are added per command).
 FORMATS = ("table", "tsv", "csv", "json")
@@ -58,3 +58,15 @@ def usage_error(command: str, message: str) -> NoReturn:
     """A usage error: one line on stderr, exit status 2 (as the parser does)."""
     sys.stderr.write(f"kmerdb: error: {message} (see 'kmerdb {command} --help')\n")
     raise SystemExit(2)
+
+
+def add_min_count(p: argparse.ArgumentParser) -> None:
+    """``--min-count N`` of build and append: k-mers seen fewer than N times in a genome are not indexed."""
+    p.add_argument(
+        "--min-count",
+        type=int,
+        default=1,
+        metavar="N",
+        help="index a k-mer for a genome only if it occurs at least N times in its inputs (KMC -ci); "
+        "2 or 3 drops most read errors; the spectrum still shows the counts cut off (default 1)",
+    )
