@@ -235,19 +235,19 @@ def _task_budget(budget: int | None, n_workers: int) -> int:
 def _gather(executor, ctx: BuildContext, tasks, progress: Progress | None):
     """Run the gather tasks; the layer records by partition, and every genome's statistics."""
     n_parts = ctx.config.n_partitions
-    layers: list[LayerRecord] = [None] * n_parts  # type: ignore[list-item]
+    by_partition: dict[int, LayerRecord] = {}
     n_distinct = np.zeros(ctx.n_genomes, dtype=np.int64)
     totals = np.zeros(ctx.n_genomes, dtype=np.int64)
     spectra = [np.zeros(1, dtype=np.int64) for _ in range(ctx.n_genomes)]
     for done, (p, record, stats) in enumerate(executor.map(_gather_partition, ctx, tasks), 1):
-        layers[p] = record
+        by_partition[p] = record
         for g, (nd, tot, spec) in enumerate(stats):
             n_distinct[g] += nd
             totals[g] += tot
             spectra[g] = _add_hist(spectra[g], spec)
         if progress is not None:
             progress("gather", done, n_parts)
-    return layers, (n_distinct, totals, spectra)
+    return [by_partition[p] for p in range(n_parts)], (n_distinct, totals, spectra)
 
 
 def _commit(db, config: Config, items: Sequence[GenomeInput], layers, stats, command: str, min_count: int) -> None:
