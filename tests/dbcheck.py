@@ -98,3 +98,18 @@ def reseal(txn) -> None:
     with txn.cursor() as cur:
         sums = {bytes(k): _digest(bytes(v)) for k, v in cur if bytes(k) != CHECKSUMS_KEY}
     txn.put(CHECKSUMS_KEY, msgpack.packb(sums, use_bin_type=True))
+
+
+def named_files(path) -> set[str]:
+    """Every data file the catalog names, in the current and the recorded older generations."""
+    from kmerdb.store.catalog import Catalog
+
+    with kmerdb.open(path) as db:
+        named = {ref.path for ref in db.snapshot.all_files()}
+    cat = Catalog.open(str(path))
+    try:
+        for files in cat.generations().values():
+            named.update(files)
+    finally:
+        cat.close()
+    return named

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 from conftest import GENOMES, ROOT
+from dbcheck import named_files
 
 import kmerdb
 from kmerdb.ops.maintenance import data_files
-from kmerdb.store.catalog import Catalog
 
 K = 21
 PARTS = 4
@@ -49,19 +49,6 @@ def _console(args: list, env: dict | None = None, timeout: float = 120) -> subpr
         capture_output=True,
         timeout=timeout,
     )
-
-
-def _named(path) -> set[str]:
-    """Every data file the catalog names, in the current and the recorded generations."""
-    with kmerdb.open(path) as db:
-        named = {ref.path for ref in db.snapshot.all_files()}
-    cat = Catalog.open(str(path))
-    try:
-        for files in cat.generations().values():
-            named.update(files)
-    finally:
-        cat.close()
-    return named
 
 
 def _state(path) -> tuple[int, list[str]]:
@@ -94,7 +81,7 @@ def test_a_killed_worker_fails_the_operation_and_releases_the_lock(bases, tmp_pa
         assert not path.exists()  # a failed build leaves nothing
         return
     assert _state(path) == before  # nothing committed
-    assert set(data_files(str(path))) <= _named(path)  # nothing left behind
+    assert set(data_files(str(path))) <= named_files(path)  # nothing left behind
     # the lock is free: the next writer succeeds at once
     with kmerdb.open(path, "a") as db, db.transaction():
         db.append_genome("C2", GENOMES["C"])
@@ -143,7 +130,7 @@ def test_killing_only_the_writer_leaves_no_worker_and_no_orphan(bases, tmp_path,
         if writer.poll() is None:
             writer.kill()
     assert _state(path) == (2, ["A", "B", "D"])
-    assert set(data_files(str(path))) <= _named(path)  # no orphan file
+    assert set(data_files(str(path))) <= named_files(path)  # no orphan file
     assert kmerdb.verify(path).ok
 
 
@@ -168,7 +155,7 @@ def _one_clean_line(proc: subprocess.CompletedProcess, *words: str) -> None:
 def test_a_truncated_data_file_is_a_corrupt_database_error(bases, tmp_path, role):
     path = tmp_path / "db.kmerdb"
     shutil.copytree(bases["ab"], path)
-    victim = sorted(rel for rel in _named(path) if rel.endswith(f".{role}.npy"))[0]
+    victim = sorted(rel for rel in named_files(path) if rel.endswith(f".{role}.npy"))[0]
     full = path / victim
     os.truncate(full, full.stat().st_size // 2)
     for args in (["info", path], ["query", path, GENOMES["A"][0]], ["lookup", path, "ACGT" * 5 + "A"], ["dump", path]):
@@ -265,7 +252,7 @@ def test_a_full_disk_is_a_disk_full_error_and_nothing_is_damaged(bases, tmp_path
     assert str(path) in info.value.path and "no space left" in str(info.value)
     monkeypatch.undo()
     assert _state(path) == before
-    assert set(data_files(str(path))) <= _named(path)
+    assert set(data_files(str(path))) <= named_files(path)
     assert kmerdb.verify(path).ok
     # and a new database on a full disk: nothing is left of it
     new = tmp_path / "new.kmerdb"
