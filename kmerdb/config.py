@@ -8,7 +8,7 @@ import numpy as np
 
 from kmerdb.errors import InvalidParameterError
 
-__all__ = ["Config", "FORMAT_VERSION", "KMER_DTYPE", "default_m", "DEFAULT_PARTITIONS"]
+__all__ = ["Config", "FORMAT_VERSION", "KMER_DTYPE", "default_m", "DEFAULT_PARTITIONS", "COLOUR_ENCODINGS"]
 
 #: On-disk format version, written once at creation and checked on every open.
 FORMAT_VERSION = 1
@@ -19,6 +19,8 @@ KMER_DTYPE = np.dtype("<u8")
 #: Partition count when none is given.  A constant (not derived from the input size)
 #: so that indexes built separately with default settings can be merged.
 DEFAULT_PARTITIONS = 64
+#: What ``Config.colours`` may be.
+COLOUR_ENCODINGS = ("auto", "dense", "classes")
 
 MAX_K = 31
 EVIDENCE_KINDS = ("exact", "approx")
@@ -54,6 +56,10 @@ class Config:
         only inside a run of at least z+1 found k-mers; 0 for exact.
     counts : bool
         Whether count columns are kept (else presence bits).
+    colours : {"auto", "dense", "classes"}
+        How genome columns are stored: ``dense`` rows of bits (or counts) per k-mer,
+        ``classes`` a colour-class id per k-mer and each distinct set of genomes once, or
+        ``auto``, the smaller of the two for each column group written.
     """
 
     k: int = 31
@@ -63,8 +69,11 @@ class Config:
     fp_bits: int = 0
     z: int = 0
     counts: bool = False
+    colours: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.colours not in COLOUR_ENCODINGS:
+            raise InvalidParameterError("colours", self.colours, f"must be one of {', '.join(COLOUR_ENCODINGS)}")
         if not isinstance(self.k, int) or not 1 <= self.k <= MAX_K:
             raise InvalidParameterError("k", self.k, f"must be an integer from 1 to {MAX_K}")
         if not isinstance(self.m, int) or not 1 <= self.m <= self.k:
@@ -91,6 +100,7 @@ class Config:
         fp_bits: int | None = None,
         z: int | None = None,
         counts: bool = False,
+        colours: str = "auto",
     ) -> Config:
         """Make a config from user-facing arguments, filling defaults."""
         if not isinstance(k, int) or isinstance(k, bool):
@@ -109,6 +119,7 @@ class Config:
             fp_bits=fp_bits,
             z=z,
             counts=bool(counts),
+            colours=colours,
         )
 
     def to_record(self) -> dict:

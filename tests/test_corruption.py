@@ -33,7 +33,7 @@ from kmerdb.store.catalog import Catalog
 K = 15
 
 #: Roles in which damage behind a valid header may change answers: only verify sees it.
-VERIFY_ONLY = {"mphf", "unitigs", "evidence", "counts", "presence"}
+VERIFY_ONLY = {"mphf", "unitigs", "evidence", "counts", "presence", "classes", "class-counts"}
 
 
 def _files(path: Path) -> list[tuple[str, str]]:

@@ -29,6 +29,7 @@ from typing import ClassVar
 import numpy as np
 
 from kmerdb.config import Config
+from kmerdb.core.colours import SparseRows
 from kmerdb.errors import CorruptDatabaseError
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "register_encoding",
     "encoding_for",
     "encoding_for_config",
+    "choose_encoding",
     "encodings",
     "open_group",
     "pack_presence",
@@ -125,12 +127,19 @@ class ColumnEncoding(ABC):
     kind: ClassVar[str]
     #: Whether the group keeps counts (else presence only).
     keeps_counts: ClassVar[bool]
-    #: Whether new groups of an index are written in this encoding (one per ``keeps_counts``).
+    #: Whether new groups of an index may be written in this encoding.
     default: ClassVar[bool] = False
+    #: ``"dense"`` or ``"classes"``: what ``Config.colours`` calls the encodings of its kind.
+    family: ClassVar[str] = "dense"
+    #: Whether query tallies go through :meth:`class_ids` and :meth:`members` (colour classes)
+    #: rather than :meth:`presence_bytes`.
+    tallies_by_class: bool = False
 
     def __init__(self, data: np.ndarray, genome_ids: tuple[int, ...], column_of: Mapping[int, int], source: str) -> None:
         self.check(data, len(genome_ids), source)
         self.data = data
+        #: genomes of the database (the column space of :meth:`rows`)
+        self.n_db = len(column_of)
         self.source = source
         self.genome_ids = tuple(genome_ids)
         self.columns = np.array([column_of.get(g, -1) for g in self.genome_ids], dtype=np.intp)
@@ -153,14 +162,14 @@ class ColumnEncoding(ABC):
     # -- writing ------------------------------------------------------------------------
     @classmethod
     @abstractmethod
-    def encode(cls, matrix: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    def encode(cls, rows: SparseRows, slots: np.ndarray) -> np.ndarray:
         """The array to save for a group.
 
         Parameters
         ----------
-        matrix : ndarray, shape (n, g)
-            One row per k-mer (in key order), one column per genome of the group: booleans,
-            or integer counts.
+        rows : SparseRows
+            One row per k-mer (in key order) over the genomes of the group (column j =
+            the group's genome j), with counts for an encoding that keeps them.
         slots : ndarray of int
             The MPHF slot of each row.
 
@@ -191,6 +200,21 @@ class ColumnEncoding(ABC):
     def row_nbytes(self) -> int:
         """Bytes of one stored row (sizes the blocks readers take at once)."""
         return int(self.data[:1].nbytes)
+
+    def rows(self, slots: np.ndarray) -> SparseRows:
+        """Rows of ``slots`` over the database's genomes (columns of genomes still in it), with
+        the counts of an encoding that keeps them."""
+        dense = self.values(np.asarray(slots, dtype=np.int64), self.keeps_counts)
+        local = SparseRows.from_dense(dense)  # columns in ``keep`` order
+        return local.remap(self.cols, self.n_db)
+
+    def class_ids(self, slots: np.ndarray) -> np.ndarray:
+        """Class id of each of ``slots`` (encodings with ``tallies_by_class``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no colour classes")
+
+    def members(self, ids: np.ndarray) -> SparseRows:
+        """Database columns of classes ``ids`` (encodings with ``tallies_by_class``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no colour classes")
 
     @abstractmethod
     def values(self, slots: np.ndarray, counts: bool) -> np.ndarray:
@@ -280,13 +304,42 @@ def encoding_for(kind: str) -> type[ColumnEncoding]:
         ) from None
 
 
-def encoding_for_config(config: Config) -> type[ColumnEncoding]:
-    """The encoding new column groups of an index are written in."""
+def encoding_for_config(config: Config, family: str = "dense") -> type[ColumnEncoding]:
+    """The encoding of ``family`` (``"dense"`` or ``"classes"``) new groups of an index use."""
     wanted = bool(config.counts)
     for cls in _REGISTRY.values():
-        if cls.default and cls.keeps_counts == wanted:
+        if cls.default and cls.keeps_counts == wanted and cls.family == family:
             return cls
-    raise CorruptDatabaseError("column group", f"no encoding {'keeps counts' if wanted else 'keeps presence'}")
+    raise CorruptDatabaseError("column group", f"no {family} encoding {'keeps counts' if wanted else 'keeps presence'}")
+
+
+def dense_nbytes(rows: SparseRows, counts: bool) -> int:
+    """Bytes of a group's rows in the dense encoding of its kind (without the .npy header)."""
+    if not counts:
+        return rows.n * ((rows.n_columns + 7) // 8)
+    top = int(rows.value_counts().max()) if rows.nnz else 0
+    return rows.n * rows.n_columns * count_dtype(top).itemsize
+
+
+def choose_encoding(config: Config, rows: SparseRows, slots: np.ndarray) -> tuple[type[ColumnEncoding], np.ndarray]:
+    """The encoding of a new group and its array: ``config.colours`` names the family, or
+    ``"auto"`` picks the smaller of the two (dense on a tie).
+
+    Returns
+    -------
+    (encoding class, array to save)
+    """
+    counts = bool(config.counts)
+    family = getattr(config, "colours", "auto")
+    if family in ("dense", "classes"):
+        cls = encoding_for_config(config, family)
+        return cls, cls.encode(rows, slots)
+    dense = encoding_for_config(config, "dense")
+    classes = encoding_for_config(config, "classes")
+    coded = classes.encode(rows, slots)
+    if coded.nbytes < dense_nbytes(rows, counts):
+        return classes, coded
+    return dense, dense.encode(rows, slots)
 
 
 def encodings() -> dict[str, type[ColumnEncoding]]:
@@ -311,10 +364,10 @@ class PresenceBits(ColumnEncoding):
     default = True
 
     @classmethod
-    def encode(cls, matrix: np.ndarray, slots: np.ndarray) -> np.ndarray:
-        by_slot = np.empty(matrix.shape, dtype=bool)
-        by_slot[slots] = matrix
-        return pack_presence(by_slot)
+    def encode(cls, rows: SparseRows, slots: np.ndarray) -> np.ndarray:
+        inv = np.empty(rows.n, dtype=np.int64)
+        inv[np.asarray(slots, dtype=np.int64)] = np.arange(rows.n, dtype=np.int64)
+        return rows.take(inv).packed()
 
     @classmethod
     def check(cls, data: np.ndarray, n_genomes: int, source: str) -> None:
@@ -364,10 +417,10 @@ class DenseCounts(ColumnEncoding):
     default = True
 
     @classmethod
-    def encode(cls, matrix: np.ndarray, slots: np.ndarray) -> np.ndarray:
-        by_slot = np.empty_like(matrix)
-        by_slot[slots] = matrix
-        return to_counts(by_slot)
+    def encode(cls, rows: SparseRows, slots: np.ndarray) -> np.ndarray:
+        inv = np.empty(rows.n, dtype=np.int64)
+        inv[np.asarray(slots, dtype=np.int64)] = np.arange(rows.n, dtype=np.int64)
+        return to_counts(rows.take(inv).to_dense(np.uint32))
 
     @classmethod
     def check(cls, data: np.ndarray, n_genomes: int, source: str) -> None:
@@ -404,3 +457,7 @@ class DenseCounts(ColumnEncoding):
 
     def count_values(self, lo: int, hi: int) -> np.ndarray | None:
         return self.data[lo:hi][:, self.keep]
+
+
+# the colour-class encodings register themselves on import
+from kmerdb.store import classes as _classes  # noqa: E402,F401

@@ -25,12 +25,13 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 
 from kmerdb.config import Config
+from kmerdb.core.colours import SparseRows
 from kmerdb.core.evidence import Evidence, evidence_for
 from kmerdb.core.mphf import MPHF
 from kmerdb.core.unitigs import UnitigSet, build_unitigs
 from kmerdb.errors import CorruptDatabaseError
 from kmerdb.store.catalog import ColumnGroup, LayerRecord
-from kmerdb.store.encodings import ColumnEncoding, encoding_for_config, open_group
+from kmerdb.store.encodings import ColumnEncoding, choose_encoding, open_group
 from kmerdb.store.storage import FileRef, data_file_checksum, load_array, save_array
 
 __all__ = ["Layer", "write_layer", "write_group", "write_evidence", "layer_prefix"]
@@ -92,7 +93,7 @@ def write_layer(
     layer_id: int,
     generation: int,
     keys: np.ndarray,
-    groups: list[tuple[tuple[int, ...], np.ndarray]],
+    groups: list[tuple[tuple[int, ...], SparseRows | np.ndarray]],
     config: Config,
 ) -> LayerRecord:
     """Build and write a layer: unitigs, MPHF, evidence, column groups.
@@ -105,9 +106,10 @@ def write_layer(
         Where it goes and who made it.
     keys : ndarray of uint64
         The layer's distinct canonical k-mers (sorted or not; sorted is faster).
-    groups : list of (genome ids, matrix)
-        Column groups to write; each matrix has one row per key (in ``keys`` order) and
-        one column per genome id: booleans, or integer counts when ``config.counts``.
+    groups : list of (genome ids, rows)
+        Column groups to write; each :class:`~kmerdb.core.colours.SparseRows` has one row
+        per key (in ``keys`` order) over the genome ids (column j = ``ids[j]``), with counts
+        when ``config.counts`` (a dense boolean or count matrix is accepted too).
     config : Config
         The index configuration (k, evidence kind, fingerprint bits).
 
@@ -147,14 +149,18 @@ def write_group(
     prefix: str,
     generation: int,
     genome_ids: tuple[int, ...],
-    matrix: np.ndarray,
+    rows: SparseRows | np.ndarray,
     slots: np.ndarray,
     config: Config,
 ) -> ColumnGroup:
-    """Write one column group, in the encoding ``config`` asks for; ``matrix`` rows are in key
-    order and ``slots`` maps them to slots."""
-    encoding = encoding_for_config(config)
-    data = encoding.encode(matrix, slots)
+    """Write one column group, in the encoding ``config`` asks for (or the smaller one, see
+    :func:`~kmerdb.store.encodings.choose_encoding`); ``rows`` are in key order and ``slots``
+    maps them to slots."""
+    if not isinstance(rows, SparseRows):
+        rows = SparseRows.from_dense(rows)
+    if not config.counts and rows.counts is not None:
+        rows = rows.presence()
+    encoding, data = choose_encoding(config, rows, slots)
     ref = save_array(root, f"{prefix}.g{generation:07d}-{genome_ids[0]}.{encoding.kind}.npy", data)
     return ColumnGroup(tuple(int(g) for g in genome_ids), encoding.kind, ref)
 
@@ -188,10 +194,10 @@ class Layer:
         #: The column groups, opened through their encodings.
         self.groups: list[ColumnEncoding] = []
         for group in record.groups:
-            data = load_array(root, group.file)
-            if data.shape[0] != self.n:
+            opened = open_group(group, load_array(root, group.file), column_of)
+            if opened.n != self.n:
                 raise CorruptDatabaseError(group.file.path, "column group rows differ from the layer's k-mers")
-            self.groups.append(open_group(group, data, column_of))
+            self.groups.append(opened)
 
     def check_config(self, config: Config) -> None:
         """Refuse a layer whose headers disagree with the index configuration.

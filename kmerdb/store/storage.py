@@ -21,6 +21,7 @@ import math
 import os
 import stat
 import threading
+import tokenize
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -314,7 +315,7 @@ def _read_npy_header(fh: BinaryIO, full: str, size: int) -> tuple[tuple[int, ...
             shape, fortran, dtype = fmt.read_array_header_2_0(fh)
         else:
             raise ValueError(f".npy format version {version} is not one kmerdb writes")
-    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError, tokenize.TokenError) as exc:
         raise CorruptDatabaseError(full, f"unreadable data file header: {exc}") from None
     if dtype.hasobject or dtype.kind not in _DATA_KINDS or dtype.itemsize == 0:
         raise CorruptDatabaseError(full, f"data file holds dtype {dtype.str}, not numbers")

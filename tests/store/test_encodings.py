@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from kmerdb.config import Config
+from kmerdb.core.colours import SparseRows
 from kmerdb.errors import CorruptDatabaseError
 from kmerdb.store.encodings import (
     ColumnEncoding,
@@ -58,7 +59,7 @@ def test_every_encoding_reads_back_what_it_wrote(kind):
     cls = encoding_for(kind)
     assert issubclass(cls, ColumnEncoding) and cls.kind == kind
     matrix, slots, ids, column_of, by_slot = group_case(kind)
-    group = cls(cls.encode(matrix, slots), ids, column_of, "test")
+    group = cls(cls.encode(SparseRows.from_dense(matrix), slots), ids, column_of, "test")
     n_db = len(column_of)
     expect = np.zeros((by_slot.shape[0], n_db), dtype=np.int64)  # brute force, database order
     for i, gid in enumerate(ids):

@@ -1,0 +1,297 @@
+"""Sparse genome rows and their colour classes, in memory.
+
+A k-mer's *colour* is the set of genomes that hold it.  :class:`SparseRows` keeps the colours
+of many k-mers the way a CSR matrix does: row ``i`` holds the columns
+``columns[indptr[i]:indptr[i + 1]]`` (ascending), and with counts the occurrences of the k-mer
+in each of them, aligned.  Memory is proportional to the (k-mer, genome) occurrences, never to
+k-mers x genomes: this is what every operation that moves genome columns (build, append,
+merge, compact, set operations) hands to the column encodings that write them.
+
+:meth:`SparseRows.classes` reduces rows to their distinct colours (the *colour classes*) and
+gives each row its class id.  Rows are hashed as sets (a sum of mixed column ids, so no sort
+is needed beyond the rows' own order), classes are the distinct hashes, and every row is then
+compared element by element with its class's first row: a hash collision is detected and the
+reduction is redone with another seed, so classes are exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from kmerdb.core.kmers import mix64
+
+__all__ = ["SparseRows", "segment_positions"]
+
+_U32_MAX = np.iinfo(np.uint32).max
+# distinct seeds of the set hash tried before giving up (a collision at 64 bits is ~n^2/2^65)
+_SEEDS = (0x5851F42D4C957F2D, 0x14057B7EF767814F, 0x2545F4914F6CDD1D, 0x9E3779B97F4A7C15)
+
+
+def segment_positions(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Indices ``starts[i], starts[i] + 1, ..., starts[i] + sizes[i] - 1`` for every i, concatenated."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    total = int(sizes.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(sizes)
+    # a run of +1 steps, with a jump to the next segment's start where each segment begins
+    step = np.ones(total, dtype=np.int64)
+    nonempty = sizes > 0
+    s = np.asarray(starts, dtype=np.int64)[nonempty]
+    first = (ends - sizes)[nonempty]
+    step[first] = s
+    step[first[1:]] -= s[:-1] + sizes[nonempty][:-1] - 1
+    return np.cumsum(step)
+
+
+@dataclass(frozen=True, eq=False)
+class SparseRows:
+    """Genome columns of ``n`` rows, sparse.
+
+    Attributes
+    ----------
+    indptr : ndarray of int64, shape (n + 1,)
+        Row ``i`` is ``columns[indptr[i]:indptr[i + 1]]``.
+    columns : ndarray of int32
+        Column of every occurrence, ascending within a row.
+    counts : ndarray of uint32 or None
+        Occurrences aligned with ``columns`` (None: presence only).
+    n_columns : int
+        Columns of the space the rows live in.
+    """
+
+    indptr: np.ndarray
+    columns: np.ndarray
+    counts: np.ndarray | None
+    n_columns: int
+
+    # -- construction --------------------------------------------------------------------
+    @classmethod
+    def empty(cls, n: int, n_columns: int, counts: bool = False) -> SparseRows:
+        """``n`` rows without any column."""
+        return cls(
+            np.zeros(n + 1, dtype=np.int64),
+            np.zeros(0, dtype=np.int32),
+            np.zeros(0, dtype=np.uint32) if counts else None,
+            int(n_columns),
+        )
+
+    @classmethod
+    def from_pairs(
+        cls,
+        rows: np.ndarray,
+        columns: np.ndarray,
+        n_rows: int,
+        n_columns: int,
+        counts: np.ndarray | None = None,
+        ordered: bool = False,
+    ) -> SparseRows:
+        """Rows from (row, column[, count]) occurrences, each pair at most once.
+
+        ``ordered``: the pairs are sorted by row, then column, already.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        columns = np.asarray(columns)
+        if not ordered and rows.size:
+            order = np.argsort(rows * np.int64(max(1, n_columns)) + columns.astype(np.int64), kind="stable")
+            rows, columns = rows[order], columns[order]
+            if counts is not None:
+                counts = np.asarray(counts)[order]
+        indptr = np.zeros(n_rows + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
+        return cls(indptr, columns.astype(np.int32, copy=False), _counts(counts), int(n_columns))
+
+    @classmethod
+    def from_dense(cls, matrix: np.ndarray) -> SparseRows:
+        """Rows of a (n, g) matrix: booleans (presence) or integer counts (0 = absent)."""
+        matrix = np.asarray(matrix)
+        n, g = matrix.shape
+        r, c = np.nonzero(matrix)
+        counts = None if matrix.dtype == bool else matrix[r, c]
+        return cls.from_pairs(r, c, n, g, counts, ordered=True)
+
+    @classmethod
+    def hstack(cls, parts: Sequence[tuple[SparseRows, int]], n_columns: int) -> SparseRows:
+        """Rows of equal count side by side: ``parts`` are (rows, first column) pairs."""
+        n = parts[0][0].n if parts else 0
+        with_counts = any(p.counts is not None for p, _ in parts)
+        rows = np.concatenate([np.repeat(np.arange(n, dtype=np.int64), p.sizes) for p, _ in parts]) if parts else None
+        if rows is None:
+            return cls.empty(n, n_columns, with_counts)
+        cols = np.concatenate([p.columns.astype(np.int64) + off for p, off in parts])
+        counts = np.concatenate([p.value_counts() for p, _ in parts]) if with_counts else None
+        return cls.from_pairs(rows, cols, n, n_columns, counts)
+
+    @classmethod
+    def vstack(cls, parts: Sequence[SparseRows], n_columns: int) -> SparseRows:
+        """Rows of ``parts`` one after the other, in one column space."""
+        if not parts:
+            return cls.empty(0, n_columns)
+        with_counts = any(p.counts is not None for p in parts)
+        sizes = np.concatenate([p.sizes for p in parts])
+        indptr = np.zeros(sizes.size + 1, dtype=np.int64)
+        np.cumsum(sizes, out=indptr[1:])
+        columns = np.concatenate([p.columns for p in parts]).astype(np.int32, copy=False)
+        counts = np.concatenate([p.value_counts() for p in parts]) if with_counts else None
+        return cls(indptr, columns, counts, int(n_columns))
+
+    # -- properties ----------------------------------------------------------------------
+    @property
+    def n(self) -> int:
+        """Number of rows."""
+        return int(self.indptr.size - 1)
+
+    @property
+    def nnz(self) -> int:
+        """Number of (row, column) occurrences."""
+        return int(self.indptr[-1])
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """Columns of each row (int64)."""
+        return np.diff(self.indptr)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the arrays."""
+        return int(self.indptr.nbytes + self.columns.nbytes + (self.counts.nbytes if self.counts is not None else 0))
+
+    def row_of(self) -> np.ndarray:
+        """The row of every occurrence (int64)."""
+        return np.repeat(np.arange(self.n, dtype=np.int64), self.sizes)
+
+    def value_counts(self) -> np.ndarray:
+        """Counts of the occurrences (1 for each of a presence-only row)."""
+        if self.counts is not None:
+            return self.counts
+        return np.ones(self.nnz, dtype=np.uint32)
+
+    # -- transformations -----------------------------------------------------------------
+    def take(self, rows: np.ndarray) -> SparseRows:
+        """Rows ``rows`` (indices, in that order)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        sizes = self.sizes[rows]
+        indptr = np.zeros(rows.size + 1, dtype=np.int64)
+        np.cumsum(sizes, out=indptr[1:])
+        at = segment_positions(self.indptr[rows], sizes)
+        return SparseRows(
+            indptr,
+            self.columns[at],
+            self.counts[at] if self.counts is not None else None,
+            self.n_columns,
+        )
+
+    def remap(self, column_map: np.ndarray, n_columns: int) -> SparseRows:
+        """Columns renamed through ``column_map`` (old column -> new, -1 drops it)."""
+        column_map = np.asarray(column_map, dtype=np.int64)
+        new = column_map[self.columns] if self.nnz else np.zeros(0, dtype=np.int64)
+        keep = new >= 0
+        mapped = column_map[column_map >= 0]
+        monotone = bool(mapped.size < 2 or (np.diff(mapped) > 0).all())
+        if keep.all() and monotone:
+            return SparseRows(self.indptr, new.astype(np.int32), self.counts, int(n_columns))
+        rows = self.row_of()[keep]
+        counts = self.counts[keep] if self.counts is not None else None
+        return SparseRows.from_pairs(rows, new[keep], self.n, n_columns, counts, ordered=monotone)
+
+    def presence(self) -> SparseRows:
+        """The same rows without counts."""
+        return SparseRows(self.indptr, self.columns, None, self.n_columns)
+
+    def drop_empty(self) -> tuple[SparseRows, np.ndarray]:
+        """Rows with at least one column, and their indices."""
+        keep = np.flatnonzero(self.sizes > 0)
+        if keep.size == self.n:
+            return self, keep
+        return self.take(keep), keep
+
+    def to_dense(self, dtype=bool) -> np.ndarray:
+        """(n, n_columns) matrix: presence, or counts (saturating) for an integer dtype."""
+        out = np.zeros((self.n, self.n_columns), dtype=dtype)
+        if self.nnz:
+            rows = self.row_of()
+            if np.dtype(dtype) == bool:
+                out[rows, self.columns] = True
+            else:
+                top = np.iinfo(dtype).max if np.dtype(dtype).kind in "ui" else None
+                vals = self.value_counts()
+                if top is not None and top < _U32_MAX:
+                    vals = np.minimum(vals, top)
+                out[rows, self.columns] = vals
+        return out
+
+    def packed(self) -> np.ndarray:
+        """(n, ceil(n_columns / 8)) uint8: presence bits, column i at bit ``7 - i % 8`` of byte ``i // 8``."""
+        nb = (self.n_columns + 7) // 8
+        out = np.zeros(self.n * nb, dtype=np.uint8)
+        if self.nnz:
+            cols = self.columns.astype(np.int64)
+            at = self.row_of() * nb + (cols >> 3)
+            bit = (np.uint8(0x80) >> (cols & 7).astype(np.uint8)).astype(np.uint8)
+            np.bitwise_or.at(out, at, bit)
+        return out.reshape(self.n, nb)
+
+    # -- colour classes ------------------------------------------------------------------
+    def classes(self) -> tuple[np.ndarray, SparseRows]:
+        """The distinct colours of the rows (presence: counts are ignored).
+
+        Returns
+        -------
+        class_of : ndarray of int64, shape (n,)
+            Class id of every row.
+        table : SparseRows
+            One row per class (its columns, ascending; no counts), ids ``0..C-1`` ordered by
+            decreasing number of rows (ties by first row), so small ids are the common ones.
+        """
+        n = self.n
+        if n == 0:
+            return np.zeros(0, dtype=np.int64), SparseRows.empty(0, self.n_columns)
+        sizes = self.sizes
+        for seed in _SEEDS:
+            h = np.zeros(n, dtype=np.uint64)
+            if self.nnz:
+                mixed = mix64(self.columns.astype(np.uint64), seed)
+                nonempty = np.flatnonzero(sizes > 0)
+                h[nonempty] = np.add.reduceat(mixed, self.indptr[nonempty])
+                del mixed
+            h ^= mix64(sizes.astype(np.uint64), seed ^ 0xFF)
+            _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
+            del h
+            rep = first[inverse]
+            if self._same_as(rep):
+                break
+        else:  # pragma: no cover - four independent 64-bit collisions
+            raise RuntimeError("colour classes: hash collisions with every seed")
+        # ids by decreasing weight, ties by first row
+        weights = np.bincount(inverse, minlength=first.size)
+        order = np.lexsort((first, -weights))
+        rank = np.empty(order.size, dtype=np.int64)
+        rank[order] = np.arange(order.size)
+        class_of = rank[inverse]
+        table = self.take(first[order]).presence()
+        return class_of, table
+
+    def _same_as(self, rep: np.ndarray) -> bool:
+        """Whether every row equals row ``rep[row]``, element by element."""
+        sizes = self.sizes
+        if not np.array_equal(sizes[rep], sizes):
+            return False
+        if not self.nnz:
+            return True
+        rows = self.row_of()
+        other = self.indptr[rep][rows] + (np.arange(self.nnz, dtype=np.int64) - self.indptr[rows])
+        return bool(np.array_equal(self.columns[other], self.columns))
+
+
+def _counts(counts: np.ndarray | None) -> np.ndarray | None:
+    if counts is None:
+        return None
+    counts = np.asarray(counts)
+    if counts.dtype == np.uint32:
+        return counts
+    if counts.size and counts.dtype.kind in "iu" and int(counts.max()) > _U32_MAX:
+        counts = np.minimum(counts, _U32_MAX)
+    return counts.astype(np.uint32)
