@@ -51,6 +51,7 @@ from kmerdb.errors import (
     KmerDBError,
     ReadOnlyError,
 )
+from kmerdb.store.encodings import since_format
 from kmerdb.store.lock import ReaderRegistration
 from kmerdb.store.storage import FileRef
 
@@ -559,6 +560,12 @@ class CatalogWriter:
         The config is written too: a reindex changes its evidence, fp_bits and z.
         """
         self._put(b"config", _pack(snap.config.to_record()))
+        # a database of an older format that gains a column group of a newer encoding is
+        # marked with the format that introduced it, so older libraries refuse it clearly
+        need = max((since_format(g.kind) for layers in snap.partitions for rec in layers for g in rec.groups), default=1)
+        raw = self.txn.get(b"format")
+        if raw is None or not isinstance(_unpack(raw), int) or _unpack(raw) < need:
+            self._put(b"format", _pack(need))
         self.put_state(snap.state, snap.generation, snap.next_genome_id, snap.next_layer_id)
         self.put_genomes(snap.genomes)
         for p, layers in enumerate(snap.partitions):

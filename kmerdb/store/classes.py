@@ -92,6 +92,7 @@ class _ClassGroup(ColumnEncoding):
     keeps_counts = False
     default = True
     family = "classes"
+    since = 2
     n_classes: int
 
     # -- writing ------------------------------------------------------------------------

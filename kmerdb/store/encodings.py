@@ -41,6 +41,7 @@ __all__ = [
     "encoding_for_config",
     "choose_encoding",
     "encodings",
+    "since_format",
     "open_group",
     "pack_presence",
     "unpack_presence",
@@ -131,6 +132,8 @@ class ColumnEncoding(ABC):
     default: ClassVar[bool] = False
     #: ``"dense"`` or ``"classes"``: what ``Config.colours`` calls the encodings of its kind.
     family: ClassVar[str] = "dense"
+    #: The on-disk format version that introduced the encoding.
+    since: ClassVar[int] = 1
     #: Whether query tallies go through :meth:`class_ids` and :meth:`members` (colour classes)
     #: rather than :meth:`presence_bytes`.
     tallies_by_class: bool = False
@@ -340,6 +343,13 @@ def choose_encoding(config: Config, rows: SparseRows, slots: np.ndarray) -> tupl
     if coded.nbytes < dense_nbytes(rows, counts):
         return classes, coded
     return dense, dense.encode(rows, slots)
+
+
+def since_format(kind: str) -> int:
+    """The format version a database needs to hold groups of ``kind`` (1 for an unknown kind:
+    reading it fails anyway)."""
+    cls = _REGISTRY.get(kind) if isinstance(kind, str) else None
+    return cls.since if cls is not None else 1
 
 
 def encodings() -> dict[str, type[ColumnEncoding]]:

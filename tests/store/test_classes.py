@@ -1,0 +1,94 @@
+"""Colour-class column groups: forms, widths, removed genomes and damage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kmerdb.core.colours import SparseRows
+from kmerdb.errors import CorruptDatabaseError
+from kmerdb.store.classes import BITMAP, COMPLEMENT, LIST, ClassCounts, ColourClasses, class_nbytes
+
+
+def case(g: int, n: int = 500, seed: int = 0):
+    """Rows with a core class (all but a few genomes), small classes and middling ones."""
+    rng = np.random.default_rng(seed)
+    m = np.zeros((n, g), dtype=np.uint32)
+    core = np.ones(g, dtype=bool)
+    core[rng.choice(g, size=min(2, g - 1), replace=False)] = False
+    kinds = rng.integers(0, 3, n)
+    for i in range(n):  # building the test case only
+        if kinds[i] == 0:
+            m[i, core] = 1
+        elif kinds[i] == 1:
+            m[i, rng.choice(g, size=min(g, 2), replace=False)] = rng.integers(1, 5)
+        else:
+            m[i] = rng.random(g) < 0.5
+    m[:3] *= 70000  # wide counts
+    return m
+
+
+@pytest.mark.parametrize("g", [1, 3, 9, 40, 300])
+@pytest.mark.parametrize("cls", [ColourClasses, ClassCounts])
+def test_round_trip_over_database_columns(g, cls):
+    m = case(g)
+    n = m.shape[0]
+    slots = np.random.default_rng(2).permutation(n)
+    ids = tuple(range(1000, 1000 + g))
+    removed = {ids[0]} if g > 1 else set()
+    alive = [gid for gid in ids if gid not in removed]
+    column_of = {gid: c for c, gid in enumerate(reversed(alive))}
+    rows = SparseRows.from_dense(m if cls.keeps_counts else m > 0)
+    group = cls(cls.encode(rows, slots), ids, column_of, "test")
+    assert group.n == n and group.n_classes == len({tuple(r) for r in (m > 0).tolist()})
+    by_slot = np.zeros_like(m)
+    by_slot[slots] = m
+    want = np.zeros((n, len(column_of)), dtype=np.int64)
+    for j, gid in enumerate(ids):
+        if gid in column_of:
+            want[:, column_of[gid]] = by_slot[:, j]
+    if not cls.keeps_counts:
+        want = (want > 0).astype(np.int64)
+    probe = np.array([0, n - 1, 7, 7, 200])
+    got = group.rows(probe).to_dense(np.uint32 if cls.keeps_counts else bool).astype(np.int64)
+    assert np.array_equal(got, want[probe])
+    # class members expand to the same rows
+    ids_ = group.class_ids(probe)
+    assert np.array_equal(group.members(ids_).to_dense(), want[probe] > 0)
+    held, total = group.tally(0, n)
+    assert np.array_equal(held, (by_slot[:, group.keep] > 0).sum(axis=0))
+    assert np.array_equal(total, by_slot[:, group.keep].astype(np.int64).sum(axis=0) if cls.keeps_counts else held)
+
+
+def test_each_class_takes_its_cheapest_form():
+    g = 300  # members take 2 bytes; a bitmap 38 bytes (padded to 38)
+    m = np.zeros((3, g), dtype=bool)
+    m[0, :5] = True  # 5 members: a 10-byte list
+    m[1, :-3] = True  # all but 3: a 6-byte complement
+    m[2, ::2] = True  # 150 members: a bitmap
+    rows = SparseRows.from_dense(m)
+    data = ColourClasses.encode(rows, np.arange(3))
+    group = ColourClasses(data, tuple(range(g)), {i: i for i in range(g)}, "test")
+    forms, starts, ends = group._class_meta(np.arange(3))
+    by_size = {int(e - s): int(f) for f, s, e in zip(forms, starts, ends)}
+    assert by_size == {10: LIST, 6: COMPLEMENT, 38: BITMAP}
+    assert np.array_equal(group.rows(np.arange(3)).to_dense(), m)
+    _, table = rows.classes()
+    assert class_nbytes(table) < m.size // 8 + 64
+
+
+def test_damaged_group_is_refused_cleanly():
+    m = case(40) > 0
+    data = ColourClasses.encode(SparseRows.from_dense(m), np.arange(m.shape[0]))
+    ids, column_of = tuple(range(40)), {i: i for i in range(40)}
+    with pytest.raises(CorruptDatabaseError):
+        ColourClasses(data[:-1], ids, column_of, "short")
+    with pytest.raises(CorruptDatabaseError):
+        ColourClasses(data, ids[:-1], column_of, "wrong genome count")
+    with pytest.raises(CorruptDatabaseError):
+        ClassCounts(data, ids, column_of, "a presence group read as counts")
+    bad = data.copy()
+    bad[16] = ~np.uint64(0)  # the first ids word: class ids beyond the table
+    group = ColourClasses(bad, ids, column_of, "ids")
+    with pytest.raises(CorruptDatabaseError):
+        group.rows(np.arange(m.shape[0]))

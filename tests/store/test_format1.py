@@ -1,0 +1,67 @@
+"""Databases written by format 1 (dense columns only) open, answer and take edits.
+
+``fixtures/format1.tar.gz`` holds two indexes written by the last release of format 1 from
+the fixture genomes (k=21, 4 partitions): ``presence.kmerdb`` (A and B built, C appended:
+two column groups per old layer) and ``counts.kmerdb`` (A, B, C counted).
+"""
+
+from __future__ import annotations
+
+import tarfile
+
+import pytest
+from conftest import FIXTURES
+from dbcheck import assert_matches_oracle, universe
+
+import kmerdb
+from kmerdb.store.encodings import encoding_for
+
+K = 21
+SOURCES = {
+    "A": [str(FIXTURES / "genome_a.fa")],
+    "B": [str(FIXTURES / "genome_b.fa.gz")],
+    "C": [str(FIXTURES / "genome_c_ref.fa")],
+}
+COUNTED = {**SOURCES, "C": [str(FIXTURES / "genome_c.fq")]}
+
+
+@pytest.fixture()
+def old(tmp_path):
+    with tarfile.open(FIXTURES / "format1.tar.gz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    return tmp_path
+
+
+def _kinds(path) -> set[str]:
+    with kmerdb.open(path) as db:
+        return {g.kind for layers in db.snapshot.partitions for rec in layers for g in rec.groups}
+
+
+@pytest.mark.parametrize("name, genomes", [("presence", SOURCES), ("counts", COUNTED)])
+def test_format1_opens_and_answers_as_the_oracle(old, oracle_sets, name, genomes):
+    path = old / f"{name}.kmerdb"
+    sets = oracle_sets(K, genomes)
+    kmers, codes = universe(sets, K)
+    with kmerdb.open(path) as db:
+        assert db.snapshot.format_version == 1
+        assert db.config.colours == "auto"  # the key is absent from a format-1 config
+    assert _kinds(path) <= {"presence", "counts"}
+    assert_matches_oracle(path, sets, ["A", "B", "C"], kmers, codes)
+    assert kmerdb.verify(path, threads=1).ok
+
+
+def test_format1_takes_colour_classes_and_says_so(old, oracle_sets):
+    path = old / "presence.kmerdb"
+    sets = oracle_sets(K, {**SOURCES, "D": [str(FIXTURES / "genome_c.fq")]})
+    kmers, codes = universe(sets, K)
+    with kmerdb.open(path, mode="a") as db, db.transaction():
+        db.append_genome("D", str(FIXTURES / "genome_c.fq"), threads=1)
+    with kmerdb.open(path, mode="a") as db, db.transaction():
+        db.compact(threads=1)
+    assert_matches_oracle(path, sets, ["A", "B", "C", "D"], kmers, codes)
+    kinds = _kinds(path)
+    with kmerdb.open(path) as db:
+        # written with a colour-class group: the format says so, for older libraries to refuse it
+        wants_v2 = any(encoding_for(kind).since > 1 for kind in kinds)
+        assert db.snapshot.format_version == (2 if wants_v2 else 1)
+    assert kmerdb.verify(path, threads=1).ok
