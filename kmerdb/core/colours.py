@@ -26,6 +26,8 @@ from kmerdb.core.kmers import mix64
 __all__ = ["SparseRows", "segment_positions"]
 
 _U32_MAX = np.iinfo(np.uint32).max
+# occurrences hashed or compared at a time (bounds the temporaries of a class reduction)
+_CHUNK = 1 << 22
 # distinct seeds of the set hash tried before giving up (a collision at 64 bits is ~n^2/2^65)
 _SEEDS = (0x5851F42D4C957F2D, 0x14057B7EF767814F, 0x2545F4914F6CDD1D, 0x9E3779B97F4A7C15)
 
@@ -253,10 +255,15 @@ class SparseRows:
         for seed in _SEEDS:
             h = np.zeros(n, dtype=np.uint64)
             if self.nnz:
-                mixed = mix64(self.columns.astype(np.uint64), seed)
-                nonempty = np.flatnonzero(sizes > 0)
-                h[nonempty] = np.add.reduceat(mixed, self.indptr[nonempty])
-                del mixed
+                # a set hash: the sum of its members' mixed ids (a gather from a table of one
+                # value per column, in cache, rather than a mix per occurrence)
+                table = mix64(np.arange(self.n_columns, dtype=np.uint64), seed)
+                for lo, hi in _row_blocks(self.indptr, _CHUNK):
+                    a = int(self.indptr[lo])
+                    mixed = table.take(self.columns[a : int(self.indptr[hi])])
+                    nonempty = lo + np.flatnonzero(sizes[lo:hi] > 0)
+                    if nonempty.size:
+                        h[nonempty] = np.add.reduceat(mixed, self.indptr[nonempty] - a)
             h ^= mix64(sizes.astype(np.uint64), seed ^ 0xFF)
             _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
             del h
@@ -281,9 +288,26 @@ class SparseRows:
             return False
         if not self.nnz:
             return True
-        rows = self.row_of()
-        other = self.indptr[rep][rows] + (np.arange(self.nnz, dtype=np.int64) - self.indptr[rows])
-        return bool(np.array_equal(self.columns[other], self.columns))
+        # occurrence j of row r sits at the same offset in row rep[r]: j + (indptr[rep[r]] - indptr[r]);
+        # compared in blocks of rows, so temporaries stay near _CHUNK occurrences
+        delta = self.indptr[rep] - self.indptr[:-1]
+        for lo, hi in _row_blocks(self.indptr, _CHUNK):
+            a, b = int(self.indptr[lo]), int(self.indptr[hi])
+            shift = np.repeat(delta[lo:hi], sizes[lo:hi])
+            shift += np.arange(a, b, dtype=np.int64)
+            if not np.array_equal(self.columns.take(shift), self.columns[a:b]):
+                return False
+        return True
+
+
+def _row_blocks(indptr: np.ndarray, chunk: int) -> list[tuple[int, int]]:
+    """Consecutive row ranges of about ``chunk`` occurrences each (a row is never split)."""
+    n = indptr.size - 1
+    if n <= 0:
+        return []
+    cuts = np.searchsorted(indptr, np.arange(chunk, int(indptr[-1]), chunk), side="right") - 1
+    bounds = np.unique(np.concatenate([[0], np.clip(cuts, 1, n), [n]]))
+    return list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
 
 
 def _counts(counts: np.ndarray | None) -> np.ndarray | None:

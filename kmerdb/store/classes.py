@@ -99,8 +99,11 @@ class _ClassGroup(ColumnEncoding):
     @classmethod
     def encode(cls, rows: SparseRows, slots: np.ndarray) -> np.ndarray:
         n, g = rows.n, rows.n_columns
-        by_slot = rows.take(_inverse(slots, n)) if n else rows
-        class_of, table = by_slot.classes()
+        # classes of the rows in key order; only the ids (and counts) are put in slot order
+        row_class, table = rows.classes()
+        class_of = np.empty(n, dtype=np.int64)
+        class_of[np.asarray(slots, dtype=np.int64)] = row_class
+        del row_class
         c = table.n
         id_width = bits.width_for(max(0, c - 1))
         mb = _member_bytes(g)
@@ -135,6 +138,7 @@ class _ClassGroup(ColumnEncoding):
         ]
         count_bytes = total = start_width = 0
         if cls.keeps_counts:
+            by_slot = rows.take(_inverse(slots, n)) if n else rows
             values = by_slot.value_counts()
             total = int(values.size)
             dt = count_dtype(int(values.max()) if values.size else 0)
