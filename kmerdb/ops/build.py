@@ -154,6 +154,7 @@ def build(
     command: str = "build",
     scheduler: Any = None,
     force: bool = False,
+    colours: str = "auto",
 ) -> BuildReport:
     """Build a new index at ``path`` from genome files.
 
@@ -192,6 +193,12 @@ def build(
         If ``path`` holds the remains of a build that never finished (killed: its catalog
         still says ``building`` and no process builds it), remove them and build anew;
         without it they are refused with :class:`~kmerdb.errors.AbandonedBuildError`.
+    colours : {"auto", "dense", "classes"}
+        How genome columns are stored: ``"dense"`` presence bits (or counts) per k-mer,
+        ``"classes"`` a colour-class id per k-mer and each distinct set of genomes once, or
+        ``"auto"`` the smaller of the two for each column group written.  Kept in the
+        configuration: appends, merges and compactions of the index follow it.
+
     Returns
     -------
     BuildReport
@@ -214,7 +221,9 @@ def build(
     if progress is not None and not callable(progress):
         raise InvalidTypeError("progress", progress, "a callable progress(phase, done, total) or None")
     min_count = check_min_count(min_count)
-    config = Config.create(k=k, m=m, partitions=partitions, evidence=evidence, fp_bits=fp_bits, z=z, counts=counts)
+    config = Config.create(
+        k=k, m=m, partitions=partitions, evidence=evidence, fp_bits=fp_bits, z=z, counts=counts, colours=colours
+    )
     items = resolve_genomes(genomes)
     resolve_threads(threads)  # refuse a bad value before anything starts
     budget = parse_size(max_memory)
@@ -302,6 +311,7 @@ def _commit(db, config: Config, items: Sequence[GenomeInput], layers, stats, com
                 "fp_bits": config.fp_bits,
                 "z": config.z,
                 "min_count": min_count,
+                "colours": config.colours,
             },
             1,
         )
