@@ -372,7 +372,7 @@ def _count_genomes(
     its place in the rows, so the columns of a row come out ascending without a sort of the
     pairs.
     """
-    uniqs: list[np.ndarray | None] = []
+    uniqs: list[np.ndarray] = []
     cnts: list[np.ndarray] = []
     stats: list[GenomeStats] = []
     for kmers in per_genome:
@@ -397,7 +397,7 @@ def _count_genomes(
             cnts.append(np.minimum(cnt, _U32_MAX).astype(np.uint32))
     if len(uniqs) != n_genomes:
         raise ValueError(f"k-mers of {len(uniqs)} genomes, {n_genomes} expected")
-    sizes = np.array([0] + [u.size for u in uniqs if u is not None], dtype=np.int64)
+    sizes = np.array([0] + [u.size for u in uniqs], dtype=np.int64)
     offsets = np.cumsum(sizes)
     n_pairs = int(offsets[-1])
     allk = np.concatenate(uniqs) if n_pairs else np.zeros(0, np.uint64)
@@ -416,7 +416,7 @@ def _count_genomes(
     row = np.empty(n_pairs, dtype=row_dtype)
     for g in range(n_genomes):
         row[offsets[g] : offsets[g + 1]] = np.searchsorted(keys, uniqs[g])
-        uniqs[g] = None
+        uniqs[g] = keys[:0]  # freed as soon as used
     indptr = np.zeros(keys.size + 1, dtype=np.int64)
     np.cumsum(np.bincount(row, minlength=keys.size), out=indptr[1:])
     # each genome holds a key at most once: its pairs go to distinct rows, one slot further on
