@@ -77,8 +77,10 @@ __all__ = [
 Progress = Callable[[str, int, "int | None"], None]
 
 _U32_MAX = np.iinfo(np.uint32).max
-#: Bytes of slots x genomes a block of slots read from a layer may expand to.
-_BLOCK_BYTES = 16 << 20
+#: Bytes of temporaries a block of slots read from a layer may take.
+_BLOCK_BYTES = 32 << 20
+_BYTES_PER_PAIR = 32
+_MIN_BLOCK_SLOTS = 1024
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # multiplicative hashing (Fibonacci)
 
 
@@ -271,10 +273,13 @@ def _placed(rows: SparseRows, at: np.ndarray, n: int) -> SparseRows:
     return SparseRows(indptr, placed.columns, placed.counts, rows.n_columns)
 
 
-def block_slots(n_columns: int, block_bytes: int = _BLOCK_BYTES) -> int:
-    """Slots of a layer read at once when rows have ``n_columns`` columns: a dense group
-    expands a block to slots x genomes before it is made sparse."""
-    return max(1024, block_bytes // max(1, n_columns))
+def block_slots(n_columns: int, block_bytes: int | None = None) -> int:
+    """Slots of a layer read at once when rows have ``n_columns`` columns, so that a block's
+    temporaries stay within about ``block_bytes`` even if every k-mer were in every genome
+    (reading a group costs up to ~32 bytes per (k-mer, genome) pair, a dense one ~1 byte
+    per slot and genome more)."""
+    budget = _BLOCK_BYTES if block_bytes is None else block_bytes
+    return max(_MIN_BLOCK_SLOTS, budget // (_BYTES_PER_PAIR * max(1, n_columns)))
 
 
 def slot_rows(layer: Layer, slots: np.ndarray, n_columns: int, counts: bool) -> SparseRows:

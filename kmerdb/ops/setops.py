@@ -56,7 +56,7 @@ __all__ = ["OPS", "SetOpContext", "SetOpReport", "setop", "setop_partition"]
 OPS = ("union", "intersection", "difference", "at-least", "exactly", "at-most")
 _QUORUM = ("at-least", "exactly", "at-most")
 
-#: Bytes of (slots x genomes) a block of slots a worker reads at a time may expand to.
+#: Bytes of temporaries a block of slots a worker reads at a time may take.
 _BLOCK_BYTES = 32 << 20
 _U32_MAX = np.iinfo(np.uint32).max
 
@@ -112,7 +112,7 @@ class SetOpContext:
     op : str
     q : int or None
     block_bytes : int
-        Bytes of (slots x genomes) rows a task holds at a time.
+        Bytes of temporaries a task takes for a block of slots (see :func:`~kmerdb.ops.add.block_slots`).
     """
 
     root: str

@@ -304,3 +304,32 @@ def test_gather_counts_against_brute_force():
                     c: sum(1 for v in d.values() if v == c) for c in set(d.values())
                 }
 
+
+
+def test_writers_read_layers_in_small_blocks(built, collection, tmp_path, monkeypatch):
+    """Compact, merge and set operations give the same answers when layers are read a few
+    slots at a time (blocks of sparse rows stacked)."""
+    import kmerdb.ops.add as add_module
+    import kmerdb.ops.setops as setops_module
+
+    genomes, _, sets, kmers, codes = collection
+    labels = list(genomes)
+    monkeypatch.setattr(add_module, "_MIN_BLOCK_SLOTS", 50)
+    monkeypatch.setattr(add_module, "_BLOCK_BYTES", 1)
+    monkeypatch.setattr(setops_module, "_BLOCK_BYTES", 1)
+    assert add_module.block_slots(len(labels)) == 50
+    out = tmp_path / "merged.kmerdb"
+    kmerdb.merge(out, [built("classes", True, labels[:20]), built("dense", True, labels[20:])], mode="count", threads=1)
+    assert_matches_oracle(out, sets, labels, kmers, codes)
+    with kmerdb.open(out, "a") as db:
+        with db.transaction():
+            db.remove_genome("genome_0002")
+        with db.transaction():
+            db.compact(threads=1)
+    labels.remove("genome_0002")
+    assert_matches_oracle(out, sets, labels, kmers, codes)
+    chosen = ["genome_0003", "genome_0004", "genome_0005", "genome_0007"]
+    for op, q in (("at-least", 2), ("intersection", None), ("difference", None)):
+        result = tmp_path / f"{op}.kmerdb"
+        kmerdb.setop(out, op, result, genomes=chosen, q=q, threads=1)
+        assert contents(result, K) == setop_expected(op, sets, chosen, q)
