@@ -8,7 +8,8 @@ Adding genomes (``merge``, ``db.merge``, ``db.append_genomes``) follows the merg
 2. per partition, one task per partition through an executor (serial, local processes or
    a Dask cluster; see :mod:`kmerdb.engine.executor`): the k-mers of the new genomes (the
    layers of other databases, or k-mers counted from FASTA/FASTQ files through the build's
-   scatter, :mod:`kmerdb.ops.scatter`) are united into one sorted table;
+   scatter, :mod:`kmerdb.ops.scatter`) are united into sorted keys and their sparse rows
+   (:class:`~kmerdb.core.colours.SparseRows`, read a block of slots at a time);
    pass 1 classifies every k-mer as a hit (the destination layer and slot holding it)
    or a miss; pass 2 writes, for every destination layer, one column group with the new
    genomes' columns, and puts all misses into one new layer whose columns for the
@@ -17,7 +18,10 @@ Adding genomes (``merge``, ``db.merge``, ``db.append_genomes``) follows the merg
    the source's own record).
 
 Every layer of every partition so keeps one column per genome, and one operation adds at
-most one layer and one column group per layer to a partition.  Nothing here commits: the
+most one layer and one column group per layer to a partition.  No k-mer x genome matrix is
+made: a task's memory is that of the new genomes' (k-mer, genome) occurrences, plus a row
+pointer per slot of the layer whose new group it writes, so appending one genome costs about
+what counting it does, whatever the number of genomes already there.  Nothing here commits: the
 new files are written (immutable, durable) and a new snapshot is returned for the
 transaction (or, for ``merge`` into a new directory, committed there once).
 """
