@@ -7,7 +7,8 @@ them 2 bits per base and writes them to its own spill file in the spill folder. 
 returns only small extent records, so packed data never travels back to the caller; the
 caller adds them up in a :class:`~kmerdb.ops.spill.SpillIndex`.  A gather task then reads a
 partition's bucket back by path (:func:`count_bucket`), checked, and counts its k-mers per
-genome.
+genome into sorted keys and sparse rows (:class:`~kmerdb.core.colours.SparseRows`): memory
+proportional to the (k-mer, genome) occurrences, never to k-mers x genomes.
 """
 
 from __future__ import annotations
