@@ -16,7 +16,15 @@ import numpy as np
 
 from kmerdb import build as api_build
 from kmerdb import open as api_open
-from kmerdb.console.options import add_format, add_min_count, add_workers, output_format, usage_error, workers
+from kmerdb.console.options import (
+    add_colours,
+    add_format,
+    add_min_count,
+    add_workers,
+    output_format,
+    usage_error,
+    workers,
+)
 from kmerdb.console.progress import progress_callback
 from kmerdb.console.render import Size, Table, cell, describe_evidence, emit_json, render, stdout_console, write_rows
 from kmerdb.core.kmers import kmers_from_strings, kmers_to_strings
@@ -45,6 +53,7 @@ def register(sub) -> None:
     p.add_argument("-m", "--m", type=int, default=None, help="minimizer length (default about k/2.5, odd)")
     p.add_argument("--partitions", type=int, default=None, help="number of partitions (default 64)")
     p.add_argument("--counts", action="store_true", help="keep k-mer occurrence counts (else presence bits)")
+    add_colours(p)
     add_min_count(p)
     add_workers(p)
     p.add_argument("--max-memory", metavar="SIZE", default=None, help="memory budget of the whole build, e.g. 512M")
@@ -176,6 +185,7 @@ def cmd_build(args) -> int:
             z=args.z,
             progress=progress,
             force=args.force,
+            colours=args.colours,
         )
     summary = {"path": report.path, "genomes": report.n_genomes, "kmers": report.n_kmers, "seconds": report.seconds}
     if args.json:
@@ -207,6 +217,7 @@ def cmd_info(args) -> int:
         ["partitions", cfg["n_partitions"]],
         ["evidence", describe_evidence(cfg["evidence"], cfg["fp_bits"], cfg["z"])],
         ["columns", "counts" if cfg["counts"] else "presence"],
+        ["colours", cfg.get("colours", "auto")],
         ["genomes", info["n_genomes"]],
         ["distinct k-mers", info["n_kmers"]],
         ["layers", info["n_layers"]],

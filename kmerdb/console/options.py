@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-__all__ = ["FORMATS", "add_format", "add_min_count", "add_workers", "output_format", "usage_error", "workers"]
+__all__ = ["FORMATS", "add_colours", "add_format", "add_min_count", "add_workers", "output_format", "usage_error", "workers"]
 
 #: Output formats of the commands that print data (``phylip`` and friends are added per command).
 FORMATS = ("table", "tsv", "csv", "json")
@@ -69,4 +69,16 @@ def add_min_count(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="index a k-mer for a genome only if it occurs at least N times in its inputs (KMC -ci); "
         "2 or 3 drops most read errors; the spectrum still shows the counts cut off (default 1)",
+    )
+
+
+def add_colours(p: argparse.ArgumentParser) -> None:
+    """``--colours {auto,dense,classes}`` of build: how the genome columns of the index are stored."""
+    p.add_argument(
+        "--colours",
+        choices=("auto", "dense", "classes"),
+        default="auto",
+        help="how genome columns are stored: auto picks the smaller per column group; dense bits/counts "
+        "per k-mer; classes: a colour-class id per k-mer and each distinct set of genomes once "
+        "(appends, merges and compactions follow the index's choice) (default auto)",
     )

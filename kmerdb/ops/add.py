@@ -8,7 +8,8 @@ Adding genomes (``merge``, ``db.merge``, ``db.append_genomes``) follows the merg
 2. per partition, one task per partition through an executor (serial, local processes or
    a Dask cluster; see :mod:`kmerdb.engine.executor`): the k-mers of the new genomes (the
    layers of other databases, or k-mers counted from FASTA/FASTQ files through the build's
-   scatter, :mod:`kmerdb.ops.scatter`) are united into one sorted table;
+   scatter, :mod:`kmerdb.ops.scatter`) are united into sorted keys and their sparse rows
+   (:class:`~kmerdb.core.colours.SparseRows`, read a block of slots at a time);
    pass 1 classifies every k-mer as a hit (the destination layer and slot holding it)
    or a miss; pass 2 writes, for every destination layer, one column group with the new
    genomes' columns, and puts all misses into one new layer whose columns for the
@@ -17,7 +18,10 @@ Adding genomes (``merge``, ``db.merge``, ``db.append_genomes``) follows the merg
    the source's own record).
 
 Every layer of every partition so keeps one column per genome, and one operation adds at
-most one layer and one column group per layer to a partition.  Nothing here commits: the
+most one layer and one column group per layer to a partition.  No k-mer x genome matrix is
+made: a task's memory is that of the new genomes' (k-mer, genome) occurrences, plus a row
+pointer per slot of the layer whose new group it writes, so appending one genome costs about
+what counting it does, whatever the number of genomes already there.  Nothing here commits: the
 new files are written (immutable, durable) and a new snapshot is returned for the
 transaction (or, for ``merge`` into a new directory, committed there once).
 """
@@ -33,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from kmerdb.config import Config
+from kmerdb.core.colours import SparseRows
 from kmerdb.engine.executor import Executor, open_executor
 from kmerdb.errors import (
     CorruptDatabaseError,
@@ -66,6 +71,9 @@ __all__ = [
     "add_database_genomes",
     "add_input_genomes",
     "layer_rows",
+    "slot_rows",
+    "all_rows",
+    "block_slots",
     "collect",
 ]
 
@@ -73,6 +81,10 @@ __all__ = [
 Progress = Callable[[str, int, "int | None"], None]
 
 _U32_MAX = np.iinfo(np.uint32).max
+#: Bytes of temporaries a block of slots read from a layer may take.
+_BLOCK_BYTES = 32 << 20
+_BYTES_PER_PAIR = 32
+_MIN_BLOCK_SLOTS = 1024
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # multiplicative hashing (Fibonacci)
 
 
@@ -211,48 +223,102 @@ def _is_sorted_unique(keys: np.ndarray) -> bool:
     return keys.size < 2 or bool((keys[1:] > keys[:-1]).all())
 
 
-def _union(pieces: list, n_cols: int, dtype) -> tuple[np.ndarray, np.ndarray]:
-    """Unite (keys, rows, column offset) pieces into sorted distinct keys and one matrix."""
+def _union(pieces: list[tuple[np.ndarray, SparseRows, int]], n_cols: int, counts: bool) -> tuple[np.ndarray, SparseRows]:
+    """Unite (keys, rows, column offset) pieces into sorted distinct keys and their rows over
+    ``n_cols`` columns (a piece's column j becomes column ``offset + j``); pieces of the same
+    columns hold disjoint keys."""
     if not pieces:
-        return np.zeros(0, np.uint64), np.zeros((0, n_cols), dtype=dtype)
+        return np.zeros(0, np.uint64), SparseRows.empty(0, n_cols, counts)
     if len(pieces) == 1 and _is_sorted_unique(pieces[0][0]):
-        union = pieces[0][0]
-        matrix = np.zeros((union.size, n_cols), dtype=dtype)
         keys, rows, off = pieces[0]
-        matrix[:, off : off + rows.shape[1]] = rows
-        return union, matrix
+        return keys, _shifted(rows, off, n_cols)
     # one argsort of all keys gives the union and every key's row in it (much faster than
     # searchsorted of unsorted keys)
     allk = np.concatenate([p[0] for p in pieces])
     order = np.argsort(allk)
     sk = allk[order]
+    del allk
     first = np.empty(sk.size, dtype=bool)
     if sk.size:
         first[0] = True
         np.not_equal(sk[1:], sk[:-1], out=first[1:])
     union = sk[first]
-    row_of = np.empty(sk.size, dtype=np.int64)
+    del sk
+    row_of = np.empty(order.size, dtype=np.int64)
     row_of[order] = np.cumsum(first) - 1
-    matrix = np.zeros((union.size, n_cols), dtype=dtype)
+    del order, first
+    rows_at, cols, vals = [], [], []
     lo = 0
     for keys, rows, off in pieces:
-        matrix[row_of[lo : lo + keys.size], off : off + rows.shape[1]] = rows
+        rows_at.append(row_of[lo : lo + keys.size][rows.row_of()])
+        cols.append(rows.columns + np.int32(off))
+        if counts:
+            vals.append(rows.value_counts())
         lo += keys.size
-    return union, matrix
+    del row_of
+    return union, SparseRows.from_pairs(
+        np.concatenate(rows_at), np.concatenate(cols), union.size, n_cols, np.concatenate(vals) if counts else None
+    )
 
 
-def layer_rows(root: str, rec: LayerRecord, genomes, dtype, counts: bool):
-    """k-mers of a layer of database ``root`` and their rows over ``genomes`` (records, in
-    column order); rows all absent are dropped."""
+def _shifted(rows: SparseRows, offset: int, n_columns: int) -> SparseRows:
+    """``rows`` with every column moved ``offset`` columns on, in a space of ``n_columns``."""
+    return SparseRows(rows.indptr, rows.columns + np.int32(offset), rows.counts, int(n_columns))
+
+
+def _placed(rows: SparseRows, at: np.ndarray, n: int) -> SparseRows:
+    """``n`` rows: ``rows[i]`` at row ``at[i]`` (distinct), the others empty."""
+    order = np.argsort(at, kind="stable")
+    placed = rows.take(order)
+    sizes = np.zeros(n, dtype=np.int64)
+    sizes[at[order]] = placed.sizes
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(sizes, out=indptr[1:])
+    return SparseRows(indptr, placed.columns, placed.counts, rows.n_columns)
+
+
+def block_slots(n_columns: int, block_bytes: int | None = None) -> int:
+    """Slots of a layer read at once when rows have ``n_columns`` columns, so that a block's
+    temporaries stay within about ``block_bytes`` even if every k-mer were in every genome
+    (reading a group costs up to ~32 bytes per (k-mer, genome) pair, a dense one ~1 byte
+    per slot and genome more)."""
+    budget = _BLOCK_BYTES if block_bytes is None else block_bytes
+    return max(_MIN_BLOCK_SLOTS, budget // (_BYTES_PER_PAIR * max(1, n_columns)))
+
+
+def slot_rows(layer: Layer, slots: np.ndarray, n_columns: int, counts: bool) -> SparseRows:
+    """Rows of ``slots`` over the database's ``n_columns`` genomes, every group of the layer
+    together; with ``counts``, presence-only groups count 1 where they hold a k-mer."""
+    parts = [g.rows(slots) for g in layer.groups if g.live]
+    if not parts:
+        return SparseRows.empty(slots.size, n_columns, counts)
+    rows = parts[0] if len(parts) == 1 else SparseRows.hstack([(part, 0) for part in parts], n_columns)
+    if not counts:
+        return rows.presence()
+    if rows.counts is None:
+        return SparseRows(rows.indptr, rows.columns, rows.value_counts(), rows.n_columns)
+    return rows
+
+
+def all_rows(layer: Layer, n_columns: int, counts: bool) -> SparseRows:
+    """Rows of every slot of ``layer`` (slot order), read a block of slots at a time."""
+    step = block_slots(n_columns)
+    blocks = [
+        slot_rows(layer, np.arange(lo, min(layer.n, lo + step), dtype=np.int64), n_columns, counts)
+        for lo in range(0, layer.n, step)
+    ]
+    return SparseRows.vstack(blocks, n_columns) if blocks else SparseRows.empty(0, n_columns, counts)
+
+
+def layer_rows(root: str, rec: LayerRecord, genomes, counts: bool) -> tuple[np.ndarray, SparseRows]:
+    """k-mers of a layer of database ``root`` (slot order) and their rows over ``genomes``
+    (records, in column order); rows of no genome are dropped."""
     column_of = {g.id: i for i, g in enumerate(genomes)}
     layer = Layer(root, rec, column_of)
-    rows = np.zeros((layer.n, len(genomes)), dtype=dtype)
-    if layer.n:
-        layer.fill_rows(np.arange(layer.n), rows, counts)
+    rows, kept = all_rows(layer, len(genomes), counts).drop_empty()
     keys = np.asarray(layer.kmers())
-    keep = rows.any(axis=1)
-    if not keep.all():
-        keys, rows = keys[keep], rows[keep]
+    if kept.size != keys.size:
+        keys = keys[kept]
     return keys, rows
 
 
@@ -283,21 +349,28 @@ def _classify(layer: Layer, keys: np.ndarray, exact: bool) -> tuple[np.ndarray, 
     return hit, slots
 
 
-def _column_stats(matrix: np.ndarray) -> list:
-    """Per column: (distinct k-mers, occurrences, spectrum values, spectrum counts)."""
+def _column_stats(rows: SparseRows, n_columns: int) -> list:
+    """Per column ``0..n_columns-1``: (distinct k-mers, occurrences, spectrum values, spectrum
+    counts), from one sort of the (column, count) pairs."""
+    sel = rows.columns < n_columns
+    pairs = (rows.columns[sel].astype(np.uint64) << np.uint64(32)) | rows.value_counts()[sel].astype(np.uint64)
+    pairs.sort()
+    if pairs.size:
+        first = np.empty(pairs.size, dtype=bool)
+        first[0] = True
+        np.not_equal(pairs[1:], pairs[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        runs = np.diff(np.append(starts, pairs.size))
+        pairs = pairs[starts]
+    else:
+        runs = np.zeros(0, dtype=np.int64)
+    column = (pairs >> np.uint64(32)).astype(np.int64)
+    value = (pairs & np.uint64(_U32_MAX)).astype(np.int64)
+    bounds = np.searchsorted(column, np.arange(n_columns + 1))
     out = []
-    for j in range(matrix.shape[1]):
-        col = matrix[:, j]
-        nz = np.sort(col[col > 0]).astype(np.int64)
-        if nz.size:
-            first = np.empty(nz.size, dtype=bool)
-            first[0] = True
-            np.not_equal(nz[1:], nz[:-1], out=first[1:])
-            starts = np.flatnonzero(first)
-            values, counts = nz[starts], np.diff(np.append(starts, nz.size))
-        else:
-            values = counts = np.zeros(0, dtype=np.int64)
-        out.append((int(nz.size), int(nz.sum()), values, counts))
+    for j in range(n_columns):
+        v, c = value[bounds[j] : bounds[j + 1]], runs[bounds[j] : bounds[j + 1]]
+        out.append((int(c.sum()), int((v * c).sum()), v, c))
     return out
 
 
@@ -369,23 +442,18 @@ def _add_partition(ctx: AddContext, p: int, bucket: Bucket | None):
     root = ctx.root
     gen = ctx.generation
     need_counts = ctx.need_counts
-    mdtype = np.uint32 if need_counts else bool
-    out_dtype = np.uint32 if cfg.counts else bool
     new_ids = ctx.new_ids
     base_ids = ctx.base_ids
-    base_genomes = ctx.base_genomes
     column_of_base = {gid: i for i, gid in enumerate(base_ids)}
     base_layers = list(ctx.base_partitions[p])
 
-    # presence output bootstrapped from a count index: its groups become presence bits
+    # presence output bootstrapped from a count index: its groups become presence groups
     if ctx.convert_root is not None:
         converted = []
-        column_of = {g.id: i for i, g in enumerate(base_genomes)}
+        column_of = {g.id: i for i, g in enumerate(ctx.base_genomes)}
         for rec in base_layers:
             layer = Layer(ctx.convert_root, rec, column_of)
-            rows = np.zeros((layer.n, len(base_genomes)), dtype=bool)
-            if layer.n:
-                layer.fill_rows(np.arange(layer.n), rows, False)
+            rows = all_rows(layer, len(column_of), counts=False)
             group = write_group(root, layer_prefix(p, rec.id), gen, base_ids, rows, np.arange(layer.n), cfg)
             converted.append(replace(rec, groups=(group,)))
         base_layers = converted
@@ -396,20 +464,22 @@ def _add_partition(ctx: AddContext, p: int, bucket: Bucket | None):
     pieces = []
     for (src_path, src_snap), off in zip(ctx.sources, ctx.offsets):
         for rec in src_snap.partitions[p]:
-            keys, rows = layer_rows(src_path, rec, src_snap.genomes, mdtype, need_counts)
+            keys, rows = layer_rows(src_path, rec, src_snap.genomes, need_counts)
             if keys.size:
                 pieces.append((keys, rows, off))
     input_stats = None
     if bucket is not None and (bucket.extents or bucket.n_records):
-        keys, counts, input_stats = count_bucket(ctx.spill_dir or "", bucket, cfg.k, ctx.n_inputs, None, ctx.min_count)
-        pieces.append((keys, np.minimum(counts, _U32_MAX).astype(np.uint32), ctx.inputs_offset))
-    union, matrix = _union(pieces, len(new_ids), mdtype)
+        keys, rows, input_stats = count_bucket(
+            ctx.spill_dir or "", bucket, cfg.k, ctx.n_inputs, None, ctx.min_count, counts=need_counts
+        )
+        pieces.append((keys, rows, ctx.inputs_offset))
+    union, united = _union(pieces, len(new_ids), need_counts)
     del pieces
     stats = None
     if need_counts:
         # the counted inputs come with their statistics; database sources' come from the counts
         n_db = ctx.inputs_offset
-        stats = _column_stats(matrix[:, :n_db]) if n_db and cfg.counts else [None] * n_db
+        stats = _column_stats(united, n_db) if n_db and cfg.counts else [None] * n_db
         if bucket is not None:
             no_input = [(0, 0, np.zeros(1, np.int64))] * ctx.n_inputs
             for nd, tot, spec in input_stats if input_stats is not None else no_input:
@@ -432,21 +502,21 @@ def _add_partition(ctx: AddContext, p: int, bucket: Bucket | None):
         remaining = remaining[~hit]
     crashpoint("add.classified")
 
-    # pass 2: the new genomes' columns for every layer, and one new layer for the misses
-    values = matrix if matrix.dtype == out_dtype else (matrix > 0 if out_dtype is bool else matrix)
+    # pass 2: the new genomes' columns for every layer (rows by slot), and one new layer for
+    # the misses; only the new genomes' occurrences are touched
+    values = united if cfg.counts else united.presence()
+    del united
     records = []
     for li, (rec, layer) in enumerate(zip(base_layers, layers)):
         sel = np.flatnonzero(where == li)
-        columns = np.zeros((layer.n, len(new_ids)), dtype=out_dtype)
-        columns[slot[sel]] = values[sel]
-        group = write_group(root, layer_prefix(p, rec.id), gen, new_ids, columns, np.arange(layer.n), cfg)
+        rows = _placed(values.take(sel), slot[sel], layer.n)
+        group = write_group(root, layer_prefix(p, rec.id), gen, new_ids, rows, np.arange(layer.n), cfg)
         records.append(replace(rec, groups=rec.groups + (group,)))
         crashpoint("add.group")
     misses = np.flatnonzero(where < 0)
     if misses.size:
-        columns = np.zeros((misses.size, len(base_ids) + len(new_ids)), dtype=out_dtype)
-        columns[:, len(base_ids) :] = values[misses]
-        record = write_layer(root, p, ctx.layer_id0 + p, gen, union[misses], [(base_ids + new_ids, columns)], cfg)
+        rows = _shifted(values.take(misses), len(base_ids), len(base_ids) + len(new_ids))
+        record = write_layer(root, p, ctx.layer_id0 + p, gen, union[misses], [(base_ids + new_ids, rows)], cfg)
         records.append(record)
         crashpoint("add.layer")
     return p, tuple(records), stats, int(misses.size)

@@ -46,9 +46,16 @@ Progress = Callable[[str, int, "int | None"], None]
 
 _PROCESS_BASE = 40 << 20  # resident size of an idle process (interpreter + numpy + libraries)
 _WORKER_WORK = 24 << 20  # working set of a scatter task (one chunk and one segment's temporaries)
-# gather temporaries per k-mer occurrence: counting (~48 bytes) plus the layer's unitig
-# construction (~60 bytes per distinct k-mer, and distinct <= occurrences)
-_BYTES_PER_KMER = 112
+# A gather task's peak above its process's base, measured (resident size of the process tree,
+# tools/procmem.py) on 200 simulated genomes of 200 kbp and on 3 of 3 Mbp, 1 to 64 partitions:
+# counting: per k-mer occurrence of the bucket (each genome's sort, the sorted union of keys,
+# the rows; whole genomes decoded ~256K k-mers at a time)
+_BYTES_PER_KMER = 48
+# writing the layer: per (k-mer, genome) pair (the rows, and the colour classes or dense
+# rows made of them), 8 more with counts, and per distinct k-mer (unitigs, MPHF, evidence)
+_BYTES_PER_PAIR = 56
+_BYTES_PER_COUNT = 8
+_BYTES_PER_KEY = 72
 
 
 @dataclass(frozen=True)
@@ -98,20 +105,35 @@ def _gather_partition(ctx: BuildContext, partition: int, bucket: Bucket):
     """Task: read one bucket back, count its k-mers per genome, write the partition's layer."""
     cfg = ctx.config
 
-    def check_size(n_kmers: int) -> None:
-        need = n_kmers * _BYTES_PER_KMER
+    def check(need: int, what: str) -> None:
         if need > ctx.task_budget:
+            hint = ", colours other than dense" if cfg.colours == "dense" else ""
             raise MemoryBudgetError(
-                ctx.budget or 0, need * ctx.n_workers, f"partition {partition} holds {n_kmers} k-mers; "
-                "use more partitions, fewer threads or a larger max_memory"
+                ctx.budget or 0, need * ctx.n_workers, f"partition {partition} holds {what}; "
+                f"use more partitions, fewer threads{hint} or a larger max_memory"
             )
 
-    keys, columns, stats = count_bucket(ctx.spill_dir, bucket, cfg.k, ctx.n_genomes, check_size, ctx.min_count)
-    matrix = columns if cfg.counts else columns > 0
+    def check_size(n_kmers: int) -> None:
+        check(n_kmers * _BYTES_PER_KMER, f"{n_kmers} k-mers")
+
+    keys, rows, stats = count_bucket(
+        ctx.spill_dir, bucket, cfg.k, ctx.n_genomes, check_size, ctx.min_count, counts=cfg.counts
+    )
+    check(_layer_bytes(cfg, keys.size, rows.nnz, ctx.n_genomes), f"{keys.size} distinct k-mers in {rows.nnz} pairs")
     with deferred_sync():  # the caller syncs the whole tree once before committing
-        record = write_layer(ctx.root, partition, partition, 1, keys, [(tuple(range(ctx.n_genomes)), matrix)], cfg)
+        record = write_layer(ctx.root, partition, partition, 1, keys, [(tuple(range(ctx.n_genomes)), rows)], cfg)
     crashpoint("build.layer")
     return partition, record, stats
+
+
+def _layer_bytes(config: Config, n_keys: int, n_pairs: int, n_genomes: int) -> int:
+    """Bytes a gather task needs to write a layer of ``n_keys`` k-mers and ``n_pairs``
+    (k-mer, genome) pairs; a group forced dense is first made as a (k-mers x genomes) matrix."""
+    need = n_pairs * (_BYTES_PER_PAIR + (_BYTES_PER_COUNT if config.counts else 0)) + n_keys * _BYTES_PER_KEY
+    if config.colours == "dense":
+        # counts: a uint32 matrix and its copy in the stored width; presence: packed bits
+        need += n_keys * (n_genomes * 8 if config.counts else 2 * ((n_genomes + 7) // 8))
+    return need
 
 
 def build(
@@ -132,6 +154,7 @@ def build(
     command: str = "build",
     scheduler: Any = None,
     force: bool = False,
+    colours: str = "auto",
 ) -> BuildReport:
     """Build a new index at ``path`` from genome files.
 
@@ -170,6 +193,11 @@ def build(
         If ``path`` holds the remains of a build that never finished (killed: its catalog
         still says ``building`` and no process builds it), remove them and build anew;
         without it they are refused with :class:`~kmerdb.errors.AbandonedBuildError`.
+    colours : {"auto", "dense", "classes"}
+        How genome columns are stored: ``"dense"`` presence bits (or counts) per k-mer,
+        ``"classes"`` a colour-class id per k-mer and each distinct set of genomes once, or
+        ``"auto"`` the smaller of the two for each column group written.  Kept in the
+        configuration: appends, merges and compactions of the index follow it.
 
     Returns
     -------
@@ -193,7 +221,9 @@ def build(
     if progress is not None and not callable(progress):
         raise InvalidTypeError("progress", progress, "a callable progress(phase, done, total) or None")
     min_count = check_min_count(min_count)
-    config = Config.create(k=k, m=m, partitions=partitions, evidence=evidence, fp_bits=fp_bits, z=z, counts=counts)
+    config = Config.create(
+        k=k, m=m, partitions=partitions, evidence=evidence, fp_bits=fp_bits, z=z, counts=counts, colours=colours
+    )
     items = resolve_genomes(genomes)
     resolve_threads(threads)  # refuse a bad value before anything starts
     budget = parse_size(max_memory)
@@ -281,6 +311,7 @@ def _commit(db, config: Config, items: Sequence[GenomeInput], layers, stats, com
                 "fp_bits": config.fp_bits,
                 "z": config.z,
                 "min_count": min_count,
+                "colours": config.colours,
             },
             1,
         )

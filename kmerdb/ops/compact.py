@@ -4,6 +4,8 @@ A removal only drops the genomes from the snapshot: their columns stay in the fi
 compaction rewrites every partition that is not compact (one layer, one column group with
 exactly the genomes of the index) as one layer, one task per partition through an executor
 (serial, local processes or a Dask cluster), dropping the k-mers no genome holds any more.
+A partition is read as sparse rows (memory proportional to its (k-mer, genome)
+occurrences), so a colour-class group written anew holds only the colours still in use.
 Nothing here commits.
 """
 
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from kmerdb.config import Config
+from kmerdb.core.colours import SparseRows
 from kmerdb.engine.executor import open_executor
 from kmerdb.errors import GenomeNotFoundError
 from kmerdb.ops.add import collect, layer_rows
@@ -68,17 +71,20 @@ def _compact_task(ctx: CompactContext, p: int):
 def _compact_partition(ctx: CompactContext, p: int):
     cfg = ctx.config
     genomes = ctx.genomes
-    dtype = np.uint32 if cfg.counts else bool
-    pieces = [layer_rows(ctx.root, rec, genomes, dtype, cfg.counts) for rec in ctx.partitions[p]]
+    pieces = [layer_rows(ctx.root, rec, genomes, cfg.counts) for rec in ctx.partitions[p]]
     keys = np.concatenate([k for k, _ in pieces]) if pieces else np.zeros(0, np.uint64)
-    rows = np.concatenate([r for _, r in pieces]) if pieces else np.zeros((0, len(genomes)), dtype)
+    rows = SparseRows.vstack([r for _, r in pieces], len(genomes))
+    if not cfg.counts:
+        rows = rows.presence()
     del pieces
     order = np.argsort(keys)
-    keys, rows = keys[order], rows[order]
+    keys, rows = keys[order], rows.take(order)
     crashpoint("compact.rows")
     if not keys.size:
         return p, ()
     ids = tuple(g.id for g in genomes)
+    # one group written from the rows themselves: its colour classes are exactly the distinct
+    # colours left (classes no k-mer uses any more are gone, duplicates folded into one)
     record = write_layer(ctx.root, p, ctx.layer_id0 + p, ctx.generation, keys, [(ids, rows)], cfg)
     crashpoint("compact.layer")
     return p, (record,)

@@ -7,7 +7,8 @@ them 2 bits per base and writes them to its own spill file in the spill folder. 
 returns only small extent records, so packed data never travels back to the caller; the
 caller adds them up in a :class:`~kmerdb.ops.spill.SpillIndex`.  A gather task then reads a
 partition's bucket back by path (:func:`count_bucket`), checked, and counts its k-mers per
-genome.
+genome into sorted keys and sparse rows (:class:`~kmerdb.core.colours.SparseRows`): memory
+proportional to the (k-mer, genome) occurrences, never to k-mers x genomes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kmerdb.config import Config
+from kmerdb.core.colours import SparseRows, segment_positions
 from kmerdb.core.kmers import encode, superkmers
 from kmerdb.engine.executor import Executor
 from kmerdb.errors import InvalidParameterError
@@ -44,6 +46,7 @@ __all__ = [
     "count_bucket",
     "gather_counts",
     "check_min_count",
+    "GenomeStats",
 ]
 
 #: progress(phase, done, total): phase "scatter" counts bases read.
@@ -52,6 +55,9 @@ Progress = Callable[[str, int, "int | None"], None]
 #: Bases per scatter task (one chunk of input).
 CHUNK_BASES = 1 << 20
 _SEGMENT = 1 << 17  # bases packed at once inside a task (bounds its temporaries)
+# k-mer occurrences a gather decodes at once (whole genomes; bounds its temporaries)
+_GATHER_BATCH = 1 << 18
+_U32_MAX = np.iinfo(np.uint32).max
 
 
 @dataclass(frozen=True)
@@ -253,16 +259,18 @@ def count_bucket(
     n_genomes: int,
     check_size: Callable[[int], None] | None = None,
     min_count: int = 1,
-):
+    counts: bool = True,
+) -> tuple[np.ndarray, SparseRows, list[GenomeStats]]:
     """Read a partition's bucket back (checked) and count its k-mers per genome.
 
     ``check_size``, if given, is called with the bucket's k-mer occurrences before they are
-    extracted (it raises when they would not fit the memory budget).  ``min_count`` is
-    passed to :func:`gather_counts`.
+    extracted (it raises when they would not fit the memory budget).  ``min_count`` and
+    ``counts`` are passed to :func:`gather_counts`.  The k-mers are extracted a batch of
+    whole genomes at a time, so the bucket's occurrences never sit in memory all at once.
 
     Returns
     -------
-    keys, counts, stats
+    keys, rows, stats
         As :func:`gather_counts`.
 
     Raises
@@ -273,13 +281,55 @@ def count_bucket(
     genome_of, n_kmers, packed = read_bucket(spill_dir, bucket.extents, k, bucket.n_records, bucket.n_bytes)
     if check_size is not None:
         check_size(int(n_kmers.sum()))
-    kmers, owner = superkmer_kmers(n_kmers, packed, k)
-    del packed
-    return gather_counts(kmers, genome_of[owner], n_genomes, min_count)
+    per_genome = _bucket_kmers(genome_of, n_kmers, packed, k, n_genomes)
+    del genome_of, n_kmers, packed  # the generator holds them until its last batch
+    return _count_genomes(per_genome, n_genomes, min_count, counts)
 
 
-def gather_counts(kmers: np.ndarray, genomes: np.ndarray, n_genomes: int, min_count: int = 1):
-    """Distinct k-mers and their count per genome, without those seen fewer than ``min_count`` times.
+def _bucket_kmers(
+    genome_of: np.ndarray, n_kmers: np.ndarray, packed: np.ndarray, k: int, n_genomes: int
+) -> Iterator[np.ndarray]:
+    """The canonical k-mer occurrences of every genome of a bucket, genome 0 first.
+
+    Super-k-mers are grouped by genome and decoded in batches of whole genomes of about
+    :data:`_GATHER_BATCH` k-mers.
+    """
+    nbytes = (n_kmers + (k - 1) + 3) >> 2
+    byte_start = np.cumsum(nbytes) - nbytes
+    order = np.argsort(genome_of, kind="stable")
+    bounds = np.searchsorted(genome_of[order], np.arange(n_genomes + 1))
+    # k-mers before each genome's first super-k-mer, in genome order
+    before = np.zeros(order.size + 1, dtype=np.int64)
+    np.cumsum(n_kmers[order], out=before[1:])
+    at_genome = before[bounds]
+    g = 0
+    while g < n_genomes:
+        hi = int(np.searchsorted(at_genome, at_genome[g] + _GATHER_BATCH, side="right")) - 1
+        hi = min(max(hi, g + 1), n_genomes)
+        recs = order[bounds[g] : bounds[hi]]
+        if recs.size and (recs.size == 1 or bool((np.diff(recs) == 1).all())):
+            sub = packed[byte_start[recs[0]] : byte_start[recs[-1]] + nbytes[recs[-1]]]
+        else:
+            sub = packed[segment_positions(byte_start[recs], nbytes[recs])]
+        kmers, _ = superkmer_kmers(n_kmers[recs], sub, k)
+        del sub
+        first = at_genome[g]
+        for gg in range(g, hi):
+            yield kmers[at_genome[gg] - first : at_genome[gg + 1] - first]
+        del kmers
+        g = hi
+
+
+#: (distinct k-mers kept, their occurrences, spectrum bincount) of a genome in a partition.
+GenomeStats = tuple[int, int, np.ndarray]
+
+
+def gather_counts(
+    kmers: np.ndarray, genomes: np.ndarray, n_genomes: int, min_count: int = 1, counts: bool = True
+) -> tuple[np.ndarray, SparseRows, list[GenomeStats]]:
+    """Distinct k-mers and the genomes that hold each, without those seen fewer than ``min_count`` times.
+
+    Memory is proportional to the (k-mer, genome) occurrences: no k-mer x genome matrix is made.
 
     Parameters
     ----------
@@ -290,24 +340,44 @@ def gather_counts(kmers: np.ndarray, genomes: np.ndarray, n_genomes: int, min_co
     n_genomes : int
         Number of genomes (columns).
     min_count : int
-        A k-mer seen fewer times in a genome gets 0 there; one dropped in every genome is
+        A k-mer seen fewer times in a genome is absent there; one dropped in every genome is
         not a key at all.
+    counts : bool
+        Whether the rows carry the counts (else presence only).
 
     Returns
     -------
     keys : ndarray of uint64
         Sorted distinct k-mers kept in at least one genome.
-    counts : ndarray of int64, shape (len(keys), n_genomes)
-        Occurrences of each key in each genome (0 where below ``min_count``).
+    rows : SparseRows
+        One row per key over the ``n_genomes`` columns: the genomes holding it and, with
+        ``counts``, its occurrences in each (uint32, saturating).
     stats : list of (n_distinct, total, spectrum bincount) per genome
         ``n_distinct`` and ``total`` count the kept k-mers; the spectrum counts them all,
         so it shows what ``min_count`` cut off.
     """
-    per_genome = []
+    genomes = np.asarray(genomes)
     order = np.argsort(genomes, kind="stable")
     bounds = np.searchsorted(genomes[order], np.arange(n_genomes + 1))
-    for g in range(n_genomes):
-        sk = np.sort(kmers[order[bounds[g] : bounds[g + 1]]])
+    per_genome = (kmers[order[bounds[g] : bounds[g + 1]]] for g in range(n_genomes))
+    return _count_genomes(per_genome, n_genomes, min_count, counts)
+
+
+def _count_genomes(
+    per_genome: Iterator[np.ndarray], n_genomes: int, min_count: int, counts: bool
+) -> tuple[np.ndarray, SparseRows, list[GenomeStats]]:
+    """Count each genome's occurrences (given genome 0 first) and lay the result out as rows.
+
+    Each genome's distinct k-mers are found by its own sort; the keys are the sorted union of
+    them, and a counting pass over the genomes, in order, puts every (key, genome) pair at
+    its place in the rows, so the columns of a row come out ascending without a sort of the
+    pairs.
+    """
+    uniqs: list[np.ndarray] = []
+    cnts: list[np.ndarray] = []
+    stats: list[GenomeStats] = []
+    for kmers in per_genome:
+        sk = np.sort(kmers)
         if sk.size:
             first = np.empty(sk.size, dtype=bool)
             first[0] = True
@@ -317,22 +387,46 @@ def gather_counts(kmers: np.ndarray, genomes: np.ndarray, n_genomes: int, min_co
             cnt = np.diff(np.append(starts, sk.size))
         else:
             uniq, cnt = sk, np.zeros(0, dtype=np.int64)
+        del sk
         spectrum = np.bincount(cnt) if cnt.size else np.zeros(1, np.int64)
         if min_count > 1:
             kept = cnt >= min_count
             uniq, cnt = uniq[kept], cnt[kept]
-        per_genome.append((uniq, cnt, spectrum))
-    allk = np.sort(np.concatenate([u for u, _, _ in per_genome])) if per_genome else np.zeros(0, np.uint64)
+        stats.append((int(uniq.size), int(cnt.sum()), spectrum))
+        uniqs.append(uniq)
+        if counts:
+            cnts.append(np.minimum(cnt, _U32_MAX).astype(np.uint32))
+    sizes = np.array([0] + [u.size for u in uniqs], dtype=np.int64)
+    offsets = np.cumsum(sizes)
+    n_pairs = int(offsets[-1])
+    allk = np.concatenate(uniqs) if n_pairs else np.zeros(0, np.uint64)
+    allk.sort()
     if allk.size:
         keep = np.empty(allk.size, dtype=bool)
         keep[0] = True
         np.not_equal(allk[1:], allk[:-1], out=keep[1:])
         keys = allk[keep]
+        del keep
     else:
         keys = allk
-    counts = np.zeros((keys.size, n_genomes), dtype=np.int64)
-    stats = []
-    for g, (uniq, cnt, spectrum) in enumerate(per_genome):
-        counts[np.searchsorted(keys, uniq), g] = cnt
-        stats.append((int(uniq.size), int(cnt.sum()), spectrum))
-    return keys, counts, stats
+    del allk
+    # the key (row) of every (genome, k-mer) pair, genome after genome
+    row_dtype = np.int32 if keys.size < np.iinfo(np.int32).max else np.int64
+    row = np.empty(n_pairs, dtype=row_dtype)
+    for g in range(n_genomes):
+        row[offsets[g] : offsets[g + 1]] = np.searchsorted(keys, uniqs[g])
+        uniqs[g] = keys[:0]  # freed as soon as used
+    indptr = np.zeros(keys.size + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row, minlength=keys.size), out=indptr[1:])
+    # each genome holds a key at most once: its pairs go to distinct rows, one slot further on
+    fill = indptr[:-1].copy()
+    columns = np.empty(n_pairs, dtype=np.int32)
+    values = np.empty(n_pairs, dtype=np.uint32) if counts else None
+    for g in range(n_genomes):
+        r = row[offsets[g] : offsets[g + 1]]
+        at = fill[r]
+        columns[at] = g
+        if values is not None:
+            values[at] = cnts[g]
+        fill[r] += 1
+    return keys, SparseRows(indptr, columns, values, n_genomes), stats

@@ -40,8 +40,10 @@ from typing import Any
 import numpy as np
 
 from kmerdb.config import Config
+from kmerdb.core.colours import SparseRows
 from kmerdb.engine.executor import open_executor
 from kmerdb.errors import DuplicateLabelError, GenomeNotFoundError, IncompleteDatabaseError, InvalidParameterError
+from kmerdb.ops.add import block_slots, slot_rows
 from kmerdb.params import parse_size, path_argument
 from kmerdb.store.catalog import GenomeRecord, LayerRecord, Snapshot, read_as_reader
 from kmerdb.store.crashpoint import crashpoint
@@ -54,8 +56,9 @@ __all__ = ["OPS", "SetOpContext", "SetOpReport", "setop", "setop_partition"]
 OPS = ("union", "intersection", "difference", "at-least", "exactly", "at-most")
 _QUORUM = ("at-least", "exactly", "at-most")
 
-#: Bytes of (slots x selected genomes) rows a worker holds at a time.
+#: Bytes of temporaries a block of slots a worker reads at a time may take.
 _BLOCK_BYTES = 32 << 20
+_U32_MAX = np.iinfo(np.uint32).max
 
 Progress = Callable[[str, int, "int | None"], None]
 
@@ -109,7 +112,7 @@ class SetOpContext:
     op : str
     q : int or None
     block_bytes : int
-        Bytes of (slots x genomes) rows a task holds at a time.
+        Bytes of temporaries a task takes for a block of slots (see :func:`~kmerdb.ops.add.block_slots`).
     """
 
     root: str
@@ -124,14 +127,19 @@ class SetOpContext:
     block_bytes: int
 
 
-def _keep_mask(op: str, present: np.ndarray, q: int | None) -> np.ndarray:
-    n = present.sum(axis=1)
+def _keep_mask(op: str, rows: SparseRows, q: int | None) -> np.ndarray:
+    """Rows over the selected genomes (column 0 the first) that the operation keeps."""
+    n = rows.sizes
     if op == "union":
         return n >= 1
     if op == "intersection":
-        return n == present.shape[1]
+        return n == rows.n_columns
     if op == "difference":
-        return present[:, 0] & (n == 1)
+        # held by the first genome alone: one column, and it is column 0
+        first = np.zeros(rows.n, dtype=bool)
+        one = np.flatnonzero(n == 1)
+        first[one] = rows.columns[rows.indptr[one]] == 0
+        return first
     if op == "at-least":
         return n >= q
     if op == "exactly":
@@ -139,16 +147,23 @@ def _keep_mask(op: str, present: np.ndarray, q: int | None) -> np.ndarray:
     return (n >= 1) & (n <= q)
 
 
-def _values(op: str, rows: np.ndarray) -> np.ndarray:
+def _values(op: str, rows: SparseRows) -> np.ndarray:
+    """Counts of the kept rows (none empty): min, first genome's, or sum over the selection."""
+    if not rows.n:
+        return np.zeros(0, dtype=np.int64)
+    counts = rows.value_counts().astype(np.int64)
+    starts = rows.indptr[:-1]
     if op == "intersection":
-        return rows.min(axis=1)
+        return np.minimum.reduceat(counts, starts)
     if op == "difference":
-        return rows[:, 0]
-    return rows.sum(axis=1, dtype=np.int64)
+        return counts[starts]
+    return np.add.reduceat(counts, starts)
 
 
 def setop_partition(ctx: SetOpContext, p: int) -> tuple[int, LayerRecord, int, int, dict[int, int]]:
     """Task: the k-mers partition ``p`` keeps, written as the output's layer of that partition.
+
+    Layers are read a block of slots at a time as sparse rows over the selected genomes.
 
     Returns
     -------
@@ -157,43 +172,45 @@ def setop_partition(ctx: SetOpContext, p: int) -> tuple[int, LayerRecord, int, i
         index) and their count spectrum (``{count: k-mers}``, empty on a presence index).
     """
     cfg = ctx.config
-    cols = np.array(ctx.cols, dtype=np.intp)
     column_of = {gid: i for i, gid in enumerate(ctx.genome_ids)}
     n_db = len(ctx.genome_ids)
+    n_sel = len(ctx.cols)
+    # database column -> position in the selection (-1: not selected)
+    selection = np.full(n_db, -1, dtype=np.int64)
+    selection[np.array(ctx.cols, dtype=np.int64)] = np.arange(n_sel)
     keys_out, vals_out = [], []
+    step = block_slots(n_db, ctx.block_bytes)
     for rec in ctx.partitions[p]:
         if rec.n_kmers == 0:
             continue
         layer = Layer(ctx.root, rec, column_of)
         kmers = layer.kmers()
-        step = max(1024, ctx.block_bytes // (4 * max(1, n_db)))
         for lo in range(0, layer.n, step):
             hi = min(layer.n, lo + step)
-            rows = np.zeros((hi - lo, n_db), dtype=np.uint32 if cfg.counts else bool)
-            layer.fill_rows(np.arange(lo, hi, dtype=np.int64), rows, cfg.counts)
-            rows = rows[:, cols]
-            present = rows > 0 if cfg.counts else rows
-            keep = _keep_mask(ctx.op, present, ctx.q)
-            if not keep.any():
+            rows = slot_rows(layer, np.arange(lo, hi, dtype=np.int64), n_db, cfg.counts).remap(selection, n_sel)
+            keep = np.flatnonzero(_keep_mask(ctx.op, rows, ctx.q))
+            if not keep.size:
                 continue
             keys_out.append(np.asarray(kmers[lo:hi])[keep])
             if cfg.counts:
-                vals_out.append(_values(ctx.op, rows[keep].astype(np.int64)))
+                vals_out.append(_values(ctx.op, rows.take(keep)))
     keys = np.concatenate(keys_out) if keys_out else np.zeros(0, dtype=np.uint64)
     order = np.argsort(keys, kind="stable")
     keys = keys[order]
+    indptr = np.arange(keys.size + 1, dtype=np.int64)
+    column = np.zeros(keys.size, dtype=np.int32)
     if cfg.counts:
         values = np.concatenate(vals_out)[order] if vals_out else np.zeros(0, dtype=np.int64)
-        matrix = values.reshape(-1, 1)
+        rows = SparseRows(indptr, column, np.minimum(values, _U32_MAX).astype(np.uint32), 1)
         s = np.sort(values)
         starts = np.flatnonzero(np.concatenate([[True], s[1:] != s[:-1]])) if s.size else np.zeros(0, np.intp)
         spectrum = dict(zip(s[starts].tolist(), np.diff(np.append(starts, s.size)).tolist()))
         total = int(values.sum())
     else:
-        matrix = np.ones((keys.size, 1), dtype=bool)
+        rows = SparseRows(indptr, column, None, 1)
         spectrum = {}
         total = int(keys.size)
-    record = write_layer(ctx.out, p, p, 1, keys, [((0,), matrix)], ctx.out_config)
+    record = write_layer(ctx.out, p, p, 1, keys, [((0,), rows)], ctx.out_config)
     crashpoint("setop.layer")
     return p, record, int(keys.size), total, spectrum
 
@@ -319,7 +336,9 @@ def _setop(
         raise InvalidParameterError("label", label, "a non-empty label without tabs, newlines or surrounding spaces")
     budget = parse_size(max_memory)
     src_cfg: Config = snap.config
-    out_config = Config(k=src_cfg.k, m=src_cfg.m, n_partitions=src_cfg.n_partitions, counts=src_cfg.counts)
+    out_config = Config(
+        k=src_cfg.k, m=src_cfg.m, n_partitions=src_cfg.n_partitions, counts=src_cfg.counts, colours=src_cfg.colours
+    )
     column = {lab: i for i, lab in enumerate(labels)}
     with new_database(out, out_config, argument="out") as new_db:
         # the largest partitions first, so that the last tasks to finish are short ones

@@ -152,3 +152,27 @@ def test_genomes_lookup_history(db, capsys):
     assert hist[0]["command"] == "build" and hist[0]["generation"] == 1 and hist[0]["args"]["k"] == 21
     code, out, _ = run(capsys, "lookup", db, "ACGT")
     assert code == 1
+
+
+@pytest.mark.parametrize("colours,counts,kinds", [("classes", True, {"class-counts"}), ("dense", False, {"presence"})])
+def test_build_colours(tmp_path, capsys, colours, counts, kinds):
+    import kmerdb
+
+    path = tmp_path / "db"
+    inputs = [f"{label}={','.join(paths)}" for label, paths in GENOMES.items()]
+    argv = ["build", path, *inputs, "--k", "15", "--partitions", "2", "--colours", colours, "--quiet"]
+    code, _, _ = run(capsys, *argv, *(["--counts"] if counts else []))
+    assert code == 0
+    code, out, _ = run(capsys, "info", path, "--format", "tsv")
+    assert code == 0 and f"colours\t{colours}\n" in out
+    sets = oracle.genome_sets(GENOMES, 15)
+    universe = sorted(set().union(*[set(s) for s in sets.values()]))
+    with kmerdb.open(path) as db:
+        assert db.config.colours == colours
+        assert {g.kind for layers in db.snapshot.partitions for rec in layers for g in rec.groups} == kinds
+        got = db.lookup(universe, counts=counts)
+    want = [[sets[g].get(x, 0) for g in "ABC"] for x in universe]
+    assert got.astype(int).tolist() == (want if counts else [[int(v > 0) for v in row] for row in want])
+    with pytest.raises(SystemExit) as info:
+        main(["build", str(tmp_path / "x"), *inputs, "--colours", "sparse"])
+    assert info.value.code == 2

@@ -113,7 +113,8 @@ def test_memory_budget_too_small(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"k": 0}, {"k": 32}, {"k": 21, "m": 22}, {"partitions": 0}, {"threads": 0}, {"k": "31"}]
+    "kwargs",
+    [{"k": 0}, {"k": 32}, {"k": 21, "m": 22}, {"partitions": 0}, {"threads": 0}, {"k": "31"}, {"colours": "sparse"}],
 )
 def test_invalid_parameters(tmp_path, kwargs):
     with pytest.raises(kmerdb.InvalidParameterError):

@@ -2,7 +2,8 @@
 (from files and from databases), merge into a new directory, remove, compact, vacuum and set
 operations leaves a database that opens at the previous generation (or the new one, once the
 commit is through), passes verify, and answers exactly as that generation did; the next writer
-then succeeds and leaves no file of the dead one behind.  (Reindex: test_reindex_crash.py.)
+then succeeds and leaves no file of the dead one behind.  Append, merge and compact are killed
+on indexes of colour classes too.  (Reindex: test_reindex_crash.py.)
 
 The writer is the console in a subprocess of its own session; ``KMERDB_CRASH_AT=<point>:<n>``
 makes it (and its worker processes) die at the n-th hit of the point
@@ -57,7 +58,21 @@ def bases(tmp_path_factory):
     shutil.copytree(removed, compacted)
     with kmerdb.open(compacted, "a") as db, db.transaction():
         db.compact()
-    return {"ab": ab, "a": a, "b": b, "c": c, "removed": removed, "compacted": compacted}
+    made = {"ab": ab, "a": a, "b": b, "c": c, "removed": removed, "compacted": compacted}
+    # the same as colour classes (groups of kind class-counts)
+    for name, labels in (("ab", "AB"), ("a", "A"), ("b", "B"), ("c", "C")):
+        path = root / f"{name}-classes.kmerdb"
+        kmerdb.build(path, {g: GENOMES[g] for g in labels}, k=K, partitions=PARTS, counts=True, threads=2, colours="classes")
+        made[f"{name}-classes"] = path
+    removed = root / "removed-classes.kmerdb"
+    shutil.copytree(made["ab-classes"], removed)
+    with kmerdb.open(removed, "a") as db:
+        with db.transaction():
+            db.append_genome("C", GENOMES["C"])
+        with db.transaction():
+            db.remove_genome("B")
+    made["removed-classes"] = removed
+    return made
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +89,10 @@ SCENARIOS = {
     "remove": ("ab", ["remove", "{db}", "B"], "AB", "A"),
     "compact": ("removed", ["compact", "{db}", "--threads", "2", "--quiet"], "AC", "AC"),
     "vacuum": ("compacted", ["vacuum", "{db}"], "AC", "AC"),
+    # the same writers on an index of colour classes
+    "append-classes": ("ab-classes", ["append", "{db}", f"C={GENOMES['C'][0]}", "--threads", "2", "--quiet"], "AB", "ABC"),
+    "merge-into-classes": ("ab-classes", ["merge", "--into", "{db}", "{cc}", "--threads", "2", "--quiet"], "AB", "ABC"),
+    "compact-classes": ("removed-classes", ["compact", "{db}", "--threads", "2", "--quiet"], "AC", "AC"),
 }
 
 # (scenario, point, after the commit?); "worker" marks points reached inside worker tasks
@@ -128,6 +147,29 @@ POINTS = [
     ("vacuum", "remove.file:2", False),
     ("vacuum", "vacuum.files", False),
     ("vacuum", "vacuum.forgotten", False),
+    ("append-classes", "append.scattered", False),
+    ("append-classes", "add.united", False),
+    ("append-classes", "add.classified", False),
+    ("append-classes", "save.tmp:3", False),
+    ("append-classes", "add.group:2", False),
+    ("append-classes", "add.layer", False),
+    ("append-classes", "add.done", False),
+    ("append-classes", "txn.fsynced", False),
+    ("append-classes", "txn.committed", True),
+    ("merge-into-classes", "add.united", False),  # worker
+    ("merge-into-classes", "add.classified", False),  # worker
+    ("merge-into-classes", "add.group", False),  # worker
+    ("merge-into-classes", "add.layer", False),  # worker
+    ("merge-into-classes", "save.done:4", False),  # worker
+    ("merge-into-classes", "txn.lmdb", False),
+    ("merge-into-classes", "txn.committed", True),
+    ("compact-classes", "compact.rows", False),  # worker
+    ("compact-classes", "save.tmp:2", False),  # worker
+    ("compact-classes", "save.done:3", False),  # worker
+    ("compact-classes", "compact.layer", False),  # worker
+    ("compact-classes", "txn.commit", False),
+    ("compact-classes", "txn.lmdb", False),
+    ("compact-classes", "txn.committed", True),
 ]
 
 
@@ -167,7 +209,7 @@ def test_kill_writer(bases, oracle_k, tmp_path, scenario, point, committed):
     shutil.copytree(bases[base], path)
     with kmerdb.open(path) as db:
         generation = db.generation
-    args = [a.format(db=path, c=bases["c"]) for a in command]
+    args = [a.format(db=path, c=bases["c"], cc=bases["c-classes"]) for a in command]
     _kill_at(point, args)
     if committed:
         _check(path, sets, kmers, codes, after, generation + 1)
@@ -175,12 +217,23 @@ def test_kill_writer(bases, oracle_k, tmp_path, scenario, point, committed):
         assert main(["vacuum", str(path)]) == 0
         _check(path, sets, kmers, codes, after, generation + 1)
         _assert_no_orphan(path)
+        _check_kinds(path, scenario)
         return
     _check(path, sets, kmers, codes, before, generation)
+    _check_kinds(path, scenario)
     # the next writer clears what the dead one left and succeeds
     assert main(args) == 0
     _check(path, sets, kmers, codes, after, generation + (scenario != "vacuum"))
     _assert_no_orphan(path)
+    _check_kinds(path, scenario)
+
+
+def _check_kinds(path, scenario: str) -> None:
+    """An index of colour classes keeps writing colour classes."""
+    if scenario.endswith("-classes"):
+        with kmerdb.open(path) as db:
+            kinds = {g.kind for layers in db.snapshot.partitions for rec in layers for g in rec.groups}
+        assert kinds == {"class-counts"}
 
 
 MERGE_POINTS = [
@@ -196,17 +249,27 @@ MERGE_POINTS = [
 ]
 
 
-@pytest.mark.parametrize("point,force", [(p, False) for p, _ in MERGE_POINTS] + [("merge.committed", True), ("merge.swapped", True)])
-def test_kill_merge_into_a_new_directory(bases, oracle_k, tmp_path, point, force):
+MERGE_CASES = (
+    [(p, False, "") for p, _ in MERGE_POINTS]
+    + [("merge.committed", True, ""), ("merge.swapped", True, "")]
+    # sources of colour classes
+    + [(p, False, "-classes") for p in ("merge.link:3", "add.classified", "save.done:4", "new.lmdb", "merge.committed")]
+    + [("merge.swapped", True, "-classes")]
+)
+
+
+@pytest.mark.parametrize("point,force,kind", MERGE_CASES, ids=[f"{p}{'-force' if f else ''}{k}" for p, f, k in MERGE_CASES])
+def test_kill_merge_into_a_new_directory(bases, oracle_k, tmp_path, point, force, kind):
     sets, kmers, codes = oracle_k
     out = tmp_path / "out.kmerdb"
+    a, b, c = (bases[name + kind] for name in "abc")
     if force:
-        shutil.copytree(bases["a"], out)
-    args = ["merge", str(out), str(bases["a"]), str(bases["b"]), str(bases["c"]), "--mode", "count", "--threads", "2", "--quiet"]
+        shutil.copytree(a, out)
+    args = ["merge", str(out), str(a), str(b), str(c), "--mode", "count", "--threads", "2", "--quiet"]
     args += ["--force"] if force else []
     _kill_at(point, args)
-    for src, labels in (("a", "A"), ("b", "B"), ("c", "C")):
-        _check(bases[src], sets, kmers, codes, labels, 1)  # sources untouched
+    for src, labels in ((a, "A"), (b, "B"), (c, "C")):
+        _check(src, sets, kmers, codes, labels, 1)  # sources untouched
     if point == "merge.swapped":
         _check(out, sets, kmers, codes, "ABC", 1)
     elif force:
@@ -215,6 +278,8 @@ def test_kill_merge_into_a_new_directory(bases, oracle_k, tmp_path, point, force
         assert not out.exists()
     assert main(args + ["--force"] if force or point == "merge.swapped" else args) == 0
     _check(out, sets, kmers, codes, "ABC", 1)
+    if kind:
+        _check_kinds(out, "merge" + kind)
     assert [n for n in os.listdir(tmp_path) if ".merge-" in n] == []
 
 
