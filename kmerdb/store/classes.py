@@ -285,6 +285,52 @@ class _ClassGroup(ColumnEncoding):
         """Members of classes ``ids`` as database columns (genomes still in the database)."""
         return self.local_members(ids).remap(self._column_map, self.n_db)
 
+    def members_or_complement(self, ids: np.ndarray) -> tuple[SparseRows, np.ndarray]:
+        """Classes ``ids`` in their shorter form, as database columns.
+
+        Returns
+        -------
+        rows : SparseRows
+            Row i: the members of class ``ids[i]``, or, where ``complement[i]``, the genomes
+            of the group that are *not* in it (genomes no longer in the database left out).
+        complement : ndarray of bool
+            Which rows list the missing genomes: a class of most of the group's genomes (the
+            core genome) costs the few it lacks, so tallies add to every column of the group
+            and subtract the few instead of listing them all.
+        """
+        ids = np.asarray(ids, dtype=np.int64)
+        g, mb = len(self.genome_ids), self._lay["mb"]
+        forms, starts, ends = self._class_meta(ids)
+        complement = forms == COMPLEMENT
+        parts_rows, parts_cols = [], []
+        listed = np.flatnonzero(forms != BITMAP)
+        if listed.size:
+            if (starts[listed] % mb).any() or ((ends[listed] - starts[listed]) % mb).any():
+                raise CorruptDatabaseError(self.source, "a class's members are not aligned")
+            sizes = (ends[listed] - starts[listed]) // mb
+            at = segment_positions(starts[listed] // mb, sizes)
+            cols = self._payload.view(np.dtype(f"<u{mb}"))[at].astype(np.int64) if at.size else np.zeros(0, np.int64)
+            if cols.size and int(cols.max()) >= g:
+                raise CorruptDatabaseError(self.source, f"a class names genome {int(cols.max())} of {g}")
+            parts_rows.append(np.repeat(listed, sizes))
+            parts_cols.append(cols)
+        maps = np.flatnonzero(forms == BITMAP)
+        if maps.size:
+            nb = (g + 7) // 8
+            if ((ends[maps] - starts[maps]) < nb).any():
+                raise CorruptDatabaseError(self.source, "a class bitmap is short")
+            held = np.unpackbits(self._payload[(starts[maps][:, None] + np.arange(nb)[None, :])], axis=1, count=g)
+            big = held.sum(axis=1, dtype=np.int64) * 2 > g
+            held[big] ^= 1  # most genomes: list the missing ones
+            complement[maps[big]] = True
+            r, cc = np.nonzero(held)
+            parts_rows.append(maps[r])
+            parts_cols.append(cc)
+        rows = np.concatenate(parts_rows) if parts_rows else np.zeros(0, np.int64)
+        cols = np.concatenate(parts_cols) if parts_cols else np.zeros(0, np.int64)
+        local = SparseRows.from_pairs(rows, cols, ids.size, g)
+        return local.remap(self._column_map, self.n_db), complement
+
     def table(self) -> SparseRows:
         """Every class's members as group positions (decoded once, then kept)."""
         if self._table is None:
