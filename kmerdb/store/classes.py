@@ -331,6 +331,40 @@ class _ClassGroup(ColumnEncoding):
         local = SparseRows.from_pairs(rows, cols, ids.size, g)
         return local.remap(self._column_map, self.n_db), complement
 
+    def local_packed(self, ids: np.ndarray) -> np.ndarray:
+        """Classes ``ids`` as presence bits over all genomes of the group (group order, packed
+        as ``np.packbits``): bitmaps are copied, lists set through dense blocks of bounded
+        size, never a bitwise ``ufunc.at``."""
+        ids = np.asarray(ids, dtype=np.int64)
+        g, mb = len(self.genome_ids), self._lay["mb"]
+        nb = (g + 7) // 8
+        forms, starts, ends = self._class_meta(ids)
+        out = np.zeros((ids.size, nb), dtype=np.uint8)
+        maps = np.flatnonzero(forms == BITMAP)
+        if maps.size:
+            if ((ends[maps] - starts[maps]) < nb).any():
+                raise CorruptDatabaseError(self.source, "a class bitmap is short")
+            out[maps] = self._payload[starts[maps][:, None] + np.arange(nb)[None, :]]
+        listed = np.flatnonzero(forms != BITMAP)
+        step = max(1, (16 << 20) // max(1, g))
+        mdt = np.dtype(f"<u{mb}")
+        for lo in range(0, listed.size, step):
+            part = listed[lo : lo + step]
+            if (starts[part] % mb).any() or ((ends[part] - starts[part]) % mb).any():
+                raise CorruptDatabaseError(self.source, "a class's members are not aligned")
+            sizes = (ends[part] - starts[part]) // mb
+            at = segment_positions(starts[part] // mb, sizes)
+            cols = self._payload.view(mdt)[at].astype(np.int64) if at.size else np.zeros(0, np.int64)
+            if cols.size and int(cols.max()) >= g:
+                raise CorruptDatabaseError(self.source, f"a class names genome {int(cols.max())} of {g}")
+            comp = forms[part] == COMPLEMENT
+            block = np.zeros((part.size, g), dtype=bool)
+            block[comp] = True
+            # a member list sets its genomes, a complement list clears them
+            block[np.repeat(np.arange(part.size), sizes), cols] = np.repeat(~comp, sizes)
+            out[part] = np.packbits(block, axis=1)
+        return out
+
     def table(self) -> SparseRows:
         """Every class's members as group positions (decoded once, then kept)."""
         if self._table is None:
