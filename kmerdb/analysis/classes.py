@@ -19,11 +19,14 @@ Memory is bounded by the row block reduced at a time (``block_bytes`` of tempora
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 
-from kmerdb.store.encodings import unpack_presence
+from kmerdb.core.colours import SparseRows
+from kmerdb.store.encodings import ColumnEncoding, unpack_presence
 from kmerdb.store.layer import Layer
 
 __all__ = [
@@ -36,6 +39,7 @@ __all__ = [
     "boundaries",
     "empty_rows",
     "layer_classes",
+    "pack_rows",
 ]
 
 #: Bytes of temporaries a worker uses to reduce one block of rows (about 64 per row).
@@ -288,8 +292,123 @@ def _canonical(raw: np.ndarray, segments, n_genomes: int, mode: str) -> np.ndarr
     return out.view(np.uint8).reshape(c, -1)
 
 
+def pack_rows(rows: SparseRows) -> np.ndarray:
+    """Presence bits of sparse rows (ClassTable presence bytes), through dense blocks of
+    bounded size (a scatter and ``np.packbits`` instead of a bitwise ``ufunc.at``)."""
+    g = rows.n_columns
+    out = np.zeros((rows.n, (g + 7) // 8), dtype=np.uint8)
+    step = max(1, (16 << 20) // max(1, g))
+    for lo in range(0, rows.n, step):
+        part = rows.take(np.arange(lo, min(rows.n, lo + step)))
+        out[lo : lo + part.n] = np.packbits(part.to_dense(bool), axis=1)
+    return out
+
+
+def _group_codes(group: ColumnEncoding, lo: int, hi: int) -> np.ndarray:
+    """A code of each of slots lo:hi of a group: its class id, or its packed presence bytes
+    (of a dense group of at most 56 genomes) read as one integer."""
+    if group.family == "classes":
+        return cast(Any, group).class_ids(np.arange(lo, hi, dtype=np.int64))
+    raw, _ = group.class_block(lo, hi, False)
+    code = np.zeros(raw.shape[0], dtype=np.int64)
+    for b in range(raw.shape[1]):
+        code = (code << 8) | raw[:, b]
+    return code
+
+
+def _group_radix(group: ColumnEncoding) -> int | None:
+    """How many codes :func:`_group_codes` gives a group (None: too many to combine)."""
+    if group.family == "classes":
+        return max(1, int(cast(Any, group).n_classes))
+    nbytes = (group.cols.size + 7) // 8
+    return 1 << (8 * nbytes) if nbytes <= 7 else None
+
+
+def _decode_codes(group: ColumnEncoding, codes: np.ndarray) -> SparseRows:
+    """Rows over database columns of the distinct codes of a group."""
+    if group.family == "classes":
+        return cast(Any, group).members(codes)
+    width = group.cols.size
+    nbytes = (width + 7) // 8
+    raw = np.stack([(codes >> (8 * (nbytes - 1 - b))) & 0xFF for b in range(nbytes)], axis=1).astype(np.uint8)
+    r, c = np.nonzero(np.unpackbits(raw, axis=1, count=width))
+    return SparseRows.from_pairs(r, group.cols[c], codes.size, group.n_db, ordered=bool(np.all(np.diff(group.cols) > 0)))
+
+
+def _coded_classes(layer: Layer, n_genomes: int, block_bytes: int):
+    """Presence classes of a layer from its groups' codes (class ids), without per-slot rows.
+
+    Each slot's classes across the layer's groups are combined in one mixed-radix integer;
+    the distinct combinations and their slot counts come from sorts (or, for a layer of one
+    colour-class group, one bincount of class ids), and only the distinct ones are decoded.
+    Returns None when a group cannot be coded (a dense group of many genomes) or the
+    combination does not fit in 62 bits.
+    """
+    live = [g for g in layer.groups if g.live]
+    if not live or not any(g.family == "classes" for g in live):
+        return None
+    radices = [_group_radix(g) for g in live]
+    if any(r is None for r in radices) or math.prod(cast(list[int], radices)) >= 1 << 62:
+        return None
+    step = int(max(1024, min(MAX_BLOCK_ROWS * 8, block_bytes // 32)))
+    if len(live) == 1:
+        weights = np.zeros(cast(int, radices[0]), dtype=np.int64)
+        for lo in range(0, layer.n, step):
+            weights += np.bincount(_group_codes(live[0], lo, min(layer.n, lo + step)), minlength=weights.size)
+        keys = np.flatnonzero(weights)
+        weights = weights[keys]
+    else:
+        parts_k, parts_w = [], []
+        for lo in range(0, layer.n, step):
+            hi = min(layer.n, lo + step)
+            key = np.zeros(hi - lo, dtype=np.int64)
+            for group, radix in zip(live, radices):
+                key = key * cast(int, radix) + _group_codes(group, lo, hi)
+            key.sort()
+            starts = np.flatnonzero(boundaries(key))
+            parts_k.append(key[starts])
+            parts_w.append(np.diff(np.append(starts, key.size)))
+        keys = np.concatenate(parts_k)
+        w = np.concatenate(parts_w)
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        starts = np.flatnonzero(boundaries(keys))
+        weights = np.add.reduceat(w[order], starts) if starts.size else np.zeros(0, dtype=np.int64)
+        keys = keys[starts]
+    only = live[0]
+    in_order = only.full and only.cols.size == n_genomes and np.array_equal(only.cols, np.arange(n_genomes))
+    if len(live) == 1 and only.family == "classes" and in_order:
+        raw = cast(Any, only).local_packed(keys)  # group order is column order: its bits as stored
+        held = raw.any(axis=1)
+        return (raw, weights) if held.all() else (raw[held], weights[held])
+    # decode each group's part of the distinct keys (last group = lowest digit)
+    pairs_r, pairs_c = [], []
+    rest = keys.copy()
+    for group, radix in reversed(list(zip(live, radices))):
+        digit = rest % cast(int, radix)
+        rest //= cast(int, radix)
+        used = np.sort(digit)
+        used = used[boundaries(used)]
+        rows = _decode_codes(group, used).take(np.searchsorted(used, digit))
+        pairs_r.append(rows.row_of())
+        pairs_c.append(rows.columns)
+    rows = SparseRows.from_pairs(np.concatenate(pairs_r), np.concatenate(pairs_c), keys.size, n_genomes)
+    held = rows.sizes > 0  # slots no current genome holds (after a removal)
+    if not held.all():
+        rows, weights = rows.take(np.flatnonzero(held)), weights[held]
+    return pack_rows(rows), weights
+
+
 def layer_classes(layer: Layer, mode: str, n_genomes: int, block_bytes: int):
-    """The colour classes of one layer: (ClassTable bytes, weights), all-absent rows dropped."""
+    """The colour classes of one layer: (ClassTable bytes, weights), all-absent rows dropped.
+
+    Presence classes of a layer with colour-class groups come from the class ids
+    (:func:`_coded_classes`); other layers are reduced from their rows, a block at a time.
+    """
+    if mode == "presence":
+        coded = _coded_classes(layer, n_genomes, block_bytes)
+        if coded is not None:
+            return coded
     per_row = 64 + sum(2 * group.row_nbytes for group in layer.groups if group.live)
     step = int(max(1024, min(MAX_BLOCK_ROWS, block_bytes // per_row)))
     acc = None

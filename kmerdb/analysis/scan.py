@@ -94,7 +94,8 @@ def compare_task(ctx: ScanContext, partitions: list[int]):
     mode, g = ctx.mode, ctx.n_genomes
     acc = ClassAccumulator(empty_rows(mode, g))
     pc = PairCounts(g) if ctx.reduce else None
-    by_layer = pc is not None and mode == "presence" and pc.keep
+    # byte-pair histograms are summed layer by layer; products are taken once on the merged classes
+    by_layer = pc is not None and mode == "presence" and pc.keep and not pc.gemm
     for p in partitions:
         for layer in ctx.layers(p):
             if layer.n == 0:
