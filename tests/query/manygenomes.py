@@ -93,6 +93,7 @@ class Collection:
         self.labels = tuple(self.genomes)
         self.sets = oracle.genome_sets(self.genomes, K)
         self._dbs: dict[tuple, Path] = {}
+        self._edited_labels: tuple[str, ...] = ()
 
     def db(self, colours: str = "classes", counts: bool = False, **kwargs) -> Path:
         key = (colours, counts, tuple(sorted(kwargs.items())))
@@ -100,6 +101,30 @@ class Collection:
             name = "-".join([colours, str(int(counts))] + [f"{k}{v}" for k, v in sorted(kwargs.items())])
             self._dbs[key] = build(self.tmp / f"{name}.kmerdb", self.genomes, colours, counts=counts, **kwargs)
         return self._dbs[key]
+
+    def edited(self, colours: str = "classes", counts: bool = False) -> tuple[Path, tuple[str, ...]]:
+        """A database built from most genomes, then appended the rest (in two operations) and
+        two genomes removed (one built, one appended): (path, its labels in column order)."""
+        key = ("edited", colours, counts)
+        if key not in self._dbs:
+            labels = list(self.labels)
+            first, second, third = labels[:40], labels[40:48], labels[48:]
+            path = build(
+                self.tmp / f"edited-{colours}-{int(counts)}.kmerdb",
+                {label: self.genomes[label] for label in first},
+                colours,
+                counts=counts,
+            )
+            with kmerdb.open(path, "a") as db:
+                with db.transaction():
+                    db.append_genomes({label: self.genomes[label] for label in second}, threads=1)
+                with db.transaction():
+                    db.append_genomes({label: self.genomes[label] for label in third}, threads=1)
+                with db.transaction():
+                    db.remove_genome([first[3], second[2]])
+            self._dbs[key] = path
+            self._edited_labels = tuple(x for x in labels if x not in (first[3], second[2]))
+        return self._dbs[key], self._edited_labels
 
     def reads(self, n: int = 40, length: int = 120, seed: int = 3) -> list[str]:
         """Substrings of the genomes (some with an N or a random stretch), and random sequences."""

@@ -90,3 +90,19 @@ def test_approx_lookup_is_a_superset_of_the_oracle(many):
     assert (got["classes"] >= want).all()
     present = want.any(axis=1)
     assert np.array_equal(got["classes"][present], want[present])  # members answer exactly
+
+
+@pytest.mark.parametrize("counts", [False, True])
+@pytest.mark.parametrize("colours", ["classes", "auto"])
+def test_after_appends_and_removals(many, colours, counts):
+    """Layers of several groups (appends) and genomes gone (removals) answer as the oracle."""
+    path, labels = many.edited(colours, counts)
+    reads = many.reads(n=30, seed=17)
+    want_hits, want_n = many.hits(reads, labels)
+    kmers, codes = dbcheck.universe(many.sets, 21, extra=30)
+    with kmerdb.open(path) as db:
+        assert db.genomes == labels
+        res = db.query(reads)
+        assert np.array_equal(res.hits, want_hits)
+        assert np.array_equal(res.n_kmers, want_n)
+    dbcheck.assert_matches_oracle(path, many.sets, labels, kmers, codes)
