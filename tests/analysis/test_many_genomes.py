@@ -120,8 +120,13 @@ def test_products_and_byte_pairs_agree(many, monkeypatch):
 
 
 @pytest.mark.parametrize("counts", [False, True])
-def test_after_appends_and_removals(many, counts):
-    path, labels = many.edited("classes", counts)
+@pytest.mark.parametrize("appended", ["classes", "dense"])
+def test_after_appends_and_removals(many, appended, counts):
+    """Layers of a class group beside appended groups (classes, or dense)."""
+    path, labels = many.edited("classes", counts, appended)
+    with kmerdb.open(path) as db:
+        kinds = [{g.kind for g in rec.groups} for part in db.snapshot.partitions for rec in part]
+    assert any(len(k) > 1 for k in kinds) == (appended == "dense")
     sets = many.sets
     with kmerdb.open(path) as db:
         w = db.col_weights(threads=1)

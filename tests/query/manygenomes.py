@@ -9,6 +9,7 @@ same colour for several genomes).
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ import oracle
 
 import kmerdb
 from kmerdb.config import Config
+from kmerdb.store import layer
 
 K = 21
 LENGTH = 2400
@@ -102,20 +104,29 @@ class Collection:
             self._dbs[key] = build(self.tmp / f"{name}.kmerdb", self.genomes, colours, counts=counts, **kwargs)
         return self._dbs[key]
 
-    def edited(self, colours: str = "classes", counts: bool = False) -> tuple[Path, tuple[str, ...]]:
+    def edited(self, colours: str = "classes", counts: bool = False, appended: str | None = None) -> tuple[Path, tuple[str, ...]]:
         """A database built from most genomes, then appended the rest (in two operations) and
-        two genomes removed (one built, one appended): (path, its labels in column order)."""
-        key = ("edited", colours, counts)
+        two genomes removed (one built, one appended): (path, its labels in column order).
+
+        ``appended``: the colour encoding of the appended groups (default: the index's).
+        """
+        key = ("edited", colours, counts, appended)
         if key not in self._dbs:
             labels = list(self.labels)
             first, second, third = labels[:40], labels[40:48], labels[48:]
             path = build(
-                self.tmp / f"edited-{colours}-{int(counts)}.kmerdb",
+                self.tmp / f"edited-{colours}-{int(counts)}-{appended}.kmerdb",
                 {label: self.genomes[label] for label in first},
                 colours,
                 counts=counts,
             )
-            with kmerdb.open(path, "a") as db:
+            choose = layer.choose_encoding
+            family = appended or colours
+
+            def chosen(config, rows, slots):
+                return choose(dataclasses.replace(config, colours=family), rows, slots)
+
+            with kmerdb.open(path, "a") as db, mock.patch.object(layer, "choose_encoding", chosen):
                 with db.transaction():
                     db.append_genomes({label: self.genomes[label] for label in second}, threads=1)
                 with db.transaction():

@@ -93,10 +93,10 @@ def test_approx_lookup_is_a_superset_of_the_oracle(many):
 
 
 @pytest.mark.parametrize("counts", [False, True])
-@pytest.mark.parametrize("colours", ["classes", "auto"])
-def test_after_appends_and_removals(many, colours, counts):
+@pytest.mark.parametrize(("colours", "appended"), [("classes", None), ("auto", None), ("classes", "dense")])
+def test_after_appends_and_removals(many, colours, appended, counts):
     """Layers of several groups (appends) and genomes gone (removals) answer as the oracle."""
-    path, labels = many.edited(colours, counts)
+    path, labels = many.edited(colours, counts, appended)
     reads = many.reads(n=30, seed=17)
     want_hits, want_n = many.hits(reads, labels)
     kmers, codes = dbcheck.universe(many.sets, 21, extra=30)
