@@ -47,7 +47,7 @@ _QUERY_CELLS = 1 << 25
 # Sparse (sequence, genome) increments a tally holds before adding them to the hits.
 _TALLY_ENTRIES = 1 << 23
 # (sequence, genome) cells of the hits one block of class expansions adds to.
-_BLOCK_CELLS = 1 << 20
+_BLOCK_CELLS = 1 << 18
 # A (sequence, class) pair found at most this often is listed that many times (unweighted
 # histograms are ~8x faster than weighted ones); more often, it is weighted.
 _REPEAT_AMOUNT = 8
