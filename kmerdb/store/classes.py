@@ -331,6 +331,37 @@ class _ClassGroup(ColumnEncoding):
         local = SparseRows.from_pairs(rows, cols, ids.size, g)
         return local.remap(self._column_map, self.n_db), complement
 
+    def class_sizes(self, ids: np.ndarray) -> np.ndarray:
+        """Genomes of the group (removed ones included) in each of classes ``ids``, from the
+        forms and offsets (and a bit count of bitmaps), without listing members."""
+        ids = np.asarray(ids, dtype=np.int64)
+        g, mb = len(self.genome_ids), self._lay["mb"]
+        forms, starts, ends = self._class_meta(ids)
+        listed = (ends - starts) // mb
+        sizes = np.where(forms == COMPLEMENT, g - listed, listed)
+        maps = np.flatnonzero(forms == BITMAP)
+        if maps.size:
+            nb = (g + 7) // 8
+            if ((ends[maps] - starts[maps]) < nb).any():
+                raise CorruptDatabaseError(self.source, "a class bitmap is short")
+            raw = self._payload[starts[maps][:, None] + np.arange(nb)[None, :]]
+            sizes[maps] = np.unpackbits(raw, axis=1, count=g).sum(axis=1, dtype=np.int64)
+        return sizes.astype(np.int64)
+
+    def count_lengths(self, slots: np.ndarray) -> np.ndarray:
+        """How many counts each of ``slots`` has (class-counts), checked to lie inside the
+        count values; its class's size, in a sound group."""
+        if not self.keeps_counts:
+            return np.zeros(np.asarray(slots).size, dtype=np.int64)
+        slots = np.asarray(slots, dtype=np.int64)
+        lay = self._lay
+        words = self.data[slice(*lay["sections"]["starts"])]
+        first = bits.unpack(words, self.n + 1, lay["start_width"], slots).view(np.int64)
+        last = bits.unpack(words, self.n + 1, lay["start_width"], slots + 1).view(np.int64)
+        if slots.size and ((last < first).any() or int(last.max()) > lay["total"]):
+            raise CorruptDatabaseError(self.source, "a slot's counts lie outside the count values")
+        return last - first
+
     def local_packed(self, ids: np.ndarray) -> np.ndarray:
         """Classes ``ids`` as presence bits over all genomes of the group (group order, packed
         as ``np.packbits``): bitmaps are copied, lists set through dense blocks of bounded
