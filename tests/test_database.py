@@ -131,9 +131,10 @@ def _class_group_file(path):
     return best
 
 
-@pytest.mark.parametrize("damage", ["class-id", "offset", "member"])
+@pytest.mark.parametrize("damage", ["class-id", "offset", "member", "count-start"])
 def test_verify_finds_a_damaged_class_group(many, tmp_path, damage):
-    """A class id beyond the classes, offsets out of order, a member beyond the genomes: verify
+    """A class id beyond the classes, offsets out of order, a member beyond the genomes, count
+    ranges shifted between two slots: verify
     names the group (its checksum, and its decoding with the checksum made to match); queries
     and lookups fail cleanly or answer right."""
     import dataclasses
@@ -165,6 +166,11 @@ def test_verify_finds_a_damaged_class_group(many, tmp_path, damage):
         offsets = bits.unpack(data[lo:hi], lay["c"] + 1, lay["offset_width"])
         offsets[1] = offsets[2] + lay["mb"]
         data[lo:hi] = bits.pack(offsets, lay["offset_width"])
+    elif damage == "count-start":
+        lo, hi = sec["starts"]
+        starts = bits.unpack(data[lo:hi], lay["n"] + 1, lay["start_width"])
+        starts[1] += 1  # slot 0 gets one count more than its class has, slot 1 one fewer
+        data[lo:hi] = bits.pack(starts, lay["start_width"])
     else:
         lo, hi = sec["payload"]
         forms = bits.unpack(data[slice(*sec["forms"])], lay["c"], 2)
