@@ -413,16 +413,20 @@ class _Hits:
 
     A class is expanded to its members, or for a class of most of its group's genomes to all
     the group's genomes (one amount per sequence, :attr:`everyone`) less the few it lacks.
-    Expansions are counted with unweighted histograms over the block's (sequence, genome)
-    cells: a pair found ``a`` times is listed ``a`` times when ``a`` is small, and weighted
-    otherwise.
+    The pairs of every group are gathered first (their classes' columns side by side), so a
+    block of sequences is expanded in one pass whatever the number of groups.  Expansions
+    are counted with unweighted histograms over the block's (sequence, genome) cells: a pair
+    found ``a`` times is listed ``a`` times when ``a`` is small, and weighted otherwise.
     """
 
     def __init__(self, hits: np.ndarray) -> None:
         self.hits = hits
         self.n_seqs, self.n_g = hits.shape
-        # per group: (sequence, class index, amount) of its pairs by sequence, members, complement
-        self.pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray, SparseRows, np.ndarray]] = []
+        # per group: sequence, first column (into the joined columns), columns, amount and
+        # whether the columns are the ones the class lacks, of every pair; the columns
+        self.pairs: list[tuple[np.ndarray, ...]] = []
+        self.columns: list[np.ndarray] = []
+        self.held = 0
         # database columns of a group (as bytes) -> (columns, amount per sequence)
         self.everyone: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -435,10 +439,12 @@ class _Hits:
         complement: np.ndarray,
         cols: np.ndarray,
     ) -> None:
-        """Pairs of one group: sequence (ascending), index of the class in ``members`` and
+        """Pairs of one group: sequence, index of the class in ``members`` and
         ``complement``, times found; ``cols`` are the database columns of the group."""
-        self.pairs.append((seq, which, amount, members, complement))
         core = complement[which]
+        self.pairs.append((seq, members.indptr[which] + self.held, members.sizes[which], amount, core))
+        self.columns.append(members.columns)
+        self.held += members.nnz
         if core.any():
             key = cols.tobytes()
             if key not in self.everyone:
@@ -447,68 +453,71 @@ class _Hits:
 
     def finish(self) -> None:
         n_g = self.n_g
-        step = max(1, _BLOCK_CELLS // max(1, n_g))
-        for a in range(0, self.n_seqs, step):
-            b = min(self.n_seqs, a + step)
-            block = _Block(self.hits[a:b])
-            for seq, which, amount, members, complement in self.pairs:
-                lo, hi = np.searchsorted(seq, (a, b))
+        if self.pairs:
+            seq, start, size, amount, core = (np.concatenate(part) for part in zip(*self.pairs))
+            columns = np.concatenate(self.columns)
+            order = np.argsort(seq, kind="stable")
+            seq, start, size, amount, core = seq[order], start[order], size[order], amount[order], core[order]
+            step = max(1, _BLOCK_CELLS // max(1, n_g))
+            bounds = np.searchsorted(seq, np.arange(0, self.n_seqs + step, step))
+            for i, a in enumerate(range(0, self.n_seqs, step)):
+                lo, hi = int(bounds[i]), int(bounds[i + 1])
                 if lo < hi:
-                    block.expand(seq[lo:hi] - a, which[lo:hi], amount[lo:hi], members, complement)
-            block.flush()
+                    block = _Block(self.hits[a : a + step], columns)
+                    block.expand(seq[lo:hi] - a, start[lo:hi], size[lo:hi], amount[lo:hi], core[lo:hi])
+                    block.flush()
         for cols, amounts in self.everyone.values():
             if cols.size == n_g:  # every column, in order
                 self.hits += amounts[:, None]
             else:
                 self.hits[:, cols] += amounts[:, None]
-        self.pairs, self.everyone = [], {}
+        self.pairs, self.columns, self.held, self.everyone = [], [], 0, {}
 
 
 class _Block:
     """Expansions of (sequence, class) pairs into one block of the hits."""
 
-    def __init__(self, hits: np.ndarray) -> None:
+    def __init__(self, hits: np.ndarray, columns: np.ndarray) -> None:
         self.hits = hits
         self.n_g = hits.shape[1]
+        self.columns = columns
         self.parts: dict[str, list[np.ndarray]] = {"plus": [], "minus": [], "cells": [], "weights": []}
         self.held = 0
 
-    def expand(self, seq: np.ndarray, which: np.ndarray, amount: np.ndarray, members: SparseRows, complement: np.ndarray) -> None:
-        sizes = members.sizes[which]
-        ends = np.cumsum(sizes)
+    def expand(self, seq: np.ndarray, start: np.ndarray, size: np.ndarray, amount: np.ndarray, core: np.ndarray) -> None:
+        """Add pairs: block row, first column and number of columns of the class (or of what it
+        lacks, where ``core``), times found."""
+        ends = np.cumsum(size)
         lo = 0
-        while lo < which.size:  # pairs in chunks whose expansion stays within the bound
+        while lo < seq.size:  # pairs in chunks whose expansion stays within the bound
             base = int(ends[lo - 1]) if lo else 0
             hi = max(lo + 1, int(np.searchsorted(ends, base + _TALLY_ENTRIES, side="right")))
-            self._expand(seq[lo:hi], which[lo:hi], amount[lo:hi], sizes[lo:hi], members, complement)
+            self._expand(seq[lo:hi], start[lo:hi], size[lo:hi], amount[lo:hi], core[lo:hi])
             lo = hi
 
-    def _expand(self, seq, which, amount, sizes, members: SparseRows, complement: np.ndarray) -> None:
+    def _expand(self, seq, start, size, amount, core) -> None:
         few = amount <= _REPEAT_AMOUNT
         if not few.all():  # a class found many times in a sequence: one weighted entry per genome
             many = ~few
-            cells = self._cells(seq[many], which[many], sizes[many], members)
-            sign = np.where(complement[which[many]], -amount[many], amount[many])
-            self.parts["cells"].append(cells)
-            self.parts["weights"].append(np.repeat(sign, sizes[many]).astype(np.float64))
-            seq, which, amount, sizes = seq[few], which[few], amount[few], sizes[few]
+            self.parts["cells"].append(self._cells(seq[many], start[many], size[many]))
+            sign = np.where(core[many], -amount[many], amount[many])
+            self.parts["weights"].append(np.repeat(sign, size[many]).astype(np.float64))
+            seq, start, size, amount, core = seq[few], start[few], size[few], amount[few], core[few]
         if (amount > 1).any():
             again = np.repeat(np.arange(seq.size), amount)
-            seq, which, sizes = seq[again], which[again], sizes[again]
-        core = complement[which]
+            seq, start, size, core = seq[again], start[again], size[again], core[again]
         for name, sel in (("plus", ~core), ("minus", core)):
             if sel.all():
-                self.parts[name].append(self._cells(seq, which, sizes, members))
+                self.parts[name].append(self._cells(seq, start, size))
             elif sel.any():
-                self.parts[name].append(self._cells(seq[sel], which[sel], sizes[sel], members))
-        self.held += int(sizes.sum())
+                self.parts[name].append(self._cells(seq[sel], start[sel], size[sel]))
+        self.held += int(size.sum())
         if self.held >= _TALLY_ENTRIES:
             self.flush()
 
-    def _cells(self, seq: np.ndarray, which: np.ndarray, sizes: np.ndarray, members: SparseRows) -> np.ndarray:
-        at = segment_positions(members.indptr[which], sizes)
-        cells = np.repeat(seq * self.n_g, sizes)
-        cells += members.columns[at]
+    def _cells(self, seq: np.ndarray, start: np.ndarray, size: np.ndarray) -> np.ndarray:
+        cells = np.repeat(seq * self.n_g, size)
+        cells += self.columns[segment_positions(start, size)]
         return cells
 
     def flush(self) -> None:
@@ -516,7 +525,8 @@ class _Block:
         n = flat.size
         for name, sign in (("plus", 1), ("minus", -1)):
             if self.parts[name]:
-                counted = np.bincount(np.concatenate(self.parts[name]), minlength=n)
+                parts = self.parts[name]
+                counted = np.bincount(parts[0] if len(parts) == 1 else np.concatenate(parts), minlength=n)
                 if sign > 0:
                     flat += counted
                 else:
