@@ -348,6 +348,23 @@ class _ClassGroup(ColumnEncoding):
             sizes[maps] = np.unpackbits(raw, axis=1, count=g).sum(axis=1, dtype=np.int64)
         return sizes.astype(np.int64)
 
+    def slots_counting(self, lo: int, hi: int, at_least: int) -> np.ndarray:
+        """Slots of ``lo:hi`` with a count of ``at_least`` or more for some genome (ascending;
+        class-counts), found by one pass over their count values without listing members."""
+        if not self.keeps_counts or hi <= lo:
+            return np.zeros(0, dtype=np.int64)
+        lay = self._lay
+        words = self.data[slice(*lay["sections"]["starts"])]
+        starts = bits.unpack(words, self.n + 1, lay["start_width"], np.arange(lo, hi + 1, dtype=np.int64)).view(np.int64)
+        first, last = int(starts[0]), int(starts[-1])
+        if last < first or last > lay["total"] or (np.diff(starts) < 0).any():
+            raise CorruptDatabaseError(self.source, "a slot's counts lie outside the count values")
+        dt = np.dtype(f"<u{lay['count_bytes']}")
+        values = self.data[slice(*lay["sections"]["values"])].view(np.uint8).view(dt)[first:last]
+        at = np.flatnonzero(values >= at_least) + first
+        slots = np.searchsorted(starts, at, side="right") - 1 + lo
+        return slots[np.append(True, slots[1:] != slots[:-1])] if slots.size else slots
+
     def count_lengths(self, slots: np.ndarray) -> np.ndarray:
         """How many counts each of ``slots`` has (class-counts), checked to lie inside the
         count values; its class's size, in a sound group."""
