@@ -39,6 +39,7 @@ __all__ = [
     "boundaries",
     "empty_rows",
     "layer_classes",
+    "layer_count_parts",
     "pack_rows",
 ]
 
@@ -429,3 +430,67 @@ def layer_classes(layer: Layer, mode: str, n_genomes: int, block_bytes: int):
         raw, weights = raw[held], weights[held]
     return raw, weights
 
+
+
+def layer_count_parts(layer: Layer, n_genomes: int, block_bytes: int):
+    """A layer's counts split in two tables: presence classes, and the distinct rows of the
+    counts less one (``max(c - 1, 0)``) of the few slots where some genome counts two or more.
+
+    ``min(a, b) = [a >= 1][b >= 1] + min(a - 1, b - 1)`` for counts ``a, b >= 0`` (the second
+    term clipped at 0), so count min-sums are the presence pair counts plus the min-sums of
+    the second table.  The presence classes come from class ids (:func:`_coded_classes`) and
+    the second table from the slots :meth:`slots_counting` finds, so no per-slot rows of the
+    whole layer are made.
+
+    Returns
+    -------
+    ((raw, weights), (raw, weights)) or None
+        ClassTable bytes of presence, and of counts (uint32 per genome); None when the layer
+        has no colour-class group to code.
+    """
+    presence = _coded_classes(layer, n_genomes, block_bytes)
+    if presence is None:
+        return None
+    live = [g for g in layer.groups if g.live]
+    acc = ClassAccumulator(empty_rows("counts", n_genomes))
+    step = int(max(1024, min(MAX_BLOCK_ROWS * 8, block_bytes // 16)))
+    rows_at_once = max(1, block_bytes // (8 * max(1, n_genomes)))
+    for lo in range(0, layer.n, step):
+        hi = min(layer.n, lo + step)
+        found = []
+        for group in live:
+            if not group.keeps_counts:
+                continue
+            if group.family == "classes":
+                found.append(cast(Any, group).slots_counting(lo, hi, 2))
+            else:
+                values = group.count_values(lo, hi)
+                if values is not None:
+                    found.append(np.flatnonzero((values >= 2).any(axis=1)) + lo)
+        if not found:
+            continue
+        slots = np.sort(np.concatenate(found))
+        slots = slots[boundaries(slots)]
+        for a in range(0, slots.size, rows_at_once):
+            part = slots[a : a + rows_at_once]
+            rows = _rows_of(live, part, n_genomes)
+            less = rows.value_counts().astype(np.int64) - 1
+            keep = less > 0
+            reduced = SparseRows.from_pairs(rows.row_of()[keep], rows.columns[keep], part.size, n_genomes, less[keep])
+            dense = reduced.to_dense(np.uint32)
+            acc.add(*distinct_bytes(dense.view(np.uint8).reshape(part.size, -1)))
+    return presence, acc.result()
+
+
+def _rows_of(groups: list[ColumnEncoding], slots: np.ndarray, n_genomes: int) -> SparseRows:
+    """Count rows of ``slots`` over the database's genomes, every group's columns together."""
+    parts = [g.rows(slots) for g in groups]
+    if len(parts) == 1:
+        return parts[0]
+    return SparseRows.from_pairs(
+        np.concatenate([p.row_of() for p in parts]),
+        np.concatenate([p.columns for p in parts]),
+        slots.size,
+        n_genomes,
+        np.concatenate([p.value_counts() for p in parts]),
+    )

@@ -44,8 +44,9 @@ _DIRECT_CHUNK = 1 << 21
 GEMM_GENOMES = 32
 #: Bytes of the dense float32 blocks of one product chunk.
 _GEMM_BYTES = 64 << 20
-#: Genomes of a block of the symmetric product (blocks on and above the diagonal are taken).
-_GEMM_BLOCK = 128
+#: Genomes of a block of the symmetric product (blocks on and above the diagonal are taken;
+#: large blocks: few calls, which threaded BLAS on a busy host needs).
+_GEMM_BLOCK = 512
 #: Largest summed weight of a float32 product chunk: every partial sum stays an exact integer.
 _F32_EXACT = 1 << 24
 
@@ -67,7 +68,7 @@ class PairCounts:
         self.hists: dict[tuple[int, int], np.ndarray] = {}
         if self.gemm:
             self.square = self.lo == 0 and self.hi == n_genomes
-            step = max(_GEMM_BLOCK, -(-n_genomes // 8))
+            step = _GEMM_BLOCK
             self.blocks = [(b, min(n_genomes, b + step)) for b in range(0, n_genomes, step)]
             self.keep = True
             self.pairs: list[tuple[int, int]] = []

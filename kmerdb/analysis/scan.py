@@ -21,8 +21,16 @@ from typing import Any, cast
 
 import numpy as np
 
-from kmerdb.analysis.classes import BLOCK_BYTES, ClassAccumulator, empty_rows, layer_classes
-from kmerdb.analysis.pairs import PairCounts, add_min_sums
+from kmerdb.analysis.classes import (
+    BLOCK_BYTES,
+    ClassAccumulator,
+    ClassTable,
+    distinct_bytes,
+    empty_rows,
+    layer_classes,
+    layer_count_parts,
+)
+from kmerdb.analysis.pairs import GEMM_GENOMES, PairCounts, add_min_sums, weighted_colsum
 from kmerdb.config import Config
 from kmerdb.engine.executor import open_executor
 from kmerdb.params import parse_size
@@ -94,6 +102,8 @@ def compare_task(ctx: ScanContext, partitions: list[int]):
         ``(min-sums, column sums)`` on counts.
     """
     mode, g = ctx.mode, ctx.n_genomes
+    if ctx.reduce and mode == "counts" and g >= GEMM_GENOMES:
+        return len(partitions), _min_sums(ctx, partitions)
     acc = ClassAccumulator(empty_rows(mode, g))
     pc = PairCounts(g) if ctx.reduce else None
     # byte-pair histograms are summed layer by layer; products are taken once on the merged classes
@@ -120,6 +130,42 @@ def compare_task(ctx: ScanContext, partitions: list[int]):
     mins = np.zeros((g, g), dtype=np.int64)
     add_min_sums(pc, mins, counts, weights)
     return len(partitions), (mins, colsum)
+
+
+def _min_sums(ctx: ScanContext, partitions: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Count min-sums and column sums of some partitions of many genomes, from presence
+    classes and the rows of counts less one (see :func:`~kmerdb.analysis.classes.layer_count_parts`):
+    no table of every distinct count row."""
+    g = ctx.n_genomes
+    presence = ClassAccumulator(empty_rows("presence", g))
+    beyond = ClassAccumulator(empty_rows("counts", g))
+    for p in partitions:
+        for layer in ctx.layers(p):
+            if layer.n == 0:
+                continue
+            parts = layer_count_parts(layer, g, ctx.block_bytes)
+            if parts is None:  # dense groups only: split the count classes themselves
+                raw, weights = layer_classes(layer, "counts", g, ctx.block_bytes)
+                counts = np.ascontiguousarray(raw).view(np.uint32)
+                presence.add(*distinct_bytes(np.packbits(counts > 0, axis=1), weights))
+                less = np.maximum(counts.astype(np.int64) - 1, 0).astype(np.uint32)
+                high = less.any(axis=1)
+                if high.any():
+                    beyond.add(*distinct_bytes(less[high].view(np.uint8).reshape(int(high.sum()), -1), weights[high]))
+                continue
+            presence.add(*parts[0])
+            beyond.add(*parts[1])
+    raw, weights = presence.result()
+    pc = PairCounts(g)
+    pc.add(raw, weights)
+    mins = pc.result()
+    colsum = weighted_colsum(ClassTable("presence", g, raw, weights))
+    raw, weights = beyond.result()
+    if weights.size:
+        counts = np.ascontiguousarray(raw).view(np.uint32)
+        add_min_sums(PairCounts(g), mins, counts, weights)
+        colsum += (counts.astype(np.int64) * weights[:, None]).sum(axis=0)
+    return mins, colsum
 
 
 def weights_task(ctx: ScanContext, partitions: list[int]):

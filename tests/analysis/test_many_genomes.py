@@ -115,6 +115,8 @@ def test_products_and_byte_pairs_agree(many, monkeypatch):
         monkeypatch.setattr(pairs, "_GEMM_BYTES", 8 * g * 7)
         products = pairs.pair_rows(table, 0, g)
         assert np.array_equal(products, histograms)
+        monkeypatch.setattr(pairs, "_GEMM_BLOCK", 16)  # blocks above the diagonal, mirrored
+        assert np.array_equal(pairs.pair_rows(table, 0, g), histograms)
         assert np.array_equal(pairs.pair_rows(table, 5, 17), rows)
         assert np.array_equal(db.intersections(threads=1), histograms)
 
