@@ -15,6 +15,12 @@ Layers are read through their column encodings (:mod:`kmerdb.store.encodings`): 
 group gives its rows of a block as bytes in the presence layout (packed bits) or the counts
 layout (one integer per genome), and the classes are put in the database's column order.
 Memory is bounded by the row block reduced at a time (``block_bytes`` of temporaries).
+
+A layer with colour-class groups is not read row by row: its slots' class ids (and the
+packed rows of small dense groups beside them, after appends) are combined into one integer
+per slot, the distinct combinations counted, and only those decoded (:func:`_coded_classes`);
+for counts, the few slots where a genome counts two or more are read as rows
+(:func:`layer_count_parts`).  The cost follows the classes, not k-mers x genomes.
 """
 
 from __future__ import annotations
