@@ -49,6 +49,9 @@ from kmerdb.store.structures import structure_stats, unitig_summary
 
 __all__ = ["Database", "QueryResult", "open_database"]
 
+#: (k-mer, genome) cells of one block of :meth:`Database.iter_rows` (the rows of a dump).
+ROW_BLOCK_CELLS = 1 << 24
+
 
 class Database:
     """A handle on a kmerdb database.  Use :func:`kmerdb.open`.
@@ -504,17 +507,22 @@ class Database:
         """Yield (k-mers, rows) blocks covering the whole index, sorted within each layer.
 
         ``rows`` is (n, n_genomes): counts when the index keeps them (or ``counts=True``),
-        else booleans.
+        else booleans.  A layer comes in blocks of about :data:`ROW_BLOCK_CELLS` cells (at
+        least one k-mer each), one after the other in k-mer order, so memory stays bounded
+        whatever the number of genomes.
         """
         counts = self.config.counts if counts is None else _flag("counts", counts)
         dtype = np.uint32 if counts else bool
+        step = max(1, ROW_BLOCK_CELLS // max(1, len(self.genomes)))
         for layers in self.layers:
             for layer in layers:
                 keys = layer.kmers()
                 order = np.argsort(keys)
-                out = np.zeros((layer.n, len(self.genomes)), dtype=dtype)
-                layer.fill_rows(order, out, counts)
-                yield keys[order], out
+                for lo in range(0, layer.n, step):
+                    slots = order[lo : lo + step]
+                    out = np.zeros((slots.size, len(self.genomes)), dtype=dtype)
+                    layer.fill_rows(slots, out, counts)
+                    yield keys[slots], out
 
     # -- comparisons (kmerdb.analysis.analytics, kmerdb.ops.setops) -----------------------------------
     def col_weights(self, threads: int | None = None, max_memory: int | str | None = None, *, scheduler=None):

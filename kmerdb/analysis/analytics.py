@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kmerdb.analysis.classes import ClassAccumulator, ClassTable, boundaries, distinct_rows, empty_rows
-from kmerdb.analysis.pairs import min_rows, pair_rows, weighted_colsum
+from kmerdb.analysis.pairs import GEMM_GENOMES, min_rows, pair_rows, weighted_colsum
 from kmerdb.analysis.phylo import tree_from_matrix
 from kmerdb.analysis.scan import HIST_CAP, Progress, compare_task, scan, weights_task
 from kmerdb.errors import GenomeNotFoundError, InvalidParameterError
@@ -301,6 +301,11 @@ def intersections(
 
 def _intersections(db, snap, threads, scheduler, max_memory, progress) -> np.ndarray:
     g = len(snap.genomes)
+    if g >= GEMM_GENOMES:
+        # many genomes: the tasks' class tables are merged here (colours repeat across
+        # partitions) and reduced by one matrix product, which uses every core itself
+        table = _colour_classes(db, snap, False, threads, scheduler, max_memory, progress)
+        return pair_rows(table, 0, g)
     out = np.zeros((g, g), dtype=np.int64)
     for part in _compare(db, snap, "presence", True, threads, scheduler, max_memory, progress):
         out += part

@@ -15,15 +15,24 @@ Layers are read through their column encodings (:mod:`kmerdb.store.encodings`): 
 group gives its rows of a block as bytes in the presence layout (packed bits) or the counts
 layout (one integer per genome), and the classes are put in the database's column order.
 Memory is bounded by the row block reduced at a time (``block_bytes`` of temporaries).
+
+A layer with colour-class groups is not read row by row: its slots' class ids (and the
+packed rows of small dense groups beside them, after appends) are combined into one integer
+per slot, the distinct combinations counted, and only those decoded (:func:`_coded_classes`);
+for counts, the few slots where a genome counts two or more are read as rows
+(:func:`layer_count_parts`).  The cost follows the classes, not k-mers x genomes.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 
-from kmerdb.store.encodings import unpack_presence
+from kmerdb.core.colours import SparseRows
+from kmerdb.store.encodings import ColumnEncoding, unpack_presence
 from kmerdb.store.layer import Layer
 
 __all__ = [
@@ -36,6 +45,8 @@ __all__ = [
     "boundaries",
     "empty_rows",
     "layer_classes",
+    "layer_count_parts",
+    "pack_rows",
 ]
 
 #: Bytes of temporaries a worker uses to reduce one block of rows (about 64 per row).
@@ -288,8 +299,123 @@ def _canonical(raw: np.ndarray, segments, n_genomes: int, mode: str) -> np.ndarr
     return out.view(np.uint8).reshape(c, -1)
 
 
+def pack_rows(rows: SparseRows) -> np.ndarray:
+    """Presence bits of sparse rows (ClassTable presence bytes), through dense blocks of
+    bounded size (a scatter and ``np.packbits`` instead of a bitwise ``ufunc.at``)."""
+    g = rows.n_columns
+    out = np.zeros((rows.n, (g + 7) // 8), dtype=np.uint8)
+    step = max(1, (16 << 20) // max(1, g))
+    for lo in range(0, rows.n, step):
+        part = rows.take(np.arange(lo, min(rows.n, lo + step)))
+        out[lo : lo + part.n] = np.packbits(part.to_dense(bool), axis=1)
+    return out
+
+
+def _group_codes(group: ColumnEncoding, lo: int, hi: int) -> np.ndarray:
+    """A code of each of slots lo:hi of a group: its class id, or its packed presence bytes
+    (of a dense group of at most 56 genomes) read as one integer."""
+    if group.family == "classes":
+        return cast(Any, group).class_ids(np.arange(lo, hi, dtype=np.int64))
+    raw, _ = group.class_block(lo, hi, False)
+    code = np.zeros(raw.shape[0], dtype=np.int64)
+    for b in range(raw.shape[1]):
+        code = (code << 8) | raw[:, b]
+    return code
+
+
+def _group_radix(group: ColumnEncoding) -> int | None:
+    """How many codes :func:`_group_codes` gives a group (None: too many to combine)."""
+    if group.family == "classes":
+        return max(1, int(cast(Any, group).n_classes))
+    nbytes = (group.cols.size + 7) // 8
+    return 1 << (8 * nbytes) if nbytes <= 7 else None
+
+
+def _decode_codes(group: ColumnEncoding, codes: np.ndarray) -> SparseRows:
+    """Rows over database columns of the distinct codes of a group."""
+    if group.family == "classes":
+        return cast(Any, group).members(codes)
+    width = group.cols.size
+    nbytes = (width + 7) // 8
+    raw = np.stack([(codes >> (8 * (nbytes - 1 - b))) & 0xFF for b in range(nbytes)], axis=1).astype(np.uint8)
+    r, c = np.nonzero(np.unpackbits(raw, axis=1, count=width))
+    return SparseRows.from_pairs(r, group.cols[c], codes.size, group.n_db, ordered=bool(np.all(np.diff(group.cols) > 0)))
+
+
+def _coded_classes(layer: Layer, n_genomes: int, block_bytes: int):
+    """Presence classes of a layer from its groups' codes (class ids), without per-slot rows.
+
+    Each slot's classes across the layer's groups are combined in one mixed-radix integer;
+    the distinct combinations and their slot counts come from sorts (or, for a layer of one
+    colour-class group, one bincount of class ids), and only the distinct ones are decoded.
+    Returns None when a group cannot be coded (a dense group of many genomes) or the
+    combination does not fit in 62 bits.
+    """
+    live = [g for g in layer.groups if g.live]
+    if not live or not any(g.family == "classes" for g in live):
+        return None
+    radices = [_group_radix(g) for g in live]
+    if any(r is None for r in radices) or math.prod(cast(list[int], radices)) >= 1 << 62:
+        return None
+    step = int(max(1024, min(MAX_BLOCK_ROWS * 8, block_bytes // 32)))
+    if len(live) == 1:
+        weights = np.zeros(cast(int, radices[0]), dtype=np.int64)
+        for lo in range(0, layer.n, step):
+            weights += np.bincount(_group_codes(live[0], lo, min(layer.n, lo + step)), minlength=weights.size)
+        keys = np.flatnonzero(weights)
+        weights = weights[keys]
+    else:
+        parts_k, parts_w = [], []
+        for lo in range(0, layer.n, step):
+            hi = min(layer.n, lo + step)
+            key = np.zeros(hi - lo, dtype=np.int64)
+            for group, radix in zip(live, radices):
+                key = key * cast(int, radix) + _group_codes(group, lo, hi)
+            key.sort()
+            starts = np.flatnonzero(boundaries(key))
+            parts_k.append(key[starts])
+            parts_w.append(np.diff(np.append(starts, key.size)))
+        keys = np.concatenate(parts_k)
+        w = np.concatenate(parts_w)
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        starts = np.flatnonzero(boundaries(keys))
+        weights = np.add.reduceat(w[order], starts) if starts.size else np.zeros(0, dtype=np.int64)
+        keys = keys[starts]
+    only = live[0]
+    in_order = only.full and only.cols.size == n_genomes and np.array_equal(only.cols, np.arange(n_genomes))
+    if len(live) == 1 and only.family == "classes" and in_order:
+        raw = cast(Any, only).local_packed(keys)  # group order is column order: its bits as stored
+        held = raw.any(axis=1)
+        return (raw, weights) if held.all() else (raw[held], weights[held])
+    # decode each group's part of the distinct keys (last group = lowest digit)
+    pairs_r, pairs_c = [], []
+    rest = keys.copy()
+    for group, radix in reversed(list(zip(live, radices))):
+        digit = rest % cast(int, radix)
+        rest //= cast(int, radix)
+        used = np.sort(digit)
+        used = used[boundaries(used)]
+        rows = _decode_codes(group, used).take(np.searchsorted(used, digit))
+        pairs_r.append(rows.row_of())
+        pairs_c.append(rows.columns)
+    rows = SparseRows.from_pairs(np.concatenate(pairs_r), np.concatenate(pairs_c), keys.size, n_genomes)
+    held = rows.sizes > 0  # slots no current genome holds (after a removal)
+    if not held.all():
+        rows, weights = rows.take(np.flatnonzero(held)), weights[held]
+    return pack_rows(rows), weights
+
+
 def layer_classes(layer: Layer, mode: str, n_genomes: int, block_bytes: int):
-    """The colour classes of one layer: (ClassTable bytes, weights), all-absent rows dropped."""
+    """The colour classes of one layer: (ClassTable bytes, weights), all-absent rows dropped.
+
+    Presence classes of a layer with colour-class groups come from the class ids
+    (:func:`_coded_classes`); other layers are reduced from their rows, a block at a time.
+    """
+    if mode == "presence":
+        coded = _coded_classes(layer, n_genomes, block_bytes)
+        if coded is not None:
+            return coded
     per_row = 64 + sum(2 * group.row_nbytes for group in layer.groups if group.live)
     step = int(max(1024, min(MAX_BLOCK_ROWS, block_bytes // per_row)))
     acc = None
@@ -310,3 +436,67 @@ def layer_classes(layer: Layer, mode: str, n_genomes: int, block_bytes: int):
         raw, weights = raw[held], weights[held]
     return raw, weights
 
+
+
+def layer_count_parts(layer: Layer, n_genomes: int, block_bytes: int):
+    """A layer's counts split in two tables: presence classes, and the distinct rows of the
+    counts less one (``max(c - 1, 0)``) of the few slots where some genome counts two or more.
+
+    ``min(a, b) = [a >= 1][b >= 1] + min(a - 1, b - 1)`` for counts ``a, b >= 0`` (the second
+    term clipped at 0), so count min-sums are the presence pair counts plus the min-sums of
+    the second table.  The presence classes come from class ids (:func:`_coded_classes`) and
+    the second table from the slots :meth:`slots_counting` finds, so no per-slot rows of the
+    whole layer are made.
+
+    Returns
+    -------
+    ((raw, weights), (raw, weights)) or None
+        ClassTable bytes of presence, and of counts (uint32 per genome); None when the layer
+        has no colour-class group to code.
+    """
+    presence = _coded_classes(layer, n_genomes, block_bytes)
+    if presence is None:
+        return None
+    live = [g for g in layer.groups if g.live]
+    acc = ClassAccumulator(empty_rows("counts", n_genomes))
+    step = int(max(1024, min(MAX_BLOCK_ROWS * 8, block_bytes // 16)))
+    rows_at_once = max(1, block_bytes // (8 * max(1, n_genomes)))
+    for lo in range(0, layer.n, step):
+        hi = min(layer.n, lo + step)
+        found = []
+        for group in live:
+            if not group.keeps_counts:
+                continue
+            if group.family == "classes":
+                found.append(cast(Any, group).slots_counting(lo, hi, 2))
+            else:
+                values = group.count_values(lo, hi)
+                if values is not None:
+                    found.append(np.flatnonzero((values >= 2).any(axis=1)) + lo)
+        if not found:
+            continue
+        slots = np.sort(np.concatenate(found))
+        slots = slots[boundaries(slots)]
+        for a in range(0, slots.size, rows_at_once):
+            part = slots[a : a + rows_at_once]
+            rows = _rows_of(live, part, n_genomes)
+            less = rows.value_counts().astype(np.int64) - 1
+            keep = less > 0
+            reduced = SparseRows.from_pairs(rows.row_of()[keep], rows.columns[keep], part.size, n_genomes, less[keep])
+            dense = reduced.to_dense(np.uint32)
+            acc.add(*distinct_bytes(dense.view(np.uint8).reshape(part.size, -1)))
+    return presence, acc.result()
+
+
+def _rows_of(groups: list[ColumnEncoding], slots: np.ndarray, n_genomes: int) -> SparseRows:
+    """Count rows of ``slots`` over the database's genomes, every group's columns together."""
+    parts = [g.rows(slots) for g in groups]
+    if len(parts) == 1:
+        return parts[0]
+    return SparseRows.from_pairs(
+        np.concatenate([p.row_of() for p in parts]),
+        np.concatenate([p.columns for p in parts]),
+        slots.size,
+        n_genomes,
+        np.concatenate([p.value_counts() for p in parts]),
+    )

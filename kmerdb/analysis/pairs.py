@@ -13,7 +13,15 @@ On counts, ``sum_c w[c] min(r[c, i], r[c, j])`` (Bray-Curtis) is the sum over th
 count values ``v`` of ``(v - v_prev)`` times the pair counts of ``r >= v``; once few rows
 reach the next level, the rest is summed directly.
 
-Memory: the pair histograms take at most :data:`_HIST_BYTES`.
+With many genomes (at least :data:`GEMM_GENOMES`) the byte-pair histograms cost
+``C x (G / 8)**2`` bincount entries, far more than a matrix product: the classes are unpacked
+into dense 0/1 blocks and ``X.T @ (w * X)`` is taken in float32, a chunk of classes at a time
+whose weights sum below ``2**24``, so that every partial sum is an integer float32 holds
+exactly; chunks are summed in float64 (exact below ``2**53``).  A class of ``2**24`` k-mers or
+more goes alone through a float64 product.
+
+Memory: the pair histograms take at most :data:`_HIST_BYTES`; a product chunk about
+:data:`_GEMM_BYTES`.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ import numpy as np
 
 from kmerdb.analysis.classes import ClassTable, boundaries
 
-__all__ = ["PairCounts", "add_min_sums", "pair_rows", "min_rows", "weighted_colsum"]
+__all__ = ["PairCounts", "GEMM_GENOMES", "add_min_sums", "pair_rows", "min_rows", "weighted_colsum"]
 
 #: Pair histograms kept by a worker across its partitions, at most (else per layer).
 _HIST_BYTES = 64 << 20
@@ -32,6 +40,15 @@ _PAIR_CHUNK = 1 << 22
 _DIRECT_CELLS = 1 << 25
 #: Cells of one chunk of that direct sum.
 _DIRECT_CHUNK = 1 << 21
+#: From this many genomes on, pair counts are matrix products (see the module notes).
+GEMM_GENOMES = 32
+#: Bytes of the dense float32 blocks of one product chunk.
+_GEMM_BYTES = 64 << 20
+#: Genomes of a block of the symmetric product (blocks on and above the diagonal are taken;
+#: large blocks: few calls, which threaded BLAS on a busy host needs).
+_GEMM_BLOCK = 512
+#: Largest summed weight of a float32 product chunk: every partial sum stays an exact integer.
+_F32_EXACT = 1 << 24
 
 # --------------------------------------------------------------------------------------
 # pair counts
@@ -46,17 +63,31 @@ class PairCounts:
     def __init__(self, n_genomes: int, lo: int = 0, hi: int | None = None) -> None:
         self.g = n_genomes
         self.lo, self.hi = lo, n_genomes if hi is None else hi
+        #: matrix products instead of byte-pair histograms
+        self.gemm = n_genomes >= GEMM_GENOMES
+        self.hists: dict[tuple[int, int], np.ndarray] = {}
+        if self.gemm:
+            self.square = self.lo == 0 and self.hi == n_genomes
+            step = _GEMM_BLOCK
+            self.blocks = [(b, min(n_genomes, b + step)) for b in range(0, n_genomes, step)]
+            self.keep = True
+            self.pairs: list[tuple[int, int]] = []
+            self.out = np.zeros((self.hi - self.lo, n_genomes), dtype=np.float64)
+            return
         self.nb = (n_genomes + 7) // 8
         self.a0, self.a1 = self.lo // 8, (self.hi + 7) // 8
         self.pairs = [(a, b) for a in range(self.a0, self.a1) for b in range(self.nb) if not (self.a0 <= b < a)]
         self.keep = len(self.pairs) * 65536 * 8 <= _HIST_BYTES
-        self.hists: dict[tuple[int, int], np.ndarray] = (
+        self.hists = (
             {p: np.zeros(256 if p[0] == p[1] else 65536, dtype=np.float64) for p in self.pairs} if self.keep else {}
         )
         self.out = np.zeros((8 * (self.a1 - self.a0), 8 * self.nb), dtype=np.float64)
 
     def add(self, packed: np.ndarray, weights: np.ndarray) -> None:
         if not weights.size or self.g == 0:
+            return
+        if self.gemm:
+            self._add_gemm(packed, weights)
             return
         wf = weights.astype(np.float64)
         for c0 in range(0, weights.size, _PAIR_CHUNK):
@@ -80,6 +111,30 @@ class PairCounts:
             if not self.keep:
                 self._fold(hists)
 
+    def _add_gemm(self, packed: np.ndarray, weights: np.ndarray) -> None:
+        """``out += X[:, lo:hi].T @ (w * X)`` over chunks of classes (exact, see the module notes)."""
+        weights = np.asarray(weights, dtype=np.int64)
+        rows = max(1, _GEMM_BYTES // (8 * self.g))
+        cum = np.cumsum(weights)
+        c0, n = 0, weights.size
+        while c0 < n:
+            before = int(cum[c0 - 1]) if c0 else 0
+            c1 = min(n, c0 + rows, int(np.searchsorted(cum, before + _F32_EXACT - 1, side="right")))
+            dtype: type = np.float32
+            if c1 <= c0:  # one class of 2**24 k-mers or more: float64
+                c1, dtype = c0 + 1, np.float64
+            x: np.ndarray = np.unpackbits(packed[c0:c1], axis=1, count=self.g).astype(dtype)
+            xw = x * weights[c0:c1, None].astype(dtype)
+            if self.square:
+                # symmetric: the blocks on and above the diagonal only (mirrored in result)
+                for a0, a1 in self.blocks:
+                    for b0, b1 in self.blocks:
+                        if b0 >= a0:
+                            self.out[a0:a1, b0:b1] += x[:, a0:a1].T @ xw[:, b0:b1]
+            else:
+                self.out += x[:, self.lo : self.hi].T @ xw
+            c0 = c1
+
     def _fold(self, hists: dict) -> None:
         for (a, b), h in hists.items():
             blk = _fold_diagonal(h) if a == b else _fold_pair(h.reshape(256, 256))
@@ -91,6 +146,13 @@ class PairCounts:
 
     def result(self) -> np.ndarray:
         """(hi - lo, n_genomes) int64."""
+        if self.gemm:
+            if self.square:
+                upper = np.triu(self.out)
+                self.out = upper + np.triu(upper, 1).T
+            out = np.rint(self.out).astype(np.int64)
+            self.out[:] = 0
+            return out
         if self.keep:
             self._fold(self.hists)
             for h in self.hists.values():

@@ -17,15 +17,25 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 
-from kmerdb.analysis.classes import BLOCK_BYTES, ClassAccumulator, empty_rows, layer_classes
-from kmerdb.analysis.pairs import PairCounts, add_min_sums
+from kmerdb.analysis.classes import (
+    BLOCK_BYTES,
+    ClassAccumulator,
+    ClassTable,
+    distinct_bytes,
+    empty_rows,
+    layer_classes,
+    layer_count_parts,
+)
+from kmerdb.analysis.pairs import GEMM_GENOMES, PairCounts, add_min_sums, weighted_colsum
 from kmerdb.config import Config
 from kmerdb.engine.executor import open_executor
 from kmerdb.params import parse_size
 from kmerdb.store.catalog import LayerRecord, Snapshot
+from kmerdb.store.encodings import ColumnEncoding
 from kmerdb.store.layer import Layer
 
 __all__ = ["HIST_CAP", "ScanContext", "compare_task", "weights_task", "balanced_jobs", "scan", "Progress"]
@@ -92,9 +102,12 @@ def compare_task(ctx: ScanContext, partitions: list[int]):
         ``(min-sums, column sums)`` on counts.
     """
     mode, g = ctx.mode, ctx.n_genomes
+    if ctx.reduce and mode == "counts" and g >= GEMM_GENOMES:
+        return len(partitions), _min_sums(ctx, partitions)
     acc = ClassAccumulator(empty_rows(mode, g))
     pc = PairCounts(g) if ctx.reduce else None
-    by_layer = pc is not None and mode == "presence" and pc.keep
+    # byte-pair histograms are summed layer by layer; products are taken once on the merged classes
+    by_layer = pc is not None and mode == "presence" and pc.keep and not pc.gemm
     for p in partitions:
         for layer in ctx.layers(p):
             if layer.n == 0:
@@ -119,6 +132,42 @@ def compare_task(ctx: ScanContext, partitions: list[int]):
     return len(partitions), (mins, colsum)
 
 
+def _min_sums(ctx: ScanContext, partitions: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Count min-sums and column sums of some partitions of many genomes, from presence
+    classes and the rows of counts less one (see :func:`~kmerdb.analysis.classes.layer_count_parts`):
+    no table of every distinct count row."""
+    g = ctx.n_genomes
+    presence = ClassAccumulator(empty_rows("presence", g))
+    beyond = ClassAccumulator(empty_rows("counts", g))
+    for p in partitions:
+        for layer in ctx.layers(p):
+            if layer.n == 0:
+                continue
+            parts = layer_count_parts(layer, g, ctx.block_bytes)
+            if parts is None:  # dense groups only: split the count classes themselves
+                raw, weights = layer_classes(layer, "counts", g, ctx.block_bytes)
+                counts = np.ascontiguousarray(raw).view(np.uint32)
+                presence.add(*distinct_bytes(np.packbits(counts > 0, axis=1), weights))
+                less = np.maximum(counts.astype(np.int64) - 1, 0).astype(np.uint32)
+                high = less.any(axis=1)
+                if high.any():
+                    beyond.add(*distinct_bytes(less[high].view(np.uint8).reshape(int(high.sum()), -1), weights[high]))
+                continue
+            presence.add(*parts[0])
+            beyond.add(*parts[1])
+    raw, weights = presence.result()
+    pc = PairCounts(g)
+    pc.add(raw, weights)
+    mins = pc.result()
+    colsum = weighted_colsum(ClassTable("presence", g, raw, weights))
+    raw, weights = beyond.result()
+    if weights.size:
+        counts = np.ascontiguousarray(raw).view(np.uint32)
+        add_min_sums(PairCounts(g), mins, counts, weights)
+        colsum += (counts.astype(np.int64) * weights[:, None]).sum(axis=0)
+    return mins, colsum
+
+
 def weights_task(ctx: ScanContext, partitions: list[int]):
     """Distinct k-mers, occurrences (and count histograms) per genome of some partitions.
 
@@ -141,6 +190,10 @@ def weights_task(ctx: ScanContext, partitions: list[int]):
             step = int(max(1024, ctx.block_bytes // (16 * max(1, sum(g.row_nbytes for g in live)))))
             for group in live:
                 cols = group.cols
+                if group.family == "classes":
+                    # colour classes: no per-slot rows (presence), sparse rows (counts)
+                    _class_weights(group, layer.n, ctx.block_bytes, distinct, totals, dense, large)
+                    continue
                 for lo in range(0, layer.n, step):
                     hi = min(layer.n, lo + step)
                     d, t = group.tally(lo, hi)
@@ -151,6 +204,61 @@ def weights_task(ctx: ScanContext, partitions: list[int]):
     if dense is not None:
         return len(partitions), (distinct, totals, (dense, [np.concatenate(x) if x else np.zeros(0, np.int64) for x in large]))
     return len(partitions), (distinct, totals, (None, []))
+
+
+def _class_weights(
+    group: ColumnEncoding,
+    n: int,
+    block_bytes: int,
+    distinct: np.ndarray,
+    totals: np.ndarray,
+    dense: np.ndarray | None,
+    large: list,
+) -> None:
+    """Add the weights (and count histograms) of a colour-class group, by database column.
+
+    Presence: the slots of each class are counted (one bincount of class ids) and each class
+    used is decoded once, a class of most genomes as the few it lacks.  Counts: the group's
+    sparse rows, a block of slots at a time (memory in proportion to the block's
+    occurrences); one histogram over (genome, count) cells per block.
+    """
+    n_db = distinct.size
+    if not group.keeps_counts:
+        coded = cast(Any, group)
+        weights = np.zeros(max(1, int(coded.n_classes)), dtype=np.int64)
+        step = int(max(1024, block_bytes // 16))
+        for lo in range(0, n, step):
+            weights += np.bincount(coded.class_ids(np.arange(lo, min(n, lo + step), dtype=np.int64)), minlength=weights.size)
+        used = np.flatnonzero(weights)
+        w = weights[used]
+        members, complement = group.members_or_complement(used)
+        signed = np.where(complement, -w, w)
+        per = np.bincount(members.columns, weights=np.repeat(signed, members.sizes), minlength=n_db)
+        held = np.rint(per).astype(np.int64)
+        held[group.cols] += int(w[complement].sum())  # the classes listed by what they lack
+        distinct += held
+        totals += held
+        if dense is not None:
+            dense[:, 1] += held
+        return
+    step = int(max(1024, block_bytes // (16 * max(1, group.row_nbytes))))
+    for lo in range(0, n, step):
+        rows = group.rows(np.arange(lo, min(n, lo + step), dtype=np.int64))
+        cols = rows.columns.astype(np.int64)
+        counts = rows.value_counts().astype(np.int64)
+        distinct += np.bincount(cols, minlength=n_db)
+        # float64 sums: exact below 2**53
+        totals += np.rint(np.bincount(cols, weights=counts, minlength=n_db)).astype(np.int64)
+        if dense is None:
+            continue
+        capped = np.minimum(counts, HIST_CAP - 1)
+        dense += np.bincount(cols * HIST_CAP + capped, minlength=n_db * HIST_CAP).reshape(n_db, HIST_CAP)
+        big = counts >= HIST_CAP - 1
+        if big.any():
+            for c in np.unique(cols[big]).tolist():  # a loop over genomes with large counts
+                values = counts[big][cols[big] == c]
+                dense[c, HIST_CAP - 1] -= values.size
+                large[c].append(values)
 
 
 def _histogram(dense: np.ndarray, large: list, cols: np.ndarray, distinct: np.ndarray, values: np.ndarray | None) -> None:

@@ -119,6 +119,14 @@ def cmd_stats(args) -> int:
         s = stats["structures"].get(role)
         if s is not None:
             rows.append([role, Size(s["bytes"]), s["bits_per_kmer"]])
+    for kind, s in sorted(stats.get("column_kinds", {}).items()):
+        rows.append([f"  columns: {kind} ({s['groups']} groups)", Size(s["bytes"]), s["bits_per_kmer"]])
+    classes = stats.get("classes", {})
+    if classes.get("groups"):
+        rows.append(["  class ids", Size(classes["id_bytes"]), classes["id_bits_per_kmer"]])
+        rows.append(["  class tables", Size(classes["table_bytes"]), classes["table_bits_per_kmer"]])
+        if classes["count_bytes"]:
+            rows.append(["  class counts", Size(classes["count_bytes"]), classes["count_bits_per_kmer"]])
     idx = stats["index"]
     rows.append(["index (mphf + evidence + unitigs)", Size(idx["bytes"]), idx["bits_per_kmer"]])
     u = stats["unitigs"]
@@ -137,6 +145,8 @@ def cmd_stats(args) -> int:
         ["longest unitig bases", u.get("longest_bases", 0)],
         ["N50 bases", u.get("n50_bases", 0)],
     ]
+    if classes.get("groups"):
+        props.append(["colour classes (summed over layers)", classes["count"]])
     render(
         output_format(args),
         [

@@ -712,11 +712,38 @@ def write_unitigs(db: Database, out: BinaryIO, genome: str | None = None) -> tup
                 ut = layer.unitigs
             else:
                 kmers = layer.unitig_kmers()
-                rows = np.zeros((kmers.size, len(db.genomes)), dtype=bool)
-                if kmers.size:
-                    layer.fill_rows(layer.mphf.lookup(kmers), rows, False)
-                ut = UnitigSet(build_unitigs(np.sort(kmers[rows[:, column]]), k)[0])
+                held = _held_by(layer, layer.mphf.lookup(kmers), column) if kmers.size else np.zeros(0, dtype=bool)
+                ut = UnitigSet(build_unitigs(np.sort(kmers[held]), k)[0])
             r, b = write_fasta([(ut, f"partition={p} layer={layer.record.id}".encode())], out, records)
             records += r
             bases += b
     return records, bases
+
+
+#: Slots of a layer whose rows :func:`_held_by` reads at once from a dense group.
+_HELD_SLOTS = 1 << 16
+
+
+def _held_by(layer, slots: np.ndarray, column: int) -> np.ndarray:
+    """Whether the genome of database column ``column`` holds the k-mer of each slot.
+
+    A colour-class group answers per class (the classes used, decoded once); a dense group
+    a block of rows at a time: never a (slots x genomes) matrix of the whole layer.
+    """
+    held = np.zeros(slots.size, dtype=bool)
+    for group in layer.groups:
+        if column not in group.cols:
+            continue
+        if group.family == "classes":
+            ids = group.class_ids(slots)
+            used = np.sort(ids)
+            used = used[np.append(True, used[1:] != used[:-1])] if used.size else used
+            members = group.members(used)
+            has = np.zeros(used.size, dtype=bool)
+            has[members.row_of()[members.columns == column]] = True
+            held |= has[np.searchsorted(used, ids)]
+            continue
+        for lo in range(0, slots.size, _HELD_SLOTS):
+            rows = group.rows(slots[lo : lo + _HELD_SLOTS])
+            held[lo + rows.row_of()[rows.columns == column]] = True
+    return held

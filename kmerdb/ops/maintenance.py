@@ -2,7 +2,8 @@
 :mod:`kmerdb.merge`, run inside a transaction).
 
 ``verify`` reads everything and changes nothing: file sizes and checksums against the
-catalog, the column invariant (every layer holds exactly one column per genome), the MPHF
+catalog, the column invariant (every layer holds exactly one column per genome), every
+colour-class group decoded in full (:func:`check_group`), the MPHF
 of each layer minimal and perfect over the layer's k-mers, the evidence consistent with
 them, every k-mer canonical, in its partition, and in one layer only.  The partitions are
 checked one task each, by any executor (serial, local processes, or a Dask cluster:
@@ -19,7 +20,7 @@ import contextlib
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from kmerdb.errors import CorruptDatabaseError, IncompleteDatabaseError, KmerDBE
 from kmerdb.params import path_argument
 from kmerdb.store.catalog import Catalog, Snapshot
 from kmerdb.store.crashpoint import crashpoint
-from kmerdb.store.encodings import encoding_for, encoding_for_config
+from kmerdb.store.encodings import ColumnEncoding, encoding_for, encoding_for_config
 from kmerdb.store.layer import Layer
 from kmerdb.store.lock import LOCKS_DIR, WriterLock, live_readers
 from kmerdb.store.storage import DATA_DIR, data_file_checksum, resolve_inside
@@ -40,6 +41,7 @@ __all__ = [
     "VacuumReport",
     "verify",
     "verify_partition",
+    "check_group",
     "vacuum",
     "remove_unreferenced",
     "data_files",
@@ -260,6 +262,8 @@ def verify_partition(ctx: VerifyContext, p: int) -> tuple[int, list[str], int, i
         except KmerDBError as exc:
             problems.append(f"{where}: cannot be opened: {exc}")
             continue
+        for group in layer.groups:
+            problems.extend(f"{where}: column group {group.source}: {p}" for p in check_group(group))
         n_kmers += keys.size
         if keys.size != rec.n_kmers:
             problems.append(f"{where}: holds {keys.size} k-mers, the catalog says {rec.n_kmers}")
@@ -287,6 +291,44 @@ def verify_partition(ctx: VerifyContext, p: int) -> tuple[int, list[str], int, i
         if (sk[1:] == sk[:-1]).any():
             problems.append(f"partition {p}: a k-mer is in more than one layer")
     return p, problems, n_files, nbytes, n_kmers
+
+
+#: Slots, and classes, of a column group decoded at once by :func:`check_group`.
+_CHECK_SLOTS = 1 << 20
+_CHECK_CLASSES = 1 << 15
+
+
+def check_group(group: ColumnEncoding) -> list[str]:
+    """Problems of a column group that decoding it finds (never raises).
+
+    A colour-class group is read fully: every class decoded in its shorter form (forms,
+    offsets monotone and inside the payload, members aligned, below the group's genome
+    count, none twice), every slot's class id below the class count, and with counts every
+    slot's count range inside the values and as long as its class.  Dense groups are
+    checked by their shape when they are opened.
+    """
+    if group.family != "classes":
+        return []
+    coded = cast(Any, group)
+    try:
+        n_classes = int(coded.n_classes)
+        sizes = np.zeros(n_classes, dtype=np.int64)
+        for lo in range(0, n_classes, _CHECK_CLASSES):
+            ids = np.arange(lo, min(n_classes, lo + _CHECK_CLASSES), dtype=np.int64)
+            rows, _ = group.members_or_complement(ids)
+            if rows.nnz > 1 and ((np.diff(rows.columns) == 0) & (np.diff(rows.row_of()) == 0)).any():
+                return ["a class lists a genome twice"]
+            sizes[ids] = coded.class_sizes(ids)
+        for lo in range(0, group.n, _CHECK_SLOTS):
+            slots = np.arange(lo, min(group.n, lo + _CHECK_SLOTS), dtype=np.int64)
+            ids = coded.class_ids(slots)
+            if group.keeps_counts and not np.array_equal(coded.count_lengths(slots), sizes[ids]):
+                return ["a slot's counts disagree with its class"]
+    except CorruptDatabaseError as exc:
+        return [exc.reason]
+    except Exception as exc:  # a damage no check names: described, not raised
+        return [f"cannot be decoded ({type(exc).__name__}: {exc})"]
+    return []
 
 
 def verify(

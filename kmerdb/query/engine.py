@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kmerdb.config import Config
+from kmerdb.core.colours import SparseRows, segment_positions
 from kmerdb.core.evidence import z_rule
 from kmerdb.core.kmers import (
     canonical,
@@ -29,6 +30,7 @@ from kmerdb.core.kmers import (
 )
 from kmerdb.errors import InvalidParameterError, WorkerError
 from kmerdb.query.pool import QueryPool
+from kmerdb.store.encodings import ColumnEncoding
 from kmerdb.store.layer import Layer
 
 __all__ = ["QueryEngine", "QueryResult", "query_batches", "QUERY_BATCH_BASES"]
@@ -39,8 +41,16 @@ _log = logging.getLogger(__name__)
 #: batch and the arrays of their k-mer positions, about 100 bytes per base: ~100 MB.
 QUERY_BATCH_BASES = 1_000_000
 
-# Positions x genomes per query batch: bounds the (positions, genomes) presence matrix.
+# Positions x genomes of dense groups per query batch: bounds the presence bytes of dense
+# groups (colour-class groups tally per class and cost no genome factor).
 _QUERY_CELLS = 1 << 25
+# Sparse (sequence, genome) increments a tally holds before adding them to the hits.
+_TALLY_ENTRIES = 1 << 23
+# (sequence, genome) cells of the hits one block of class expansions adds to.
+_BLOCK_CELLS = 1 << 18
+# A (sequence, class) pair found at most this often is listed that many times (unweighted
+# histograms are ~8x faster than weighted ones); more often, it is weighted.
+_REPEAT_AMOUNT = 8
 # Below this many bases a query runs in the calling thread whatever ``threads`` says.
 _PARALLEL_MIN_BASES = 1 << 18
 # Bins of one (sequence, byte value) histogram before the tally counts genome by genome.
@@ -117,6 +127,13 @@ class QueryEngine:
         self.layers = [list(part) for part in layers]
         # with approx evidence a key may be answered by several layers: their rows are combined
         self._any_approx = any(not layer.exact for part in self.layers for layer in part)
+        # genomes whose presence a batch reads as dense bytes (the colour-class groups of
+        # many genomes tally by class): a batch holds about _QUERY_CELLS of them
+        dense = max(
+            (sum(g.cols.size for g in layer.groups if g.live and not g.tallies_by_class) for part in self.layers for layer in part),
+            default=0,
+        )
+        self._batch_bases = max(1, _QUERY_CELLS // max(1, dense, min(len(self.labels), 8)))
         self._pool: QueryPool | None = None
         self._pool_lock = threading.Lock()
         self._closed = False
@@ -196,11 +213,22 @@ class QueryEngine:
         return out
 
     def _rows(self, kmers: np.ndarray, hashes: np.ndarray, counts: bool) -> np.ndarray:
-        """(len(kmers), n_genomes) presence (bool) or counts for canonical k-mers."""
+        """(len(kmers), n_genomes) presence (bool) or counts for canonical k-mers.
+
+        Layers with colour-class groups of many genomes write their (k-mer, genome)
+        occurrences straight into the output; dense layers go through a block of their rows.
+        """
         dtype = np.uint32 if counts else bool
         out = np.zeros((kmers.size, len(self.labels)), dtype=dtype)
         union = self._any_approx
         for layer, idx, slots in self._locate(kmers, hashes):
+            if any(g.live and g.tallies_by_class for g in layer.groups):
+                rows = layer_rows(layer, slots, counts, len(self.labels))
+                at, cols = idx[rows.row_of()], rows.columns
+                values = rows.value_counts() if counts else True
+                # pairs of one layer are distinct: plain assignment, a maximum for a union
+                out[at, cols] = np.maximum(out[at, cols], values) if union else values
+                continue
             block = np.zeros((idx.size, len(self.labels)), dtype=dtype)
             layer.fill_rows(slots, block, counts)
             # several layers answer only with approx evidence: union of presence, largest count
@@ -273,7 +301,7 @@ class QueryEngine:
         n_kmers = np.zeros(n, dtype=np.int64)
         found = np.zeros((2, n), dtype=np.int64)  # raw, after the z rule
         joined, starts = memoryview(joined), _starts(lengths)
-        for lo, hi in _batches(lengths, max(1, _QUERY_CELLS // max(1, n_g))):
+        for lo, hi in _batches(lengths, self._batch_bases):
             batch = _span(joined, starts, lengths, lo, hi)
             self._query_batch(batch, lengths[lo:hi], hits[lo:hi], n_kmers[lo:hi], found[:, lo:hi], z)
         return hits, n_kmers, found
@@ -295,24 +323,25 @@ class QueryEngine:
         # positions are ascending: count them per sequence by searching the starts
         per_seq = np.diff(np.searchsorted(positions, np.append(starts, codes.size)))
         n_kmers += per_seq
+        n_seqs = lengths.size
+        seq_of = np.repeat(np.arange(n_seqs, dtype=np.int64), per_seq)
         # with approx evidence a position may be answered by several layers: union of rows
         union = self._any_approx
         if not union and not z:
             # exact evidence: each position is answered by at most one layer
-            self._tally_exact(kmers, hashes, per_seq, hits, found)
+            located = self._locate(kmers, hashes, seq_of)
+            per_found = np.bincount(np.concatenate([seqs for _, seqs, _ in located]), minlength=n_seqs) if located else 0
+            found[0] += per_found
+            found[1] += per_found
+            _tally(located, hits)
             return
-        # presence of every k-mer position, in position order, then summed per sequence
-        present = np.zeros((kmers.size, n_g), dtype=bool)
+        located = self._locate(kmers, hashes)
         hit = np.zeros(kmers.size, dtype=bool)
-        for layer, idx, slots in self._locate(kmers, hashes):
-            block = np.zeros((idx.size, n_g), dtype=bool)
-            layer.fill_rows(slots, block, False)
-            if union:
-                present[idx] |= block
-            else:
-                present[idx] = block
+        answers = np.zeros(kmers.size, dtype=np.int32)
+        for _, idx, _ in located:
             hit[idx] = True
-        bounds = np.zeros(lengths.size + 1, dtype=np.int64)
+            answers[idx] += 1  # a layer answers a position once
+        bounds = np.zeros(n_seqs + 1, dtype=np.int64)
         np.cumsum(per_seq, out=bounds[1:])
 
         def per_sequence(mask: np.ndarray) -> np.ndarray:
@@ -321,69 +350,255 @@ class QueryEngine:
             return total[bounds[1:]] - total[bounds[:-1]]
 
         found[0] += per_sequence(hit)
-        if z and kmers.size:
-            kept = z_rule(positions, hit, z)
-            present[hit & ~kept] = False
-            found[1] += per_sequence(kept)
-        else:
-            found[1] += per_sequence(hit)
-        if kmers.size:
-            # one histogram over (sequence, genome) cells; reduceat along axis 0 is ~20x slower
-            rows, cols = np.nonzero(present)
-            seq_of = np.repeat(np.arange(lengths.size), per_seq)
-            cells = np.bincount(seq_of[rows] * n_g + cols, minlength=lengths.size * n_g)
-            hits += cells.reshape(lengths.size, n_g)
+        kept = z_rule(positions, hit, z) if z and kmers.size else hit
+        found[1] += per_sequence(kept)
+        # a kept position answered by one layer is tallied like an exact one; the few answered
+        # by several (an approx false positive beside a true member) are united genome by genome
+        single = []
+        pos_parts, col_parts = [], []
+        for layer, idx, slots in located:
+            keep = kept[idx]
+            many = keep & (answers[idx] > 1)
+            if many.any():
+                rows = layer_rows(layer, slots[many], False, n_g)
+                pos_parts.append(idx[many][rows.row_of()])
+                col_parts.append(rows.columns.astype(np.int64))
+                keep &= ~many
+            if keep.all():
+                single.append((layer, seq_of[idx], slots))
+            elif keep.any():
+                single.append((layer, seq_of[idx[keep]], slots[keep]))
+        _tally(single, hits)
+        if pos_parts:
+            cells = np.concatenate(pos_parts) * n_g + np.concatenate(col_parts)
+            cells.sort()
+            cells = cells[_firsts(cells)]  # a genome counts once per position
+            pos = cells // n_g
+            hits += np.bincount(seq_of[pos] * n_g + (cells - pos * n_g), minlength=n_seqs * n_g).reshape(n_seqs, n_g)
 
-    def _tally_exact(
+
+def layer_rows(layer: Layer, slots: np.ndarray, counts: bool, n_columns: int) -> SparseRows:
+    """Rows of ``slots`` of a layer over the database's ``n_columns`` genomes, all its groups
+    together (counts from groups that keep them when ``counts``)."""
+    parts = [g.rows(slots) for g in layer.groups if g.live]
+    if not counts:
+        parts = [p.presence() for p in parts]
+    if len(parts) == 1:
+        return parts[0]
+    if not parts:
+        return SparseRows.empty(np.asarray(slots).size, n_columns, counts)
+    # groups hold disjoint genomes: their (row, column) pairs only need sorting together
+    with_counts = counts and any(p.counts is not None for p in parts)
+    return SparseRows.from_pairs(
+        np.concatenate([p.row_of() for p in parts]),
+        np.concatenate([p.columns for p in parts]),
+        parts[0].n,
+        parts[0].n_columns,
+        np.concatenate([p.value_counts() for p in parts]) if with_counts else None,
+    )
+
+
+def _firsts(sorted_values: np.ndarray) -> np.ndarray:
+    """Mask of the first of every run of equal values in a sorted array."""
+    first = np.empty(sorted_values.size, dtype=bool)
+    if first.size:
+        first[0] = True
+        np.not_equal(sorted_values[1:], sorted_values[:-1], out=first[1:])
+    return first
+
+
+class _Hits:
+    """The (sequence, class) tallies of one batch's colour-class groups, expanded to genomes
+    a block of sequences at a time.
+
+    A class is expanded to its members, or for a class of most of its group's genomes to all
+    the group's genomes (one amount per sequence, :attr:`everyone`) less the few it lacks.
+    The pairs of every group are gathered first (their classes' columns side by side), so a
+    block of sequences is expanded in one pass whatever the number of groups.  Expansions
+    are counted with unweighted histograms over the block's (sequence, genome) cells: a pair
+    found ``a`` times is listed ``a`` times when ``a`` is small, and weighted otherwise.
+    """
+
+    def __init__(self, hits: np.ndarray) -> None:
+        self.hits = hits
+        self.n_seqs, self.n_g = hits.shape
+        # per group: sequence, first column (into the joined columns), columns, amount and
+        # whether the columns are the ones the class lacks, of every pair; the columns
+        self.pairs: list[tuple[np.ndarray, ...]] = []
+        self.columns: list[np.ndarray] = []
+        self.held = 0
+        # database columns of a group (as bytes) -> (columns, amount per sequence)
+        self.everyone: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+
+    def add(
         self,
-        kmers: np.ndarray,
-        hashes: np.ndarray,
-        per_seq: np.ndarray,
-        hits: np.ndarray,
-        found: np.ndarray,
+        seq: np.ndarray,
+        which: np.ndarray,
+        amount: np.ndarray,
+        members: SparseRows,
+        complement: np.ndarray,
+        cols: np.ndarray,
     ) -> None:
-        """Add the hits of a batch whose layers are all exact (no z rule) to ``hits``.
+        """Pairs of one group: sequence, index of the class in ``members`` and
+        ``complement``, times found; ``cols`` are the database columns of the group."""
+        core = complement[which]
+        self.pairs.append((seq, members.indptr[which] + self.held, members.sizes[which], amount, core))
+        self.columns.append(members.columns)
+        self.held += members.nnz
+        if core.any():
+            key = cols.tobytes()
+            if key not in self.everyone:
+                self.everyone[key] = (cols, np.zeros(self.n_seqs, dtype=np.int64))
+            self.everyone[key][1][:] += np.bincount(np.repeat(seq[core], amount[core]), minlength=self.n_seqs)
 
-        Each found position's presence comes as packed bytes (eight genomes to a byte);
-        one histogram per byte layout over (sequence, byte value) and a small product
-        with the bits of each value give the per-genome sums, with no (positions,
-        genomes) matrix.
-        """
-        n_seqs = per_seq.size
-        seq_of = np.repeat(np.arange(n_seqs, dtype=np.int64), per_seq)
-        found_seqs = []
-        codes: dict[tuple[int, ...], list[np.ndarray]] = {}
-        for layer, seqs, slots in self._locate(kmers, hashes, seq_of):
-            found_seqs.append(seqs)
-            for cols, values in layer.presence_bytes(slots):
+    def finish(self) -> None:
+        n_g = self.n_g
+        if self.pairs:
+            seq, start, size, amount, core = (np.concatenate(part) for part in zip(*self.pairs))
+            columns = np.concatenate(self.columns)
+            order = np.argsort(seq, kind="stable")
+            seq, start, size, amount, core = seq[order], start[order], size[order], amount[order], core[order]
+            step = max(1, _BLOCK_CELLS // max(1, n_g))
+            bounds = np.searchsorted(seq, np.arange(0, self.n_seqs + step, step))
+            for i, a in enumerate(range(0, self.n_seqs, step)):
+                lo, hi = int(bounds[i]), int(bounds[i + 1])
+                if lo < hi:
+                    block = _Block(self.hits[a : a + step], columns)
+                    block.expand(seq[lo:hi] - a, start[lo:hi], size[lo:hi], amount[lo:hi], core[lo:hi])
+                    block.flush()
+        for cols, amounts in self.everyone.values():
+            if cols.size == n_g:  # every column, in order
+                self.hits += amounts[:, None]
+            else:
+                self.hits[:, cols] += amounts[:, None]
+        self.pairs, self.columns, self.held, self.everyone = [], [], 0, {}
+
+
+class _Block:
+    """Expansions of (sequence, class) pairs into one block of the hits."""
+
+    def __init__(self, hits: np.ndarray, columns: np.ndarray) -> None:
+        self.hits = hits
+        self.n_g = hits.shape[1]
+        self.columns = columns
+        self.parts: dict[str, list[np.ndarray]] = {"plus": [], "minus": [], "cells": [], "weights": []}
+        self.held = 0
+
+    def expand(self, seq: np.ndarray, start: np.ndarray, size: np.ndarray, amount: np.ndarray, core: np.ndarray) -> None:
+        """Add pairs: block row, first column and number of columns of the class (or of what it
+        lacks, where ``core``), times found."""
+        ends = np.cumsum(size)
+        lo = 0
+        while lo < seq.size:  # pairs in chunks whose expansion stays within the bound
+            base = int(ends[lo - 1]) if lo else 0
+            hi = max(lo + 1, int(np.searchsorted(ends, base + _TALLY_ENTRIES, side="right")))
+            self._expand(seq[lo:hi], start[lo:hi], size[lo:hi], amount[lo:hi], core[lo:hi])
+            lo = hi
+
+    def _expand(self, seq, start, size, amount, core) -> None:
+        few = amount <= _REPEAT_AMOUNT
+        if not few.all():  # a class found many times in a sequence: one weighted entry per genome
+            many = ~few
+            self.parts["cells"].append(self._cells(seq[many], start[many], size[many]))
+            sign = np.where(core[many], -amount[many], amount[many])
+            self.parts["weights"].append(np.repeat(sign, size[many]).astype(np.float64))
+            seq, start, size, amount, core = seq[few], start[few], size[few], amount[few], core[few]
+        if (amount > 1).any():
+            again = np.repeat(np.arange(seq.size), amount)
+            seq, start, size, core = seq[again], start[again], size[again], core[again]
+        for name, sel in (("plus", ~core), ("minus", core)):
+            if sel.all():
+                self.parts[name].append(self._cells(seq, start, size))
+            elif sel.any():
+                self.parts[name].append(self._cells(seq[sel], start[sel], size[sel]))
+        self.held += int(size.sum())
+        if self.held >= _TALLY_ENTRIES:
+            self.flush()
+
+    def _cells(self, seq: np.ndarray, start: np.ndarray, size: np.ndarray) -> np.ndarray:
+        cells = np.repeat(seq * self.n_g, size)
+        cells += self.columns[segment_positions(start, size)]
+        return cells
+
+    def flush(self) -> None:
+        flat = self.hits.reshape(-1)  # a view: a block of the hits' rows is contiguous
+        n = flat.size
+        for name, sign in (("plus", 1), ("minus", -1)):
+            if self.parts[name]:
+                parts = self.parts[name]
+                counted = np.bincount(parts[0] if len(parts) == 1 else np.concatenate(parts), minlength=n)
+                if sign > 0:
+                    flat += counted
+                else:
+                    flat -= counted
+        if self.parts["cells"]:
+            # float64 sums: exact for any count below 2**53
+            weighted = np.bincount(np.concatenate(self.parts["cells"]), np.concatenate(self.parts["weights"]), n)
+            flat += np.rint(weighted).astype(np.int64)
+        self.parts = {name: [] for name in self.parts}
+        self.held = 0
+
+
+def _tally(located: list[tuple[Layer, np.ndarray, np.ndarray]], hits: np.ndarray) -> None:
+    """Add one hit per (sequence, genome) for every found position to ``hits``.
+
+    ``located`` holds (layer, sequence of each position, its slot), each position once.
+    Dense groups give their presence as packed bytes (eight genomes to a byte): one histogram
+    per byte layout over (sequence, byte value) and a small product with the bits of each
+    value give the per-genome sums.  Colour-class groups of many genomes tally (sequence,
+    class) pairs and expand each distinct pair to the genomes of its class.  Neither makes a
+    (positions, genomes) matrix.
+    """
+    n_seqs = hits.shape[0]
+    codes: dict[tuple[int, ...], list[np.ndarray]] = {}
+    tally = _Hits(hits)
+    for layer, seqs, slots in located:
+        for group in layer.groups:
+            if not group.live:
+                continue
+            if group.tallies_by_class:
+                _tally_classes(group, seqs, slots, tally)
+                continue
+            for cols, values in group.presence_bytes(slots):
                 width = cols.size
                 values >>= np.uint8(8 - width)  # the byte's genomes in its low bits
                 codes.setdefault(tuple(cols.tolist()), []).append((seqs << width) | values)
-        if not found_seqs:
-            return
-        n_found = sum(s.size for s in found_seqs)
-        per_found = None
-        for layout, parts in codes.items():
-            width = len(layout)
-            merged = np.concatenate(parts)
-            if n_seqs << width <= _TALLY_BINS:
-                table = np.bincount(merged, minlength=n_seqs << width).reshape(n_seqs, 1 << width)
-                if merged.size == n_found:  # every found position has a byte here: its row sums count them
-                    per_found = table.sum(axis=1)
-                # float64 product: exact for any count below 2**53
-                sums = np.rint(table.astype(np.float64) @ _VALUE_BITS[width]).astype(np.int64)
-            else:  # too many bins: one histogram per genome
-                sums = np.empty((n_seqs, width), dtype=np.int64)
-                for j in range(width):
-                    has = merged[((merged >> (width - 1 - j)) & 1).astype(bool)]
-                    sums[:, j] = np.bincount(has >> width, minlength=n_seqs)
-            for j, col in enumerate(layout):
-                if col >= 0:
-                    hits[:, col] += sums[:, j]
-        if per_found is None:
-            per_found = np.bincount(np.concatenate(found_seqs), minlength=n_seqs)
-        found[0] += per_found
-        found[1] += per_found
+    tally.finish()
+    for layout, parts in codes.items():
+        width = len(layout)
+        merged = np.concatenate(parts)
+        if n_seqs << width <= _TALLY_BINS:
+            table = np.bincount(merged, minlength=n_seqs << width).reshape(n_seqs, 1 << width)
+            # float64 product: exact for any count below 2**53
+            sums = np.rint(table.astype(np.float64) @ _VALUE_BITS[width]).astype(np.int64)
+        else:  # too many bins: one histogram per genome
+            sums = np.empty((n_seqs, width), dtype=np.int64)
+            for j in range(width):
+                has = merged[((merged >> (width - 1 - j)) & 1).astype(bool)]
+                sums[:, j] = np.bincount(has >> width, minlength=n_seqs)
+        for j, col in enumerate(layout):
+            if col >= 0:
+                hits[:, col] += sums[:, j]
+
+
+def _tally_classes(group: ColumnEncoding, seqs: np.ndarray, slots: np.ndarray, tally: _Hits) -> None:
+    """Tally the found positions of one colour-class group as (sequence, class) pairs, each
+    expanded once to its class's genomes (or to all but the few a large class lacks)."""
+    if not seqs.size:
+        return
+    ids = group.class_ids(slots)
+    c = int(ids.max()) + 1
+    key = seqs * c + ids
+    key.sort()
+    starts = np.flatnonzero(_firsts(key))
+    amount = np.diff(np.append(starts, key.size))
+    key = key[starts]
+    seq = key // c
+    cls = key - seq * c
+    used = np.sort(cls)
+    used = used[_firsts(used)]
+    members, complement = group.members_or_complement(used)
+    tally.add(seq, np.searchsorted(used, cls), amount, members, complement, group.cols)
 
 
 def _batches(lengths: np.ndarray, max_positions: int) -> list[tuple[int, int]]:

@@ -285,6 +285,134 @@ class _ClassGroup(ColumnEncoding):
         """Members of classes ``ids`` as database columns (genomes still in the database)."""
         return self.local_members(ids).remap(self._column_map, self.n_db)
 
+    def members_or_complement(self, ids: np.ndarray) -> tuple[SparseRows, np.ndarray]:
+        """Classes ``ids`` in their shorter form, as database columns.
+
+        Returns
+        -------
+        rows : SparseRows
+            Row i: the members of class ``ids[i]``, or, where ``complement[i]``, the genomes
+            of the group that are *not* in it (genomes no longer in the database left out).
+        complement : ndarray of bool
+            Which rows list the missing genomes: a class of most of the group's genomes (the
+            core genome) costs the few it lacks, so tallies add to every column of the group
+            and subtract the few instead of listing them all.
+        """
+        ids = np.asarray(ids, dtype=np.int64)
+        g, mb = len(self.genome_ids), self._lay["mb"]
+        forms, starts, ends = self._class_meta(ids)
+        complement = forms == COMPLEMENT
+        parts_rows, parts_cols = [], []
+        listed = np.flatnonzero(forms != BITMAP)
+        if listed.size:
+            if (starts[listed] % mb).any() or ((ends[listed] - starts[listed]) % mb).any():
+                raise CorruptDatabaseError(self.source, "a class's members are not aligned")
+            sizes = (ends[listed] - starts[listed]) // mb
+            at = segment_positions(starts[listed] // mb, sizes)
+            cols = self._payload.view(np.dtype(f"<u{mb}"))[at].astype(np.int64) if at.size else np.zeros(0, np.int64)
+            if cols.size and int(cols.max()) >= g:
+                raise CorruptDatabaseError(self.source, f"a class names genome {int(cols.max())} of {g}")
+            parts_rows.append(np.repeat(listed, sizes))
+            parts_cols.append(cols)
+        maps = np.flatnonzero(forms == BITMAP)
+        if maps.size:
+            nb = (g + 7) // 8
+            if ((ends[maps] - starts[maps]) < nb).any():
+                raise CorruptDatabaseError(self.source, "a class bitmap is short")
+            held = np.unpackbits(self._payload[(starts[maps][:, None] + np.arange(nb)[None, :])], axis=1, count=g)
+            big = held.sum(axis=1, dtype=np.int64) * 2 > g
+            held[big] ^= 1  # most genomes: list the missing ones
+            complement[maps[big]] = True
+            r, cc = np.nonzero(held)
+            parts_rows.append(maps[r])
+            parts_cols.append(cc)
+        rows = np.concatenate(parts_rows) if parts_rows else np.zeros(0, np.int64)
+        cols = np.concatenate(parts_cols) if parts_cols else np.zeros(0, np.int64)
+        local = SparseRows.from_pairs(rows, cols, ids.size, g)
+        return local.remap(self._column_map, self.n_db), complement
+
+    def class_sizes(self, ids: np.ndarray) -> np.ndarray:
+        """Genomes of the group (removed ones included) in each of classes ``ids``, from the
+        forms and offsets (and a bit count of bitmaps), without listing members."""
+        ids = np.asarray(ids, dtype=np.int64)
+        g, mb = len(self.genome_ids), self._lay["mb"]
+        forms, starts, ends = self._class_meta(ids)
+        listed = (ends - starts) // mb
+        sizes = np.where(forms == COMPLEMENT, g - listed, listed)
+        maps = np.flatnonzero(forms == BITMAP)
+        if maps.size:
+            nb = (g + 7) // 8
+            if ((ends[maps] - starts[maps]) < nb).any():
+                raise CorruptDatabaseError(self.source, "a class bitmap is short")
+            raw = self._payload[starts[maps][:, None] + np.arange(nb)[None, :]]
+            sizes[maps] = np.unpackbits(raw, axis=1, count=g).sum(axis=1, dtype=np.int64)
+        return sizes.astype(np.int64)
+
+    def slots_counting(self, lo: int, hi: int, at_least: int) -> np.ndarray:
+        """Slots of ``lo:hi`` with a count of ``at_least`` or more for some genome (ascending;
+        class-counts), found by one pass over their count values without listing members."""
+        if not self.keeps_counts or hi <= lo:
+            return np.zeros(0, dtype=np.int64)
+        lay = self._lay
+        words = self.data[slice(*lay["sections"]["starts"])]
+        starts = bits.unpack(words, self.n + 1, lay["start_width"], np.arange(lo, hi + 1, dtype=np.int64)).view(np.int64)
+        first, last = int(starts[0]), int(starts[-1])
+        if last < first or last > lay["total"] or (np.diff(starts) < 0).any():
+            raise CorruptDatabaseError(self.source, "a slot's counts lie outside the count values")
+        dt = np.dtype(f"<u{lay['count_bytes']}")
+        values = self.data[slice(*lay["sections"]["values"])].view(np.uint8).view(dt)[first:last]
+        at = np.flatnonzero(values >= at_least) + first
+        slots = np.searchsorted(starts, at, side="right") - 1 + lo
+        return slots[np.append(True, slots[1:] != slots[:-1])] if slots.size else slots
+
+    def count_lengths(self, slots: np.ndarray) -> np.ndarray:
+        """How many counts each of ``slots`` has (class-counts), checked to lie inside the
+        count values; its class's size, in a sound group."""
+        if not self.keeps_counts:
+            return np.zeros(np.asarray(slots).size, dtype=np.int64)
+        slots = np.asarray(slots, dtype=np.int64)
+        lay = self._lay
+        words = self.data[slice(*lay["sections"]["starts"])]
+        first = bits.unpack(words, self.n + 1, lay["start_width"], slots).view(np.int64)
+        last = bits.unpack(words, self.n + 1, lay["start_width"], slots + 1).view(np.int64)
+        if slots.size and ((last < first).any() or int(last.max()) > lay["total"]):
+            raise CorruptDatabaseError(self.source, "a slot's counts lie outside the count values")
+        return last - first
+
+    def local_packed(self, ids: np.ndarray) -> np.ndarray:
+        """Classes ``ids`` as presence bits over all genomes of the group (group order, packed
+        as ``np.packbits``): bitmaps are copied, lists set through dense blocks of bounded
+        size, never a bitwise ``ufunc.at``."""
+        ids = np.asarray(ids, dtype=np.int64)
+        g, mb = len(self.genome_ids), self._lay["mb"]
+        nb = (g + 7) // 8
+        forms, starts, ends = self._class_meta(ids)
+        out = np.zeros((ids.size, nb), dtype=np.uint8)
+        maps = np.flatnonzero(forms == BITMAP)
+        if maps.size:
+            if ((ends[maps] - starts[maps]) < nb).any():
+                raise CorruptDatabaseError(self.source, "a class bitmap is short")
+            out[maps] = self._payload[starts[maps][:, None] + np.arange(nb)[None, :]]
+        listed = np.flatnonzero(forms != BITMAP)
+        step = max(1, (16 << 20) // max(1, g))
+        mdt = np.dtype(f"<u{mb}")
+        for lo in range(0, listed.size, step):
+            part = listed[lo : lo + step]
+            if (starts[part] % mb).any() or ((ends[part] - starts[part]) % mb).any():
+                raise CorruptDatabaseError(self.source, "a class's members are not aligned")
+            sizes = (ends[part] - starts[part]) // mb
+            at = segment_positions(starts[part] // mb, sizes)
+            cols = self._payload.view(mdt)[at].astype(np.int64) if at.size else np.zeros(0, np.int64)
+            if cols.size and int(cols.max()) >= g:
+                raise CorruptDatabaseError(self.source, f"a class names genome {int(cols.max())} of {g}")
+            comp = forms[part] == COMPLEMENT
+            block = np.zeros((part.size, g), dtype=bool)
+            block[comp] = True
+            # a member list sets its genomes, a complement list clears them
+            block[np.repeat(np.arange(part.size), sizes), cols] = np.repeat(~comp, sizes)
+            out[part] = np.packbits(block, axis=1)
+        return out
+
     def table(self) -> SparseRows:
         """Every class's members as group positions (decoded once, then kept)."""
         if self._table is None:

@@ -219,6 +219,13 @@ class ColumnEncoding(ABC):
         """Database columns of classes ``ids`` (encodings with ``tallies_by_class``)."""
         raise NotImplementedError(f"{type(self).__name__} has no colour classes")
 
+    def members_or_complement(self, ids: np.ndarray) -> tuple[SparseRows, np.ndarray]:
+        """Classes ``ids`` as their members or, where the second array says so, as the
+        genomes of the group they lack (encodings with ``tallies_by_class``; this default
+        lists members only)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        return self.members(ids), np.zeros(ids.size, dtype=bool)
+
     @abstractmethod
     def values(self, slots: np.ndarray, counts: bool) -> np.ndarray:
         """Rows of ``slots`` over the kept genomes (``keep`` order): bool presence, or the

@@ -8,14 +8,17 @@ k-mer here, and in which slot", without the genome columns.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
 
 from kmerdb.core.evidence import Evidence, evidence_for
 from kmerdb.core.unitigs import UnitigSet
 from kmerdb.errors import CorruptDatabaseError
+from kmerdb.store.encodings import encoding_for
 from kmerdb.store.storage import load_array
 
-__all__ = ["unitig_summary", "structure_stats", "ROLES"]
+__all__ = ["unitig_summary", "structure_stats", "class_summary", "ROLES"]
 
 #: Structures of a layer, in the order they are reported.
 ROLES = ("mphf", "evidence", "unitigs", "columns")
@@ -53,7 +56,9 @@ def structure_stats(db, lengths: bool = True) -> dict:
         ``n_kmers``, ``n_layers``, ``evidence`` (kind, fp_bits, z, expected false positive
         rate of one lookup), ``structures`` (role -> bytes, bits_per_kmer), ``index``
         (MPHF + evidence + unitigs: bytes, bits_per_kmer) and ``unitigs`` (count, mean length
-        in k-mers and bases, and with ``lengths`` the longest and the N50 in bases).
+        in k-mers and bases, and with ``lengths`` the longest and the N50 in bases),
+        ``column_kinds`` (kind of column group -> groups, bytes, bits_per_kmer) and
+        ``classes`` (see :func:`class_summary`).
     """
     records = [rec for part in db.snapshot.partitions for rec in part]
     # only the headers of the unitigs and evidence are read (memory-mapped), not whole layers
@@ -81,6 +86,14 @@ def structure_stats(db, lengths: bool = True) -> dict:
         else:
             unitigs["n50_bases"] = 0
     kinds = sorted({layer.evidence.kind for layer in layers})
+    column_kinds: dict[str, dict] = {}
+    for rec in records:
+        for g in rec.groups:
+            entry = column_kinds.setdefault(g.kind, {"groups": 0, "bytes": 0})
+            entry["groups"] += 1
+            entry["bytes"] += g.file.nbytes
+    for entry in column_kinds.values():
+        entry["bits_per_kmer"] = 8 * entry["bytes"] / n if n else 0.0
     return {
         "n_kmers": n,
         "n_layers": len(layers),
@@ -94,7 +107,38 @@ def structure_stats(db, lengths: bool = True) -> dict:
         "structures": {role: per_kmer(b) for role, b in sizes.items()},
         "index": per_kmer(sizes["mphf"] + sizes["evidence"] + sizes["unitigs"]),
         "unitigs": unitigs,
+        "column_kinds": column_kinds,
+        "classes": class_summary(db.path, records, n),
     }
+
+
+def class_summary(root: str, records, n_kmers: int) -> dict:
+    """Colour classes of the colour-class groups, from their headers (memory-mapped).
+
+    Returns
+    -------
+    dict
+        ``groups`` (colour-class groups), ``count`` (their classes, summed: a colour used by
+        several layers counts in each), ``id_bytes`` (the class id of every slot),
+        ``table_bytes`` (forms, offsets and members of the classes), ``count_bytes`` (slot
+        count ranges and values, class-counts only) and bits per k-mer of each part.
+    """
+    out: dict[str, float] = {"groups": 0, "count": 0, "id_bytes": 0, "table_bytes": 0, "count_bytes": 0}
+    for rec in records:
+        for g in rec.groups:
+            encoding = encoding_for(g.kind)
+            if encoding.family != "classes":
+                continue
+            lay = cast(Any, encoding)._layout(load_array(root, g.file), None, g.file.path)
+            words = {name: hi - lo for name, (lo, hi) in lay["sections"].items()}
+            out["groups"] += 1
+            out["count"] += int(lay["c"])
+            out["id_bytes"] += 8 * words["ids"]
+            out["table_bytes"] += 8 * (words["forms"] + words["offsets"] + words["payload"])
+            out["count_bytes"] += 8 * (words.get("starts", 0) + words.get("values", 0))
+    for part in ("id", "table", "count"):
+        out[f"{part}_bits_per_kmer"] = 8 * out[f"{part}_bytes"] / n_kmers if n_kmers else 0.0
+    return out
 
 
 class _Structures:
