@@ -228,13 +228,15 @@ class SparseRows:
     def packed(self) -> np.ndarray:
         """(n, ceil(n_columns / 8)) uint8: presence bits, column i at bit ``7 - i % 8`` of byte ``i // 8``."""
         nb = (self.n_columns + 7) // 8
-        out = np.zeros(self.n * nb, dtype=np.uint8)
-        if self.nnz:
-            cols = self.columns.astype(np.int64)
-            at = self.row_of() * nb + (cols >> 3)
-            bit = (np.uint8(0x80) >> (cols & 7).astype(np.uint8)).astype(np.uint8)
-            np.bitwise_or.at(out, at, bit)
-        return out.reshape(self.n, nb)
+        out = np.zeros((self.n, nb), dtype=np.uint8)
+        step = max(1, (16 << 20) // max(1, self.n_columns))
+        for lo in range(0, self.n, step):  # dense blocks of bounded size
+            hi = min(self.n, lo + step)
+            a, b = int(self.indptr[lo]), int(self.indptr[hi])
+            block = np.zeros((hi - lo, self.n_columns), dtype=bool)
+            block[np.repeat(np.arange(hi - lo), self.sizes[lo:hi]), self.columns[a:b]] = True
+            out[lo:hi] = np.packbits(block, axis=1)
+        return out
 
     # -- colour classes ------------------------------------------------------------------
     def classes(self) -> tuple[np.ndarray, SparseRows]:

@@ -7,15 +7,14 @@ A column group of ``g`` genomes over ``n`` slots, kind ``classes`` (presence) or
 section    content
 =========  ============================================================================
 header     16 words: magic ``kmerCLRS``, version, n, g, C (classes), id width, member
-           bytes (1, 2 or 4), payload bytes, offset width, count bytes (0: presence),
+           width w (``bits(g - 1)``), payload bits, offset width, count bytes (0: presence),
            count values, start width, then zeros
 ids        n fields of ``id width`` bits (:mod:`kmerdb.core.bits`): the class of each slot
 forms      C fields of 2 bits: 0 sorted member list, 1 sorted list of the genomes *not* in
-           the class (complement), 2 bitmap (``ceil(g / 8)`` bytes, genome i at bit
-           ``7 - i % 8`` of byte ``i // 8``)
-offsets    C + 1 fields of ``offset width`` bits: the byte offset of each class in the payload
-payload    the classes' bytes; lists are little-endian integers of ``member bytes`` each,
-           and every class starts at a multiple of ``member bytes``
+           the class (complement), 2 bitmap (g bits, genome i at bit i)
+offsets    C + 1 fields of ``offset width`` bits: the bit where each class starts in the payload
+payload    one bit stream of the classes: a list is its members, w bits each; a bitmap g
+           bits; then a padding word
 starts     (counts only) n + 1 fields of ``start width`` bits: slot s's counts are values
            ``starts[s]:starts[s + 1]``
 values     (counts only) one unsigned integer of ``count bytes`` per (slot, member of its
@@ -23,7 +22,7 @@ values     (counts only) one unsigned integer of ``count bytes`` per (slot, memb
 =========  ============================================================================
 
 Each class takes the cheapest of its three forms, so a class of a few genomes costs a few
-bytes, the class of the core genome (all genomes but a few) costs the few it lacks, and
+members, the class of the core genome (all genomes but a few) costs the few it lacks, and
 only classes of middling size cost a bitmap.  Class ids are numbered by decreasing number of
 slots.  Classes live in the group's file: a layer's classes are the distinct colours of its
 own k-mers, so a file is complete by itself and a new group (an append) never touches an
@@ -41,7 +40,7 @@ from kmerdb.core.colours import SparseRows, segment_positions
 from kmerdb.errors import CorruptDatabaseError
 from kmerdb.store.encodings import ColumnEncoding, count_dtype, register_encoding
 
-__all__ = ["ColourClasses", "ClassCounts", "MAGIC", "VERSION", "HEADER_WORDS", "class_nbytes"]
+__all__ = ["ColourClasses", "ClassCounts", "MAGIC", "VERSION", "HEADER_WORDS", "class_nbytes", "member_width"]
 
 MAGIC = int.from_bytes(b"kmerCLRS", "little")
 VERSION = 1
@@ -53,27 +52,28 @@ _U32_MAX = int(np.iinfo(np.uint32).max)
 _BYTE_TALLY_GENOMES = 32
 
 
-def _member_bytes(g: int) -> int:
-    return 1 if g <= 1 << 8 else 2 if g <= 1 << 16 else 4
+def member_width(g: int) -> int:
+    """Bits of one member of a group of ``g`` genomes."""
+    return bits.width_for(max(0, g - 1))
 
 
 def _forms(sizes: np.ndarray, g: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cheapest form of each class and its payload bytes (padded to the member width)."""
-    mb = _member_bytes(g)
-    bitmap = -(-((g + 7) // 8) // mb) * mb
-    listed = sizes * mb
-    complement = (g - sizes) * mb
+    """Cheapest form of each class and its payload bits."""
+    w = member_width(g)
+    listed = sizes * w
+    complement = (g - sizes) * w
+    bitmap = np.full(sizes.shape, g, dtype=np.int64)
     forms = np.where(listed <= np.minimum(complement, bitmap), LIST, np.where(complement <= bitmap, COMPLEMENT, BITMAP))
-    nbytes = np.where(forms == LIST, listed, np.where(forms == COMPLEMENT, complement, bitmap))
-    return forms.astype(np.uint8), nbytes.astype(np.int64)
+    nbits = np.where(forms == LIST, listed, np.where(forms == COMPLEMENT, complement, bitmap))
+    return forms.astype(np.uint8), nbits.astype(np.int64)
 
 
 def class_nbytes(table: SparseRows) -> int:
     """Bytes of the forms, offsets and payload of a class table (the size model's class part)."""
-    _, nbytes = _forms(table.sizes, table.n_columns)
-    payload = int(nbytes.sum())
+    _, nbits = _forms(table.sizes, table.n_columns)
+    payload = int(nbits.sum())
     c = table.n
-    return 8 * (bits.n_words(c, 2) + bits.n_words(c + 1, bits.width_for(payload)) + -(-payload // 8))
+    return 8 * (bits.n_words(c, 2) + bits.n_words(c + 1, bits.width_for(payload)) + -(-payload // 64) + 1)
 
 
 def _complement_members(table: SparseRows, rows: np.ndarray) -> SparseRows:
@@ -84,6 +84,39 @@ def _complement_members(table: SparseRows, rows: np.ndarray) -> SparseRows:
     if sub.nnz:
         present[sub.row_of(), sub.columns] = True
     return SparseRows.from_dense(~present)
+
+
+def _payload_words(table: SparseRows, forms: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """The classes written as one bit stream (most significant bit first), padding word included.
+
+    Every class's bits are laid out in a bit array of the payload's length (its size is that of
+    the class table, never slots), then packed to bytes and read as big-endian words, the
+    order :func:`kmerdb.core.bits.extract` reads.
+    """
+    g = table.n_columns
+    w = member_width(g)
+    total = int(offsets[-1])
+    stream = np.zeros(-(-total // 64) * 64 + 64, dtype=np.uint8)
+    shifts = np.arange(w - 1, -1, -1, dtype=np.int64)
+    for form in (LIST, COMPLEMENT):
+        which = np.flatnonzero(forms == form)
+        if not which.size:
+            continue
+        step = max(1, (8 << 20) // max(1, g))
+        for lo in range(0, which.size, step):  # complements go through dense blocks: bounded
+            part = which[lo : lo + step]
+            members = table.take(part) if form == LIST else _complement_members(table, part)
+            first = np.repeat(offsets[part], members.sizes)
+            within = np.arange(members.nnz, dtype=np.int64) - np.repeat(members.indptr[:-1], members.sizes)
+            at = (first + within * w)[:, None] + (w - 1 - shifts)[None, :]
+            stream[at] = (members.columns.astype(np.int64)[:, None] >> shifts[None, :]) & 1
+    maps = np.flatnonzero(forms == BITMAP)
+    step = max(1, (8 << 20) // max(1, g))
+    for lo in range(0, maps.size, step):
+        part = maps[lo : lo + step]
+        dense = np.unpackbits(table.take(part).packed(), axis=1, count=g)
+        stream[offsets[part][:, None] + np.arange(g)[None, :]] = dense
+    return np.packbits(stream).view(">u8").astype("<u8")
 
 
 class _ClassGroup(ColumnEncoding):
@@ -106,35 +139,17 @@ class _ClassGroup(ColumnEncoding):
         del row_class
         c = table.n
         id_width = bits.width_for(max(0, c - 1))
-        mb = _member_bytes(g)
-        forms, nbytes = _forms(table.sizes, g)
+        w = member_width(g)
+        forms, nbits = _forms(table.sizes, g)
         offsets = np.zeros(c + 1, dtype=np.int64)
-        np.cumsum(nbytes, out=offsets[1:])
-        payload_bytes = int(offsets[-1])
-        payload = np.zeros(-(-payload_bytes // 8) * 8, dtype=np.uint8)
-        mdt = np.dtype(f"<u{mb}")
-        for form in (LIST, COMPLEMENT):
-            which = np.flatnonzero(forms == form)
-            if not which.size:
-                continue
-            members = table.take(which) if form == LIST else _complement_members(table, which)
-            at = segment_positions(offsets[which] // mb, members.sizes)
-            payload.view(mdt)[at] = members.columns
-        which = np.flatnonzero(forms == BITMAP)
-        if which.size:
-            nb = (g + 7) // 8
-            step = max(1, (32 << 20) // max(1, g))
-            for lo in range(0, which.size, step):
-                part = which[lo : lo + step]
-                packed = table.take(part).packed()
-                at = (offsets[part][:, None] + np.arange(nb)[None, :]).ravel()
-                payload[at] = packed.ravel()
-        offset_width = bits.width_for(payload_bytes)
+        np.cumsum(nbits, out=offsets[1:])
+        payload_bits = int(offsets[-1])
+        offset_width = bits.width_for(payload_bits)
         sections = [
             bits.pack(class_of.astype(np.uint64), id_width),
             bits.pack(forms.astype(np.uint64), 2),
             bits.pack(offsets.astype(np.uint64), offset_width),
-            payload.view(np.uint64),
+            _payload_words(table, forms, offsets),
         ]
         count_bytes = total = start_width = 0
         if cls.keeps_counts:
@@ -149,7 +164,7 @@ class _ClassGroup(ColumnEncoding):
             sections += [bits.pack(by_slot.indptr.astype(np.uint64), start_width), store.view(np.uint64)]
         header = np.zeros(HEADER_WORDS, dtype=np.uint64)
         header[:12] = [
-            MAGIC, VERSION, n, g, c, id_width, mb, payload_bytes, offset_width, count_bytes, total, start_width,
+            MAGIC, VERSION, n, g, c, id_width, w, payload_bits, offset_width, count_bytes, total, start_width,
         ]
         return np.concatenate([header, *sections])
 
@@ -161,13 +176,13 @@ class _ClassGroup(ColumnEncoding):
     def _layout(cls, data: np.ndarray, n_genomes: int | None, source: str) -> dict:
         """Header fields and section word offsets, checked against the array's size."""
         arr, head = bits.read_header(data, HEADER_WORDS, MAGIC, VERSION, source, "a colour-class group")
-        n, g, c, id_width, mb, payload_bytes, offset_width, count_bytes, total, start_width = head[2:12]
+        n, g, c, id_width, w, payload_bits, offset_width, count_bytes, total, start_width = head[2:12]
         what = "a colour-class group"
         if n_genomes is not None and g != n_genomes:
             raise CorruptDatabaseError(source, f"holds classes of {g} genomes, the catalog names {n_genomes}")
-        if mb != _member_bytes(g) or (count_bytes != 0) != cls.keeps_counts or count_bytes not in (0, 1, 2, 4):
+        if w != member_width(g) or (count_bytes != 0) != cls.keeps_counts or count_bytes not in (0, 1, 2, 4):
             raise CorruptDatabaseError(source, f"not {what} of kind {cls.kind} (header fields)")
-        if c > max(n, 1) or payload_bytes > 8 * arr.size or total > 8 * arr.size:
+        if c > max(n, 1) or payload_bits > 64 * arr.size or total > 8 * arr.size:
             raise CorruptDatabaseError(source, f"{what} header claims more than its {arr.size} words hold")
         fields = [(n, id_width), (c, 2), (c + 1, offset_width)]
         if count_bytes:
@@ -179,7 +194,7 @@ class _ClassGroup(ColumnEncoding):
             ("ids", bits.n_words(n, id_width)),
             ("forms", bits.n_words(c, 2)),
             ("offsets", bits.n_words(c + 1, offset_width)),
-            ("payload", -(-payload_bytes // 8)),
+            ("payload", -(-payload_bits // 64) + 1),
         ) + (
             (("starts", bits.n_words(n + 1, start_width)), ("values", -(-total * count_bytes // 8)))
             if count_bytes
@@ -190,7 +205,7 @@ class _ClassGroup(ColumnEncoding):
         if at != arr.size:
             raise CorruptDatabaseError(source, f"{what} of {arr.size} words, its header says {at}")
         return {
-            "n": n, "g": g, "c": c, "id_width": id_width, "mb": mb, "payload_bytes": payload_bytes,
+            "n": n, "g": g, "c": c, "id_width": id_width, "w": w, "payload_bits": payload_bits,
             "offset_width": offset_width, "count_bytes": count_bytes, "total": total,
             "start_width": start_width, "sections": sections,
         }
@@ -205,7 +220,7 @@ class _ClassGroup(ColumnEncoding):
         self._ids = data[slice(*sec["ids"])]
         self._offsets_words = data[slice(*sec["offsets"])]
         self._forms_words = data[slice(*sec["forms"])]
-        self._payload = data[slice(*sec["payload"])].view(np.uint8)
+        self._payload = data[slice(*sec["payload"])]
         self._table: SparseRows | None = None
         self._packed: np.ndarray | None = None
         # database column of each group member, -1 for a removed genome
@@ -234,52 +249,87 @@ class _ClassGroup(ColumnEncoding):
         starts = bits.unpack(self._offsets_words, c + 1, self._lay["offset_width"], ids).view(np.int64)
         ends = bits.unpack(self._offsets_words, c + 1, self._lay["offset_width"], ids + 1).view(np.int64)
         if ids.size and (
-            (ends < starts).any() or int(ends.max()) > self._lay["payload_bytes"] or int(forms.max()) > BITMAP
+            (ends < starts).any() or int(ends.max()) > self._lay["payload_bits"] or int(forms.max()) > BITMAP
         ):
             raise CorruptDatabaseError(self.source, "a class's offsets or form are out of range")
         return forms, starts, ends
 
+    def _lists(self, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Entries of the list (or complement) classes whose bits are ``starts:ends``: the
+        number of each and all of them, concatenated (int64, checked below g)."""
+        g, w = len(self.genome_ids), self._lay["w"]
+        span = ends - starts
+        if (span % w).any():
+            raise CorruptDatabaseError(self.source, "a class's member list is not a whole number of members")
+        sizes = span // w
+        at = np.repeat(starts, sizes) + w * (
+            np.arange(int(sizes.sum()), dtype=np.int64) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        )
+        cols = bits.extract(self._payload, at, w).view(np.int64) if at.size else np.zeros(0, np.int64)
+        if cols.size and int(cols.max()) >= g:
+            raise CorruptDatabaseError(self.source, f"a class names genome {int(cols.max())} of {g}")
+        return sizes, cols
+
+    def _bitmaps(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """(k, g) uint8 0/1: the bitmap classes whose bits are ``starts:ends``."""
+        g = len(self.genome_ids)
+        if ((ends - starts) != g).any():
+            raise CorruptDatabaseError(self.source, "a class bitmap is not one bit per genome")
+        windows = -(-g // 64)
+        at = (starts[:, None] + 64 * np.arange(windows, dtype=np.int64)[None, :]).ravel()
+        words = bits.extract(self._payload, at, 64)
+        return np.unpackbits(words.astype(">u8").view(np.uint8).reshape(starts.size, -1), axis=1, count=g)
+
     def local_members(self, ids: np.ndarray) -> SparseRows:
         """Members of classes ``ids`` as group positions (all genomes of the group, ascending)."""
+        rows, complement = self._local_shortest(ids)
+        if not complement.any():
+            return rows
+        # complements expanded through dense blocks of bounded size
+        g = len(self.genome_ids)
+        flip = np.flatnonzero(complement)
+        keep = np.flatnonzero(~complement)
+        parts = [(keep, rows.take(keep))]
+        step = max(1, (16 << 20) // max(1, g))
+        for lo in range(0, flip.size, step):
+            part = flip[lo : lo + step]
+            sub = rows.take(part)
+            held = np.ones((part.size, g), dtype=bool)
+            held[sub.row_of(), sub.columns] = False
+            parts.append((part, SparseRows.from_dense(held)))
+        order = np.concatenate([idx for idx, _ in parts])
+        stacked = SparseRows.vstack([r for _, r in parts], g)
+        back = np.empty(order.size, dtype=np.int64)
+        back[order] = np.arange(order.size)
+        return stacked.take(back)
+
+    def _local_shortest(self, ids: np.ndarray) -> tuple[SparseRows, np.ndarray]:
+        """Classes ``ids`` as group positions in their shorter form: members, or where the
+        flag is set, the genomes of the group not in the class."""
         ids = np.asarray(ids, dtype=np.int64)
-        g, mb = len(self.genome_ids), self._lay["mb"]
+        g = len(self.genome_ids)
         forms, starts, ends = self._class_meta(ids)
+        complement = forms == COMPLEMENT
         parts_rows, parts_cols = [], []
-        mdt = np.dtype(f"<u{mb}")
         listed = np.flatnonzero(forms != BITMAP)
         if listed.size:
-            if (starts[listed] % mb).any() or ((ends[listed] - starts[listed]) % mb).any():
-                raise CorruptDatabaseError(self.source, "a class's members are not aligned")
-            sizes = (ends[listed] - starts[listed]) // mb
-            at = segment_positions(starts[listed] // mb, sizes)
-            cols = self._payload.view(mdt)[at].astype(np.int64) if at.size else np.zeros(0, np.int64)
-            if cols.size and int(cols.max()) >= g:
-                raise CorruptDatabaseError(self.source, f"a class names genome {int(cols.max())} of {g}")
-            rows = np.repeat(listed, sizes)
-            comp = forms[listed] == COMPLEMENT
-            plain = np.repeat(~comp, sizes)
-            parts_rows.append(rows[plain])
-            parts_cols.append(cols[plain])
-            if comp.any():
-                which = listed[comp]
-                mask = np.ones((which.size, g), dtype=bool)
-                pos = np.searchsorted(which, rows[~plain])
-                mask[pos, cols[~plain]] = False
-                r, cc = np.nonzero(mask)
-                parts_rows.append(which[r])
-                parts_cols.append(cc)
+            sizes, cols = self._lists(starts[listed], ends[listed])
+            parts_rows.append(np.repeat(listed, sizes))
+            parts_cols.append(cols)
         maps = np.flatnonzero(forms == BITMAP)
-        if maps.size:
-            nb = (g + 7) // 8
-            if ((ends[maps] - starts[maps]) < nb).any():
-                raise CorruptDatabaseError(self.source, "a class bitmap is short")
-            raw = self._payload[(starts[maps][:, None] + np.arange(nb)[None, :])]
-            r, cc = np.nonzero(np.unpackbits(raw, axis=1, count=g))
-            parts_rows.append(maps[r])
+        step = max(1, (16 << 20) // max(1, g))
+        for lo in range(0, maps.size, step):
+            part = maps[lo : lo + step]
+            held = self._bitmaps(starts[part], ends[part])
+            big = held.sum(axis=1, dtype=np.int64) * 2 > g
+            held[big] ^= 1  # most genomes: list the missing ones
+            complement[part[big]] = True
+            r, cc = np.nonzero(held)
+            parts_rows.append(part[r])
             parts_cols.append(cc)
         rows = np.concatenate(parts_rows) if parts_rows else np.zeros(0, np.int64)
         cols = np.concatenate(parts_cols) if parts_cols else np.zeros(0, np.int64)
-        return SparseRows.from_pairs(rows, cols, ids.size, g)
+        return SparseRows.from_pairs(rows, cols, ids.size, g), complement
 
     def members(self, ids: np.ndarray) -> SparseRows:
         """Members of classes ``ids`` as database columns (genomes still in the database)."""
@@ -298,54 +348,22 @@ class _ClassGroup(ColumnEncoding):
             core genome) costs the few it lacks, so tallies add to every column of the group
             and subtract the few instead of listing them all.
         """
-        ids = np.asarray(ids, dtype=np.int64)
-        g, mb = len(self.genome_ids), self._lay["mb"]
-        forms, starts, ends = self._class_meta(ids)
-        complement = forms == COMPLEMENT
-        parts_rows, parts_cols = [], []
-        listed = np.flatnonzero(forms != BITMAP)
-        if listed.size:
-            if (starts[listed] % mb).any() or ((ends[listed] - starts[listed]) % mb).any():
-                raise CorruptDatabaseError(self.source, "a class's members are not aligned")
-            sizes = (ends[listed] - starts[listed]) // mb
-            at = segment_positions(starts[listed] // mb, sizes)
-            cols = self._payload.view(np.dtype(f"<u{mb}"))[at].astype(np.int64) if at.size else np.zeros(0, np.int64)
-            if cols.size and int(cols.max()) >= g:
-                raise CorruptDatabaseError(self.source, f"a class names genome {int(cols.max())} of {g}")
-            parts_rows.append(np.repeat(listed, sizes))
-            parts_cols.append(cols)
-        maps = np.flatnonzero(forms == BITMAP)
-        if maps.size:
-            nb = (g + 7) // 8
-            if ((ends[maps] - starts[maps]) < nb).any():
-                raise CorruptDatabaseError(self.source, "a class bitmap is short")
-            held = np.unpackbits(self._payload[(starts[maps][:, None] + np.arange(nb)[None, :])], axis=1, count=g)
-            big = held.sum(axis=1, dtype=np.int64) * 2 > g
-            held[big] ^= 1  # most genomes: list the missing ones
-            complement[maps[big]] = True
-            r, cc = np.nonzero(held)
-            parts_rows.append(maps[r])
-            parts_cols.append(cc)
-        rows = np.concatenate(parts_rows) if parts_rows else np.zeros(0, np.int64)
-        cols = np.concatenate(parts_cols) if parts_cols else np.zeros(0, np.int64)
-        local = SparseRows.from_pairs(rows, cols, ids.size, g)
+        local, complement = self._local_shortest(ids)
         return local.remap(self._column_map, self.n_db), complement
 
     def class_sizes(self, ids: np.ndarray) -> np.ndarray:
         """Genomes of the group (removed ones included) in each of classes ``ids``, from the
         forms and offsets (and a bit count of bitmaps), without listing members."""
         ids = np.asarray(ids, dtype=np.int64)
-        g, mb = len(self.genome_ids), self._lay["mb"]
+        g, w = len(self.genome_ids), self._lay["w"]
         forms, starts, ends = self._class_meta(ids)
-        listed = (ends - starts) // mb
+        listed = (ends - starts) // w
         sizes = np.where(forms == COMPLEMENT, g - listed, listed)
         maps = np.flatnonzero(forms == BITMAP)
-        if maps.size:
-            nb = (g + 7) // 8
-            if ((ends[maps] - starts[maps]) < nb).any():
-                raise CorruptDatabaseError(self.source, "a class bitmap is short")
-            raw = self._payload[starts[maps][:, None] + np.arange(nb)[None, :]]
-            sizes[maps] = np.unpackbits(raw, axis=1, count=g).sum(axis=1, dtype=np.int64)
+        step = max(1, (16 << 20) // max(1, g))
+        for lo in range(0, maps.size, step):
+            part = maps[lo : lo + step]
+            sizes[part] = self._bitmaps(starts[part], ends[part]).sum(axis=1, dtype=np.int64)
         return sizes.astype(np.int64)
 
     def slots_counting(self, lo: int, hi: int, at_least: int) -> np.ndarray:
@@ -381,36 +399,18 @@ class _ClassGroup(ColumnEncoding):
 
     def local_packed(self, ids: np.ndarray) -> np.ndarray:
         """Classes ``ids`` as presence bits over all genomes of the group (group order, packed
-        as ``np.packbits``): bitmaps are copied, lists set through dense blocks of bounded
-        size, never a bitwise ``ufunc.at``."""
+        as ``np.packbits``), through dense blocks of bounded size."""
         ids = np.asarray(ids, dtype=np.int64)
-        g, mb = len(self.genome_ids), self._lay["mb"]
-        nb = (g + 7) // 8
-        forms, starts, ends = self._class_meta(ids)
-        out = np.zeros((ids.size, nb), dtype=np.uint8)
-        maps = np.flatnonzero(forms == BITMAP)
-        if maps.size:
-            if ((ends[maps] - starts[maps]) < nb).any():
-                raise CorruptDatabaseError(self.source, "a class bitmap is short")
-            out[maps] = self._payload[starts[maps][:, None] + np.arange(nb)[None, :]]
-        listed = np.flatnonzero(forms != BITMAP)
+        g = len(self.genome_ids)
+        out = np.zeros((ids.size, (g + 7) // 8), dtype=np.uint8)
         step = max(1, (16 << 20) // max(1, g))
-        mdt = np.dtype(f"<u{mb}")
-        for lo in range(0, listed.size, step):
-            part = listed[lo : lo + step]
-            if (starts[part] % mb).any() or ((ends[part] - starts[part]) % mb).any():
-                raise CorruptDatabaseError(self.source, "a class's members are not aligned")
-            sizes = (ends[part] - starts[part]) // mb
-            at = segment_positions(starts[part] // mb, sizes)
-            cols = self._payload.view(mdt)[at].astype(np.int64) if at.size else np.zeros(0, np.int64)
-            if cols.size and int(cols.max()) >= g:
-                raise CorruptDatabaseError(self.source, f"a class names genome {int(cols.max())} of {g}")
-            comp = forms[part] == COMPLEMENT
-            block = np.zeros((part.size, g), dtype=bool)
-            block[comp] = True
+        for lo in range(0, ids.size, step):
+            rows, complement = self._local_shortest(ids[lo : lo + step])
+            block = np.zeros((rows.n, g), dtype=bool)
+            block[complement] = True
             # a member list sets its genomes, a complement list clears them
-            block[np.repeat(np.arange(part.size), sizes), cols] = np.repeat(~comp, sizes)
-            out[part] = np.packbits(block, axis=1)
+            block[rows.row_of(), rows.columns] = np.repeat(~complement, rows.sizes)
+            out[lo : lo + step] = np.packbits(block, axis=1)
         return out
 
     def table(self) -> SparseRows:

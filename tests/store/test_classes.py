@@ -61,17 +61,17 @@ def test_round_trip_over_database_columns(g, cls):
 
 
 def test_each_class_takes_its_cheapest_form():
-    g = 300  # members take 2 bytes; a bitmap 38 bytes (padded to 38)
+    g = 300  # members take 9 bits; a bitmap 300 bits
     m = np.zeros((3, g), dtype=bool)
-    m[0, :5] = True  # 5 members: a 10-byte list
-    m[1, :-3] = True  # all but 3: a 6-byte complement
+    m[0, :5] = True  # 5 members: a 45-bit list
+    m[1, :-3] = True  # all but 3: a 27-bit complement
     m[2, ::2] = True  # 150 members: a bitmap
     rows = SparseRows.from_dense(m)
     data = ColourClasses.encode(rows, np.arange(3))
     group = ColourClasses(data, tuple(range(g)), {i: i for i in range(g)}, "test")
     forms, starts, ends = group._class_meta(np.arange(3))
     by_size = {int(e - s): int(f) for f, s, e in zip(forms, starts, ends)}
-    assert by_size == {10: LIST, 6: COMPLEMENT, 38: BITMAP}
+    assert by_size == {45: LIST, 27: COMPLEMENT, 300: BITMAP}
     assert np.array_equal(group.rows(np.arange(3)).to_dense(), m)
     _, table = rows.classes()
     assert class_nbytes(table) < m.size // 8 + 64
