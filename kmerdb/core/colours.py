@@ -259,10 +259,10 @@ class SparseRows:
             if self.nnz:
                 # a set hash: the sum of its members' mixed ids (a gather from a table of one
                 # value per column, in cache, rather than a mix per occurrence)
-                table = mix64(np.arange(self.n_columns, dtype=np.uint64), seed)
+                per_column = mix64(np.arange(self.n_columns, dtype=np.uint64), seed)
                 for lo, hi in _row_blocks(self.indptr, _CHUNK):
                     a = int(self.indptr[lo])
-                    mixed = table.take(self.columns[a : int(self.indptr[hi])])
+                    mixed = per_column.take(self.columns[a : int(self.indptr[hi])])
                     nonempty = lo + np.flatnonzero(sizes[lo:hi] > 0)
                     if nonempty.size:
                         h[nonempty] = np.add.reduceat(mixed, self.indptr[nonempty] - a)
