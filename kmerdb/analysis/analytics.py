@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kmerdb.analysis.classes import ClassAccumulator, ClassTable, boundaries, distinct_rows, empty_rows
+from kmerdb.analysis.classes import ClassTable, SpreadAccumulator, boundaries, distinct_rows, empty_rows
 from kmerdb.analysis.pairs import GEMM_GENOMES, min_rows, pair_rows, weighted_colsum
 from kmerdb.analysis.phylo import tree_from_matrix
 from kmerdb.analysis.scan import HIST_CAP, Progress, compare_task, scan, weights_task
@@ -218,7 +218,8 @@ def _colour_classes(db, snap, counts: bool, threads, scheduler, max_memory, prog
     if counts and not snap.config.counts:
         raise InvalidParameterError("counts", True, "this index keeps presence only (build it with counts)")
     n_genomes = len(snap.genomes)
-    acc = ClassAccumulator(empty_rows(mode, n_genomes))
+    # the classes of every task, merged in buckets: one copy of the table at a time, not several
+    acc = SpreadAccumulator(empty_rows(mode, n_genomes))
     for raw, weights in _compare(db, snap, mode, False, threads, scheduler, max_memory, progress):
         acc.add(raw, weights)
     raw, weights = acc.result()

@@ -40,6 +40,7 @@ __all__ = [
     "MAX_BLOCK_ROWS",
     "ClassTable",
     "ClassAccumulator",
+    "SpreadAccumulator",
     "distinct_rows",
     "distinct_bytes",
     "boundaries",
@@ -55,6 +56,8 @@ BLOCK_BYTES = 64 << 20
 MAX_BLOCK_ROWS = 1 << 20
 #: A class table that grew by this many rows since its last merge is merged again.
 _MERGE_ROWS = 1 << 18
+#: Rows of at most this many bytes are copied column by column before they are reduced.
+_COPY_BYTES = 128 << 20
 
 # --------------------------------------------------------------------------------------
 # distinct rows
@@ -147,8 +150,11 @@ def distinct_bytes(raw: np.ndarray, weights: np.ndarray | None = None) -> tuple[
         starts = np.flatnonzero(boundaries(s))
         rows = np.ascontiguousarray(s[starts]).view(np.uint8).reshape(-1, 8)[:, :b]
         return np.ascontiguousarray(rows), np.diff(np.append(starts, n)).astype(np.int64)
-    # contiguous copies: a sequential pass, then the sorted-order gathers run 2-3x faster
-    idx, counts = _distinct_index([np.ascontiguousarray(c) for c in cols], weights)
+    # contiguous copies: a sequential pass, then the sorted-order gathers run 2-3x faster;
+    # a large table is read through its strided views instead (no second copy of it)
+    if raw.nbytes <= _COPY_BYTES:
+        cols = [np.ascontiguousarray(c) for c in cols]
+    idx, counts = _distinct_index(cols, weights)
     return raw[idx], counts
 
 
@@ -232,18 +238,19 @@ def empty_rows(mode: str, n_genomes: int) -> np.ndarray:
 class ClassAccumulator:
     """Collects (raw rows, weights) tables of one layout and merges them as they grow."""
 
-    def __init__(self, empty: np.ndarray) -> None:
+    def __init__(self, empty: np.ndarray, merge_rows: int = _MERGE_ROWS) -> None:
         self.empty = empty
         self.tables: list[tuple[np.ndarray, np.ndarray]] = []
         self.rows = 0
         self.merged_rows = 0
+        self.merge_rows = merge_rows
 
     def add(self, raw: np.ndarray, weights: np.ndarray) -> None:
         if not weights.size:
             return
         self.tables.append((raw, weights))
         self.rows += weights.size
-        if self.rows - self.merged_rows > max(_MERGE_ROWS, self.merged_rows):
+        if self.rows - self.merged_rows > max(self.merge_rows, self.merged_rows):
             self._merge()
 
     def _merge(self) -> None:
@@ -258,6 +265,50 @@ class ClassAccumulator:
             return self.empty, np.zeros(0, dtype=np.int64)
         self._merge()
         return self.tables[0]
+
+
+class SpreadAccumulator:
+    """A :class:`ClassAccumulator` split in buckets by a hash of the rows.
+
+    Equal rows meet in one bucket, so buckets merge alone: a merge copies one bucket, not
+    the whole table, and the result is put together bucket by bucket, each freed once
+    copied.  Meant for large tables (the classes of a whole index of many genomes), where
+    a merge would otherwise hold the table several times over.
+    """
+
+    def __init__(self, empty: np.ndarray, buckets: int = 16) -> None:
+        self.empty = empty
+        self.parts: list[ClassAccumulator | None] = [ClassAccumulator(empty, _MERGE_ROWS // buckets) for _ in range(buckets)]
+
+    def add(self, raw: np.ndarray, weights: np.ndarray) -> None:
+        if not weights.size:
+            return
+        n_parts = len(self.parts)
+        bucket = (_hash_rows(_columns(raw)) % np.uint64(n_parts)).astype(np.intp) if raw.shape[1] else np.zeros(weights.size, np.intp)
+        order = np.argsort(bucket, kind="stable")
+        bounds = np.searchsorted(bucket[order], np.arange(n_parts + 1))
+        for b, part in enumerate(self.parts):
+            lo, hi = int(bounds[b]), int(bounds[b + 1])
+            if lo < hi and part is not None:
+                part.add(raw[order[lo:hi]], weights[order[lo:hi]])
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        tables = [part.result() for part in self.parts if part is not None]
+        self.parts = []
+        total = sum(t[1].size for t in tables)
+        if not total:
+            return self.empty, np.zeros(0, dtype=np.int64)
+        raw = np.empty((total, self.empty.shape[1]), dtype=np.uint8)
+        weights = np.empty(total, dtype=np.int64)
+        at = 0
+        for i in range(len(tables)):
+            part_raw, part_weights = tables[i]
+            tables[i] = (self.empty, part_weights[:0])  # freed once copied
+            raw[at : at + part_weights.size] = part_raw
+            weights[at : at + part_weights.size] = part_weights
+            at += part_weights.size
+            del part_raw, part_weights
+        return raw, weights
 
 
 def _layer_block(layer: Layer, lo: int, hi: int, mode: str):

@@ -140,3 +140,22 @@ def test_after_appends_and_removals(many, appended, counts):
             assert np.allclose(bc, oracle_matrix(sets, labels, _bray_curtis), rtol=0, atol=1e-12)
             spectra = db.spectrum(threads=1)
             assert all(spectra[x] == sorted(Counter(sets[x].values()).items()) for x in labels)
+
+
+def test_spread_accumulator_merges_like_one_table(monkeypatch):
+    from kmerdb.analysis import classes
+
+    monkeypatch.setattr(classes, "_MERGE_ROWS", 64)  # buckets merge every few rows
+    rng = np.random.default_rng(4)
+    pool = rng.integers(0, 256, (300, 13), dtype=np.uint8)
+    spread = classes.SpreadAccumulator(classes.empty_rows("presence", 100), buckets=5)
+    want: Counter = Counter()
+    for _ in range(20):
+        pick = rng.integers(0, pool.shape[0], 90)
+        weights = rng.integers(1, 9, pick.size)
+        spread.add(pool[pick], weights)
+        for row, w in zip(pick.tolist(), weights.tolist()):
+            want[pool[row].tobytes()] += w
+    raw, weights = spread.result()
+    assert dict(zip((r.tobytes() for r in raw), weights.tolist())) == dict(want)
+    assert raw.shape[0] == len(want)
