@@ -164,7 +164,7 @@ def test_verify_finds_a_damaged_class_group(many, tmp_path, damage):
     elif damage == "offset":
         lo, hi = sec["offsets"]
         offsets = bits.unpack(data[lo:hi], lay["c"] + 1, lay["offset_width"])
-        offsets[1] = offsets[2] + lay["mb"]
+        offsets[1] = offsets[2] + lay["w"]
         data[lo:hi] = bits.pack(offsets, lay["offset_width"])
     elif damage == "count-start":
         lo, hi = sec["starts"]
@@ -176,7 +176,12 @@ def test_verify_finds_a_damaged_class_group(many, tmp_path, damage):
         forms = bits.unpack(data[slice(*sec["forms"])], lay["c"], 2)
         offsets = bits.unpack(data[slice(*sec["offsets"])], lay["c"] + 1, lay["offset_width"])
         listed = int(np.flatnonzero((forms == 0) & (offsets[1:] > offsets[:-1]))[0])
-        data[lo:hi].view(np.uint8)[int(offsets[listed])] = lay["g"]
+        # the payload is a bit stream read most significant bit first: its first member := g
+        stream = np.unpackbits(data[lo:hi].astype(">u8").view(np.uint8))
+        w, at = lay["w"], int(offsets[listed])
+        assert lay["g"] < 1 << w
+        stream[at : at + w] = (lay["g"] >> np.arange(w - 1, -1, -1)) & 1
+        data[lo:hi] = np.packbits(stream).view(">u8").astype("<u8")
     np.save(full, data)
 
     report = verify(copy, threads=1)

@@ -299,6 +299,9 @@ def save_array(root: str, relpath: str, array: np.ndarray) -> FileRef:
     return FileRef(relpath, writer.nbytes, writer.hasher.digest().hex())
 
 
+_HEADER_LOCK = threading.Lock()
+
+
 def _read_npy_header(fh: BinaryIO, full: str, size: int) -> tuple[tuple[int, ...], bool, np.dtype, int]:
     """Shape, Fortran order, dtype and data offset of an .npy file, checked against its size.
 
@@ -308,13 +311,17 @@ def _read_npy_header(fh: BinaryIO, full: str, size: int) -> tuple[tuple[int, ...
     """
     fmt = np.lib.format
     try:
-        version = fmt.read_magic(fh)
-        if version == (1, 0):
-            shape, fortran, dtype = fmt.read_array_header_1_0(fh)
-        elif version == (2, 0):
-            shape, fortran, dtype = fmt.read_array_header_2_0(fh)
-        else:
-            raise ValueError(f".npy format version {version} is not one kmerdb writes")
+        # one header parse at a time: numpy parses headers with ast.literal_eval, which
+        # CPython 3.11 can fail ("AST constructor recursion depth mismatch") when two threads
+        # of one process run it at once
+        with _HEADER_LOCK:
+            version = fmt.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = fmt.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, fortran, dtype = fmt.read_array_header_2_0(fh)
+            else:
+                raise ValueError(f".npy format version {version} is not one kmerdb writes")
     except (ValueError, OSError, EOFError, SyntaxError, TypeError, tokenize.TokenError) as exc:
         raise CorruptDatabaseError(full, f"unreadable data file header: {exc}") from None
     if dtype.hasobject or dtype.kind not in _DATA_KINDS or dtype.itemsize == 0:
