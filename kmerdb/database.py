@@ -37,6 +37,7 @@ from kmerdb.errors import (
     TransactionError,
 )
 from kmerdb.ops import setops
+from kmerdb.ops.export import open_output
 from kmerdb.ops.maintenance import data_files
 from kmerdb.ops.reindex import ReindexReport
 from kmerdb.ops.transaction import Transaction
@@ -383,7 +384,8 @@ class Database:
         Parameters
         ----------
         out : str, PathLike or binary file
-            Destination file (created or truncated) or an open binary stream.
+            Destination file (created or truncated; gzip-compressed when its name ends in
+            ``.gz``) or an open binary stream.
         genome : str, optional
             Only the k-mers of this genome, compacted into maximal unitigs layer by layer.
 
@@ -398,7 +400,7 @@ class Database:
         if not isinstance(out, (str, os.PathLike)) and not callable(getattr(out, "write", None)):
             raise InvalidTypeError("out", out, "a path or a binary file open for writing")
         if isinstance(out, (str, os.PathLike)):
-            with open(path_argument(out, "out"), "wb") as fh:
+            with open_output(path_argument(out, "out")) as fh:
                 return write_unitigs(self, fh, genome)
         return write_unitigs(self, out, genome)
 

@@ -1,5 +1,6 @@
 """Unitigs: they spell exactly a layer's k-mers, cannot be glued, and survive the file format."""
 
+import gzip
 import io
 
 import numpy as np
@@ -211,6 +212,15 @@ def test_export_fasta_equals_the_index_and_each_genome(built, oracle_sets):
             assert len(spell) == len(sets[label]) and set(spell) == set(sets[label])
         with pytest.raises(kmerdb.GenomeNotFoundError):
             db.export_unitigs(io.BytesIO(), genome="nope")
+
+
+def test_export_to_a_gz_path_is_gzip(built, tmp_path):
+    with kmerdb.open(built(k=21, partitions=4)) as db:
+        plain, packed = io.BytesIO(), tmp_path / "u.fa.gz"
+        db.export_unitigs(plain)
+        db.export_unitigs(packed)
+    assert packed.read_bytes()[:2] == b"\x1f\x8b"
+    assert gzip.decompress(packed.read_bytes()) == plain.getvalue()
 
 
 def test_damaged_unitig_arrays_are_refused():
