@@ -301,7 +301,14 @@ def cmd_genomes(args) -> int:
     with api_open(args.db) as db:
         records = db.genome_records
     rows: list[dict[str, Any]] = [
-        {"column": i, "label": g.label, "n_kmers": g.n_kmers, "total": g.total, "sources": list(g.sources)}
+        {
+            "column": i,
+            "label": g.label,
+            "n_kmers": g.n_kmers,
+            "total": g.total,
+            "min_count": g.min_count,
+            "sources": list(g.sources),
+        }
         for i, g in enumerate(records)
     ]
     render(
@@ -309,8 +316,11 @@ def cmd_genomes(args) -> int:
         [
             Table(
                 "genomes",
-                ["#", "label", "distinct k-mers", "k-mer occurrences", "sources"],
-                [[r["column"], r["label"], r["n_kmers"], r["total"], ", ".join(r["sources"])] for r in rows],
+                ["#", "label", "distinct k-mers", "k-mer occurrences", "min count", "sources"],
+                [
+                    [r["column"], r["label"], r["n_kmers"], r["total"], r["min_count"], ", ".join(r["sources"])]
+                    for r in rows
+                ],
             )
         ],
         rows,

@@ -141,6 +141,7 @@ def test_genomes_lookup_history(db, capsys):
     sets = oracle.genome_sets(GENOMES, 21)
     assert [r["label"] for r in rows] == ["A", "B", "C"]
     assert [r["n_kmers"] for r in rows] == [len(sets[g]) for g in "ABC"]
+    assert [r["min_count"] for r in rows] == [1, 1, 1]
     code, out, _ = run(capsys, "genomes", db)
     assert code == 0 and "distinct k-mers" in out
     some = sorted(sets["B"])[:2]

@@ -99,7 +99,7 @@ def test_a_terminal_gets_a_table(db, capsys, monkeypatch):
 def test_numbers_are_the_same_in_tsv_and_json(db, capsys):
     code, out, _ = run(capsys, "genomes", db)
     rows = [line.split("\t") for line in out.splitlines()]
-    assert rows[0] == ["#", "label", "distinct k-mers", "k-mer occurrences", "sources"]
+    assert rows[0] == ["#", "label", "distinct k-mers", "k-mer occurrences", "min count", "sources"]
     code, doc, _ = run(capsys, "genomes", db, "--json")
     assert [[int(r[2]), int(r[3])] for r in rows[1:]] == [[g["n_kmers"], g["total"]] for g in json.loads(doc)]
     code, out, _ = run(capsys, "genomes", db, "--format", "table")
