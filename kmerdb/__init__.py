@@ -32,7 +32,7 @@ from kmerdb.ops.merge import MergeReport, merge
 from kmerdb.ops.reindex import ReindexReport
 from kmerdb.ops.setops import SetOpReport, setop
 from kmerdb.ops.transaction import Transaction
-from kmerdb.query.engine import QueryResult
+from kmerdb.query.engine import QueryResult, query_batches
 from kmerdb.store.catalog import GenomeRecord, HistoryRecord
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "Config",
     "Database",
     "QueryResult",
+    "query_batches",
     "ColWeights",
     "DistanceMatrix",
     "SetOpReport",

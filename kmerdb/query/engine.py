@@ -28,7 +28,7 @@ from kmerdb.core.kmers import (
     partition_of,
     sequence_kmers,
 )
-from kmerdb.errors import InvalidParameterError, WorkerError
+from kmerdb.errors import InvalidParameterError, InvalidTypeError, WorkerError
 from kmerdb.query.pool import QueryPool
 from kmerdb.store.encodings import ColumnEncoding
 from kmerdb.store.layer import Layer
@@ -664,6 +664,10 @@ def query_batches(
     QueryResult
         The answer for the records of one batch, in input order, with their names.
     """
+    if not callable(query):
+        raise InvalidTypeError("query", query, "a callable such as Database.query")
+    if isinstance(records, (str, bytes)) or not hasattr(records, "__iter__"):
+        raise InvalidTypeError("records", records, "an iterable of (name, sequence) pairs")
     limit = QUERY_BATCH_BASES if batch_bases is None else batch_bases
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         raise InvalidParameterError("batch_bases", limit, "must be an integer >= 1")
