@@ -310,26 +310,32 @@ class _ClassGroup(ColumnEncoding):
         g = len(self.genome_ids)
         forms, starts, ends = self._class_meta(ids)
         complement = forms == COMPLEMENT
-        parts_rows, parts_cols = [], []
+        # each class's entries go straight to their place in the rows: no sort of pairs
+        sizes = np.zeros(ids.size, dtype=np.int64)
         listed = np.flatnonzero(forms != BITMAP)
+        listed_cols = np.zeros(0, dtype=np.int64)
         if listed.size:
-            sizes, cols = self._lists(starts[listed], ends[listed])
-            parts_rows.append(np.repeat(listed, sizes))
-            parts_cols.append(cols)
+            sizes[listed], listed_cols = self._lists(starts[listed], ends[listed])
         maps = np.flatnonzero(forms == BITMAP)
         step = max(1, (16 << 20) // max(1, g))
+        blocks = []
         for lo in range(0, maps.size, step):
             part = maps[lo : lo + step]
             held = self._bitmaps(starts[part], ends[part])
-            big = held.sum(axis=1, dtype=np.int64) * 2 > g
+            count = held.sum(axis=1, dtype=np.int64)
+            big = count * 2 > g
             held[big] ^= 1  # most genomes: list the missing ones
             complement[part[big]] = True
-            r, cc = np.nonzero(held)
-            parts_rows.append(part[r])
-            parts_cols.append(cc)
-        rows = np.concatenate(parts_rows) if parts_rows else np.zeros(0, np.int64)
-        cols = np.concatenate(parts_cols) if parts_cols else np.zeros(0, np.int64)
-        return SparseRows.from_pairs(rows, cols, ids.size, g), complement
+            sizes[part] = np.where(big, g - count, count)
+            blocks.append((part, np.flatnonzero(held.ravel()) % g))
+        indptr = np.zeros(ids.size + 1, dtype=np.int64)
+        np.cumsum(sizes, out=indptr[1:])
+        columns = np.empty(int(indptr[-1]), dtype=np.int32)
+        if listed.size:
+            columns[segment_positions(indptr[listed], sizes[listed])] = listed_cols
+        for part, cols in blocks:  # row-major: rows ascending, then columns
+            columns[segment_positions(indptr[part], sizes[part])] = cols
+        return SparseRows(indptr, columns, None, g), complement
 
     def members(self, ids: np.ndarray) -> SparseRows:
         """Members of classes ``ids`` as database columns (genomes still in the database)."""
