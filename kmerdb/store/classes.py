@@ -270,15 +270,24 @@ class _ClassGroup(ColumnEncoding):
             raise CorruptDatabaseError(self.source, f"a class names genome {int(cols.max())} of {g}")
         return sizes, cols
 
-    def _bitmaps(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """(k, g) uint8 0/1: the bitmap classes whose bits are ``starts:ends``."""
+    def _packed_bitmaps(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """(k, ceil(g / 8)) uint8: the bitmap classes whose bits are ``starts:ends``, packed as
+        ``np.packbits`` packs (bits past g cleared)."""
         g = len(self.genome_ids)
         if ((ends - starts) != g).any():
             raise CorruptDatabaseError(self.source, "a class bitmap is not one bit per genome")
         windows = -(-g // 64)
         at = (starts[:, None] + 64 * np.arange(windows, dtype=np.int64)[None, :]).ravel()
         words = bits.extract(self._payload, at, 64)
-        return np.unpackbits(words.astype(">u8").view(np.uint8).reshape(starts.size, -1), axis=1, count=g)
+        packed = words.astype(">u8").view(np.uint8).reshape(starts.size, -1)[:, : (g + 7) // 8]
+        if g % 8:
+            packed[:, -1] &= np.uint8((0xFF << (8 - g % 8)) & 0xFF)
+        return packed
+
+    def _bitmaps(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """(k, g) uint8 0/1: the bitmap classes whose bits are ``starts:ends``."""
+        g = len(self.genome_ids)
+        return np.unpackbits(self._packed_bitmaps(starts, ends), axis=1, count=g)
 
     def local_members(self, ids: np.ndarray) -> SparseRows:
         """Members of classes ``ids`` as group positions (all genomes of the group, ascending)."""
@@ -321,13 +330,13 @@ class _ClassGroup(ColumnEncoding):
         blocks = []
         for lo in range(0, maps.size, step):
             part = maps[lo : lo + step]
-            held = self._bitmaps(starts[part], ends[part])
-            count = held.sum(axis=1, dtype=np.int64)
+            packed = self._packed_bitmaps(starts[part], ends[part])
+            count = _POPCOUNT[packed].sum(axis=1, dtype=np.int64)
             big = count * 2 > g
-            held[big] ^= 1  # most genomes: list the missing ones
+            packed[big] ^= _valid_bits(g)  # most genomes: list the missing ones
             complement[part[big]] = True
             sizes[part] = np.where(big, g - count, count)
-            blocks.append((part, np.flatnonzero(held.ravel()) % g))
+            blocks.append((part, _set_bits(packed)))
         indptr = np.zeros(ids.size + 1, dtype=np.int64)
         np.cumsum(sizes, out=indptr[1:])
         columns = np.empty(int(indptr[-1]), dtype=np.int32)
@@ -369,7 +378,7 @@ class _ClassGroup(ColumnEncoding):
         step = max(1, (16 << 20) // max(1, g))
         for lo in range(0, maps.size, step):
             part = maps[lo : lo + step]
-            sizes[part] = self._bitmaps(starts[part], ends[part]).sum(axis=1, dtype=np.int64)
+            sizes[part] = _POPCOUNT[self._packed_bitmaps(starts[part], ends[part])].sum(axis=1, dtype=np.int64)
         return sizes.astype(np.int64)
 
     def slots_counting(self, lo: int, hi: int, at_least: int) -> np.ndarray:
@@ -515,6 +524,32 @@ class ClassCounts(_ClassGroup):
 
     kind = "class-counts"
     keeps_counts = True
+
+
+#: Set bits of every byte value, and their positions (most significant bit = 0), concatenated.
+_POPCOUNT = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(axis=1).astype(np.int64)
+_BIT_START = np.concatenate([[0], np.cumsum(_POPCOUNT)[:-1]])
+_BIT_AT = np.concatenate([np.flatnonzero(np.unpackbits(np.uint8(v))) for v in range(256)]).astype(np.int64)
+
+
+def _valid_bits(g: int) -> np.ndarray:
+    """Byte masks of a packed row of g bits (the pad bits of the last byte clear)."""
+    mask = np.full((g + 7) // 8, 0xFF, dtype=np.uint8)
+    if g % 8:
+        mask[-1] = (0xFF << (8 - g % 8)) & 0xFF
+    return mask
+
+
+def _set_bits(packed: np.ndarray) -> np.ndarray:
+    """Column of every set bit of packed rows, rows in order, columns ascending (from the
+    non-zero bytes only, each expanded through a table of its bits)."""
+    nb = packed.shape[1]
+    flat = packed.ravel()
+    at = np.flatnonzero(flat)
+    values = flat[at]
+    n_bits = _POPCOUNT[values]
+    within = segment_positions(_BIT_START[values], n_bits)
+    return np.repeat((at % nb) * 8, n_bits) + _BIT_AT[within]
 
 
 def _inverse(slots: np.ndarray, n: int) -> np.ndarray:
