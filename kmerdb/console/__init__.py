@@ -6,13 +6,17 @@ Exit codes: 0 success, 1 failure (one line on stderr), 2 usage error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from kmerdb import __version__
 from kmerdb.errors import KmerDBError
+from kmerdb.ops.export import open_output
 
 __all__ = ["main", "make_parser", "COMMAND_MODULES"]
 
@@ -48,6 +52,26 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"kmerdb: error: {message} (see '{self.prog} --help')\n")
 
 
+@contextlib.contextmanager
+def _stdout_to(path: str) -> Iterator[None]:
+    """Send what a command prints to ``path`` (gzip if it ends in .gz), through a temporary file
+    renamed into place once the command succeeded: a failed command leaves no partial output."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    text = io.TextIOWrapper(open_output(tmp, compress=path.endswith(".gz")), encoding="utf-8", newline="")
+    done = False
+    try:
+        with contextlib.redirect_stdout(text):
+            yield
+        done = True
+    finally:
+        text.close()
+        if done:
+            os.replace(tmp, path)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
 def make_parser() -> argparse.ArgumentParser:
     """The full argument parser with every command registered."""
     parser = _Parser(
@@ -74,7 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _log_to_stderr(args.verbose)
     try:
-        return int(args.func(args) or 0)
+        target = getattr(args, "stdout_file", None)
+        if target is None:
+            return int(args.func(args) or 0)
+        with _stdout_to(target):
+            return int(args.func(args) or 0)
     except KmerDBError as exc:
         print(f"kmerdb: error: {exc}", file=sys.stderr)
         return 1

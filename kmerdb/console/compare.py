@@ -13,7 +13,7 @@ from kmerdb import open as api_open
 from kmerdb import setop as api_setop
 from kmerdb.analysis.analytics import METRICS, TREE_METRICS, distance, iter_distances
 from kmerdb.analysis.phylo import METHODS
-from kmerdb.console.options import FORMATS, add_format, add_workers, output_format, usage_error, workers
+from kmerdb.console.options import FORMATS, add_format, add_output, add_workers, output_format, usage_error, workers
 from kmerdb.console.progress import progress_callback
 from kmerdb.console.render import Table, emit_json, render, stdout_console, write_rows
 from kmerdb.errors import InvalidParameterError
@@ -65,6 +65,7 @@ def register(sub) -> None:
     _workers_and_memory(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help='print {"metric", "method", "labels", "newick"} as JSON')
+    add_output(p)
     p.set_defaults(func=cmd_tree)
 
     p = sub.add_parser(

@@ -20,6 +20,7 @@ from kmerdb.console.options import (
     add_colours,
     add_format,
     add_min_count,
+    add_output,
     add_workers,
     output_format,
     usage_error,
@@ -160,6 +161,7 @@ def register(sub) -> None:
     )
     p.add_argument("db", metavar="DB")
     p.add_argument("--format", choices=("tsv", "csv"), default="tsv", help="output format (default tsv)")
+    add_output(p)
     p.set_defaults(func=cmd_dump)
 
 

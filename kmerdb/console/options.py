@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-__all__ = ["FORMATS", "add_colours", "add_format", "add_min_count", "add_workers", "output_format", "usage_error", "workers"]
+__all__ = ["FORMATS", "add_colours", "add_format", "add_output", "add_min_count", "add_workers", "output_format", "usage_error", "workers"]
 
 #: Output formats of the commands that print data (``phylip`` and friends are added per command).
 FORMATS = ("table", "tsv", "csv", "json")
@@ -45,10 +45,25 @@ def add_format(p: argparse.ArgumentParser, formats: Sequence[str] = FORMATS, def
     )
     if "json" in formats:
         p.add_argument("--json", dest="format", action="store_const", const="json", help="same as --format json")
+    add_output(p)
+
+
+def add_output(p: argparse.ArgumentParser) -> None:
+    """``-o/--output FILE``: what the command prints goes to FILE (see ``kmerdb.console.main``)."""
+    p.add_argument(
+        "-o",
+        "--output",
+        dest="stdout_file",
+        metavar="FILE",
+        default=None,
+        help="write the output to FILE instead of stdout (gzip if it ends in .gz; tsv unless --format says "
+        "otherwise); FILE appears only when the command succeeds",
+    )
 
 
 def output_format(args: argparse.Namespace) -> str:
-    """The format asked for, or ``table`` when stdout is a terminal and ``tsv`` when it is not."""
+    """The format asked for, or ``table`` when stdout is a terminal and ``tsv`` when it is not
+    (``-o FILE`` is not a terminal)."""
     if args.format is not None:
         return str(args.format)
     return "table" if sys.stdout.isatty() else "tsv"

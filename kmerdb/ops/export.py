@@ -82,13 +82,14 @@ def write_dump(db, out: BinaryIO, block: int = 1 << 18, sep: str = "\t") -> int:
     return n
 
 
-def open_output(path: str | os.PathLike) -> BinaryIO:
-    """Open ``path`` for writing bytes, gzip-compressed when its name ends in ``.gz``.
+def open_output(path: str | os.PathLike, compress: bool | None = None) -> BinaryIO:
+    """Open ``path`` for writing bytes, gzip-compressed when its name ends in ``.gz`` (or as
+    ``compress`` says).
 
     ``mtime=0`` keeps the compressed bytes a function of the content alone, so two exports
     of one index are byte-identical.
     """
     path = os.fspath(path)
-    if path.endswith(".gz"):
+    if path.endswith(".gz") if compress is None else compress:
         return gzip.GzipFile(path, "wb", compresslevel=6, mtime=0)  # type: ignore[return-value]
     return open(path, "wb")

@@ -242,3 +242,34 @@ def test_info_shows_live_and_reclaimable_bytes(db, tmp_path, capsys):
     assert int(props["reclaimable (vacuum)"]) == compacted["reclaimable_bytes"]
     assert run(capsys, "vacuum", path)[0] == 0
     assert info()["reclaimable_bytes"] == 0
+
+
+# ----------------------------------------------------------------------------------------
+# -o FILE on every command that prints data
+# ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["genomes", "{db}"],
+        ["query", "{db}", str(FIXTURES / "reads.fa")],
+        ["dump", "{db}"],
+        ["distance", "{db}", "--metric", "jaccard"],
+    ],
+)
+def test_output_option_writes_what_stdout_would_get(db, capsys, tmp_path, argv):
+    argv = [a.format(db=db) for a in argv]
+    code, want, _ = run(capsys, *argv, "--format", "tsv")
+    assert code == 0 and want
+    plain, packed = tmp_path / "out.tsv", tmp_path / "out.tsv.gz"
+    code, out, _ = run(capsys, *argv, "-o", plain)
+    assert code == 0 and out == "" and plain.read_text() == want  # a file gets tsv, like a pipe
+    code, out, _ = run(capsys, *argv, "--output", packed, "--format", "tsv")
+    assert code == 0 and gzip.decompress(packed.read_bytes()).decode() == want
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tsv", "out.tsv.gz"]  # no temporary left
+
+
+def test_output_option_leaves_nothing_when_the_command_fails(tmp_path, capsys):
+    target = tmp_path / "out.tsv"
+    code, _, err = run(capsys, "genomes", tmp_path / "missing.kmerdb", "-o", target)
+    assert code == 1 and "missing.kmerdb" in err
+    assert list(tmp_path.iterdir()) == []
