@@ -74,6 +74,7 @@ CASES = [
     ("setop(op=None)", lambda db, t: db.setop(None, t), InvalidParameterError, "op"),
     ("setop(out=None)", lambda db, t: db.setop("union", None), InvalidTypeError, "out"),
     ("kmerdb.setop(None)", lambda db, t: kmerdb.setop(None, "union", t), InvalidTypeError, "source"),
+    ("kmerdb.setop(force=1)", lambda db, t: kmerdb.setop(db.path, "union", t, force=1), InvalidTypeError, "force"),
     ("query_batches(None)", lambda db, t: list(kmerdb.query_batches(None, [])), InvalidTypeError, "query"),
     ("query_batches(q, None)", lambda db, t: list(kmerdb.query_batches(db.query, None)), InvalidTypeError, "records"),
     (

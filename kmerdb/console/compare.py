@@ -86,6 +86,11 @@ def register(sub) -> None:
     _workers_and_memory(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="remove the remains of a set operation into OUT that never finished (a finished database is kept)",
+    )
     p.set_defaults(func=cmd_setop)
 
     p = sub.add_parser(
@@ -169,6 +174,7 @@ def cmd_setop(args) -> int:
             **workers(args),
             max_memory=args.max_memory,
             progress=progress,
+            force=args.force,
         )
     summary = {
         "path": report.path,

@@ -42,7 +42,13 @@ import numpy as np
 from kmerdb.config import Config
 from kmerdb.core.colours import SparseRows
 from kmerdb.engine.executor import open_executor
-from kmerdb.errors import DuplicateLabelError, GenomeNotFoundError, IncompleteDatabaseError, InvalidParameterError
+from kmerdb.errors import (
+    DuplicateLabelError,
+    GenomeNotFoundError,
+    IncompleteDatabaseError,
+    InvalidParameterError,
+    InvalidTypeError,
+)
 from kmerdb.ops.add import block_slots, slot_rows
 from kmerdb.params import parse_size, path_argument
 from kmerdb.store.catalog import GenomeRecord, LayerRecord, Snapshot, read_as_reader
@@ -227,6 +233,7 @@ def setop(
     progress: Progress | None = None,
     *,
     scheduler: Any = None,
+    force: bool = False,
 ) -> SetOpReport:
     """Write the k-mers a set operation selects from ``source`` as a new database.
 
@@ -255,6 +262,10 @@ def setop(
     scheduler : str or distributed.Client, optional
         Run the partition tasks on this Dask cluster (its workers see the source and ``out``
         at the same paths).
+    force : bool
+        Remove what a set operation into ``out`` that never finished left there (else it is
+        refused with :class:`~kmerdb.errors.AbandonedBuildError`); a finished database at
+        ``out`` is never replaced.
 
     Returns
     -------
@@ -276,13 +287,18 @@ def setop(
     t0 = time.perf_counter()
     if op not in OPS:
         raise InvalidParameterError("op", op, f"expected one of {', '.join(OPS)}")
+    if not isinstance(force, bool):
+        raise InvalidTypeError("force", force, "True or False")
     registration = None
     if hasattr(source, "snapshot") and hasattr(source, "path"):  # an open handle: what it reads
         root, snap = source.path, source.snapshot
     else:
         root, snap, registration = _read_source(path_argument(source, "source"))
     try:
-        return _setop(root, snap, op, path_argument(out, "out"), genomes, q, label, threads, max_memory, progress, scheduler, t0)
+        return _setop(
+            root, snap, op, path_argument(out, "out"), genomes, q, label, threads, max_memory, progress, scheduler, t0,
+            force,
+        )
     finally:
         if registration is not None:
             registration.close()
@@ -310,6 +326,7 @@ def _setop(
     progress: Progress | None,
     scheduler: Any,
     t0: float,
+    force: bool = False,
 ) -> SetOpReport:
     labels = snap.labels
     selected = labels if genomes is None else tuple(genomes)
@@ -340,7 +357,7 @@ def _setop(
         k=src_cfg.k, m=src_cfg.m, n_partitions=src_cfg.n_partitions, counts=src_cfg.counts, colours=src_cfg.colours
     )
     column = {lab: i for i, lab in enumerate(labels)}
-    with new_database(out, out_config, argument="out") as new_db:
+    with new_database(out, out_config, argument="out", force=force) as new_db:
         # the largest partitions first, so that the last tasks to finish are short ones
         tasks = list(range(src_cfg.n_partitions))
         tasks.sort(key=lambda p: -sum(rec.n_kmers for rec in snap.partitions[p]))

@@ -339,9 +339,5 @@ def test_kill_new_database(bases, oracle_k, tmp_path, command, point, committed)
         kmerdb.open(out)
     assert main(args) == 1  # refused (AbandonedBuildError), left as it is
     assert out.exists()
-    if command == "build":
-        assert main(args + ["--force"]) == 0  # removes the remains, builds anew
-    else:  # a set operation has no --force: its remains are removed by hand
-        shutil.rmtree(out)
-        assert main(args) == 0
+    assert main(args + ["--force"]) == 0  # removes the remains, writes it anew
     _check_new(command, out, sets, kmers, codes)
