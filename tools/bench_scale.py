@@ -47,6 +47,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 import pangenome
+import simulate
 from procmem import ProcessFailed, format_bytes, measure_subprocess
 
 import kmerdb
@@ -137,7 +138,7 @@ def sample_reads(paths: list[Path], n_reads: int, length: int, seed: int) -> tup
         at = starts_ok[rng.integers(0, starts_ok.size, size=n)]
         block = seq[at[:, None] + np.arange(length)]
         rev = rng.random(n) < 0.5
-        block[rev] = pangenome._COMPLEMENT[block[rev][:, ::-1]]
+        block[rev] = simulate.COMPLEMENT[block[rev][:, ::-1]]
         reads.extend(bytes(row) for row in block)
     return reads, source
 

@@ -54,6 +54,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from simulate import concat_ranges, random_stream, reverse_complement
+
 HERE = Path(__file__).resolve().parent
 DATA_DIR = HERE.parent.parent / "shared" / "data"
 CORE_GENOME = "GCF_000005845.2_ASM584v2_genomic.fna.gz"  # E. coli K-12 MG1655
@@ -82,30 +85,10 @@ _CODE = np.full(256, 4, dtype=np.uint8)
 for _i, _c in enumerate(b"ACGT"):
     _CODE[_c] = _i
     _CODE[_c + 32] = _i
-_COMPLEMENT = np.arange(256, dtype=np.uint8)
-for _a, _b in zip(b"ACGTN", b"TGCAN"):
-    _COMPLEMENT[_a] = _b
-
 # independent random streams: (seed, tag, index)
 _TAG_POOL, _TAG_ROOT, _TAG_ATTACH, _TAG_EDGE, _TAG_TIP, _TAG_CONTIGS = range(6)
 
 
-def _rng(seed: int, tag: int, index: int = 0) -> np.random.Generator:
-    return np.random.default_rng([seed, tag, index])
-
-
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(s, s + n)`` for every (s, n), without a Python loop."""
-    lengths = np.asarray(lengths, dtype=np.int64)
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    offsets = np.cumsum(lengths) - lengths
-    return np.repeat(np.asarray(starts, dtype=np.int64) - offsets, lengths) + np.arange(total)
-
-
-def reverse_complement(seq: np.ndarray) -> np.ndarray:
-    return _COMPLEMENT[seq[::-1]]
 
 
 def read_fasta(path: str | os.PathLike) -> list[bytes]:
@@ -172,7 +155,7 @@ class Tree:
                 par = np.asarray(self.parent)
                 lengths = np.where(par >= 0, depth - depth[np.maximum(par, 0)], 0.0)
                 cum = np.cumsum(lengths)
-                x = _rng(self.seed, _TAG_ATTACH, i).random() * cum[-1]
+                x = random_stream(self.seed, _TAG_ATTACH, i).random() * cum[-1]
                 v = min(int(np.searchsorted(cum, x, side="right")), len(cum) - 1)
                 p = self.parent[v]
                 frac = min(max((x - (cum[v] - lengths[v])) / lengths[v], 0.0), 1.0)
@@ -246,13 +229,13 @@ class Pangenome:
         rate = GENE_TURNOVER / self.divergence if self.divergence > 0 else 0.0
         self.gain_rate = rate * GENE_PRESENCE
         self.loss_rate = rate * (1 - GENE_PRESENCE)
-        self.root_genes = _rng(self.seed, _TAG_ROOT).random(self.n_genes) < GENE_PRESENCE
+        self.root_genes = random_stream(self.seed, _TAG_ROOT).random(self.n_genes) < GENE_PRESENCE
         self._tree = Tree.empty(self.seed, self.height)
         self._events: dict[tuple[int, int], _Events] = {}
 
     # .................................................................... pool
     def _make_pool(self, core_arr: np.ndarray) -> None:
-        rng = _rng(self.seed, _TAG_POOL)
+        rng = random_stream(self.seed, _TAG_POOL)
         donors = [np.frombuffer(s, dtype=np.uint8) for p in self.donors for s in read_fasta(p)]
         sep = np.frombuffer(b"N", dtype=np.uint8)
         donor = np.concatenate([x for d in donors for x in (d, sep)])
@@ -291,7 +274,7 @@ class Pangenome:
         key = (kind, index)
         ev = self._events.get(key)
         if ev is None:
-            rng = _rng(self.seed, kind, index)
+            rng = random_stream(self.seed, kind, index)
             n_snp = int(rng.poisson(length * self.space.size))
             n_gain = int(rng.poisson(length * self.gain_rate * self.n_genes))
             n_loss = int(rng.poisson(length * self.loss_rate * self.n_genes))
@@ -363,12 +346,12 @@ class Pangenome:
         lengths = np.empty_like(starts)
         starts[0::2], lengths[0::2] = core_starts, core_lengths
         starts[1::2], lengths[1::2] = self.gene_offset[g], self.gene_length[g]
-        return space[_ranges(starts, lengths)]
+        return space[concat_ranges(starts, lengths)]
 
     def genome(self, i: int) -> tuple[str, list[bytes]]:
         """Genome i (1-based): (name, contigs)."""
         seq = self.genome_sequence(i)
-        rng = _rng(self.seed, _TAG_CONTIGS, i)
+        rng = random_stream(self.seed, _TAG_CONTIGS, i)
         n = int(rng.integers(CONTIGS_MIN, CONTIGS_MAX + 1))
         n = max(1, min(n, seq.size // (4 * MIN_CONTIG)))
         room = seq.size - n * MIN_CONTIG

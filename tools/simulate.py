@@ -54,9 +54,9 @@ for _i, _c in enumerate(b"ACGT"):
     _CODE[_c + 32] = _i
 
 # ASCII complement (case and IUPAC aware enough for inversions of real roots).
-_COMPLEMENT = np.arange(256, dtype=np.uint8)
+COMPLEMENT = np.arange(256, dtype=np.uint8)
 for _a, _b in zip(b"ACGTRYKMBVDHNacgtrykmbvdhn", b"TGCAYRMKVBHDNtgcayrmkvbhdn"):
-    _COMPLEMENT[_a] = _b
+    COMPLEMENT[_a] = _b
 
 # Stream tags keep the random streams of different purposes independent.
 _TAG_ROOT, _TAG_TREE, _TAG_BRANCH, _TAG_READS = 0, 1, 2, 3
@@ -72,11 +72,11 @@ TIP_SHARE = 0.5
 REARRANGEMENT_RATE = 2e-4
 
 
-def _rng(seed: int, tag: int, index: int = 0) -> np.random.Generator:
+def random_stream(seed: int, tag: int, index: int = 0) -> np.random.Generator:
     return np.random.default_rng([seed, tag, index])
 
 
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+def concat_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Concatenation of ``arange(s, s + n)`` for every (s, n), without a Python loop."""
     lengths = np.asarray(lengths, dtype=np.int64)
     total = int(lengths.sum())
@@ -88,7 +88,7 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 def reverse_complement(seq: np.ndarray) -> np.ndarray:
     """Reverse complement of an ASCII uint8 array."""
-    return _COMPLEMENT[seq[::-1]]
+    return COMPLEMENT[seq[::-1]]
 
 
 def random_bases(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -101,7 +101,7 @@ def random_root(length: int, seed: int) -> np.ndarray:
     Repeats (about 2% of the genome) give the family k-mers with counts above
     one, as real genomes have.
     """
-    rng = _rng(seed, _TAG_ROOT)
+    rng = random_stream(seed, _TAG_ROOT)
     seq = random_bases(rng, length)
     elem_max = max(length // 50, 1)
     for _family in range(5):
@@ -115,7 +115,7 @@ def random_root(length: int, seed: int) -> np.ndarray:
         # Each copy carries ~2% private SNPs so copies are similar, not identical.
         snp = rng.random(block.size) < 0.02
         block[snp] = random_bases(rng, int(snp.sum()))
-        seq[_ranges(starts, np.full(copies, elem_len))] = block
+        seq[concat_ranges(starts, np.full(copies, elem_len))] = block
     return seq
 
 
@@ -162,7 +162,7 @@ def family_tree(n_genomes: int, divergence: float, seed: int) -> Tree:
     """
     if n_genomes < 1:
         raise ValueError("n_genomes must be >= 1")
-    rng = _rng(seed, _TAG_TREE)
+    rng = random_stream(seed, _TAG_TREE)
     n_nodes = 2 * n_genomes - 1
     height = [0.0] * n_nodes
     children: list[tuple[int, int] | None] = [None] * n_nodes
@@ -299,7 +299,7 @@ def iter_family(
         if parent_seq is None:
             seq = root_seq
         else:
-            seq = mutate(parent_seq, tree.branch[node], _rng(seed, _TAG_BRANCH, node))
+            seq = mutate(parent_seq, tree.branch[node], random_stream(seed, _TAG_BRANCH, node))
         del parent_seq
         ch = tree.children[node]
         if ch is None:
@@ -349,7 +349,7 @@ def simulate_reads(
     reverse = rng.random(n_reads) < 0.5
     reads = seq[starts[:, None] + np.arange(read_length)]
     # Reverse-strand reads: complement and flip the row.
-    reads[reverse] = _COMPLEMENT[reads[reverse]][:, ::-1]
+    reads[reverse] = COMPLEMENT[reads[reverse]][:, ::-1]
     codes = _CODE[reads]
     err = (rng.random(reads.shape) < error_rate) & (codes < 4)
     wrong = ALPHABET[(codes + rng.integers(1, 4, size=reads.shape, dtype=np.uint8)) % 4]
@@ -412,7 +412,7 @@ def write_family(
         manifest.append(f"{name}\t{path.name}\n")
         if reads_per_genome > 0:
             # Reads get their own stream, keyed by the genome's position in the manifest.
-            rng = _rng(seed, _TAG_READS, len(fasta_paths))
+            rng = random_stream(seed, _TAG_READS, len(fasta_paths))
             with open(out / f"{name}.fq", "wb") as fh:
                 chunk = 50_000  # bounds the (reads x length) index matrix
                 done = 0
