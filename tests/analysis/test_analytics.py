@@ -347,6 +347,26 @@ def test_iter_distances_max_distance_and_nearest(tmp_path):
             list(db.iter_distances("jaccard", nearest=0))
 
 
+@pytest.mark.parametrize("pairs_budget", [analytics.DENSE_PAIR_BYTES, 0])
+def test_iter_distances_bray_curtis_dense_and_from_classes(tmp_path, monkeypatch, pairs_budget):
+    # within the budget the (G, G) min-sums are summed directly; beyond it, from the class table
+    monkeypatch.setattr(analytics, "DENSE_PAIR_BYTES", pairs_budget)
+    k = 13
+    sets = random_family(12, k, seed=5)
+    counted = {label: {code: 1 + (code % 4) for code in kmers} for label, kmers in sets.items()}
+    with kmerdb.open(make_db(tmp_path / "c", counted, k, counts=True)) as db:
+        labels = db.genomes
+        mins = bc_mins(db)
+        totals = np.diag(mins)
+        want = {
+            (labels[i], labels[j]): 1 - 2 * mins[i, j] / (totals[i] + totals[j])
+            for i in range(12)
+            for j in range(i + 1, 12)
+        }
+        got = {(a, b): v for a, b, v in analytics.iter_distances(db, "bray-curtis", max_distance=1.0, block=5)}
+        assert got.keys() == want.keys() and all(np.isclose(got[p], want[p]) for p in got)
+
+
 # -- results ---------------------------------------------------------------------------------
 def test_distance_matrix_formats(built):
     with kmerdb.open(built(k=21, counts=True)) as db:
