@@ -199,6 +199,13 @@ class SparseRows:
         counts = self.counts[keep] if self.counts is not None else None
         return SparseRows.from_pairs(rows, new[keep], self.n, n_columns, counts, ordered=monotone)
 
+    def in_slot_order(self, slots: np.ndarray) -> SparseRows:
+        """The rows reordered so that row ``slots[i]`` of the result is row ``i`` (``slots`` a
+        permutation of ``0..n-1``, such as the MPHF slot of each key)."""
+        order = np.empty(self.n, dtype=np.int64)
+        order[np.asarray(slots, dtype=np.int64)] = np.arange(self.n, dtype=np.int64)
+        return self.take(order)
+
     def presence(self) -> SparseRows:
         """The same rows without counts."""
         return SparseRows(self.indptr, self.columns, None, self.n_columns)

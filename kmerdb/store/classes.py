@@ -153,7 +153,7 @@ class _ClassGroup(ColumnEncoding):
         ]
         count_bytes = total = start_width = 0
         if cls.keeps_counts:
-            by_slot = rows.take(_inverse(slots, n)) if n else rows
+            by_slot = rows.in_slot_order(slots)
             values = by_slot.value_counts()
             total = int(values.size)
             dt = count_dtype(int(values.max()) if values.size else 0)
@@ -223,8 +223,6 @@ class _ClassGroup(ColumnEncoding):
         self._payload = data[slice(*sec["payload"])]
         self._table: SparseRows | None = None
         self._packed: np.ndarray | None = None
-        # database column of each group member, -1 for a removed genome
-        self._column_map = self.columns
         self.tallies_by_class = len(self.genome_ids) > _BYTE_TALLY_GENOMES
 
     @property
@@ -283,11 +281,6 @@ class _ClassGroup(ColumnEncoding):
         if g % 8:
             packed[:, -1] &= np.uint8((0xFF << (8 - g % 8)) & 0xFF)
         return packed
-
-    def _bitmaps(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """(k, g) uint8 0/1: the bitmap classes whose bits are ``starts:ends``."""
-        g = len(self.genome_ids)
-        return np.unpackbits(self._packed_bitmaps(starts, ends), axis=1, count=g)
 
     def local_members(self, ids: np.ndarray) -> SparseRows:
         """Members of classes ``ids`` as group positions (all genomes of the group, ascending)."""
@@ -348,7 +341,7 @@ class _ClassGroup(ColumnEncoding):
 
     def members(self, ids: np.ndarray) -> SparseRows:
         """Members of classes ``ids`` as database columns (genomes still in the database)."""
-        return self.local_members(ids).remap(self._column_map, self.n_db)
+        return self.local_members(ids).remap(self.columns, self.n_db)
 
     def members_or_complement(self, ids: np.ndarray) -> tuple[SparseRows, np.ndarray]:
         """Classes ``ids`` in their shorter form, as database columns.
@@ -364,7 +357,7 @@ class _ClassGroup(ColumnEncoding):
             and subtract the few instead of listing them all.
         """
         local, complement = self._local_shortest(ids)
-        return local.remap(self._column_map, self.n_db), complement
+        return local.remap(self.columns, self.n_db), complement
 
     def class_sizes(self, ids: np.ndarray) -> np.ndarray:
         """Genomes of the group (removed ones included) in each of classes ``ids``, from the
@@ -462,7 +455,7 @@ class _ClassGroup(ColumnEncoding):
         return values[segment_positions(first, rows.sizes)].astype(np.uint32)
 
     def rows(self, slots: np.ndarray) -> SparseRows:
-        return self._local_rows(slots).remap(self._column_map, self.n_db)
+        return self._local_rows(slots).remap(self.columns, self.n_db)
 
     def values(self, slots: np.ndarray, counts: bool) -> np.ndarray:
         local = self._local_rows(slots)
@@ -550,10 +543,3 @@ def _set_bits(packed: np.ndarray) -> np.ndarray:
     n_bits = _POPCOUNT[values]
     within = segment_positions(_BIT_START[values], n_bits)
     return np.repeat((at % nb) * 8, n_bits) + _BIT_AT[within]
-
-
-def _inverse(slots: np.ndarray, n: int) -> np.ndarray:
-    """Row of each slot, given the slot of each row (a permutation of ``0..n-1``)."""
-    inv = np.empty(n, dtype=np.int64)
-    inv[np.asarray(slots, dtype=np.int64)] = np.arange(n, dtype=np.int64)
-    return inv

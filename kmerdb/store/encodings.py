@@ -340,7 +340,7 @@ def choose_encoding(config: Config, rows: SparseRows, slots: np.ndarray) -> tupl
     (encoding class, array to save)
     """
     counts = bool(config.counts)
-    family = getattr(config, "colours", "auto")
+    family = config.colours
     if family in ("dense", "classes"):
         cls = encoding_for_config(config, family)
         return cls, cls.encode(rows, slots)
@@ -382,9 +382,7 @@ class PresenceBits(ColumnEncoding):
 
     @classmethod
     def encode(cls, rows: SparseRows, slots: np.ndarray) -> np.ndarray:
-        inv = np.empty(rows.n, dtype=np.int64)
-        inv[np.asarray(slots, dtype=np.int64)] = np.arange(rows.n, dtype=np.int64)
-        return rows.take(inv).packed()
+        return rows.in_slot_order(slots).packed()
 
     @classmethod
     def check(cls, data: np.ndarray, n_genomes: int, source: str) -> None:
@@ -435,9 +433,7 @@ class DenseCounts(ColumnEncoding):
 
     @classmethod
     def encode(cls, rows: SparseRows, slots: np.ndarray) -> np.ndarray:
-        inv = np.empty(rows.n, dtype=np.int64)
-        inv[np.asarray(slots, dtype=np.int64)] = np.arange(rows.n, dtype=np.int64)
-        return to_counts(rows.take(inv).to_dense(np.uint32))
+        return to_counts(rows.in_slot_order(slots).to_dense(np.uint32))
 
     @classmethod
     def check(cls, data: np.ndarray, n_genomes: int, source: str) -> None:
