@@ -77,6 +77,18 @@ def test_gzip_is_detected_by_content_not_name(fixtures_dir, tmp_path):
     assert list(read_records(str(hidden))) == [("r", b"ACGTACGT")]
 
 
+@pytest.mark.parametrize("at", [30, 100, -20])
+def test_a_damaged_gzip_body_is_one_clear_error(fixtures_dir, tmp_path, at):
+    # a flipped byte in the deflate stream (the inflater's own error) or in the CRC trailer
+    data = bytearray(gzip.compress((fixtures_dir / "genome_a.fa").read_bytes()))
+    data[at] ^= 0x55
+    path = tmp_path / "damaged.fa.gz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError) as info:
+        list(read_records(str(path)))
+    assert str(info.value).startswith(str(path)) and "damaged gzip data" in str(info.value)
+
+
 def test_missing_and_directory(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         list(read_records(str(tmp_path / "nope.fa")))
