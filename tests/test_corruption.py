@@ -33,7 +33,17 @@ from kmerdb.store.catalog import Catalog
 K = 15
 
 #: Roles in which damage behind a valid header may change answers: only verify sees it.
-VERIFY_ONLY = {"mphf", "unitigs", "evidence", "counts", "presence", "classes", "class-counts"}
+VERIFY_ONLY = {
+    "mphf",
+    "unitigs",
+    "evidence",
+    "counts",
+    "presence",
+    "classes",
+    "class-counts",
+    "unitig-classes",
+    "unitig-class-counts",
+}
 
 
 def _files(path: Path) -> list[tuple[str, str]]:

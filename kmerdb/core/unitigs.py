@@ -28,7 +28,8 @@ ranked by pointer jumping, whose rounds run on the shrinking set of elements tha
 not reached the end of their chain; cycles are found as the elements that never do.
 Of the two walks of a chain (one per direction), the one ending at the smaller oriented
 node is kept; unitigs are ordered by the node index (the sorted k-mer) of their first
-k-mer.
+k-mer, or, given a group number per k-mer (a layer's colour classes), by the group of their
+first k-mer and then that index.
 
 Serialized layout: one 1-D little-endian uint64 array (one ``.npy`` file)::
 
@@ -341,7 +342,7 @@ def _rank_chains(nxt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
 WALK_STEPS = 64
 
 
-def compact(keys: np.ndarray, k: int) -> Compaction:
+def compact(keys: np.ndarray, k: int, group: np.ndarray | None = None) -> Compaction:
     """Maximal unitigs of a set of canonical k-mers.
 
     Parameters
@@ -350,6 +351,10 @@ def compact(keys: np.ndarray, k: int) -> Compaction:
         Distinct canonical k-mers, sorted ascending.
     k : int
         k-mer length.
+    group : ndarray of int, optional
+        A number per key: unitigs are ordered by the number of their first k-mer, then by
+        that k-mer (a colour-class encoding numbers them by class, so that a class's
+        k-mers lie together in the sequence).
 
     Returns
     -------
@@ -422,8 +427,8 @@ def compact(keys: np.ndarray, k: int) -> Compaction:
         pos.append(p2)
     first = np.concatenate(first_parts).astype(np.int64)
     lens = np.concatenate(len_parts).astype(np.int64)
-    # unitigs in the order of their first node (the sorted k-mer it reads)
-    perm = np.argsort(first)
+    # unitigs in the order of their first node (the sorted k-mer it reads), within groups
+    perm = np.argsort(first) if group is None else np.lexsort((first, np.asarray(group).take(first)))
     renumber = np.empty(perm.size, dtype=np.int64)
     renumber[perm] = np.arange(perm.size)
     offsets = np.zeros(perm.size + 1, dtype=np.int64)
@@ -490,7 +495,7 @@ def spell(keys: np.ndarray, k: int, comp: Compaction, starts: np.ndarray | None 
     return codes
 
 
-def build_unitigs(keys: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def build_unitigs(keys: np.ndarray, k: int, group: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Compact sorted canonical k-mers into the serialized unitig array.
 
     Parameters
@@ -498,6 +503,8 @@ def build_unitigs(keys: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     keys : ndarray of uint64
         Distinct canonical k-mers, sorted ascending.
     k : int
+    group : ndarray of int, optional
+        Orders the unitigs by the group of their first k-mer (see :func:`compact`).
 
     Returns
     -------
@@ -507,7 +514,7 @@ def build_unitigs(keys: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         For each key (in ``keys`` order), the base where its k-mer starts in the sequence.
     """
     keys = np.ascontiguousarray(keys, dtype=np.uint64)
-    comp = compact(keys, k)
+    comp = compact(keys, k, group)
     n, U = keys.size, comp.n_unitigs
     starts = _kmer_starts(comp.offsets, k)
     codes = spell(keys, k, comp, starts)

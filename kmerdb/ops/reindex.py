@@ -4,7 +4,9 @@ The unitigs hold every layer's k-mers whatever the evidence kind, and the MPHF d
 depend on the evidence, so a reindex reads each layer's k-mers from its unitigs, asks the
 MPHF for their slots and writes one new evidence file per layer: positions in the unitigs
 (exact) or B-bit fingerprints (approx).  MPHFs, unitigs and column groups are kept as
-they are.  Going exact -> approx -> exact therefore gives back evidence equal to the
+they are, except colour classes laid out in unitig order: they find a slot's class through
+its exact evidence, so going approx rewrites them with a class id per slot (the same classes
+and counts).  Going exact -> approx -> exact therefore gives back evidence equal to the
 original's, and lookups equal to the original's.
 
 A change of z alone writes no file: z is applied by queries, so only the configuration
@@ -32,7 +34,7 @@ from kmerdb.errors import (
 )
 from kmerdb.store.catalog import LayerRecord, Snapshot
 from kmerdb.store.crashpoint import crashpoint
-from kmerdb.store.layer import Layer, layer_prefix, write_evidence
+from kmerdb.store.layer import Layer, groups_by_slot, layer_prefix, write_evidence
 
 __all__ = ["ReindexContext", "ReindexReport", "reindex_partition", "reindex_snapshot", "target_config"]
 
@@ -151,9 +153,12 @@ def reindex_partition(ctx: ReindexContext, p: int) -> tuple[int, list[LayerRecor
         ref = write_evidence(
             root, layer_prefix(p, rec.id), ctx.generation, cfg, kmers, slots, positions, layer.unitigs.n_bases
         )
+        groups = rec.groups
+        if cfg.evidence != "exact":
+            groups = groups_by_slot(root, layer_prefix(p, rec.id), ctx.generation, layer)
         crashpoint("reindex.layer")
         del layer  # its maps are closed before the next layer's are opened
-        out.append(replace(rec, files={**rec.files, "evidence": ref}))
+        out.append(replace(rec, files={**rec.files, "evidence": ref}, groups=groups))
         rewritten += 1
     return p, out, rewritten
 

@@ -21,6 +21,22 @@ values     (counts only) one unsigned integer of ``count bytes`` per (slot, memb
            class), aligned with the members in ascending order; saturating at uint32's max
 =========  ============================================================================
 
+Kinds ``unitig-classes`` and ``unitig-class-counts`` are laid out in their layer's unitig
+order instead: a layer written with colour classes orders its unitigs by the class of their
+first k-mer, so a class's k-mers lie together in the unitig sequence, and the ids become
+runs.  Header words 12-14 hold R (runs), the bytes of a bound (4 or 8) and the length of the
+layer's unitig sequence; the ids section is replaced by
+
+=========  ============================================================================
+bounds     R + 1 unsigned integers of 4 or 8 bytes, increasing from 0 to the sequence's
+           length: run r holds the k-mers that start in bases ``bounds[r]:bounds[r + 1]``
+runs       R fields of ``id width`` bits: the class of each run
+=========  ============================================================================
+
+A slot's class is then found from where its k-mer starts (its exact evidence): a binary
+search of the bounds and one field.  Groups written later over an existing layer (an
+append) and groups of layers with approximate evidence use the slot-ordered kinds.
+
 Each class takes the cheapest of its three forms, so a class of a few genomes costs a few
 members, the class of the core genome (all genomes but a few) costs the few it lacks, and
 only classes of middling size cost a bitmap.  Class ids are numbered by decreasing number of
@@ -32,15 +48,33 @@ old one.  See docs/format.md for the size model.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 import numpy as np
 
 from kmerdb.core import bits
 from kmerdb.core.colours import SparseRows, segment_positions
 from kmerdb.errors import CorruptDatabaseError
-from kmerdb.store.encodings import ColumnEncoding, count_dtype, register_encoding
+from kmerdb.store.encodings import (
+    ColumnEncoding,
+    Placement,
+    SlotPositions,
+    count_dtype,
+    register_encoding,
+)
 
-__all__ = ["ColourClasses", "ClassCounts", "MAGIC", "VERSION", "HEADER_WORDS", "class_nbytes", "member_width"]
+__all__ = [
+    "ColourClasses",
+    "ClassCounts",
+    "UnitigClasses",
+    "UnitigClassCounts",
+    "slot_ordered",
+    "MAGIC",
+    "VERSION",
+    "HEADER_WORDS",
+    "class_nbytes",
+    "member_width",
+]
 
 MAGIC = int.from_bytes(b"kmerCLRS", "little")
 VERSION = 1
@@ -130,15 +164,27 @@ class _ClassGroup(ColumnEncoding):
 
     # -- writing ------------------------------------------------------------------------
     @classmethod
-    def encode(cls, rows: SparseRows, slots: np.ndarray) -> np.ndarray:
+    def encode(cls, rows: SparseRows, slots: np.ndarray, placement: Placement | None = None) -> np.ndarray:
         n, g = rows.n, rows.n_columns
         # classes of the rows in key order; only the ids (and counts) are put in slot order
-        row_class, table = rows.classes()
-        class_of = np.empty(n, dtype=np.int64)
-        class_of[np.asarray(slots, dtype=np.int64)] = row_class
-        del row_class
+        if placement is not None and placement.classes is not None:
+            row_class, table = placement.classes
+        else:
+            row_class, table = rows.classes()
         c = table.n
         id_width = bits.width_for(max(0, c - 1))
+        runs = bound_bytes = n_bases = 0
+        if cls.placed:
+            if placement is None:
+                raise ValueError(f"{cls.kind} groups are written from where their k-mers lie in the unitigs")
+            n_bases = int(placement.n_bases)
+            id_sections, runs, bound_bytes = _runs(row_class, placement, id_width)
+        else:
+            class_of = np.empty(n, dtype=np.int64)
+            class_of[np.asarray(slots, dtype=np.int64)] = row_class
+            id_sections = [bits.pack(class_of.astype(np.uint64), id_width)]
+            del class_of
+        del row_class
         w = member_width(g)
         forms, nbits = _forms(table.sizes, g)
         offsets = np.zeros(c + 1, dtype=np.int64)
@@ -146,7 +192,7 @@ class _ClassGroup(ColumnEncoding):
         payload_bits = int(offsets[-1])
         offset_width = bits.width_for(payload_bits)
         sections = [
-            bits.pack(class_of.astype(np.uint64), id_width),
+            *id_sections,
             bits.pack(forms.astype(np.uint64), 2),
             bits.pack(offsets.astype(np.uint64), offset_width),
             _payload_words(table, forms, offsets),
@@ -163,8 +209,22 @@ class _ClassGroup(ColumnEncoding):
             store.view(dt)[:total] = np.minimum(values, np.iinfo(dt).max)
             sections += [bits.pack(by_slot.indptr.astype(np.uint64), start_width), store.view(np.uint64)]
         header = np.zeros(HEADER_WORDS, dtype=np.uint64)
-        header[:12] = [
-            MAGIC, VERSION, n, g, c, id_width, w, payload_bits, offset_width, count_bytes, total, start_width,
+        header[:15] = [
+            MAGIC,
+            VERSION,
+            n,
+            g,
+            c,
+            id_width,
+            w,
+            payload_bits,
+            offset_width,
+            count_bytes,
+            total,
+            start_width,
+            runs,
+            bound_bytes,
+            n_bases,
         ]
         return np.concatenate([header, *sections])
 
@@ -177,47 +237,81 @@ class _ClassGroup(ColumnEncoding):
         """Header fields and section word offsets, checked against the array's size."""
         arr, head = bits.read_header(data, HEADER_WORDS, MAGIC, VERSION, source, "a colour-class group")
         n, g, c, id_width, w, payload_bits, offset_width, count_bytes, total, start_width = head[2:12]
+        runs, bound_bytes, n_bases = head[12:15]
         what = "a colour-class group"
+        if cls.placed and (bound_bytes not in (4, 8) or runs > n or (runs == 0) != (n == 0)):
+            raise CorruptDatabaseError(source, f"not {what} in unitig order (header fields)")
         if n_genomes is not None and g != n_genomes:
             raise CorruptDatabaseError(source, f"holds classes of {g} genomes, the catalog names {n_genomes}")
         if w != member_width(g) or (count_bytes != 0) != cls.keeps_counts or count_bytes not in (0, 1, 2, 4):
             raise CorruptDatabaseError(source, f"not {what} of kind {cls.kind} (header fields)")
         if c > max(n, 1) or payload_bits > 64 * arr.size or total > 8 * arr.size:
             raise CorruptDatabaseError(source, f"{what} header claims more than its {arr.size} words hold")
-        fields = [(n, id_width), (c, 2), (c + 1, offset_width)]
+        fields = [(runs, id_width) if cls.placed else (n, id_width), (c, 2), (c + 1, offset_width)]
         if count_bytes:
             fields.append((n + 1, start_width))
         bits.check_fields(arr.size, fields, source, what)
         at = HEADER_WORDS
         sections = {}
+        ids: tuple[tuple[str, int], ...] = (
+            (("bounds", -(-(runs + 1) * bound_bytes // 8)), ("runs", bits.n_words(runs, id_width)))
+            if cls.placed
+            else (("ids", bits.n_words(n, id_width)),)
+        )
         for name, words in (
-            ("ids", bits.n_words(n, id_width)),
-            ("forms", bits.n_words(c, 2)),
-            ("offsets", bits.n_words(c + 1, offset_width)),
-            ("payload", -(-payload_bits // 64) + 1),
-        ) + (
-            (("starts", bits.n_words(n + 1, start_width)), ("values", -(-total * count_bytes // 8)))
-            if count_bytes
-            else ()
+            ids
+            + (
+                ("forms", bits.n_words(c, 2)),
+                ("offsets", bits.n_words(c + 1, offset_width)),
+                ("payload", -(-payload_bits // 64) + 1),
+            )
+            + (
+                (("starts", bits.n_words(n + 1, start_width)), ("values", -(-total * count_bytes // 8)))
+                if count_bytes
+                else ()
+            )
         ):
             sections[name] = (at, at + words)
             at += words
         if at != arr.size:
             raise CorruptDatabaseError(source, f"{what} of {arr.size} words, its header says {at}")
         return {
-            "n": n, "g": g, "c": c, "id_width": id_width, "w": w, "payload_bits": payload_bits,
-            "offset_width": offset_width, "count_bytes": count_bytes, "total": total,
-            "start_width": start_width, "sections": sections,
+            "n": n,
+            "g": g,
+            "c": c,
+            "id_width": id_width,
+            "w": w,
+            "payload_bits": payload_bits,
+            "offset_width": offset_width,
+            "count_bytes": count_bytes,
+            "total": total,
+            "start_width": start_width,
+            "sections": sections,
+            "runs": runs,
+            "bound_bytes": bound_bytes,
+            "n_bases": n_bases,
         }
 
     # -- reading ------------------------------------------------------------------------
-    def __init__(self, data: np.ndarray, genome_ids: tuple[int, ...], column_of: Mapping[int, int], source: str) -> None:
-        super().__init__(data, genome_ids, column_of, source)
+    def __init__(
+        self,
+        data: np.ndarray,
+        genome_ids: tuple[int, ...],
+        column_of: Mapping[int, int],
+        source: str,
+        positions: SlotPositions | None = None,
+    ) -> None:
+        super().__init__(data, genome_ids, column_of, source, positions)
         lay = self._layout(data, len(self.genome_ids), source)
         self._lay = lay
         self.n_classes = lay["c"]
         sec = lay["sections"]
-        self._ids = data[slice(*sec["ids"])]
+        self._positions = positions
+        self._bounds: np.ndarray | None = None
+        if self.placed:
+            self._bounds = self._open_runs(positions)
+        else:
+            self._ids = data[slice(*sec["ids"])]
         self._offsets_words = data[slice(*sec["offsets"])]
         self._forms_words = data[slice(*sec["forms"])]
         self._payload = data[slice(*sec["payload"])]
@@ -234,9 +328,34 @@ class _ClassGroup(ColumnEncoding):
         g = len(self.genome_ids)
         return 4 * g if self.keeps_counts else max(1, (g + 7) // 8)
 
+    def _open_runs(self, positions: SlotPositions | None) -> np.ndarray:
+        """The bounds of the runs, checked against the layer's unitigs (unitig-ordered kinds)."""
+        lay = self._lay
+        if positions is None:
+            raise CorruptDatabaseError(self.source, "a class group in unitig order, in a layer without exact evidence")
+        if positions.n_bases != lay["n_bases"]:
+            raise CorruptDatabaseError(
+                self.source, f"laid out over {lay['n_bases']} bases, its layer's unitigs have {positions.n_bases}"
+            )
+        runs = lay["runs"]
+        words = self.data[slice(*lay["sections"]["bounds"])]
+        bounds = words.view(np.dtype(f"<u{lay['bound_bytes']}"))[: runs + 1]
+        if int(bounds[0]) != 0 or int(bounds[-1]) != lay["n_bases"] or (runs and not (bounds[1:] > bounds[:-1]).all()):
+            raise CorruptDatabaseError(self.source, "the runs of classes do not cover the unitigs in order")
+        self._runs = self.data[slice(*lay["sections"]["runs"])]
+        return bounds
+
     def class_ids(self, slots: np.ndarray) -> np.ndarray:
         """Class id of each of ``slots`` (int64)."""
-        ids = bits.unpack(self._ids, self.n, self._lay["id_width"], slots).view(np.int64)
+        slots = np.asarray(slots, dtype=np.int64)
+        if self._bounds is None:
+            ids = bits.unpack(self._ids, self.n, self._lay["id_width"], slots).view(np.int64)
+        else:
+            at = cast(SlotPositions, self._positions).of(slots)
+            if at.size and int(at.max()) >= self._lay["n_bases"]:
+                raise CorruptDatabaseError(self.source, "a slot's k-mer lies outside its layer's unitigs")
+            run = np.searchsorted(self._bounds, at.astype(self._bounds.dtype, copy=False), side="right") - 1
+            ids = bits.unpack(self._runs, self._lay["runs"], self._lay["id_width"], run).view(np.int64)
         if ids.size and int(ids.max()) >= self.n_classes:
             raise CorruptDatabaseError(self.source, f"a slot names class {int(ids.max())} of {self.n_classes}")
         return ids
@@ -517,6 +636,58 @@ class ClassCounts(_ClassGroup):
 
     kind = "class-counts"
     keeps_counts = True
+
+
+@register_encoding
+class UnitigClasses(_ClassGroup):
+    """Presence as colour classes in the layer's unitig order: runs of classes, a table of classes."""
+
+    kind = "unitig-classes"
+    keeps_counts = False
+    placed = True
+    since = 3
+
+
+@register_encoding
+class UnitigClassCounts(_ClassGroup):
+    """Counts over colour classes in unitig order: runs of classes, one count per member of a
+    slot's class (by slot)."""
+
+    kind = "unitig-class-counts"
+    keeps_counts = True
+    placed = True
+    since = 3
+
+
+def slot_ordered(group: ColumnEncoding) -> tuple[str, np.ndarray]:
+    """A unitig-ordered class group rewritten by slot (its kind and array): the same classes
+    and counts, an id per slot.  What a layer whose evidence stops being exact keeps."""
+    if not group.placed or not isinstance(group, _ClassGroup):
+        raise ValueError(f"{group.kind} groups are not in unitig order")
+    lay = group._lay
+    sec = lay["sections"]
+    header = np.array(group.data[:HEADER_WORDS], dtype=np.uint64)
+    header[12:15] = 0
+    ids = group.class_ids(np.arange(group.n, dtype=np.int64)).astype(np.uint64)
+    kind = "class-counts" if group.keeps_counts else "classes"
+    rest = group.data[sec["forms"][0] :]
+    return kind, np.concatenate([header, bits.pack(ids, lay["id_width"]), np.asarray(rest, dtype=np.uint64)])
+
+
+def _runs(row_class: np.ndarray, placement: Placement, id_width: int) -> tuple[list[np.ndarray], int, int]:
+    """The bounds and runs sections of a unitig-ordered group, its number of runs and the bytes
+    of a bound."""
+    pos = np.asarray(placement.positions, dtype=np.int64)
+    order = np.argsort(pos, kind="stable")
+    by_unitig = np.asarray(row_class, dtype=np.int64)[order]
+    first = np.flatnonzero(np.concatenate(([True], by_unitig[1:] != by_unitig[:-1]))) if pos.size else order[:0]
+    bounds = np.append(pos[order[first]], int(placement.n_bases))
+    bounds[0] = 0  # the first run starts the sequence (its first k-mer starts there anyway)
+    bound_bytes = 4 if int(placement.n_bases) < 2**32 else 8
+    store = np.zeros(-(-bounds.size * bound_bytes // 8), dtype=np.uint64)
+    store.view(np.dtype(f"<u{bound_bytes}"))[: bounds.size] = bounds
+    runs = by_unitig[first].astype(np.uint64)
+    return [store, bits.pack(runs, id_width)], int(first.size), bound_bytes
 
 
 #: Set bits of every byte value, and their positions (most significant bit = 0), concatenated.

@@ -23,7 +23,8 @@ readers: query rows (:meth:`~ColumnEncoding.fill`), presence bytes for tallies
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -34,6 +35,8 @@ from kmerdb.errors import CorruptDatabaseError
 
 __all__ = [
     "ColumnEncoding",
+    "Placement",
+    "SlotPositions",
     "PresenceBits",
     "DenseCounts",
     "register_encoding",
@@ -53,6 +56,43 @@ _WIDTHS = (np.dtype("<u1"), np.dtype("<u2"), np.dtype("<u4"))
 
 #: (256, 8) int64: the bits of every byte value, most significant first.
 _BYTE_BITS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class Placement:
+    """Where the k-mers of a new layer lie in its unitig sequence (the writer's side).
+
+    Attributes
+    ----------
+    positions : ndarray of int64
+        Start base of each row's k-mer in the layer's unitig sequence (row order).
+    n_bases : int
+        Length of that sequence.
+    classes : (ndarray, SparseRows) or None
+        The rows' colour classes (:meth:`SparseRows.classes`) when the writer computed them
+        already (to order the unitigs by class).
+    """
+
+    positions: np.ndarray
+    n_bases: int
+    classes: tuple[np.ndarray, SparseRows] | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class SlotPositions:
+    """Where the k-mer of each slot starts in its layer's unitigs (the reader's side): what a
+    unitig-ordered encoding reads its rows through.
+
+    Attributes
+    ----------
+    of : callable
+        Slots (int64) -> start bases (uint64), from the layer's exact evidence.
+    n_bases : int
+        Length of the layer's unitig sequence.
+    """
+
+    of: Callable[[np.ndarray], np.ndarray]
+    n_bases: int
 
 
 # --------------------------------------------------------------------------------------
@@ -134,11 +174,21 @@ class ColumnEncoding(ABC):
     family: ClassVar[str] = "dense"
     #: The on-disk format version that introduced the encoding.
     since: ClassVar[int] = 1
+    #: Whether the group is laid out in its layer's unitig order: it is written from a
+    #: :class:`Placement` and read through the layer's :class:`SlotPositions` (exact evidence).
+    placed: ClassVar[bool] = False
     #: Whether query tallies go through :meth:`class_ids` and :meth:`members` (colour classes)
     #: rather than :meth:`presence_bytes`.
     tallies_by_class: bool = False
 
-    def __init__(self, data: np.ndarray, genome_ids: tuple[int, ...], column_of: Mapping[int, int], source: str) -> None:
+    def __init__(
+        self,
+        data: np.ndarray,
+        genome_ids: tuple[int, ...],
+        column_of: Mapping[int, int],
+        source: str,
+        positions: SlotPositions | None = None,
+    ) -> None:
         self.check(data, len(genome_ids), source)
         self.data = data
         #: genomes of the database (the column space of :meth:`rows`)
@@ -165,7 +215,7 @@ class ColumnEncoding(ABC):
     # -- writing ------------------------------------------------------------------------
     @classmethod
     @abstractmethod
-    def encode(cls, rows: SparseRows, slots: np.ndarray) -> np.ndarray:
+    def encode(cls, rows: SparseRows, slots: np.ndarray, placement: Placement | None = None) -> np.ndarray:
         """The array to save for a group.
 
         Parameters
@@ -175,6 +225,9 @@ class ColumnEncoding(ABC):
             the group's genome j), with counts for an encoding that keeps them.
         slots : ndarray of int
             The MPHF slot of each row.
+        placement : Placement, optional
+            Where the rows' k-mers lie in the layer's unitigs: required by a ``placed``
+            encoding, ignored by the others.
 
         Returns
         -------
@@ -314,11 +367,13 @@ def encoding_for(kind: str) -> type[ColumnEncoding]:
         ) from None
 
 
-def encoding_for_config(config: Config, family: str = "dense") -> type[ColumnEncoding]:
-    """The encoding of ``family`` (``"dense"`` or ``"classes"``) new groups of an index use."""
+def encoding_for_config(config: Config, family: str = "dense", placed: bool = False) -> type[ColumnEncoding]:
+    """The encoding of ``family`` (``"dense"`` or ``"classes"``) new groups of an index use;
+    ``placed`` asks for the one laid out in unitig order (colour classes only)."""
     wanted = bool(config.counts)
+    placed = placed and family == "classes"
     for cls in _REGISTRY.values():
-        if cls.default and cls.keeps_counts == wanted and cls.family == family:
+        if cls.default and cls.keeps_counts == wanted and cls.family == family and cls.placed == placed:
             return cls
     raise CorruptDatabaseError("column group", f"no {family} encoding {'keeps counts' if wanted else 'keeps presence'}")
 
@@ -331,9 +386,13 @@ def dense_nbytes(rows: SparseRows, counts: bool) -> int:
     return rows.n * rows.n_columns * count_dtype(top).itemsize
 
 
-def choose_encoding(config: Config, rows: SparseRows, slots: np.ndarray) -> tuple[type[ColumnEncoding], np.ndarray]:
+def choose_encoding(
+    config: Config, rows: SparseRows, slots: np.ndarray, placement: Placement | None = None
+) -> tuple[type[ColumnEncoding], np.ndarray]:
     """The encoding of a new group and its array: ``config.colours`` names the family, or
-    ``"auto"`` picks the smaller of the two (dense on a tie).
+    ``"auto"`` picks the smaller of the two (dense on a tie).  Colour classes are laid out
+    in unitig order when the writer gives the rows' ``placement`` (a new layer with exact
+    evidence), by slot otherwise.
 
     Returns
     -------
@@ -341,12 +400,13 @@ def choose_encoding(config: Config, rows: SparseRows, slots: np.ndarray) -> tupl
     """
     counts = bool(config.counts)
     family = config.colours
+    placed = placement is not None
     if family in ("dense", "classes"):
-        cls = encoding_for_config(config, family)
-        return cls, cls.encode(rows, slots)
+        cls = encoding_for_config(config, family, placed)
+        return cls, cls.encode(rows, slots, placement)
     dense = encoding_for_config(config, "dense")
-    classes = encoding_for_config(config, "classes")
-    coded = classes.encode(rows, slots)
+    classes = encoding_for_config(config, "classes", placed)
+    coded = classes.encode(rows, slots, placement)
     if coded.nbytes < dense_nbytes(rows, counts):
         return classes, coded
     return dense, dense.encode(rows, slots)
@@ -364,9 +424,12 @@ def encodings() -> dict[str, type[ColumnEncoding]]:
     return dict(_REGISTRY)
 
 
-def open_group(group, data: np.ndarray, column_of: Mapping[int, int]) -> ColumnEncoding:
-    """Open a catalog :class:`~kmerdb.store.catalog.ColumnGroup` over its loaded array."""
-    return encoding_for(group.kind)(data, tuple(group.genome_ids), column_of, group.file.path)
+def open_group(
+    group, data: np.ndarray, column_of: Mapping[int, int], positions: SlotPositions | None = None
+) -> ColumnEncoding:
+    """Open a catalog :class:`~kmerdb.store.catalog.ColumnGroup` over its loaded array;
+    ``positions`` (the layer's, with exact evidence) is what a ``placed`` encoding reads by."""
+    return encoding_for(group.kind)(data, tuple(group.genome_ids), column_of, group.file.path, positions)
 
 
 # --------------------------------------------------------------------------------------
@@ -381,7 +444,7 @@ class PresenceBits(ColumnEncoding):
     default = True
 
     @classmethod
-    def encode(cls, rows: SparseRows, slots: np.ndarray) -> np.ndarray:
+    def encode(cls, rows: SparseRows, slots: np.ndarray, placement: Placement | None = None) -> np.ndarray:
         return rows.in_slot_order(slots).packed()
 
     @classmethod
@@ -432,7 +495,7 @@ class DenseCounts(ColumnEncoding):
     default = True
 
     @classmethod
-    def encode(cls, rows: SparseRows, slots: np.ndarray) -> np.ndarray:
+    def encode(cls, rows: SparseRows, slots: np.ndarray, placement: Placement | None = None) -> np.ndarray:
         return to_counts(rows.in_slot_order(slots).to_dense(np.uint32))
 
     @classmethod

@@ -31,10 +31,11 @@ from kmerdb.core.mphf import MPHF
 from kmerdb.core.unitigs import UnitigSet, build_unitigs
 from kmerdb.errors import CorruptDatabaseError
 from kmerdb.store.catalog import ColumnGroup, LayerRecord
-from kmerdb.store.encodings import ColumnEncoding, choose_encoding, open_group
+from kmerdb.store.classes import slot_ordered
+from kmerdb.store.encodings import ColumnEncoding, Placement, SlotPositions, choose_encoding, open_group
 from kmerdb.store.storage import FileRef, data_file_checksum, load_array, save_array
 
-__all__ = ["Layer", "write_layer", "write_group", "write_evidence", "layer_prefix"]
+__all__ = ["Layer", "write_layer", "write_group", "write_evidence", "layer_prefix", "groups_by_slot"]
 
 
 def layer_prefix(partition: int, layer_id: int) -> str:
@@ -120,13 +121,21 @@ def write_layer(
     """
     keys = np.ascontiguousarray(keys, dtype=np.uint64)
     prefix = layer_prefix(partition, layer_id)
+    sparse = [(ids, _group_rows(rows, config)) for ids, rows in groups]
+    # With exact evidence and one group that may take colour classes, the unitigs are ordered
+    # by the class of their first k-mer: the group then stores runs of classes along the
+    # unitigs instead of a class id per slot (see kmerdb.store.classes).
+    classes = None
+    if config.evidence == "exact" and config.colours != "dense" and len(sparse) == 1 and keys.size:
+        classes = sparse[0][1].classes()
     if keys.size > 1 and not (keys[1:] > keys[:-1]).all():
         perm = np.argsort(keys)
-        unitigs, sorted_positions = build_unitigs(keys[perm], config.k)
+        by_class = classes[0][perm] if classes is not None else None
+        unitigs, sorted_positions = build_unitigs(keys[perm], config.k, by_class)
         positions = np.empty_like(sorted_positions)
         positions[perm] = sorted_positions
     else:
-        unitigs, positions = build_unitigs(keys, config.k)
+        unitigs, positions = build_unitigs(keys, config.k, classes[0] if classes is not None else None)
     n_bases = UnitigSet(unitigs).n_bases
     mphf = MPHF.build(keys)
     slots = mphf.lookup(keys)
@@ -135,13 +144,23 @@ def write_layer(
         "unitigs": save_array(root, f"{prefix}.unitigs.npy", unitigs),
         "evidence": write_evidence(root, prefix, generation, config, keys, slots, positions, n_bases),
     }
+    placement = Placement(positions, n_bases, classes) if classes is not None else None
     return LayerRecord(
         layer_id,
         int(keys.size),
         files,
-        tuple(write_group(root, prefix, generation, ids, matrix, slots, config) for ids, matrix in groups),
+        tuple(write_group(root, prefix, generation, ids, rows, slots, config, placement) for ids, rows in sparse),
         generation,
     )
+
+
+def _group_rows(rows: SparseRows | np.ndarray, config: Config) -> SparseRows:
+    """A group's rows as sparse rows, counts dropped from a presence index."""
+    if not isinstance(rows, SparseRows):
+        rows = SparseRows.from_dense(rows)
+    if not config.counts and rows.counts is not None:
+        rows = rows.presence()
+    return rows
 
 
 def write_group(
@@ -152,17 +171,33 @@ def write_group(
     rows: SparseRows | np.ndarray,
     slots: np.ndarray,
     config: Config,
+    placement: Placement | None = None,
 ) -> ColumnGroup:
     """Write one column group, in the encoding ``config`` asks for (or the smaller one, see
     :func:`~kmerdb.store.encodings.choose_encoding`); ``rows`` are in key order and ``slots``
-    maps them to slots."""
-    if not isinstance(rows, SparseRows):
-        rows = SparseRows.from_dense(rows)
-    if not config.counts and rows.counts is not None:
-        rows = rows.presence()
-    encoding, data = choose_encoding(config, rows, slots)
+    maps them to slots.  With the ``placement`` of a new layer's k-mers, colour classes are
+    laid out in unitig order."""
+    rows = _group_rows(rows, config)
+    encoding, data = choose_encoding(config, rows, slots, placement)
     ref = save_array(root, f"{prefix}.g{generation:07d}-{genome_ids[0]}.{encoding.kind}.npy", data)
     return ColumnGroup(tuple(int(g) for g in genome_ids), encoding.kind, ref)
+
+
+def groups_by_slot(root: str, prefix: str, generation: int, layer: Layer) -> tuple[ColumnGroup, ...]:
+    """The layer's column groups with every unitig-ordered one rewritten by slot (new files of
+    ``generation``): what the layer keeps when its evidence stops being exact, since those
+    groups find a slot's class through its exact evidence."""
+    out = []
+    for rec, opened in zip(layer.record.groups, layer.groups):
+        if opened.placed:
+            kind, data = slot_ordered(opened)
+            rec = ColumnGroup(
+                rec.genome_ids,
+                kind,
+                save_array(root, f"{prefix}.g{generation:07d}-{rec.genome_ids[0]}.{kind}.npy", data),
+            )
+        out.append(rec)
+    return tuple(out)
 
 
 class Layer:
@@ -193,8 +228,9 @@ class Layer:
                 raise CorruptDatabaseError(files[name].path, f"holds {count} k-mers, the layer has {self.n}")
         #: The column groups, opened through their encodings.
         self.groups: list[ColumnEncoding] = []
+        positions = SlotPositions(self.evidence.values, self.unitigs.n_bases) if self.evidence.exact else None
         for group in record.groups:
-            opened = open_group(group, load_array(root, group.file), column_of)
+            opened = open_group(group, load_array(root, group.file), column_of, positions)
             if opened.n != self.n:
                 raise CorruptDatabaseError(group.file.path, "column group rows differ from the layer's k-mers")
             self.groups.append(opened)

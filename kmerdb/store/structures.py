@@ -119,7 +119,8 @@ def class_summary(root: str, records, n_kmers: int) -> dict:
     -------
     dict
         ``groups`` (colour-class groups), ``count`` (their classes, summed: a colour used by
-        several layers counts in each), ``id_bytes`` (the class id of every slot),
+        several layers counts in each), ``id_bytes`` (the class id of every slot, or the
+        runs of classes along the unitigs),
         ``table_bytes`` (forms, offsets and members of the classes), ``count_bytes`` (slot
         count ranges and values, class-counts only) and bits per k-mer of each part.
     """
@@ -133,7 +134,8 @@ def class_summary(root: str, records, n_kmers: int) -> dict:
             words = {name: hi - lo for name, (lo, hi) in lay["sections"].items()}
             out["groups"] += 1
             out["count"] += int(lay["c"])
-            out["id_bytes"] += 8 * words["ids"]
+            # a class id per slot, or runs of classes along the unitigs
+            out["id_bytes"] += 8 * (words.get("ids", 0) + words.get("bounds", 0) + words.get("runs", 0))
             out["table_bytes"] += 8 * (words["forms"] + words["offsets"] + words["payload"])
             out["count_bytes"] += 8 * (words.get("starts", 0) + words.get("values", 0))
     for part in ("id", "table", "count"):

@@ -155,7 +155,9 @@ def test_genomes_lookup_history(db, capsys):
     assert code == 1
 
 
-@pytest.mark.parametrize("colours,counts,kinds", [("classes", True, {"class-counts"}), ("dense", False, {"presence"})])
+@pytest.mark.parametrize(
+    "colours,counts,kinds", [("classes", True, {"unitig-class-counts"}), ("dense", False, {"presence"})]
+)
 def test_build_colours(tmp_path, capsys, colours, counts, kinds):
     import kmerdb
 

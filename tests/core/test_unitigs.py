@@ -130,6 +130,25 @@ def test_unitigs_spell_the_set_and_cannot_be_glued(seed):
         check_compaction(kset, k)
 
 
+@pytest.mark.parametrize("seed", [4, 5])
+def test_unitigs_ordered_by_group_are_the_same_unitigs(seed):
+    """A group number per k-mer reorders the unitigs (by the group of their first k-mer, then
+    that k-mer) and changes nothing else."""
+    rng = np.random.default_rng(seed)
+    for k, kset in random_sets(seed, 30):
+        keys = np.sort(kmers_from_strings(sorted(kset), k))
+        group = rng.integers(0, 4, keys.size)
+        plain = U.UnitigSet(U.build_unitigs(keys, k)[0])
+        array, positions = U.build_unitigs(keys, k, group)
+        ordered = U.UnitigSet(array)
+        assert sorted(unitig_strings(ordered)) == sorted(unitig_strings(plain))
+        assert (canonical(ordered.kmer_at(positions), k) == keys).all()
+        # the first k-mer of each unitig, in order: groups ascending, then k-mers ascending
+        firsts = canonical(ordered.kmer_at(ordered.base_starts()[:-1]), k)
+        first_group = group[np.searchsorted(keys, firsts)]
+        assert list(zip(first_group.tolist(), firsts.tolist())) == sorted(zip(first_group.tolist(), firsts.tolist()))
+
+
 @pytest.mark.parametrize("steps", [1, 2, 5])
 def test_long_chains_and_cycles_by_pointer_jumping(monkeypatch, steps):
     """Chains longer than the walk go through pointer jumping; so do all cycles."""
@@ -256,6 +275,35 @@ def test_unsorted_keys_make_the_same_layer(tmp_path):
     layer.fill_rows(slots, out, False)
     assert (out == rows).all()
     assert (np.sort(layer.unitig_kmers()) == keys).all()
+
+
+@pytest.mark.parametrize("counts", [False, True])
+def test_a_layer_of_colour_classes_stores_runs_along_its_unitigs(tmp_path, counts):
+    """Unitigs ordered by class: a class's k-mers are one run unless a unitig changes class
+    inside; every slot's row equals the one written."""
+    from kmerdb.config import Config
+    from kmerdb.store.layer import Layer, write_layer
+
+    rng = np.random.default_rng(8)
+    keys = np.unique(canonical(rng.integers(0, 4**15, 6000, dtype=np.uint64), 15))
+    cfg = Config.create(k=15, partitions=1, counts=counts, colours="classes")
+    g = 40
+    patterns = rng.random((12, g)) < 0.4
+    rows = patterns[rng.integers(0, 12, keys.size)] * rng.integers(1, 300, (keys.size, g))
+    rows = rows if counts else rows > 0
+    rec = write_layer(str(tmp_path), 0, 0, 1, keys, [(tuple(range(g)), rows)], cfg)
+    assert rec.groups[0].kind == ("unitig-class-counts" if counts else "unitig-classes")
+    layer = Layer(str(tmp_path), rec, {i: i for i in range(g)})
+    group = layer.groups[0]
+    assert group.n_classes == len({tuple(r) for r in (rows > 0).tolist()})
+    # random k-mers make short unitigs: a run per class, more only where a unitig changes class
+    runs = group._lay["runs"]
+    assert group.n_classes <= runs <= group.n_classes + layer.unitigs.n_unitigs
+    found, slots = layer.find(keys)
+    assert found.all()
+    out = np.zeros((keys.size, g), dtype=np.int64 if counts else bool)
+    layer.fill_rows(slots, out, counts)
+    assert (out == rows).all()
 
 
 @pytest.mark.skipif(not all(p.exists() for p in __import__("conftest").shared_genomes()), reason="no shared data")

@@ -69,6 +69,31 @@ def test_round_trip_exact_approx_exact_gives_equal_lookups(exact_db):
     old.close()
 
 
+def group_kinds(path) -> set[str]:
+    with kmerdb.open(path) as db:
+        return {g.kind for layers in db.snapshot.partitions for rec in layers for g in rec.groups}
+
+
+def test_classes_in_unitig_order_are_rewritten_by_slot_for_approx_evidence(tmp_path):
+    """Unitig-ordered classes read a slot's class through exact evidence: going approx writes
+    them by slot (same classes and counts); going back to exact keeps those."""
+    path = tmp_path / "c.kmerdb"
+    kmerdb.build(path, GENOMES, k=K, partitions=2, counts=True, colours="classes", threads=1)
+    assert group_kinds(path) == {"unitig-class-counts"}
+    with kmerdb.open(path) as db:
+        members = np.concatenate(list(db.iter_kmers()))
+        before = db.lookup(members, counts=True)
+    reindex(path, "approx", fp_bits=12, threads=1)
+    assert group_kinds(path) == {"class-counts"}
+    with kmerdb.open(path) as db:
+        assert (db.lookup(members, counts=True) == before).all()
+    reindex(path, "exact", threads=1)
+    assert group_kinds(path) == {"class-counts"}
+    with kmerdb.open(path) as db:
+        assert (db.lookup(members, counts=True) == before).all()
+    assert kmerdb.verify(path, threads=1).ok
+
+
 def test_z_alone_writes_no_file_and_nothing_to_do_commits_nothing(exact_db):
     reindex(exact_db, "approx", fp_bits=8)
     files = evidence_files(exact_db)

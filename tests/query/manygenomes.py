@@ -123,8 +123,8 @@ class Collection:
             choose = layer.choose_encoding
             family = appended or colours
 
-            def chosen(config, rows, slots):
-                return choose(dataclasses.replace(config, colours=family), rows, slots)
+            def chosen(config, rows, slots, placement=None):
+                return choose(dataclasses.replace(config, colours=family), rows, slots, placement)
 
             with kmerdb.open(path, "a") as db, mock.patch.object(layer, "choose_encoding", chosen):
                 with db.transaction():

@@ -39,8 +39,9 @@ def test_query_and_lookup_match_the_oracle(many, colours, counts):
 def test_the_encodings_are_the_ones_asked_for(many):
     from query.manygenomes import group_kinds
 
-    assert group_kinds(many.db("classes")) == {"classes"}
-    assert group_kinds(many.db("classes", True)) == {"class-counts"}
+    # built with exact evidence: classes laid out in unitig order
+    assert group_kinds(many.db("classes")) == {"unitig-classes"}
+    assert group_kinds(many.db("classes", True)) == {"unitig-class-counts"}
     assert group_kinds(many.db("dense")) == {"presence"}
     assert group_kinds(many.db("dense", True)) == {"counts"}
 

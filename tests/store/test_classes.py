@@ -7,7 +7,18 @@ import pytest
 
 from kmerdb.core.colours import SparseRows
 from kmerdb.errors import CorruptDatabaseError
-from kmerdb.store.classes import BITMAP, COMPLEMENT, LIST, ClassCounts, ColourClasses, class_nbytes
+from kmerdb.store.classes import (
+    BITMAP,
+    COMPLEMENT,
+    LIST,
+    ClassCounts,
+    ColourClasses,
+    UnitigClassCounts,
+    UnitigClasses,
+    class_nbytes,
+)
+
+from .groups import encoded_group
 
 
 def case(g: int, n: int = 500, seed: int = 0):
@@ -29,7 +40,7 @@ def case(g: int, n: int = 500, seed: int = 0):
 
 
 @pytest.mark.parametrize("g", [1, 3, 9, 40, 300])
-@pytest.mark.parametrize("cls", [ColourClasses, ClassCounts])
+@pytest.mark.parametrize("cls", [ColourClasses, ClassCounts, UnitigClasses, UnitigClassCounts])
 def test_round_trip_over_database_columns(g, cls):
     m = case(g)
     n = m.shape[0]
@@ -39,7 +50,7 @@ def test_round_trip_over_database_columns(g, cls):
     alive = [gid for gid in ids if gid not in removed]
     column_of = {gid: c for c, gid in enumerate(reversed(alive))}
     rows = SparseRows.from_dense(m if cls.keeps_counts else m > 0)
-    group = cls(cls.encode(rows, slots), ids, column_of, "test")
+    group = encoded_group(cls, rows, slots, ids, column_of)
     assert group.n == n and group.n_classes == len({tuple(r) for r in (m > 0).tolist()})
     by_slot = np.zeros_like(m)
     by_slot[slots] = m

@@ -19,6 +19,8 @@ from kmerdb.store.encodings import (
     unpack_presence,
 )
 
+from .groups import encoded_group
+
 
 def test_presence_round_trip_for_many_widths():
     rng = np.random.default_rng(0)
@@ -59,7 +61,7 @@ def test_every_encoding_reads_back_what_it_wrote(kind):
     cls = encoding_for(kind)
     assert issubclass(cls, ColumnEncoding) and cls.kind == kind
     matrix, slots, ids, column_of, by_slot = group_case(kind)
-    group = cls(cls.encode(SparseRows.from_dense(matrix), slots), ids, column_of, "test")
+    group = encoded_group(cls, SparseRows.from_dense(matrix), slots, ids, column_of)
     n_db = len(column_of)
     expect = np.zeros((by_slot.shape[0], n_db), dtype=np.int64)  # brute force, database order
     for i, gid in enumerate(ids):
