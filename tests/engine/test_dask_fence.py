@@ -1,8 +1,8 @@
 """Dask workers are fenced: the tasks of a killed client write nothing once a new writer starts.
 
-A client process takes the writer lock and compacts on a Dask cluster; its tasks reach the
-point where a layer file is written under its temporary name, and the client is killed
-(SIGKILL) there.  Dask cannot stop the running tasks.  A new writer then removes a genome and
+A client process takes the writer lock and compacts on a Dask cluster; its tasks are held at a
+point (before they write anything, or once a layer file is written under its temporary name)
+and the client is killed (SIGKILL) there.  Dask cannot stop the running tasks.  A new writer then removes a genome and
 compacts, which writes files of the very same names (same layer ids, same generation) with
 other contents, and commits.  Only then are the dead client's tasks let go: each must be refused
 (``FencedError``) and leave nothing, and the new generation must be exactly what the new
@@ -31,6 +31,7 @@ import pytest
 import kmerdb
 import kmerdb.store.storage as storage
 from kmerdb.errors import FencedError
+from kmerdb.ops import compact
 from kmerdb.ops.maintenance import data_files, verify
 
 distributed = pytest.importorskip("distributed")
@@ -48,9 +49,10 @@ def cluster() -> Iterator:
 
 
 class HeldTasks:
-    """Holds every fenced task (a task sent by a writer) right after it wrote a temporary file."""
+    """Holds every fenced task (a task sent by a writer) at crash point ``point``."""
 
-    def __init__(self) -> None:
+    def __init__(self, point: str) -> None:
+        self.point = point
         self.reached = threading.Semaphore(0)
         self.n_reached = 0
         self.gate = threading.Event()
@@ -58,7 +60,7 @@ class HeldTasks:
         self.lock = threading.Lock()
 
     def crashpoint(self, name: str) -> None:
-        if name == "save.tmp" and storage.fence_tokens():
+        if name == self.point and storage.fence_tokens():
             with self.lock:
                 self.n_reached += 1
             self.reached.release()
@@ -79,16 +81,18 @@ def _busy(cluster) -> int:
     return sum(w.state.executing_count for w in cluster.workers.values())
 
 
-def test_the_tasks_of_a_killed_client_are_fenced_off_by_the_next_writer(tmp_path, cluster, monkeypatch):
+@pytest.mark.parametrize("point", ["compact.rows", "save.tmp"])
+def test_the_tasks_of_a_killed_client_are_fenced_off_by_the_next_writer(tmp_path, cluster, monkeypatch, point):
     path = tmp_path / "db.kmerdb"
     kmerdb.build(path, {"A": [str(FIXTURES / "genome_a.fa")], "B": [str(FIXTURES / "genome_b.fa.gz")]},
                  k=15, partitions=4, threads=1)
     with kmerdb.open(path, mode="a") as db, db.transaction():
         db.append_genome("C", [str(FIXTURES / "genome_c.fq")], threads=1)  # two layers a partition
 
-    held = HeldTasks()
+    held = HeldTasks(point)
     real_guard = storage.write_guard
     monkeypatch.setattr(storage, "crashpoint", held.crashpoint)
+    monkeypatch.setattr(compact, "crashpoint", held.crashpoint)
     monkeypatch.setattr(storage, "write_guard", lambda root, full: held.write_guard(real_guard, root, full))
 
     client_code = (
@@ -101,11 +105,11 @@ def test_the_tasks_of_a_killed_client_are_fenced_off_by_the_next_writer(tmp_path
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     dead = subprocess.Popen([sys.executable, "-c", client_code, str(path), cluster.scheduler_address], env=env)
     try:
-        # both worker threads are in the dead-to-be client's tasks, their temporaries written
+        # both worker threads are in the dead-to-be client's tasks, held at the point
         for _ in range(2):
             assert held.reached.acquire(timeout=120), "the client's tasks never started"
         tmp_files = [f for f in data_files(str(path)) if ".tmp-" in f]
-        assert len(tmp_files) == 2
+        assert len(tmp_files) == (2 if point == "save.tmp" else 0)
     finally:
         dead.send_signal(signal.SIGKILL)
         dead.wait()
@@ -119,12 +123,12 @@ def test_the_tasks_of_a_killed_client_are_fenced_off_by_the_next_writer(tmp_path
     assert not [f for f in data_files(str(path)) if ".tmp-" in f]  # its recovery removed them
     expected = dbcheck.dump(path)
 
-    # now the dead client's tasks go on: each one is refused when it renames its file
+    # now the dead client's tasks go on: each one is refused at its next create or rename
     held.gate.set()
     deadline = time.monotonic() + 60
     while (len(held.fenced_off) < held.n_reached or _busy(cluster)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert len(held.fenced_off) >= 2 and not _busy(cluster)
+    assert not _busy(cluster)
 
     with kmerdb.open(path) as db:
         assert db.generation == generation and db.genomes == ("A", "B")
@@ -134,3 +138,4 @@ def test_the_tasks_of_a_killed_client_are_fenced_off_by_the_next_writer(tmp_path
     assert np.array_equal(after[1], expected[1]) and np.array_equal(after[2], expected[2])
     assert verify(path, threads=1).ok
     assert set(data_files(str(path))) <= dbcheck.named_files(path)  # and none was added
+    assert len(held.fenced_off) >= 2  # each held task was refused
