@@ -38,6 +38,7 @@ __all__ = [
     "MissingDependencyError",
     "DiskFullError",
     "AbandonedBuildError",
+    "FencedError",
 ]
 
 
@@ -266,6 +267,26 @@ class GenomeNotFoundError(KmerDBError, KeyError):
 
 class TransactionError(KmerDBError):
     """A transaction was used wrongly (nested, reused, or write outside one)."""
+
+
+class FencedError(KmerDBError):
+    """A task of a writer that no longer holds the writer lock tried to write into the database.
+
+    A newer writer has taken the lock since (the task's writer died); the task writes
+    nothing more, so its files can neither collide with the new writer's nor be kept.
+
+    Attributes
+    ----------
+    path : str
+        The file the task was about to create or rename into place.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = str(path)
+        super().__init__(
+            f"{self.path}: not written: the writer that started this task no longer holds the "
+            "database's writer lock (a newer writer has taken it)"
+        )
 
 
 class WorkerError(KmerDBError):

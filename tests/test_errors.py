@@ -25,6 +25,7 @@ def test_errors_survive_pickling_with_their_fields():
         errors.GenomeNotFoundError("x"),
         errors.IncompleteDatabaseError("db", "building"),
         errors.FormatVersionError("db", 9, 1),
+        errors.FencedError("db/data/p00000/L0000001.mphf.npy"),
     ]
     for exc in samples:
         back = pickle.loads(pickle.dumps(exc))

@@ -12,7 +12,10 @@ No task reads module-global state, so the same task runs
   ``distributed.Client``); ``dask[distributed]`` is an optional extra.
 
 Tasks return small results (records of the files they wrote, statistics); the caller
-alone commits.  A task that raises fails the whole map: the tasks not yet started are
+alone commits.  Tasks in other processes run fenced (:func:`kmerdb.store.storage.fenced`):
+they carry the epoch tokens of the writer locks their caller holds and write a file only
+while the database still names one of them, so that the tasks of a writer that died (a
+Dask task cannot be stopped) write nothing once the next writer has started.  A task that raises fails the whole map: the tasks not yet started are
 cancelled and the error is raised in the caller, a :class:`~kmerdb.errors.KmerDBError`
 as it was raised, anything else and a worker that died as
 :class:`~kmerdb.errors.WorkerError`.
@@ -35,7 +38,8 @@ from typing import Any, TypeVar
 
 from kmerdb.errors import DiskFullError, InvalidParameterError, KmerDBError, WorkerError
 from kmerdb.params import resolve_threads
-from kmerdb.store.lock import forget_inherited, held_writer_roots, register_worker
+from kmerdb.store.lock import forget_inherited, held_writer_roots, held_writer_tokens, register_worker
+from kmerdb.store.storage import fenced
 
 __all__ = [
     "Executor",
@@ -151,8 +155,9 @@ def _die_with_parent(parent: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _call(fn: Callable[..., R], context: Any, task: tuple) -> R:
-    return fn(context, *task)
+def _call(fn: Callable[..., R], context: Any, task: tuple, tokens: tuple[str, ...] = ()) -> R:
+    with fenced(tokens):
+        return fn(context, *task)
 
 
 def _bounded(submit: Callable[[tuple], Any], tasks: Iterable[tuple], window: int, wait_some, result_of):
@@ -211,13 +216,14 @@ class ProcessExecutor(Executor):
 
     def map(self, fn, context, tasks, *, window=None):
         pool = self._ensure()
+        tokens = held_writer_tokens()  # the tasks write only while their writer is the writer
 
         def wait_some(pending):
             return wait(pending, return_when=FIRST_COMPLETED)
 
         def submit(task: tuple) -> Future:
             try:
-                return pool.submit(_call, fn, context, task)
+                return pool.submit(_call, fn, context, task, tokens)
             except BrokenProcessPool:  # a worker died before this task could be queued
                 raise WorkerError(_DIED) from None
 
@@ -315,10 +321,13 @@ class DaskExecutor(Executor):
         # a key of its own (hash=False): a context equal to an earlier call's would otherwise
         # share that call's key, which the earlier call's cancel below may still be releasing
         ctx = client.scatter(context, broadcast=True, hash=False)
+        # the epoch tokens of this writer: a task still running after this client died writes
+        # nothing once a new writer has started (see kmerdb.store.storage.write_guard)
+        tokens = held_writer_tokens()
         submitted: list = []
 
         def submit(task):
-            future = client.submit(_dask_call, fn, ctx, *task, pure=False)
+            future = client.submit(_dask_call, fn, tokens, ctx, *task, pure=False)
             submitted.append(future)
             return future
 
@@ -356,10 +365,11 @@ class DaskExecutor(Executor):
         return f"DaskExecutor({self.client!r})"
 
 
-def _dask_call(fn: Callable[..., R], context: Any, *args: Any) -> R:
+def _dask_call(fn: Callable[..., R], tokens: tuple[str, ...], context: Any, *args: Any) -> R:
     _heap_for_tasks()
     try:
-        return fn(context, *args)
+        with fenced(tokens):
+            return fn(context, *args)
     finally:
         _give_back()
 

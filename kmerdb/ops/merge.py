@@ -27,7 +27,7 @@ from kmerdb.params import path_argument, resolve_threads
 from kmerdb.store.catalog import Snapshot
 from kmerdb.store.crashpoint import crashpoint
 from kmerdb.store.scaffold import new_database
-from kmerdb.store.storage import open_data_file, resolve_inside
+from kmerdb.store.storage import at_path, open_at, open_data_file
 
 __all__ = ["MergeReport", "merge"]
 
@@ -65,26 +65,30 @@ def _link_or_copy(src_root: str, relpath: str, dst_root: str) -> bool:
     """Hard-link the data file ``relpath`` of ``src_root`` into ``dst_root`` (True), or copy
     it where links are impossible (False).
 
-    Both paths go through :func:`~kmerdb.store.storage.resolve_inside` and the source must
-    open as a regular file: a catalog path that leaves the source (``..``, a symlink, an
-    absolute path) or names a FIFO or device is refused before anything is linked.
+    The source is opened by :func:`~kmerdb.store.storage.open_data_file` (a catalog path
+    that leaves the source, goes through a symlink or names a FIFO or device is refused
+    before anything is linked); both folders are reached by
+    :func:`~kmerdb.store.storage.at_path` and the link is made between them by descriptor,
+    so a folder swapped for a symlink meanwhile is refused, never followed.
     """
     fd = open_data_file(src_root, relpath)
-    with os.fdopen(fd, "rb") as src_fh:
-        src = resolve_inside(src_root, relpath)
-        dst = resolve_inside(dst_root, relpath)
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
+    with os.fdopen(fd, "rb") as src_fh, at_path(src_root, relpath) as (src_dir, src_name), at_path(
+        dst_root, relpath, create=True
+    ) as (dst_dir, dst_name):
+        if not os.path.samestat(os.fstat(fd), os.stat(src_name, dir_fd=src_dir, follow_symlinks=False)):
+            raise CorruptDatabaseError(os.path.join(src_root, relpath), "data file was replaced while being linked")
         try:
             # follow_symlinks=False: link the name checked above, never a symlink's target
-            os.link(src, dst, follow_symlinks=False)
+            os.link(src_name, dst_name, src_dir_fd=src_dir, dst_dir_fd=dst_dir, follow_symlinks=False)
             return True
         except FileNotFoundError:
-            raise CorruptDatabaseError(src, "data file named by the catalog is missing") from None
+            raise CorruptDatabaseError(os.path.join(src_root, relpath), "data file named by the catalog is missing") from None
         except OSError as exc:
             if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
                 raise
         # copy from the descriptor opened above: the very file that was checked
-        with open(dst, "xb") as out:
+        out_fd = open_at(dst_dir, dst_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, os.path.join(dst_root, relpath))
+        with os.fdopen(out_fd, "wb") as out:
             shutil.copyfileobj(src_fh, out, 1 << 22)
             out.flush()
             os.fsync(out.fileno())

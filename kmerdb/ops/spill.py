@@ -33,7 +33,8 @@ import mmh3
 import numpy as np
 
 from kmerdb.core.kmers import BLOCK, canonical, kmer_windows
-from kmerdb.errors import BuildIntegrityError, DiskFullError
+from kmerdb.errors import BuildIntegrityError, CorruptDatabaseError, DiskFullError
+from kmerdb.store.storage import at_path, folder_at, open_at, write_guard
 
 __all__ = [
     "SPILL_DIR",
@@ -147,12 +148,18 @@ class SpillPool:
         self.names = [f"{name}-{i}.spill" for i in range(max(1, n_files))]
         # temporary names unique to this writer: a rerun of the same task never shares them
         token = f"tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self._temps = [os.path.join(directory, f"{n}.{token}") for n in self.names]
+        self._temps = [f"{n}.{token}" for n in self.names]
         self.fds: list[int] = []
         self.sizes: list[int] = []
+        # the spill folder of a database is ``root/spill``: opened from ``root`` folder by
+        # folder, never created here, and every file made and renamed in it by descriptor
+        self._root, sub = os.path.split(os.path.normpath(directory))
+        with folder_at(self._root, sub, what="spill folder") as folder:
+            self._folder = os.dup(folder)
         try:
             for tmp in self._temps:
-                self.fds.append(os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+                with write_guard(self._root, os.path.join(directory, tmp)):
+                    self.fds.append(open_at(self._folder, tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, tmp, "spill file", 0o600))
                 self.sizes.append(0)
         except BaseException:
             self.discard()
@@ -182,12 +189,21 @@ class SpillPool:
         return os.path.join(self.directory, name)
 
     def close(self) -> None:
-        """Close the files and rename them into place (after this they are read by name)."""
+        """Close the files and rename them into place (after this they are read by name).
+
+        A rename replaces a file of the same name: that of an earlier run of the same task.
+        """
         fds, self.fds = self.fds, []
         for fd in fds:
             os.close(fd)
-        for tmp, name in zip(self._temps, self.names):
-            os.replace(tmp, self.path(name))
+        try:
+            for tmp, name in zip(self._temps, self.names):
+                with write_guard(self._root, self.path(name)):
+                    os.replace(tmp, name, src_dir_fd=self._folder, dst_dir_fd=self._folder)
+        except BaseException:
+            self.discard()
+            raise
+        self._close_folder()
 
     def discard(self) -> None:
         """Close and delete the files (a writer that failed)."""
@@ -195,9 +211,16 @@ class SpillPool:
         for fd in fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
-        for tmp in self._temps:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        if self._folder >= 0:
+            for tmp in self._temps:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp, dir_fd=self._folder)
+        self._close_folder()
+
+    def _close_folder(self) -> None:
+        folder, self._folder = self._folder, -1
+        if folder >= 0:
+            os.close(folder)
 
     @property
     def bytes_written(self) -> int:
@@ -294,12 +317,22 @@ def spill_folder(root: str) -> Iterator[str]:
     folder left by a killed writer is removed first.
     """
     path = os.path.join(root, SPILL_DIR)
-    shutil.rmtree(path, ignore_errors=True)
-    os.mkdir(path)
+    _remove_spill_folder(root)
+    with at_path(root, SPILL_DIR, what="spill folder") as (folder, name):
+        try:
+            os.mkdir(name, 0o755, dir_fd=folder)
+        except FileExistsError:  # not removable: a symlink, or not a folder
+            raise CorruptDatabaseError(path, "spill folder cannot be replaced (a symlink, or not a folder)") from None
     try:
         yield path
     finally:
-        shutil.rmtree(path, ignore_errors=True)
+        _remove_spill_folder(root)
+
+
+def _remove_spill_folder(root: str) -> None:
+    """Remove ``root/spill`` and everything in it, by descriptor (rmtree never follows a symlink there)."""
+    with at_path(root, SPILL_DIR, what="spill folder") as (folder, name):
+        shutil.rmtree(name, ignore_errors=True, dir_fd=folder)
 
 
 def read_bucket(directory: str, extents: Sequence[Extent], k: int, expected_records: int, expected_bytes: int):
@@ -321,11 +354,18 @@ def read_bucket(directory: str, extents: Sequence[Extent], k: int, expected_reco
     """
     gen_parts, len_parts, packed_parts = [], [], []
     fds: dict[str, int] = {}
-    try:
-        chunks = [_read_extent(directory, fds, ext) for ext in extents]
-    finally:
-        for fd in fds.values():
-            os.close(fd)
+    if not extents:
+        chunks: list[bytes] = []
+    else:
+        root, sub = os.path.split(os.path.normpath(directory))
+        try:
+            with folder_at(root, sub, what="spill folder") as folder:
+                chunks = [_read_extent(directory, folder, fds, ext) for ext in extents]
+        except FileNotFoundError:
+            raise BuildIntegrityError(f"spill folder {directory} is missing") from None
+        finally:
+            for fd in fds.values():
+                os.close(fd)
     for ext, data in zip(extents, chunks):
         if len(data) != ext.nbytes or mmh3.hash(data, signed=False) != ext.checksum:
             raise BuildIntegrityError(
@@ -356,11 +396,11 @@ def read_bucket(directory: str, extents: Sequence[Extent], k: int, expected_reco
     )
 
 
-def _read_extent(directory: str, fds: dict[str, int], ext: Extent) -> bytes:
+def _read_extent(directory: str, folder: int, fds: dict[str, int], ext: Extent) -> bytes:
     fd = fds.get(ext.file)
     if fd is None:
         try:
-            fd = fds[ext.file] = os.open(os.path.join(directory, ext.file), os.O_RDONLY)
+            fd = fds[ext.file] = open_at(folder, ext.file, os.O_RDONLY | os.O_NONBLOCK, os.path.join(directory, ext.file), "spill file")
         except FileNotFoundError:
             raise BuildIntegrityError(f"spill file {ext.file} is missing from {directory}") from None
     parts = []

@@ -10,6 +10,14 @@ Writer lock (``locks/writer``)
     empties the file, so a writer that finds a PID in it knows the previous writer
     died mid-operation and clears what it left behind (files no generation names).
 
+Epoch (``locks/epoch``)
+    Every writer, once it holds the lock and before it removes anything, writes a new
+    random token into ``locks/epoch`` (holding an exclusive flock of that file while it
+    does).  Tasks sent to Dask workers (and to local workers) carry their writer's token
+    and create or rename a file only under a shared flock of ``locks/epoch`` that still
+    holds it (:func:`kmerdb.store.storage.write_guard`): a task of a dead writer, which
+    nothing can stop on a remote worker, writes nothing once the next writer has started.
+
 Reader registrations (``locks/readers/*.reader``)
     Every open handle holds an exclusive flock on a file of its own whose content is
     the generation it reads (``*`` while it is between generations: opening or
@@ -37,8 +45,8 @@ import time
 import uuid
 import weakref
 
-from kmerdb.errors import CorruptDatabaseError, KmerDBError, LockedError
-from kmerdb.store.storage import check_no_symlinks
+from kmerdb.errors import CorruptDatabaseError, DiskFullError, KmerDBError, LockedError
+from kmerdb.store.storage import EPOCH_FILE, at_path, check_no_symlinks, folder_at, open_at
 
 __all__ = [
     "LOCKS_DIR",
@@ -47,6 +55,7 @@ __all__ = [
     "live_readers",
     "forget_inherited",
     "held_writer_roots",
+    "held_writer_tokens",
     "register_worker",
 ]
 
@@ -101,6 +110,8 @@ class WriterLock:
         self.fd: int | None = None
         #: True when the previous holder died without releasing cleanly.
         self.previous_crashed = False
+        #: This holder's epoch token (in ``locks/epoch`` from acquire on), or None.
+        self.token: str | None = None
 
     def acquire(self, wait: bool | float = False) -> WriterLock:
         """Take the lock.
@@ -120,14 +131,13 @@ class WriterLock:
         # catalog: none of them may lead out of the database (a symlinked data/ would let a
         # vacuum delete a foreign folder's files), so refuse before writing anything
         check_no_symlinks(self.root, _WRITER_PATHS)
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        check_no_symlinks(self.root, _WRITER_PATHS)  # again: ``locks`` may have appeared meanwhile
+        # the lock file is reached folder by folder: a ``locks`` swapped for a symlink
+        # after the check above is refused, not followed
         try:
-            fd = self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW, 0o644)
+            with at_path(self.root, f"{LOCKS_DIR}/{_WRITER}", create=True, what="writer lock") as (folder, name):
+                fd = self.fd = open_at(folder, name, os.O_RDWR | os.O_CREAT, self.path, "writer lock")
         except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise CorruptDatabaseError(self.path, "is a symlink; a database holds none") from None
-            raise
+            raise DiskFullError.from_error(exc, self.path) or exc from None
         _HOLDERS.add(self)  # from now on: a fork while waiting must not keep the file either
         try:
             if wait is True:
@@ -138,16 +148,22 @@ class WriterLock:
                     raise LockedError(self.root, _read_pid(fd))
             content = os.pread(fd, 64, 0).strip()
             self.previous_crashed = bool(content)
-            # nothing of the previous writer may still run once this one starts
+            # nothing of the previous writer may still run once this one starts: its local
+            # workers are waited for; its Dask tasks are fenced off by a new epoch
             _fence_workers(self.root, content)
+            self.token = _new_epoch(self.root)
             # one write over the old content (never empty in between), so that dying right
             # here still tells the next writer to clean up
             os.pwrite(fd, f"{os.getpid()} {_start_time(os.getpid())}".ljust(_WIDTH - 1).encode() + b"\n", 0)
             os.fsync(fd)
-        except BaseException:
+        except BaseException as exc:
             self.fd = None
             _HOLDERS.discard(self)
             os.close(fd)
+            # a full disk refuses even the few bytes of the lock files
+            full = DiskFullError.from_error(exc, self.path) if isinstance(exc, OSError) else None
+            if full is not None:
+                raise full from None
             raise
         return self
 
@@ -181,6 +197,35 @@ def held_writer_roots() -> tuple[str, ...]:
     return tuple(h.root for h in list(_HOLDERS) if isinstance(h, WriterLock) and h.fd is not None)
 
 
+def held_writer_tokens() -> tuple[str, ...]:
+    """The epoch tokens of the writer locks this process holds: what its tasks are fenced by."""
+    return tuple(h.token for h in list(_HOLDERS) if isinstance(h, WriterLock) and h.fd is not None and h.token)
+
+
+def _new_epoch(root: str) -> str:
+    """Write a new epoch token into ``locks/epoch`` and return it (holding the writer lock).
+
+    Under an exclusive flock of the file: a task of the previous writer that is creating or
+    renaming a file right now holds a shared one, and is let to finish that one step (its
+    file is then there for this writer's recovery to remove); every later step of it sees
+    the new token and refuses.  A flock held past :data:`FENCE_TIMEOUT` (a task stuck in the
+    kernel) makes this writer fail with LockedError rather than race it.
+    """
+    token = uuid.uuid4().hex
+    full = os.path.join(root, EPOCH_FILE)
+    with at_path(root, EPOCH_FILE, create=True, what="epoch file") as (folder, name):
+        fd = open_at(folder, name, os.O_RDWR | os.O_CREAT, full, "epoch file")
+    try:
+        if not _flock_until(fd, time.monotonic() + FENCE_TIMEOUT, 0.01):
+            raise LockedError(root, None)
+        # one write of a fixed width over the old token: a reader never sees it half empty
+        os.pwrite(fd, (token + "\n").encode(), 0)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return token
+
+
 # A worker's registrations: open (and flocked) until the worker process ends.
 _worker_fds: list[int] = []
 
@@ -193,11 +238,11 @@ def register_worker(roots: tuple[str, ...]) -> None:
     directory) is skipped: such a worker cannot write there either.
     """
     for root in roots:
-        folder = os.path.join(root, LOCKS_DIR, _WORKERS)
+        name = f"{os.getpid()}-{uuid.uuid4().hex[:12]}.worker"
         try:
-            os.makedirs(folder, exist_ok=True)
-            fd = os.open(os.path.join(folder, f"{os.getpid()}-{uuid.uuid4().hex[:12]}.worker"), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-        except OSError:
+            with at_path(root, f"{LOCKS_DIR}/{_WORKERS}/{name}", create=True, what="worker registration") as (folder, leaf):
+                fd = open_at(folder, leaf, os.O_RDWR | os.O_CREAT | os.O_EXCL, os.path.join(root, LOCKS_DIR, _WORKERS, name))
+        except (OSError, KmerDBError):
             continue
         fcntl.flock(fd, fcntl.LOCK_EX)
         _worker_fds.append(fd)
@@ -238,24 +283,22 @@ def _fence_workers(root: str, previous: bytes) -> None:
             if time.monotonic() >= deadline:
                 raise LockedError(root, pid)
             time.sleep(0.01)
-    folder = os.path.join(root, LOCKS_DIR, _WORKERS)
     try:
-        names = os.listdir(folder)
-    except OSError:
+        with folder_at(root, f"{LOCKS_DIR}/{_WORKERS}", what="worker registrations") as folder:
+            for name in os.listdir(folder):
+                try:
+                    fd = os.open(name, os.O_RDONLY | _O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+                except OSError:
+                    continue  # gone meanwhile, or a symlink: no registration of a worker
+                try:
+                    # taken once the worker is gone: a flock dies with its process
+                    if not _flock_until(fd, deadline, 0.01):
+                        raise LockedError(root, _owner_of(name))
+                    _unlink(folder, name)
+                finally:
+                    os.close(fd)
+    except (FileNotFoundError, PermissionError):
         return  # none registered (or none can be: read-only), nothing to fence
-    for name in names:
-        path = os.path.join(folder, name)
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            # taken once the worker is gone: a flock dies with its process
-            if not _flock_until(fd, deadline, 0.01):
-                raise LockedError(root, _owner_of(name))
-            _unlink(path)
-        finally:
-            os.close(fd)
 
 
 def _flock_until(fd: int, deadline: float, pause: float) -> bool:
@@ -290,16 +333,20 @@ class ReaderRegistration:
     def __init__(self, root: str) -> None:
         self.fd: int | None = None
         self.path: str | None = None
+        self.root = root
         self.registered = False
-        folder = os.path.join(root, LOCKS_DIR, _READERS)
         name = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        tmp = os.path.join(folder, name + ".tmp")
+        self._name = name + ".reader"
+        folder = None
         try:
             # registrations are files written into the database: never through a symlink
             check_no_symlinks(root, (LOCKS_DIR, f"{LOCKS_DIR}/{_READERS}"))
-            os.makedirs(folder, exist_ok=True)
-            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW, 0o644)
+            with folder_at(root, f"{LOCKS_DIR}/{_READERS}", create=True, what="reader registrations") as at:
+                folder = os.dup(at)
+            fd = open_at(folder, name + ".tmp", os.O_RDWR | os.O_CREAT | os.O_EXCL, os.path.join(root, LOCKS_DIR, _READERS, name))
         except (OSError, CorruptDatabaseError) as exc:
+            if folder is not None:
+                os.close(folder)
             # not writable, a read-only mount, full, or a locks folder that leads elsewhere:
             # reading still works, without a registration
             real = os.path.realpath(root)
@@ -314,13 +361,14 @@ class ReaderRegistration:
             fcntl.flock(fd, fcntl.LOCK_EX)
             os.pwrite(fd, _ANY.ljust(_WIDTH).encode(), 0)
             # visible under its final name only once locked, so vacuum never takes it for stale
-            final = os.path.join(folder, name + ".reader")
-            os.rename(tmp, final)
+            os.rename(name + ".tmp", self._name, src_dir_fd=folder, dst_dir_fd=folder)
         except OSError:
             os.close(fd)
-            _unlink(tmp)
+            _unlink(folder, name + ".tmp")
             return
-        self.fd, self.path = fd, final
+        finally:
+            os.close(folder)
+        self.fd, self.path = fd, os.path.join(root, LOCKS_DIR, _READERS, self._name)
         self.registered = True
         self.pid = os.getpid()
         _HOLDERS.add(self)
@@ -335,7 +383,11 @@ class ReaderRegistration:
         if self.fd is None:
             return
         if self.path is not None and os.getpid() == self.pid:
-            _unlink(self.path)  # a forked child closing its copy leaves the parent registered
+            # a forked child closing its copy leaves the parent registered
+            with contextlib.suppress(OSError, KmerDBError), at_path(
+                self.root, f"{LOCKS_DIR}/{_READERS}/{self._name}", what="reader registration"
+            ) as (folder, name):
+                _unlink(folder, name)
         _HOLDERS.discard(self)
         os.close(self.fd)
         self.fd = None
@@ -356,68 +408,66 @@ def live_readers(root: str, remove_stale: bool = True) -> tuple[set[int], bool, 
     n_live : int
         Live registrations.
     """
-    folder = os.path.join(root, LOCKS_DIR, _READERS)
+    folder_path = os.path.join(root, LOCKS_DIR, _READERS)
     # stale registrations are deleted below: only inside the database
     check_no_symlinks(root, (LOCKS_DIR, f"{LOCKS_DIR}/{_READERS}"))
     gens: set[int] = set()
     wildcard = False
     n_live = 0
     try:
-        names = os.listdir(folder)
+        with folder_at(root, f"{LOCKS_DIR}/{_READERS}", what="reader registrations") as folder:
+            for name in os.listdir(folder):
+                if not name.endswith(".reader"):
+                    if name.endswith(".tmp") and remove_stale:
+                        _remove_if_abandoned(folder, name)
+                    continue
+                try:
+                    fd = os.open(name, os.O_RDONLY | _O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+                except OSError:
+                    continue  # gone meanwhile, or a symlink or worse: no registration of a live reader
+                try:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except OSError:
+                        n_live += 1  # held: the reader is alive
+                        text = os.pread(fd, _WIDTH, 0).decode("ascii", "replace").strip()
+                        try:
+                            gens.add(int(text))
+                        except ValueError:
+                            wildcard = True
+                        continue
+                    if remove_stale:  # nobody holds it: its process is gone
+                        _unlink(folder, name)
+                finally:
+                    os.close(fd)
     except FileNotFoundError:
         return gens, False, 0
     except OSError as exc:
-        raise KmerDBError(f"{folder}: cannot list reader registrations: {exc}") from None
-    for name in names:
-        path = os.path.join(folder, name)
-        if not name.endswith(".reader"):
-            if name.endswith(".tmp") and remove_stale:
-                _remove_if_abandoned(path)
-            continue
-        try:
-            fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | os.O_NONBLOCK)
-        except FileNotFoundError:
-            continue
-        except OSError:
-            continue  # a symlink or worse: no registration of a live reader
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                n_live += 1  # held: the reader is alive
-                text = os.pread(fd, _WIDTH, 0).decode("ascii", "replace").strip()
-                try:
-                    gens.add(int(text))
-                except ValueError:
-                    wildcard = True
-                continue
-            if remove_stale:  # nobody holds it: its process is gone
-                _unlink(path)
-        finally:
-            os.close(fd)
+        raise KmerDBError(f"{folder_path}: cannot list reader registrations: {exc}") from None
     return gens, wildcard, n_live
 
 
-def _remove_if_abandoned(path: str) -> None:
+def _remove_if_abandoned(folder: int, name: str) -> None:
     """Remove a registration that never got its final name (its reader died while opening).
 
     A young one may belong to a reader between creating and locking it: left alone.
     """
     try:
-        if time.time() - os.stat(path).st_mtime < 60:
+        if time.time() - os.stat(name, dir_fd=folder, follow_symlinks=False).st_mtime < 60:
             return
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(name, os.O_RDONLY | _O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
     except OSError:
         return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        _unlink(path)
+        _unlink(folder, name)
     except OSError:
         pass
     finally:
         os.close(fd)
 
 
-def _unlink(path: str) -> None:
+def _unlink(folder: int, name: str) -> None:
+    """Remove ``name`` from the folder open as ``folder`` (gone already is fine)."""
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+        os.unlink(name, dir_fd=folder)

@@ -5,11 +5,19 @@ place and never modified again; the catalog points at it only after that.  The
 checksum is mmh3 x64-128 over the file's bytes, computed while writing.
 
 A database is untrusted input: its catalog may name any path and its directory may hold
-symlinks, FIFOs or device nodes.  Every path kmerdb opens, links, replaces or deletes
-under a database goes through :func:`resolve_inside`, and every data file is opened by
-:func:`open_data_file` (no symlink followed, regular files only, never blocking), so
-nothing outside the database directory is ever read, written or removed because a
-database says so (docs/format.md, "What a database may contain").
+symlinks, FIFOs or device nodes, and a folder inside it may be swapped for a symlink at any
+moment.  Every file kmerdb opens, creates, links, renames or deletes under a database is
+reached through :func:`at_path`: one folder at a time from a descriptor of the database
+directory, never following a symlink, and then acted on relative to its folder's
+descriptor.  Every data file is opened by :func:`open_data_file` (regular files only,
+never blocking), so nothing outside the database directory is ever read, written or
+removed because a database says so, however its folders change meanwhile
+(docs/format.md, "What a database may contain").
+
+Files written by tasks (data files, spill files) are *fenced*: a task runs under the
+writer's epoch token (:func:`fenced`), and creates or renames a file only while the
+database's ``locks/epoch`` still holds that token, under a shared flock of that file that
+a new writer takes exclusively to replace the token (see :mod:`kmerdb.store.lock`).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fcntl
 import math
 import os
 import stat
@@ -30,16 +39,24 @@ from typing import BinaryIO, Literal
 import mmh3
 import numpy as np
 
-from kmerdb.errors import CorruptDatabaseError, DiskFullError
+from kmerdb.errors import CorruptDatabaseError, DiskFullError, FencedError, KmerDBError
 from kmerdb.store.crashpoint import crashpoint
 
 __all__ = [
     "DATA_DIR",
     "FileRef",
+    "EPOCH_FILE",
     "check_relpath",
+    "at_path",
+    "folder_at",
+    "open_at",
     "resolve_inside",
     "open_data_file",
     "check_no_symlinks",
+    "fenced",
+    "fence_tokens",
+    "write_guard",
+    "rename_noreplace",
     "save_array",
     "load_array",
     "file_checksum",
@@ -57,6 +74,10 @@ _MAX_PATH = 4096
 # returns at once (it is then refused as not a regular file) instead of waiting for a writer.
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_READ = os.O_RDONLY | _O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _O_NOFOLLOW | _O_CLOEXEC
+#: The file holding the epoch token of the database's latest writer (kmerdb.store.lock writes it).
+EPOCH_FILE = "locks/epoch"
 #: dtype kinds a data file may hold: booleans, integers, floats (never objects, strings, records).
 _DATA_KINDS = frozenset("biuf")
 
@@ -115,50 +136,203 @@ def check_relpath(relpath: object) -> str | None:
     return None
 
 
-def resolve_inside(root: str, relpath: object, what: str = "data file") -> str:
-    """The full path of ``relpath`` under the database ``root``, once proved to stay inside.
+def _split_components(root: str, relpath: object, what: str) -> list[str]:
+    """The plain names of ``relpath``; a spelling that could leave ``root`` is refused."""
+    parts = relpath.split("/") if isinstance(relpath, str) else []
+    if not parts or "\x00" in str(relpath) or any(part in ("", ".", "..") for part in parts):
+        raise CorruptDatabaseError(os.path.join(root, str(relpath)), f"{what} path {relpath!r} is not a plain relative path")
+    return parts
 
-    The one gate of every path a database names: its spelling (:func:`check_relpath`),
-    then the real path: no component may be a symlink, so the file is exactly
-    ``realpath(root)/relpath``.  The file itself need not exist.
+
+def _refuse_component(root: str, done: list[str], name: str, parent: int, what: str, exc: OSError) -> KmerDBError:
+    """The error for a folder on the path that did not open as a folder without following it."""
+    full = os.path.join(root, *done, name)
+    try:
+        mode = os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode
+    except OSError:
+        mode = 0
+    if stat.S_ISLNK(mode) or exc.errno == errno.ELOOP:
+        return CorruptDatabaseError(full, f"{what} path goes through a symlink; a database holds none, so it is not followed")
+    return CorruptDatabaseError(full, f"{what} path goes through {_kind_of(mode) if mode else 'something'}, not a folder")
+
+
+def _open_folder(parent: int, name: str, root: str, done: list[str], create: bool, what: str) -> int:
+    """Open folder ``name`` of ``parent`` (O_DIRECTORY | O_NOFOLLOW), creating it if asked."""
+    for attempt in (0, 1):
+        try:
+            return os.open(name, _O_DIR, dir_fd=parent)
+        except FileNotFoundError:
+            if not create or attempt:
+                raise FileNotFoundError(errno.ENOENT, "no such folder", os.path.join(root, *done, name)) from None
+            with contextlib.suppress(FileExistsError):  # made meanwhile by another task: fine
+                os.mkdir(name, 0o755, dir_fd=parent)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise _refuse_component(root, done, name, parent, what, exc) from None
+            raise
+    raise AssertionError("unreachable")
+
+
+def _walk(root: str, folders: list[str], create: bool, what: str) -> int:
+    """A descriptor of ``root/folders...``, each folder opened from the one above, no symlink followed."""
+    # the database directory itself is the user's to name: it may be a symlink; it is never created
+    fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _O_CLOEXEC)
+    done: list[str] = []
+    try:
+        for name in folders:
+            child = _open_folder(fd, name, root, done, create, what)
+            os.close(fd)
+            fd = child
+            done.append(name)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@contextmanager
+def at_path(root: str, relpath: object, *, create: bool = False, what: str = "data file") -> Iterator[tuple[int, str]]:
+    """The folder holding ``root/relpath``, reached without following any symlink.
+
+    The one way kmerdb reaches a file under a database to open, create, link, rename or
+    delete it.  The database directory ``root`` is opened (the user named it: it may be a
+    symlink), then every folder of ``relpath`` from the descriptor of the one above
+    (``O_DIRECTORY | O_NOFOLLOW``), so a folder swapped for a symlink at any moment is
+    refused, never followed.  The caller acts on the last name relative to the yielded
+    descriptor: ``dir_fd=`` (and ``O_NOFOLLOW``, see :func:`open_at`), ``src_dir_fd=`` /
+    ``dst_dir_fd=``.
+
+    Parameters
+    ----------
+    root : str
+        The database directory.  It must exist: it is never created, so a task that
+        outlives its operation cannot bring a removed directory back.
+    relpath : str
+        Plain names separated by ``/`` (no ``..``, ``.``, empty or absolute part).
+    create : bool
+        Create the missing folders on the way.
+    what : str
+        What the file is, for error messages.
+
+    Yields
+    ------
+    (int, str)
+        The descriptor of the file's folder (closed when the block ends) and the file's
+        name in it.
+
+    Raises
+    ------
+    CorruptDatabaseError
+        A folder on the path is a symlink or not a folder, or the spelling could leave
+        ``root``; naming the path.
+    FileNotFoundError
+        ``root``, or without ``create`` a folder on the path, is missing.
+    """
+    parts = _split_components(root, relpath, what)
+    fd = _walk(root, parts[:-1], create, what)
+    try:
+        yield fd, parts[-1]
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def folder_at(root: str, relpath: object, *, create: bool = False, what: str = "folder") -> Iterator[int]:
+    """A descriptor of the folder ``root/relpath`` itself (to list it, or act in it), as :func:`at_path`."""
+    fd = _walk(root, _split_components(root, relpath, what), create, what)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def open_at(dir_fd: int, name: str, flags: int, full: str, what: str = "data file", mode: int = 0o644) -> int:
+    """``os.open`` of ``name`` in folder ``dir_fd`` without following a symlink (``O_NOFOLLOW``).
+
+    Raises
+    ------
+    CorruptDatabaseError
+        ``name`` is a symlink (naming ``full``).
+    """
+    try:
+        return os.open(name, flags | _O_NOFOLLOW | _O_CLOEXEC, mode, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise CorruptDatabaseError(full, f"{what} is a symlink; a database holds none") from None
+        raise
+
+
+class _AnchoredPath(str):
+    """A path string through ``/proc/self/fd/N``: its folder is the one opened, whatever is renamed later.
+
+    Keeps the folder's descriptor open for as long as the string lives.
+    """
+
+    _fd: int
+
+    def __del__(self) -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            os.close(self._fd)
+
+
+_PROC_FD = "/proc/self/fd"
+
+
+def resolve_inside(root: str, relpath: object, what: str = "data file") -> str:
+    """A path to ``root/relpath`` for code that acts by path, checked and anchored.
+
+    The spelling is checked (:func:`check_relpath`: under ``data/``, plain names) and the
+    folders are reached as by :func:`at_path`.  Where ``/proc/self/fd`` exists (Linux)
+    the path returned goes through the descriptor of the file's folder, held open as long
+    as the string is referenced: a folder swapped for a symlink after this call cannot
+    redirect a later ``os.unlink`` or ``os.stat`` of it.  Elsewhere it is the plain path.
+    New code uses :func:`at_path` directly.
 
     Raises
     ------
     CorruptDatabaseError
         Naming the path and why it is refused.
+    FileNotFoundError
+        A folder on the path is missing.
     """
     problem = check_relpath(relpath)
     if problem:
         raise CorruptDatabaseError(os.path.join(root, str(relpath)), f"{what} path {relpath!r} {problem}")
     assert isinstance(relpath, str)
-    real_root = os.path.realpath(root)
-    expected = os.path.join(real_root, relpath)
-    if os.path.realpath(expected) != expected:
-        raise CorruptDatabaseError(
-            os.path.join(root, relpath), f"{what} path goes through a symlink; a database holds none"
-        )
-    return expected
+    parts = relpath.split("/")
+    fd = _walk(root, parts[:-1], False, what)
+    if not os.path.isdir(_PROC_FD):
+        os.close(fd)
+        return os.path.join(root, relpath)
+    anchored = _AnchoredPath(f"{_PROC_FD}/{fd}/{parts[-1]}")
+    anchored._fd = fd
+    return anchored
 
 
 def open_data_file(root: str, relpath: object, what: str = "data file") -> int:
     """Open a data file of the database for reading; returns a file descriptor.
 
-    The path is checked by :func:`resolve_inside`, opened without following a symlink
-    (``O_NOFOLLOW``) nor waiting (``O_NONBLOCK``: a FIFO returns at once), and refused
-    unless it is a regular file (a FIFO, a device, a directory, a socket).
+    The path's spelling is checked (:func:`check_relpath`), its folders reached by
+    :func:`at_path`, the file opened without following a symlink nor waiting
+    (``O_NONBLOCK``: a FIFO returns at once) and refused unless it is a regular file (a
+    FIFO, a device, a directory, a socket).
 
     Raises
     ------
     CorruptDatabaseError
         The path leaves the database, the file is missing, or it is not a regular file.
     """
-    full = resolve_inside(root, relpath, what)
+    full = os.path.join(root, str(relpath))
+    problem = check_relpath(relpath)
+    if problem:
+        raise CorruptDatabaseError(full, f"{what} path {relpath!r} {problem}")
     try:
-        fd = os.open(full, _O_READ)
+        with at_path(root, relpath, what=what) as (folder, name):
+            fd = os.open(name, _O_READ, dir_fd=folder)
     except FileNotFoundError:
         raise CorruptDatabaseError(full, f"{what} named by the catalog is missing") from None
     except OSError as exc:
-        if exc.errno == errno.ELOOP:  # the last component turned into a symlink
+        if exc.errno == errno.ELOOP:  # the file itself is a symlink
             raise CorruptDatabaseError(full, f"{what} is a symlink; a database holds none") from None
         raise CorruptDatabaseError(full, f"cannot open the {what}: {exc.strerror}") from None
     try:
@@ -170,6 +344,94 @@ def open_data_file(root: str, relpath: object, what: str = "data file") -> int:
         os.close(fd)
         raise CorruptDatabaseError(full, f"{what} is not a regular file ({_kind_of(mode)})")
     return fd
+
+
+# -- fencing: files written by the tasks of a writer that is no longer the writer --------------
+
+_fence = threading.local()
+
+
+@contextmanager
+def fenced(tokens: tuple[str, ...]) -> Iterator[None]:
+    """Run the block (a task) under the epoch tokens of the writer that sent it.
+
+    While it runs, this thread creates and renames files under a database only while the
+    database's ``locks/epoch`` holds one of ``tokens`` (:func:`write_guard`).  With no
+    tokens the block runs unfenced (the writer itself, or a task of no writer).
+    """
+    before = getattr(_fence, "tokens", ())
+    _fence.tokens = tuple(tokens)
+    try:
+        yield
+    finally:
+        _fence.tokens = before
+
+
+def fence_tokens() -> tuple[str, ...]:
+    """The tokens this thread runs under (empty outside :func:`fenced`)."""
+    return tuple(getattr(_fence, "tokens", ()))
+
+
+@contextmanager
+def write_guard(root: str, full: str) -> Iterator[None]:
+    """Hold the database's epoch steady while the block creates or renames one file.
+
+    In a fenced task (:func:`fenced`): a shared flock on ``locks/epoch``, whose token must
+    be one of the task's, else :class:`~kmerdb.errors.FencedError`.  A new writer takes the
+    flock exclusively to write its own token, so a file created or renamed inside the
+    block was so either before the new writer started (its recovery then removes it) or
+    not at all.  A database without the file (a merge's staging folder, which no writer
+    lock covers) is not fenced.  Outside a fenced task the block just runs.
+    """
+    tokens = fence_tokens()
+    if not tokens:
+        yield
+        return
+    try:
+        with at_path(root, EPOCH_FILE, what="epoch file") as (folder, name):
+            fd = open_at(folder, name, os.O_RDONLY | os.O_NONBLOCK, os.path.join(root, EPOCH_FILE), "epoch file")
+    except FileNotFoundError:
+        yield  # no writer lock was ever taken here: nothing to fence against
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)  # a new writer holds it exclusively only to write its token
+        token = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+        if token not in tokens:
+            raise FencedError(full)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+_RENAME_NOREPLACE = 1  # from <linux/fs.h>
+
+
+def rename_noreplace(folder: int, src: str, dst: str) -> None:
+    """Rename ``src`` to ``dst`` inside ``folder``, failing with ``FileExistsError`` if ``dst`` exists.
+
+    ``renameat2(RENAME_NOREPLACE)`` where the kernel has it, else a hard link and an unlink
+    (both atomic against an existing ``dst``), else a plain rename after a check.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.renameat2(folder, os.fsencode(src), folder, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+            raise OSError(err, os.strerror(err), dst)
+    except AttributeError:
+        pass  # no renameat2 in this libc
+    try:
+        os.link(src, dst, src_dir_fd=folder, dst_dir_fd=folder, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        with contextlib.suppress(FileNotFoundError):
+            os.stat(dst, dir_fd=folder, follow_symlinks=False)
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dst) from None
+        os.rename(src, dst, src_dir_fd=folder, dst_dir_fd=folder)
+        return
+    os.unlink(src, dir_fd=folder)
 
 
 def _kind_of(mode: int) -> str:
@@ -239,7 +501,10 @@ def deferred_sync() -> Iterator[None]:
 
 def sync_tree(root: str) -> None:
     """Make everything written under ``root`` durable: syncfs of its file system, then
-    an fsync of every directory (so renames inside them are durable too)."""
+    an fsync of every directory (so renames inside them are durable too).
+
+    The folders are walked by descriptor (``os.fwalk``), never through a symlink.
+    """
     fd = os.open(root, os.O_RDONLY)
     try:
         try:
@@ -250,8 +515,8 @@ def sync_tree(root: str) -> None:
             os.sync()
     finally:
         os.close(fd)
-    for dirpath, _, _ in os.walk(root):
-        fsync_dir(dirpath)
+    for _, _, _, dirfd in os.fwalk(root):
+        os.fsync(dirfd)
 
 
 def fsync_dir(path: str) -> None:
@@ -266,35 +531,65 @@ def fsync_dir(path: str) -> None:
 def save_array(root: str, relpath: str, array: np.ndarray) -> FileRef:
     """Write ``array`` as ``root/relpath`` (an .npy file) atomically.
 
-    Refuses to replace an existing file: data files are immutable.  The folder it goes
-    into is checked to lie inside ``root`` (no symlinked partition folder), and the
-    temporary file is created exclusively without following a symlink.
+    Refuses to replace an existing file: data files are immutable.  The folders are
+    reached (and made) by :func:`at_path`, the temporary file is created exclusively
+    without following a symlink and renamed into place without replacing anything
+    (:func:`rename_noreplace`).  In a fenced task both happen under :func:`write_guard`.
+
+    Raises
+    ------
+    CorruptDatabaseError
+        The path is refused, or the file exists already.
+    FencedError
+        The task's writer is no longer the database's writer; nothing is left behind.
+    DiskFullError
+        No space left; nothing is left behind.
     """
-    final = resolve_inside(root, relpath)
-    os.makedirs(os.path.dirname(final), exist_ok=True)
-    final = resolve_inside(root, relpath)  # again: a folder made above may be a symlink now
-    if os.path.lexists(final):
-        raise CorruptDatabaseError(final, "data file exists already; data files are never rewritten")
-    tmp = f"{final}.tmp-{os.getpid()}"
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(tmp)  # left by a killed writer of the same PID
+    full = os.path.join(root, relpath)
+    problem = check_relpath(relpath)
+    if problem:
+        raise CorruptDatabaseError(full, f"data file path {relpath!r} {problem}")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+        with write_guard(root, full), at_path(root, relpath, create=True) as (folder, name):
+            # the folder stays open: everything below happens in it, whatever is renamed meanwhile
+            folder = os.dup(folder)
+    except OSError as exc:
+        raise DiskFullError.from_error(exc, full) or exc from None
+    try:
+        return _save_in(root, folder, name, full, relpath, array)
+    finally:
+        os.close(folder)
+
+
+def _save_in(root: str, folder: int, name: str, full: str, relpath: str, array: np.ndarray) -> FileRef:
+    """:func:`save_array` once its folder is open."""
+    with contextlib.suppress(FileNotFoundError):
+        os.stat(name, dir_fd=folder, follow_symlinks=False)
+        raise CorruptDatabaseError(full, "data file exists already; data files are never rewritten")
+    tmp = f"{name}.tmp-{os.getpid()}-{threading.get_native_id()}"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp, dir_fd=folder)  # left by a killed writer of the same PID
+    try:
+        with write_guard(root, full):
+            fd = open_at(folder, tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, full)
         with os.fdopen(fd, "wb") as fh:
             writer = _HashingWriter(fh)
             np.lib.format.write_array(writer, np.ascontiguousarray(array), allow_pickle=False)
             fh.flush()
             if not getattr(_deferred, "active", False):
                 os.fsync(fh.fileno())
-    except OSError as exc:
-        full = DiskFullError.from_error(exc, final)
-        if full is None:
-            raise
+        crashpoint("save.tmp")
+        with write_guard(root, full):
+            rename_noreplace(folder, tmp, name)
+    except BaseException as exc:
         with contextlib.suppress(OSError):
-            os.unlink(tmp)  # a partial file is of no use to anyone
-        raise full from None
-    crashpoint("save.tmp")
-    os.replace(tmp, final)
+            os.unlink(tmp, dir_fd=folder)  # a partial file, or one of a fenced-off writer: of no use
+        if isinstance(exc, FileExistsError):
+            raise CorruptDatabaseError(full, "data file exists already; data files are never rewritten") from None
+        full_disk = DiskFullError.from_error(exc, full) if isinstance(exc, OSError) else None
+        if full_disk is not None:
+            raise full_disk from None
+        raise
     crashpoint("save.done")
     return FileRef(relpath, writer.nbytes, writer.hasher.digest().hex())
 

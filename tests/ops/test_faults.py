@@ -1,4 +1,5 @@
-"""Faults: dead workers, a dead writer whose workers live on, a full disk, truncated files.
+"""Faults: dead workers, a dead writer whose workers live on, a full disk (injected, and a real
+small tmpfs filled up), truncated files.
 
 Worker and writer kills run the console in a subprocess.  A worker dies at a named crash
 point inside a task (:mod:`kmerdb.store.crashpoint`); the console is started under a
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import GENOMES, ROOT
-from dbcheck import named_files
+from dbcheck import dump, named_files
 
 import kmerdb
 from kmerdb.ops.maintenance import data_files
@@ -260,3 +261,69 @@ def test_a_full_disk_is_a_disk_full_error_and_nothing_is_damaged(bases, tmp_path
     with pytest.raises(kmerdb.DiskFullError, match="catalog"):
         kmerdb.build(new, {"A": GENOMES["A"]}, k=K, partitions=PARTS, threads=1)
     assert not new.exists()
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 2 MiB tmpfs mounted at a folder of its own; skipped where mounting is not permitted."""
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    if not sys.platform.startswith("linux") or shutil.which("mount") is None:
+        pytest.skip("needs Linux mount(8)")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", str(mount_point)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN): {done.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def _fill(folder: Path, leave: int) -> None:
+    """Fill the file system of ``folder`` until only ``leave`` bytes are free."""
+    st = os.statvfs(folder)
+    with open(folder / "filler", "wb") as fh:
+        fh.write(bytes(max(0, st.f_bavail * st.f_frsize - leave)))
+    assert os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize <= leave
+
+
+# bytes left free on a 2 MiB tmpfs: an append of C to the index of A and B (or a build of C)
+# then runs out at the lock files, in the spill folder or the catalog, in the layer files;
+# it needs some 200 KiB, so each stays well short of it
+FREE = [0, 16 << 10, 64 << 10]
+
+
+@pytest.mark.parametrize("free", FREE)
+def test_an_append_on_a_really_full_file_system_keeps_the_previous_state(bases, small_fs, free):
+    path = small_fs / "db.kmerdb"
+    shutil.copytree(bases["ab"], path)
+    before = _state(path)
+    answers_before = dump(path)
+    _fill(small_fs, free)
+    with pytest.raises(kmerdb.DiskFullError) as info, kmerdb.open(path, "a") as db, db.transaction():
+        db.append_genome("C", GENOMES["C"], threads=1)
+    assert info.value.errno == errno.ENOSPC and str(path) in info.value.path
+    assert _state(path) == before
+    assert not (path / "spill").exists()
+    assert set(data_files(str(path))) <= named_files(path)  # nothing half-written is left
+    assert kmerdb.verify(path).ok
+    after = dump(path)
+    assert after[0] == answers_before[0] and after[3] == answers_before[3]
+    assert (after[1] == answers_before[1]).all() and (after[2] == answers_before[2]).all()
+    # the same append succeeds once there is room again
+    (small_fs / "filler").unlink()
+    with kmerdb.open(path, "a") as db, db.transaction():
+        db.append_genome("C", GENOMES["C"], threads=1)
+    assert _state(path) == (before[0] + 1, [*before[1], "C"])
+
+
+@pytest.mark.parametrize("free", FREE)
+def test_a_build_on_a_really_full_file_system_leaves_nothing(small_fs, free):
+    _fill(small_fs, free)
+    new = small_fs / "new.kmerdb"
+    with pytest.raises(kmerdb.DiskFullError) as info:
+        kmerdb.build(new, {"C": GENOMES["C"]}, k=K, partitions=PARTS, threads=1)
+    assert info.value.errno == errno.ENOSPC and str(new) in info.value.path
+    assert sorted(os.listdir(small_fs)) == ["filler"]
