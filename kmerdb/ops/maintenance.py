@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -33,7 +34,7 @@ from kmerdb.store.crashpoint import crashpoint
 from kmerdb.store.encodings import ColumnEncoding, encoding_for, encoding_for_config
 from kmerdb.store.layer import Layer
 from kmerdb.store.lock import LOCKS_DIR, WriterLock, live_readers
-from kmerdb.store.storage import DATA_DIR, data_file_checksum, resolve_inside
+from kmerdb.store.storage import DATA_DIR, at_path, check_relpath, data_file_checksum
 
 __all__ = [
     "VerifyContext",
@@ -73,16 +74,19 @@ def remove_unreferenced(root: str, keep: set[str], only: set[str] | None = None)
     for rel in candidates:
         if rel in keep:
             continue
-        try:
-            # only a file inside data/ reached through no symlink is ever deleted
-            full = resolve_inside(root, rel)
-        except CorruptDatabaseError:
+        if check_relpath(rel):
             continue
         try:
-            size = os.path.getsize(full)
-            os.unlink(full)
-        except FileNotFoundError:
+            # only a regular file inside data/, reached folder by folder through no symlink
+            # and unlinked relative to its folder's descriptor, is ever deleted
+            with at_path(root, rel) as (folder, leaf):
+                st = os.stat(leaf, dir_fd=folder, follow_symlinks=False)
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                os.unlink(leaf, dir_fd=folder)
+        except (CorruptDatabaseError, FileNotFoundError, NotADirectoryError):
             continue
+        size = st.st_size
         removed += 1
         nbytes += size
         crashpoint("remove.file")

@@ -50,7 +50,6 @@ __all__ = [
     "at_path",
     "folder_at",
     "open_at",
-    "resolve_inside",
     "open_data_file",
     "check_no_symlinks",
     "fenced",
@@ -260,53 +259,6 @@ def open_at(dir_fd: int, name: str, flags: int, full: str, what: str = "data fil
         if exc.errno == errno.ELOOP:
             raise CorruptDatabaseError(full, f"{what} is a symlink; a database holds none") from None
         raise
-
-
-class _AnchoredPath(str):
-    """A path string through ``/proc/self/fd/N``: its folder is the one opened, whatever is renamed later.
-
-    Keeps the folder's descriptor open for as long as the string lives.
-    """
-
-    _fd: int
-
-    def __del__(self) -> None:
-        with contextlib.suppress(OSError, AttributeError):
-            os.close(self._fd)
-
-
-_PROC_FD = "/proc/self/fd"
-
-
-def resolve_inside(root: str, relpath: object, what: str = "data file") -> str:
-    """A path to ``root/relpath`` for code that acts by path, checked and anchored.
-
-    The spelling is checked (:func:`check_relpath`: under ``data/``, plain names) and the
-    folders are reached as by :func:`at_path`.  Where ``/proc/self/fd`` exists (Linux)
-    the path returned goes through the descriptor of the file's folder, held open as long
-    as the string is referenced: a folder swapped for a symlink after this call cannot
-    redirect a later ``os.unlink`` or ``os.stat`` of it.  Elsewhere it is the plain path.
-    New code uses :func:`at_path` directly.
-
-    Raises
-    ------
-    CorruptDatabaseError
-        Naming the path and why it is refused.
-    FileNotFoundError
-        A folder on the path is missing.
-    """
-    problem = check_relpath(relpath)
-    if problem:
-        raise CorruptDatabaseError(os.path.join(root, str(relpath)), f"{what} path {relpath!r} {problem}")
-    assert isinstance(relpath, str)
-    parts = relpath.split("/")
-    fd = _walk(root, parts[:-1], False, what)
-    if not os.path.isdir(_PROC_FD):
-        os.close(fd)
-        return os.path.join(root, relpath)
-    anchored = _AnchoredPath(f"{_PROC_FD}/{fd}/{parts[-1]}")
-    anchored._fd = fd
-    return anchored
 
 
 def open_data_file(root: str, relpath: object, what: str = "data file") -> int:
