@@ -18,7 +18,18 @@ import numpy.typing as npt
 
 from kmerdb.errors import CorruptDatabaseError
 
-__all__ = ["width_for", "n_words", "pack", "extract", "unpack", "pack_codes", "read_header", "check_fields"]
+__all__ = [
+    "width_for",
+    "n_words",
+    "pack",
+    "extract",
+    "unpack",
+    "pack_codes",
+    "pack_flags",
+    "unpack_flags",
+    "read_header",
+    "check_fields",
+]
 
 _U64 = np.uint64
 _ONE = _U64(1)
@@ -129,10 +140,25 @@ def pack_codes(codes: np.ndarray) -> np.ndarray:
     return packed.view(">u8").astype("<u8")
 
 
+def pack_flags(flags: np.ndarray) -> np.ndarray:
+    """Pack booleans one bit each, first flag most significant: equals ``pack(flags, 1)``,
+    through ``np.packbits``."""
+    flags = np.asarray(flags, dtype=bool)
+    padded = np.zeros(n_words(flags.size, 1) * 64, dtype=bool)
+    padded[: flags.size] = flags
+    return np.packbits(padded).view(">u8").astype("<u8")
+
+
+def unpack_flags(words: np.ndarray, n_fields: int) -> np.ndarray:
+    """The first ``n_fields`` flags of :func:`pack_flags` words, as booleans."""
+    return np.unpackbits(np.asarray(words).astype(">u8").view(np.uint8), count=n_fields).view(bool)
+
+
 def read_header(
-    array: npt.ArrayLike, n_header: int, magic: int, version: int, source: str, what: str
+    array: npt.ArrayLike, n_header: int, magic: int, version: int | tuple[int, ...], source: str, what: str
 ) -> tuple[np.ndarray, list[int]]:
-    """Check a self-describing uint64 array's shape, magic and version; return it and its header.
+    """Check a self-describing uint64 array's shape, magic and version (or one of the versions
+    given); return it and its header.
 
     Raises
     ------
@@ -145,7 +171,7 @@ def read_header(
     head = [int(x) for x in arr[:n_header]]
     if head[0] != magic:
         raise CorruptDatabaseError(source, f"not {what} (bad magic)")
-    if head[1] != version:
+    if head[1] not in (version if isinstance(version, tuple) else (version,)):
         raise CorruptDatabaseError(source, f"{what} version {head[1]} is not supported")
     return arr, head
 

@@ -40,14 +40,20 @@ Serialized layout: one 1-D little-endian uint64 array (one ``.npy`` file)::
     3      n, the number of k-mers
     4      U, the number of unitigs
     5      B, the number of bases (n + U * (k - 1))
-    6      width of an offset, in bits
+    6      width of an offset, in bits (version 1; 1 in version 2)
     7      offsets_start (word offset of the offsets)
     8      seq_start (word offset of the sequence)
     9      total length of the array, in words
-    offsets_start   U + 1 bit-packed k-mer offsets: unitig u holds the k-mers of unitig
+    offsets_start   version 2: n flags of one bit, flag r set when a unitig starts at the
+                    k-mer of unitig order r (U of them, flag 0 among them); version 1: U + 1
+                    bit-packed k-mer offsets.  Either way unitig u holds the k-mers of unitig
                     order offsets[u] .. offsets[u+1]-1 (see :mod:`kmerdb.bits`)
     seq_start       B bases, 2 bits each (A=0 C=1 G=2 T=3), first base most significant,
                     unitigs back to back; unitig u starts at base offsets[u] + u * (k-1)
+
+Version 2 (format 3) stores the offsets as flags: one bit per k-mer instead of bits(n) per
+unitig, which is less wherever unitigs are shorter than bits(n) k-mers (layers of short
+unitigs, as those of many related genomes, save about 2 bits per k-mer).  Version 1 is read.
 
 The k-mer of unitig order r, in unitig u, starts at base ``r + u * (k - 1)``.
 """
@@ -81,7 +87,9 @@ __all__ = [
 ]
 
 MAGIC = int.from_bytes(b"kmerUTIG", "little")
-VERSION = 1
+VERSION = 2
+#: Versions read: 1 stored the offsets bit-packed.
+_READ_VERSIONS = (1, 2)
 HEADER_WORDS = 10
 
 _U64 = np.uint64
@@ -520,8 +528,11 @@ def build_unitigs(keys: np.ndarray, k: int, group: np.ndarray | None = None) -> 
     codes = spell(keys, k, comp, starts)
     positions = np.empty(n, dtype=np.int64)
     np.put(positions, comp.order, starts)
-    width = bits.width_for(n)
-    off_words = bits.pack(comp.offsets.astype(np.uint64), width)
+    width = 1
+    flags = np.zeros(n, dtype=bool)
+    flags[comp.offsets[:-1]] = True
+    off_words = bits.pack_flags(flags)
+    del flags
     seq_words = bits.pack_codes(codes)
     off_start = HEADER_WORDS
     seq_start = off_start + off_words.size
@@ -550,20 +561,24 @@ class UnitigSet:
     """
 
     def __init__(self, array: np.ndarray, source: str = "<unitigs>") -> None:
-        arr, head = bits.read_header(array, HEADER_WORDS, MAGIC, VERSION, source, "a unitig array")
-        _, _, k, n, U, n_bases, width, off_start, seq_start, total = head
-        bits.check_fields(arr.size, [(U + 1, width), (n_bases, 2)], source, "a unitig array")
+        arr, head = bits.read_header(array, HEADER_WORDS, MAGIC, _READ_VERSIONS, source, "a unitig array")
+        _, version, k, n, U, n_bases, width, off_start, seq_start, total = head
+        offset_fields = (U + 1, width) if version == 1 else (n, width)
+        bits.check_fields(arr.size, [offset_fields, (n_bases, 2)], source, "a unitig array")
         if (
             total != arr.size
             or not 1 <= k <= 32
+            or (version == 2 and width != 1)
+            or n < U
             or n_bases != n + U * (k - 1)
             or off_start != HEADER_WORDS
-            or seq_start != off_start + bits.n_words(U + 1, width)
+            or seq_start != off_start + bits.n_words(*offset_fields)
             or total != seq_start + bits.n_words(n_bases, 2)
             or (U == 0) != (n == 0)
         ):
             raise CorruptDatabaseError(source, "unitig array header and length disagree")
         self.source = source
+        self.version = version
         self.k, self.n, self.n_unitigs, self.n_bases = k, n, U, n_bases
         self._width = width
         self._offsets = arr[off_start:seq_start]
@@ -572,7 +587,12 @@ class UnitigSet:
 
     def offsets(self) -> np.ndarray:
         """k-mer offsets of the unitigs (int64, U + 1 entries)."""
-        out = bits.unpack(self._offsets, self.n_unitigs + 1, self._width).astype(np.int64)
+        if self.version == 1:
+            out = bits.unpack(self._offsets, self.n_unitigs + 1, self._width).astype(np.int64)
+        else:
+            out = np.append(np.flatnonzero(bits.unpack_flags(self._offsets, self.n)), self.n).astype(np.int64)
+            if out.size != self.n_unitigs + 1:
+                raise CorruptDatabaseError(self.source, f"unitig starts: {out.size - 1}, the header says {self.n_unitigs}")
         if out.size and (out[0] != 0 or out[-1] != self.n or np.any(out[1:] <= out[:-1])):
             raise CorruptDatabaseError(self.source, "unitig offsets are not increasing from 0 to n")
         return out

@@ -554,15 +554,27 @@ class CatalogWriter:
     def put_partition(self, p: int, layers: Iterable[LayerRecord]) -> None:
         self._put(_partition_key(p), _pack({"layers": [layer.to_record() for layer in layers]}))
 
+    def _gains_layers(self, snap: Snapshot) -> bool:
+        """Whether ``snap`` holds a layer that the stored partition records do not."""
+        for p, layers in enumerate(snap.partitions):
+            raw = self.txn.get(_partition_key(p))
+            stored = {LayerRecord.from_record(r).id for r in _unpack(raw)["layers"]} if raw is not None else set()
+            if any(rec.id not in stored for rec in layers):
+                return True
+        return False
+
     def put_snapshot(self, snap: Snapshot) -> None:
         """Write every record of ``snap`` except the format (fixed at creation).
 
         The config is written too: a reindex changes its evidence, fp_bits and z.
         """
         self._put(b"config", _pack(snap.config.to_record()))
-        # a database of an older format that gains a column group of a newer encoding is
-        # marked with the format that introduced it, so older libraries refuse it clearly
+        # a database of an older format that gains a column group of a newer encoding, or a
+        # layer this library wrote (unitig arrays of the current format), is marked with the
+        # format that introduced it, so older libraries refuse it clearly
         need = max((since_format(g.kind) for layers in snap.partitions for rec in layers for g in rec.groups), default=1)
+        if need < FORMAT_VERSION and self._gains_layers(snap):
+            need = FORMAT_VERSION
         raw = self.txn.get(b"format")
         if raw is None or not isinstance(_unpack(raw), int) or _unpack(raw) < need:
             self._put(b"format", _pack(need))

@@ -255,6 +255,31 @@ def test_damaged_unitig_arrays_are_refused():
         U.UnitigSet(array[:-1])
     with pytest.raises(kmerdb.CorruptDatabaseError):
         U.UnitigSet(array.astype(np.int64))
+    # a unitig start flag cleared: the starts disagree with the header's unitig count
+    ut = U.UnitigSet(array)
+    assert ut.version == 2 and ut.n_unitigs >= 1
+    bad = array.copy()
+    first = U.HEADER_WORDS
+    bad[first] &= ~np.uint64(1 << 63)  # flag 0 (most significant bit): the first unitig's start
+    with pytest.raises(kmerdb.CorruptDatabaseError):
+        U.UnitigSet(bad).offsets()
+
+
+def test_version_1_offsets_are_read():
+    """Unitig arrays of format 1 and 2 stored bit-packed offsets: they read the same."""
+    keys = np.sort(kmers_from_strings(sorted(set(oracle.kmers("ACGTTGCATGCCATAGGATCCAGTTTAGC" * 3, 9))), 9))
+    array, positions = U.build_unitigs(keys, 9)
+    new = U.UnitigSet(array)
+    offsets = new.offsets()
+    width = bits.width_for(keys.size)
+    packed = bits.pack(offsets.astype(np.uint64), width)
+    seq = array[int(array[8]) :]
+    old = np.concatenate([array[: U.HEADER_WORDS], packed, seq])
+    old[1], old[6], old[8], old[9] = 1, width, U.HEADER_WORDS + packed.size, old.size
+    v1 = U.UnitigSet(old)
+    assert v1.version == 1
+    assert (v1.offsets() == offsets).all() and (v1.kmers() == new.kmers()).all()
+    assert (canonical(v1.kmer_at(positions), 9) == keys).all()
 
 
 def test_unsorted_keys_make_the_same_layer(tmp_path):

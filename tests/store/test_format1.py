@@ -61,6 +61,20 @@ def test_format1_takes_colour_classes_and_says_so(old, oracle_sets):
     assert_matches_oracle(path, sets, ["A", "B", "C", "D"], kmers, codes)
     kinds = _kinds(path)
     with kmerdb.open(path) as db:
-        # written with a colour-class group: the format says so, for older libraries to refuse it
-        assert db.snapshot.format_version == max([1] + [encoding_for(kind).since for kind in kinds])
+        # layers (and colour-class groups) of the current format: the format says so, for
+        # older libraries to refuse it
+        assert max(encoding_for(kind).since for kind in kinds) <= kmerdb.FORMAT_VERSION
+        assert db.snapshot.format_version == kmerdb.FORMAT_VERSION
     assert kmerdb.verify(path, threads=1).ok
+
+
+def test_format1_keeps_its_format_when_nothing_new_is_written(old, oracle_sets):
+    """A removal writes no file: the database stays readable by the library that made it."""
+    path = old / "presence.kmerdb"
+    with kmerdb.open(path, mode="a") as db, db.transaction():
+        db.remove_genome("B")
+    sets = oracle_sets(K, SOURCES)
+    kmers, codes = universe(sets, K)
+    with kmerdb.open(path) as db:
+        assert db.snapshot.format_version == 1
+    assert_matches_oracle(path, sets, ["A", "C"], kmers, codes)
