@@ -77,16 +77,18 @@ def pack_superkmers(codes: np.ndarray, starts: np.ndarray, n_kmers: np.ndarray, 
     """
     nbases = n_kmers + (k - 1)
     nbytes = (nbases + 3) >> 2
-    out_start = np.cumsum(nbytes) - nbytes  # in bytes
-    total = int(nbytes.sum()) * 4
-    # base offset inside its super-k-mer, for every padded output position
-    owner = np.repeat(np.arange(starts.size), nbytes * 4)
-    offset = np.arange(total) - np.repeat(out_start * 4, nbytes * 4)
-    inside = offset < nbases[owner]
-    src = np.where(inside, starts[owner] + offset, 0)
-    bases = np.where(inside, codes[src], 0).astype(np.uint8).reshape(-1, 4)
-    packed = (bases[:, 0] << 6) | (bases[:, 1] << 4) | (bases[:, 2] << 2) | bases[:, 3]
-    return n_kmers.astype(_LEN_DTYPE), packed.astype(np.uint8)
+    # per output byte (not per base): the source of its first base and how many of its four
+    # bases the super-k-mer still has; the bases past its end are zero
+    within = np.arange(int(nbytes.sum())) - np.repeat(np.cumsum(nbytes) - nbytes, nbytes)
+    within <<= 2  # the first base of each output byte, counted inside its super-k-mer
+    first = np.repeat(starts, nbytes) + within
+    left = np.repeat(nbases, nbytes) - within
+    padded = np.zeros(codes.size + 3, dtype=np.uint8)
+    padded[: codes.size] = codes
+    packed = padded[first] << np.uint8(6)
+    for j in (1, 2, 3):
+        packed |= (padded[first + j] * (left > j).view(np.uint8)) << np.uint8(6 - 2 * j)
+    return n_kmers.astype(_LEN_DTYPE), packed
 
 
 def unpack_bases(packed: np.ndarray) -> np.ndarray:
