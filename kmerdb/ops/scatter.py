@@ -363,6 +363,34 @@ def gather_counts(
     return _count_genomes(per_genome, n_genomes, min_count, counts)
 
 
+class _Ranks:
+    """Where members of sorted distinct ``keys`` are in it: ``np.searchsorted(keys, x)`` for
+    ``x`` drawn from ``keys``, about twice as fast on large ``keys``.
+
+    A binary search over every 64th key (small enough to stay in cache) finds each value's
+    block, then six vectorized halving steps find it inside the block; a plain search of
+    the whole array misses the cache at most of its steps.
+    """
+
+    BLOCK = 64
+
+    def __init__(self, keys: np.ndarray) -> None:
+        self.sample = keys[:: self.BLOCK].copy()
+        self.padded = np.concatenate([keys, np.full(self.BLOCK, np.iinfo(keys.dtype).max, dtype=keys.dtype)])
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        at = np.searchsorted(self.sample, values, side="right")
+        at -= 1
+        at *= self.BLOCK
+        step = self.BLOCK // 2
+        # the last key <= value, inside the block; the padding is past every key, since a
+        # canonical k-mer is never all ones (that k-mer's reverse complement, all A, is smaller)
+        while step:
+            at += step * (self.padded.take(at + step) <= values)
+            step //= 2
+        return at
+
+
 def _count_genomes(
     per_genome: Iterator[np.ndarray], n_genomes: int, min_count: int, counts: bool
 ) -> tuple[np.ndarray, SparseRows, list[GenomeStats]]:
@@ -413,8 +441,9 @@ def _count_genomes(
     # the key (row) of every (genome, k-mer) pair, genome after genome
     row_dtype = np.int32 if keys.size < np.iinfo(np.int32).max else np.int64
     row = np.empty(n_pairs, dtype=row_dtype)
+    rank = _Ranks(keys)
     for g in range(n_genomes):
-        row[offsets[g] : offsets[g + 1]] = np.searchsorted(keys, uniqs[g])
+        row[offsets[g] : offsets[g + 1]] = rank(uniqs[g])
         uniqs[g] = keys[:0]  # freed as soon as used
     indptr = np.zeros(keys.size + 1, dtype=np.int64)
     np.cumsum(np.bincount(row, minlength=keys.size), out=indptr[1:])
