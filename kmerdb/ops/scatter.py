@@ -448,7 +448,8 @@ def _count_genomes(
     indptr = np.zeros(keys.size + 1, dtype=np.int64)
     np.cumsum(np.bincount(row, minlength=keys.size), out=indptr[1:])
     # each genome holds a key at most once: its pairs go to distinct rows, one slot further on
-    fill = indptr[:-1].copy()
+    # (32-bit positions while they fit: half the bytes moved by the random accesses)
+    fill = indptr[:-1].astype(np.int32 if n_pairs < np.iinfo(np.int32).max else np.int64)
     columns = np.empty(n_pairs, dtype=np.int32)
     values = np.empty(n_pairs, dtype=np.uint32) if counts else None
     for g in range(n_genomes):
@@ -457,5 +458,6 @@ def _count_genomes(
         columns[at] = g
         if values is not None:
             values[at] = cnts[g]
-        fill[r] += 1
+        at += 1
+        fill[r] = at
     return keys, SparseRows(indptr, columns, values, n_genomes), stats
