@@ -418,7 +418,10 @@ class Bench:
         """
         if not shutil.which("kmc"):
             raise Skip("not installed (apt-get install kmc)")
-        fmt = kmc_input_format(self.inputs)
+        try:
+            fmt = kmc_input_format(self.inputs)
+        except ValueError as exc:
+            raise Skip(str(exc)) from None
         lst = write_kmc_list(self.inputs, self.workdir / "list.txt")
         out = self.workdir / "kmc_all"
         tmp = self.workdir / "kmc_tmp"
