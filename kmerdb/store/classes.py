@@ -678,10 +678,15 @@ def _runs(row_class: np.ndarray, placement: Placement, id_width: int) -> tuple[l
     """The bounds and runs sections of a unitig-ordered group, its number of runs and the bytes
     of a bound."""
     pos = np.asarray(placement.positions, dtype=np.int64)
-    order = np.argsort(pos, kind="stable")
-    by_unitig = np.asarray(row_class, dtype=np.int64)[order]
-    first = np.flatnonzero(np.concatenate(([True], by_unitig[1:] != by_unitig[:-1]))) if pos.size else order[:0]
-    bounds = np.append(pos[order[first]], int(placement.n_bases))
+    # the rows in unitig order, by a scatter over the sequence's bases (no sort): each k-mer
+    # starts at a distinct base
+    at_base = np.full(int(placement.n_bases), -1, dtype=np.int32 if row_class.size < 2**31 else np.int64)
+    at_base[pos] = row_class
+    starts = np.flatnonzero(at_base >= 0)
+    by_unitig = at_base[starts]
+    del at_base
+    first = np.flatnonzero(np.concatenate(([True], by_unitig[1:] != by_unitig[:-1]))) if pos.size else starts[:0]
+    bounds = np.append(starts[first], int(placement.n_bases))
     bounds[0] = 0  # the first run starts the sequence (its first k-mer starts there anyway)
     bound_bytes = 4 if int(placement.n_bases) < 2**32 else 8
     store = np.zeros(-(-bounds.size * bound_bytes // 8), dtype=np.uint64)
