@@ -81,6 +81,8 @@ VERSION = 1
 HEADER_WORDS = 16
 LIST, COMPLEMENT, BITMAP = 0, 1, 2
 _U32_MAX = int(np.iinfo(np.uint32).max)
+# Run bounds take 4 bytes below this length of the unitig sequence, else 8.
+_BOUND32 = 1 << 32
 # Below this many genomes, query tallies read a class's presence byte (a table lookup per slot)
 # instead of tallying class ids and expanding them.
 _BYTE_TALLY_GENOMES = 32
@@ -680,7 +682,8 @@ def _runs(row_class: np.ndarray, placement: Placement, id_width: int) -> tuple[l
     pos = np.asarray(placement.positions, dtype=np.int64)
     # the rows in unitig order, by a scatter over the sequence's bases (no sort): each k-mer
     # starts at a distinct base
-    at_base = np.full(int(placement.n_bases), -1, dtype=np.int32 if row_class.size < 2**31 else np.int64)
+    id_dtype = np.dtype(np.int32) if row_class.size < 2**31 else np.dtype(np.int64)
+    at_base: np.ndarray = np.full(int(placement.n_bases), -1, dtype=id_dtype)
     at_base[pos] = row_class
     starts = np.flatnonzero(at_base >= 0)
     by_unitig = at_base[starts]
@@ -688,7 +691,7 @@ def _runs(row_class: np.ndarray, placement: Placement, id_width: int) -> tuple[l
     first = np.flatnonzero(np.concatenate(([True], by_unitig[1:] != by_unitig[:-1]))) if pos.size else starts[:0]
     bounds = np.append(starts[first], int(placement.n_bases))
     bounds[0] = 0  # the first run starts the sequence (its first k-mer starts there anyway)
-    bound_bytes = 4 if int(placement.n_bases) < 2**32 else 8
+    bound_bytes = 4 if int(placement.n_bases) < _BOUND32 else 8
     store = np.zeros(-(-bounds.size * bound_bytes // 8), dtype=np.uint64)
     store.view(np.dtype(f"<u{bound_bytes}"))[: bounds.size] = bounds
     runs = by_unitig[first].astype(np.uint64)

@@ -103,3 +103,23 @@ def test_damaged_group_is_refused_cleanly():
     group = ColourClasses(bad, ids, column_of, "ids")
     with pytest.raises(CorruptDatabaseError):
         group.rows(np.arange(m.shape[0]))
+
+
+@pytest.mark.parametrize("bound_bytes", [4, 8])
+def test_run_bounds_of_either_width_read_back(monkeypatch, bound_bytes):
+    """Sequences of 2**32 bases or more take 8-byte run bounds: both widths read the same rows."""
+    from kmerdb.store import classes
+
+    if bound_bytes == 8:
+        monkeypatch.setattr(classes, "_BOUND32", 1)
+    m = case(50)
+    n = m.shape[0]
+    slots = np.random.default_rng(4).permutation(n)
+    ids = tuple(range(50))
+    column_of = {g: g for g in ids}
+    group = encoded_group(UnitigClassCounts, SparseRows.from_dense(m), slots, ids, column_of)
+    assert group._lay["bound_bytes"] == bound_bytes
+    by_slot = np.zeros_like(m)
+    by_slot[slots] = m
+    probe = np.arange(n)
+    assert np.array_equal(group.rows(probe).to_dense(np.uint32), by_slot)
