@@ -60,7 +60,11 @@ __all__ = [
 ]
 
 MAGIC = int.from_bytes(b"kmerEVID", "little")
-VERSION = 1
+#: Version 2 (format 3): exact evidence stores the unitig order of a slot's k-mer (bits(n - 1)
+#: bits); version 1 stored its start base in the unitig sequence (bits(bases - 1) bits), and is
+#: read.  Approximate evidence is the same in both.
+VERSION = 2
+_READ_VERSIONS = (1, 2)
 HEADER_WORDS = 8
 EXACT, APPROX = 0, 1
 
@@ -126,20 +130,20 @@ class EvidenceKind(ABC):
         return 0.0 if self.exact else 2.0**-self.fp_bits
 
     @abstractmethod
-    def encode(self, keys: np.ndarray, slots: np.ndarray, positions: np.ndarray, n_bases: int) -> np.ndarray:
+    def encode(self, keys: np.ndarray, slots: np.ndarray, ordinals: np.ndarray) -> np.ndarray:
         """The evidence array of a layer.
 
         Parameters
         ----------
-        keys, slots, positions : ndarray
-            Each k-mer, its MPHF slot and its start base in the layer's unitig sequence.
-        n_bases : int
-            Length of the unitig sequence.
+        keys, slots, ordinals : ndarray
+            Each k-mer, its MPHF slot and its unitig order (the rank of its k-mer in the
+            layer's unitig sequence).
         """
 
     @abstractmethod
     def check(self, stored: np.ndarray, keys: np.ndarray, unitigs) -> np.ndarray:
-        """Whether each canonical key is the k-mer whose stored field is ``stored``."""
+        """Whether each canonical key is the k-mer whose stored field is ``stored`` (for exact
+        evidence: the start base of the slot's k-mer, see :meth:`Evidence.check`)."""
 
     def kmers_by_slot(self, evidence: Evidence, unitigs, mphf) -> np.ndarray:
         """Every k-mer of a layer in slot order, from its evidence, unitigs and MPHF."""
@@ -200,10 +204,10 @@ class ExactEvidence(EvidenceKind):
     def tag(self) -> str:
         return "exact"
 
-    def encode(self, keys, slots, positions, n_bases):
+    def encode(self, keys, slots, ordinals):
         by_slot = np.empty(np.asarray(keys).size, dtype=np.int64)
-        by_slot[slots] = positions
-        return exact_evidence(by_slot, n_bases)
+        by_slot[slots] = ordinals
+        return exact_evidence(by_slot)
 
     def check(self, stored, keys, unitigs):
         kmer = unitigs.kmer_at(stored)
@@ -211,8 +215,8 @@ class ExactEvidence(EvidenceKind):
         return (kmer == keys) | (reverse_complement(kmer, unitigs.k) == keys)
 
     def kmers_by_slot(self, evidence, unitigs, mphf):
-        # the evidence of a slot is where its k-mer starts in the unitigs
-        return canonical(unitigs.kmer_at(evidence.values(np.arange(evidence.n))), unitigs.k)
+        # the evidence of a slot says where its k-mer is in the unitigs
+        return canonical(unitigs.kmer_at(evidence.positions(np.arange(evidence.n), unitigs)), unitigs.k)
 
 
 @register_evidence
@@ -243,7 +247,7 @@ class ApproxEvidence(EvidenceKind):
     def fp_bits(self) -> int:
         return self.bits
 
-    def encode(self, keys, slots, positions, n_bases):
+    def encode(self, keys, slots, ordinals):
         by_slot = np.empty_like(np.asarray(keys, dtype=np.uint64))
         by_slot[slots] = keys
         return approx_evidence(by_slot, self.bits)
@@ -252,17 +256,16 @@ class ApproxEvidence(EvidenceKind):
         return stored == fingerprints(keys, self.bits, self.seed)
 
 
-def exact_evidence(positions_by_slot: np.ndarray, n_bases: int) -> np.ndarray:
-    """Exact evidence array: the unitig position of each slot's k-mer.
+def exact_evidence(ordinals_by_slot: np.ndarray) -> np.ndarray:
+    """Exact evidence array: the unitig order of each slot's k-mer (a permutation of 0..n-1).
 
     Parameters
     ----------
-    positions_by_slot : ndarray of int
-        Start base, in the layer's unitig sequence, of the k-mer of each slot.
-    n_bases : int
-        Length of that sequence (fixes the field width).
+    ordinals_by_slot : ndarray of int
+        Rank, in the layer's unitig sequence, of the k-mer of each slot.
     """
-    return _array(EXACT, bits.width_for(max(n_bases - 1, 0)), 0, np.asarray(positions_by_slot, dtype=np.uint64))
+    values = np.asarray(ordinals_by_slot, dtype=np.uint64)
+    return _array(EXACT, bits.width_for(max(values.size - 1, 0)), 0, values)
 
 
 def approx_evidence(keys_by_slot: np.ndarray, fp_bits: int) -> np.ndarray:
@@ -294,14 +297,15 @@ class Evidence:
     """
 
     def __init__(self, array: np.ndarray, source: str = "<evidence>") -> None:
-        arr, head = bits.read_header(array, HEADER_WORDS, MAGIC, VERSION, source, "an evidence array")
-        _, _, code, n, width, seed, start, total = head
+        arr, head = bits.read_header(array, HEADER_WORDS, MAGIC, _READ_VERSIONS, source, "an evidence array")
+        _, version, code, n, width, seed, start, total = head
         bits.check_fields(arr.size, [(n, width)], source, "an evidence array")
         kind = _BY_CODE.get(code)
         scheme = kind.from_header(width, seed) if kind is not None else None
         if scheme is None or start != HEADER_WORDS or total != arr.size or total != start + bits.n_words(n, width):
             raise CorruptDatabaseError(source, "evidence array header and length disagree")
         self.source = source
+        self.version = version
         self.scheme = scheme
         self.kind = scheme.name
         self.n = n
@@ -336,7 +340,28 @@ class Evidence:
         unitigs : UnitigSet
             The layer's unitigs (exact evidence reads the k-mers there).
         """
-        return self.scheme.check(self.values(slots), keys, unitigs)
+        stored = self.positions(slots, unitigs) if self.exact else self.values(slots)
+        return self.scheme.check(stored, keys, unitigs)
+
+    def positions(self, slots: np.ndarray, unitigs) -> np.ndarray:
+        """Start base (uint64) in the unitigs of the k-mer of each slot (exact evidence)."""
+        values = self.values(slots)
+        return values if self.version == 1 else unitigs.base_of(values)
+
+    def ordinals(self, slots: np.ndarray, unitigs) -> np.ndarray:
+        """Unitig order (int64) of the k-mer of each slot (exact evidence).
+
+        Raises
+        ------
+        CorruptDatabaseError
+            A stored field beyond the layer (version 2: not below n).
+        """
+        values = self.values(slots)
+        if self.version == 1:
+            return unitigs.ordinal_of(values)
+        if values.size and int(values.max()) >= self.n:
+            raise CorruptDatabaseError(self.source, f"a slot names k-mer {int(values.max())} of {self.n}")
+        return values.view(np.int64)
 
     def kmers(self, unitigs, mphf) -> np.ndarray:
         """Every k-mer of the layer (canonical uint64) in slot order."""

@@ -518,16 +518,16 @@ def build_unitigs(keys: np.ndarray, k: int, group: np.ndarray | None = None) -> 
     -------
     array : ndarray of uint64
         The layout of the module docstring.
-    positions : ndarray of int64
-        For each key (in ``keys`` order), the base where its k-mer starts in the sequence.
+    ordinals : ndarray of int64
+        For each key (in ``keys`` order), its unitig order: the rank of its k-mer in the
+        sequence (:meth:`UnitigSet.base_of` gives the base where it starts).
     """
     keys = np.ascontiguousarray(keys, dtype=np.uint64)
     comp = compact(keys, k, group)
     n, U = keys.size, comp.n_unitigs
-    starts = _kmer_starts(comp.offsets, k)
-    codes = spell(keys, k, comp, starts)
-    positions = np.empty(n, dtype=np.int64)
-    np.put(positions, comp.order, starts)
+    codes = spell(keys, k, comp)
+    ordinals = np.empty(n, dtype=np.int64)
+    np.put(ordinals, comp.order, np.arange(n, dtype=np.int64))
     width = 1
     flags = np.zeros(n, dtype=bool)
     flags[comp.offsets[:-1]] = True
@@ -541,7 +541,7 @@ def build_unitigs(keys: np.ndarray, k: int, group: np.ndarray | None = None) -> 
     out[:HEADER_WORDS] = [MAGIC, VERSION, k, n, U, codes.size, width, off_start, seq_start, total]
     out[off_start:seq_start] = off_words
     out[seq_start:] = seq_words
-    return out, positions
+    return out, ordinals
 
 
 class UnitigSet:
@@ -582,6 +582,8 @@ class UnitigSet:
         self.k, self.n, self.n_unitigs, self.n_bases = k, n, U, n_bases
         self._width = width
         self._offsets = arr[off_start:seq_start]
+        self._ranks: np.ndarray | None = None
+        self._offsets_v1: np.ndarray | None = None
         self.seq = arr[seq_start:total]
         self.nbytes = int(arr.nbytes)
 
@@ -604,6 +606,47 @@ class UnitigSet:
     def positions(self) -> np.ndarray:
         """Start base of every k-mer, in unitig order (int64)."""
         return _kmer_starts(self.offsets(), self.k) if self.n else np.zeros(0, dtype=np.int64)
+
+    def base_of(self, ordinals: np.ndarray) -> np.ndarray:
+        """Start base (uint64) of the k-mers of unitig order ``ordinals``: ``r + u * (k - 1)``
+        for the unitig u that holds r, found by a rank over the start flags (version 2) or a
+        search of the offsets (version 1).
+
+        Raises
+        ------
+        CorruptDatabaseError
+            An ordinal is not below n.
+        """
+        r = np.asarray(ordinals).astype(np.uint64, copy=False)
+        if r.size and int(r.max()) >= self.n:
+            raise CorruptDatabaseError(self.source, f"k-mer {int(r.max())} of unitig order, of {self.n}")
+        return r + self._unitig_of(r) * _U64(self.k - 1)
+
+    def ordinal_of(self, positions: np.ndarray) -> np.ndarray:
+        """Unitig order (int64) of the k-mers that start at base ``positions`` (the inverse of
+        :meth:`base_of`; for evidence of format 1 and 2, which stored start bases)."""
+        p = np.asarray(positions).astype(np.int64, copy=False)
+        u = np.searchsorted(self.base_starts(), p, side="right") - 1
+        return p - u * (self.k - 1)
+
+    def _unitig_of(self, r: np.ndarray) -> np.ndarray:
+        """Unitig (uint64) holding each k-mer of unitig order ``r`` (uint64, checked below n)."""
+        if self.version == 1:
+            return (np.searchsorted(self._offset_cache(), r, side="right") - 1).astype(np.uint64)
+        if self._ranks is None:
+            # set flags before each word of flags: a 32-bit count per 64 k-mers, in memory only
+            before = np.zeros(self._offsets.size, dtype=np.uint64)
+            np.cumsum(np.bitwise_count(self._offsets[:-1]), out=before[1:])
+            self._ranks = before.astype(np.uint32) if self.n < 2**32 else before
+        word = r >> _U64(6)
+        # flags 0..j of a word (most significant first) are the word shifted right by 63 - j
+        within = np.bitwise_count(self._offsets.take(word) >> (_U64(63) - (r & _U64(63))))
+        return self._ranks.take(word).astype(np.uint64) + within.astype(np.uint64) - _U64(1)
+
+    def _offset_cache(self) -> np.ndarray:
+        if self._offsets_v1 is None:
+            self._offsets_v1 = self.offsets()
+        return self._offsets_v1
 
     def kmer_at(self, positions: np.ndarray) -> np.ndarray:
         """The k-mers (as read in their unitig, not canonicalized) starting at base ``positions``."""

@@ -2,7 +2,7 @@
 
 The unitigs hold every layer's k-mers whatever the evidence kind, and the MPHF does not
 depend on the evidence, so a reindex reads each layer's k-mers from its unitigs, asks the
-MPHF for their slots and writes one new evidence file per layer: positions in the unitigs
+MPHF for their slots and writes one new evidence file per layer: unitig orders of the k-mers
 (exact) or B-bit fingerprints (approx).  MPHFs, unitigs and column groups are kept as
 they are, except colour classes laid out in unitig order: they find a slot's class through
 its exact evidence, so going approx rewrites them with a class id per slot (the same classes
@@ -145,14 +145,12 @@ def reindex_partition(ctx: ReindexContext, p: int) -> tuple[int, list[LayerRecor
         if not _layer_wants(layer, cfg):
             out.append(rec)
             continue
-        kmers = layer.unitig_kmers()
-        positions = layer.unitigs.positions()
+        kmers = layer.unitig_kmers()  # in unitig order: k-mer r has unitig order r
         slots = layer.mphf.lookup(kmers)
         if kmers.size and (slots.min() < 0 or np.bincount(slots, minlength=layer.n).max() != 1):
             raise CorruptDatabaseError(rec.files["mphf"].path, "the MPHF does not map the layer's k-mers one-to-one")
-        ref = write_evidence(
-            root, layer_prefix(p, rec.id), ctx.generation, cfg, kmers, slots, positions, layer.unitigs.n_bases
-        )
+        ordinals = np.arange(kmers.size, dtype=np.int64)
+        ref = write_evidence(root, layer_prefix(p, rec.id), ctx.generation, cfg, kmers, slots, ordinals)
         groups = rec.groups
         if cfg.evidence != "exact":
             groups = groups_by_slot(root, layer_prefix(p, rec.id), ctx.generation, layer)

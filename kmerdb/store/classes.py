@@ -24,17 +24,17 @@ values     (counts only) one unsigned integer of ``count bytes`` per (slot, memb
 Kinds ``unitig-classes`` and ``unitig-class-counts`` are laid out in their layer's unitig
 order instead: a layer written with colour classes orders its unitigs by the class of their
 first k-mer, so a class's k-mers lie together in the unitig sequence, and the ids become
-runs.  Header words 12-14 hold R (runs), the bytes of a bound (4 or 8) and the length of the
-layer's unitig sequence; the ids section is replaced by
+runs.  Header words 12-14 hold R (runs), the bytes of a bound (4 or 8) and n again (the
+span the bounds cover); the ids section is replaced by
 
 =========  ============================================================================
-bounds     R + 1 unsigned integers of 4 or 8 bytes, increasing from 0 to the sequence's
-           length: run r holds the k-mers that start in bases ``bounds[r]:bounds[r + 1]``
+bounds     R + 1 unsigned integers of 4 or 8 bytes, increasing from 0 to n: run r holds
+           the k-mers of unitig order ``bounds[r]:bounds[r + 1]``
 runs       R fields of ``id width`` bits: the class of each run
 =========  ============================================================================
 
-A slot's class is then found from where its k-mer starts (its exact evidence): a binary
-search of the bounds and one field.  Groups written later over an existing layer (an
+A slot's class is then found from the unitig order of its k-mer (its exact evidence): a
+binary search of the bounds and one field.  Groups written later over an existing layer (an
 append) and groups of layers with approximate evidence use the slot-ordered kinds.
 
 Each class takes the cheapest of its three forms, so a class of a few genomes costs a few
@@ -58,7 +58,7 @@ from kmerdb.errors import CorruptDatabaseError
 from kmerdb.store.encodings import (
     ColumnEncoding,
     Placement,
-    SlotPositions,
+    SlotOrdinals,
     count_dtype,
     register_encoding,
 )
@@ -81,7 +81,7 @@ VERSION = 1
 HEADER_WORDS = 16
 LIST, COMPLEMENT, BITMAP = 0, 1, 2
 _U32_MAX = int(np.iinfo(np.uint32).max)
-# Run bounds take 4 bytes below this length of the unitig sequence, else 8.
+# Run bounds take 4 bytes below this many k-mers in the layer, else 8.
 _BOUND32 = 1 << 32
 # Below this many genomes, query tallies read a class's presence byte (a table lookup per slot)
 # instead of tallying class ids and expanding them.
@@ -175,11 +175,11 @@ class _ClassGroup(ColumnEncoding):
             row_class, table = rows.classes()
         c = table.n
         id_width = bits.width_for(max(0, c - 1))
-        runs = bound_bytes = n_bases = 0
+        runs = bound_bytes = span = 0
         if cls.placed:
             if placement is None:
                 raise ValueError(f"{cls.kind} groups are written from where their k-mers lie in the unitigs")
-            n_bases = int(placement.n_bases)
+            span = n
             id_sections, runs, bound_bytes = _runs(row_class, placement, id_width)
         else:
             class_of = np.empty(n, dtype=np.int64)
@@ -226,7 +226,7 @@ class _ClassGroup(ColumnEncoding):
             start_width,
             runs,
             bound_bytes,
-            n_bases,
+            span,
         ]
         return np.concatenate([header, *sections])
 
@@ -239,9 +239,9 @@ class _ClassGroup(ColumnEncoding):
         """Header fields and section word offsets, checked against the array's size."""
         arr, head = bits.read_header(data, HEADER_WORDS, MAGIC, VERSION, source, "a colour-class group")
         n, g, c, id_width, w, payload_bits, offset_width, count_bytes, total, start_width = head[2:12]
-        runs, bound_bytes, n_bases = head[12:15]
+        runs, bound_bytes, span = head[12:15]
         what = "a colour-class group"
-        if cls.placed and (bound_bytes not in (4, 8) or runs > n or (runs == 0) != (n == 0)):
+        if cls.placed and (bound_bytes not in (4, 8) or runs > n or (runs == 0) != (n == 0) or span != n):
             raise CorruptDatabaseError(source, f"not {what} in unitig order (header fields)")
         if n_genomes is not None and g != n_genomes:
             raise CorruptDatabaseError(source, f"holds classes of {g} genomes, the catalog names {n_genomes}")
@@ -291,7 +291,7 @@ class _ClassGroup(ColumnEncoding):
             "sections": sections,
             "runs": runs,
             "bound_bytes": bound_bytes,
-            "n_bases": n_bases,
+
         }
 
     # -- reading ------------------------------------------------------------------------
@@ -301,17 +301,17 @@ class _ClassGroup(ColumnEncoding):
         genome_ids: tuple[int, ...],
         column_of: Mapping[int, int],
         source: str,
-        positions: SlotPositions | None = None,
+        ordinals: SlotOrdinals | None = None,
     ) -> None:
-        super().__init__(data, genome_ids, column_of, source, positions)
+        super().__init__(data, genome_ids, column_of, source, ordinals)
         lay = self._layout(data, len(self.genome_ids), source)
         self._lay = lay
         self.n_classes = lay["c"]
         sec = lay["sections"]
-        self._positions = positions
+        self._ordinals = ordinals
         self._bounds: np.ndarray | None = None
         if self.placed:
-            self._bounds = self._open_runs(positions)
+            self._bounds = self._open_runs(ordinals)
         else:
             self._ids = data[slice(*sec["ids"])]
         self._offsets_words = data[slice(*sec["offsets"])]
@@ -330,19 +330,17 @@ class _ClassGroup(ColumnEncoding):
         g = len(self.genome_ids)
         return 4 * g if self.keeps_counts else max(1, (g + 7) // 8)
 
-    def _open_runs(self, positions: SlotPositions | None) -> np.ndarray:
-        """The bounds of the runs, checked against the layer's unitigs (unitig-ordered kinds)."""
+    def _open_runs(self, ordinals: SlotOrdinals | None) -> np.ndarray:
+        """The bounds of the runs, checked against the layer (unitig-ordered kinds)."""
         lay = self._lay
-        if positions is None:
+        if ordinals is None:
             raise CorruptDatabaseError(self.source, "a class group in unitig order, in a layer without exact evidence")
-        if positions.n_bases != lay["n_bases"]:
-            raise CorruptDatabaseError(
-                self.source, f"laid out over {lay['n_bases']} bases, its layer's unitigs have {positions.n_bases}"
-            )
+        if ordinals.n != lay["n"]:
+            raise CorruptDatabaseError(self.source, f"laid out over {lay['n']} k-mers, its layer has {ordinals.n}")
         runs = lay["runs"]
         words = self.data[slice(*lay["sections"]["bounds"])]
         bounds = words.view(np.dtype(f"<u{lay['bound_bytes']}"))[: runs + 1]
-        if int(bounds[0]) != 0 or int(bounds[-1]) != lay["n_bases"] or (runs and not (bounds[1:] > bounds[:-1]).all()):
+        if int(bounds[0]) != 0 or int(bounds[-1]) != lay["n"] or (runs and not (bounds[1:] > bounds[:-1]).all()):
             raise CorruptDatabaseError(self.source, "the runs of classes do not cover the unitigs in order")
         self._runs = self.data[slice(*lay["sections"]["runs"])]
         return bounds
@@ -353,9 +351,7 @@ class _ClassGroup(ColumnEncoding):
         if self._bounds is None:
             ids = bits.unpack(self._ids, self.n, self._lay["id_width"], slots).view(np.int64)
         else:
-            at = cast(SlotPositions, self._positions).of(slots)
-            if at.size and int(at.max()) >= self._lay["n_bases"]:
-                raise CorruptDatabaseError(self.source, "a slot's k-mer lies outside its layer's unitigs")
+            at = cast(SlotOrdinals, self._ordinals).of(slots)  # checked below n by the layer
             run = np.searchsorted(self._bounds, at.astype(self._bounds.dtype, copy=False), side="right") - 1
             ids = bits.unpack(self._runs, self._lay["runs"], self._lay["id_width"], run).view(np.int64)
         if ids.size and int(ids.max()) >= self.n_classes:
@@ -679,19 +675,12 @@ def slot_ordered(group: ColumnEncoding) -> tuple[str, np.ndarray]:
 def _runs(row_class: np.ndarray, placement: Placement, id_width: int) -> tuple[list[np.ndarray], int, int]:
     """The bounds and runs sections of a unitig-ordered group, its number of runs and the bytes
     of a bound."""
-    pos = np.asarray(placement.positions, dtype=np.int64)
-    # the rows in unitig order, by a scatter over the sequence's bases (no sort): each k-mer
-    # starts at a distinct base
-    id_dtype = np.dtype(np.int32) if row_class.size < 2**31 else np.dtype(np.int64)
-    at_base: np.ndarray = np.full(int(placement.n_bases), -1, dtype=id_dtype)
-    at_base[pos] = row_class
-    starts = np.flatnonzero(at_base >= 0)
-    by_unitig = at_base[starts]
-    del at_base
-    first = np.flatnonzero(np.concatenate(([True], by_unitig[1:] != by_unitig[:-1]))) if pos.size else starts[:0]
-    bounds = np.append(starts[first], int(placement.n_bases))
-    bounds[0] = 0  # the first run starts the sequence (its first k-mer starts there anyway)
-    bound_bytes = 4 if int(placement.n_bases) < _BOUND32 else 8
+    n = row_class.size
+    by_unitig = np.empty(n, dtype=np.int64)
+    by_unitig[np.asarray(placement.ordinals, dtype=np.int64)] = row_class  # rows in unitig order
+    first = np.flatnonzero(np.concatenate(([True], by_unitig[1:] != by_unitig[:-1]))) if n else by_unitig[:0]
+    bounds = np.append(first, n)
+    bound_bytes = 4 if n < _BOUND32 else 8
     store = np.zeros(-(-bounds.size * bound_bytes // 8), dtype=np.uint64)
     store.view(np.dtype(f"<u{bound_bytes}"))[: bounds.size] = bounds
     runs = by_unitig[first].astype(np.uint64)

@@ -36,7 +36,7 @@ from kmerdb.errors import CorruptDatabaseError
 __all__ = [
     "ColumnEncoding",
     "Placement",
-    "SlotPositions",
+    "SlotOrdinals",
     "PresenceBits",
     "DenseCounts",
     "register_encoding",
@@ -64,35 +64,32 @@ class Placement:
 
     Attributes
     ----------
-    positions : ndarray of int64
-        Start base of each row's k-mer in the layer's unitig sequence (row order).
-    n_bases : int
-        Length of that sequence.
+    ordinals : ndarray of int64
+        Unitig order of each row's k-mer (row order): a permutation of ``0..n-1``.
     classes : (ndarray, SparseRows) or None
         The rows' colour classes (:meth:`SparseRows.classes`) when the writer computed them
         already (to order the unitigs by class).
     """
 
-    positions: np.ndarray
-    n_bases: int
+    ordinals: np.ndarray
     classes: tuple[np.ndarray, SparseRows] | None = None
 
 
 @dataclass(frozen=True, eq=False)
-class SlotPositions:
-    """Where the k-mer of each slot starts in its layer's unitigs (the reader's side): what a
+class SlotOrdinals:
+    """The unitig order of the k-mer of each slot of a layer (the reader's side): what a
     unitig-ordered encoding reads its rows through.
 
     Attributes
     ----------
     of : callable
-        Slots (int64) -> start bases (uint64), from the layer's exact evidence.
-    n_bases : int
-        Length of the layer's unitig sequence.
+        Slots (int64) -> unitig orders (int64, below ``n``), from the layer's exact evidence.
+    n : int
+        The layer's k-mers.
     """
 
     of: Callable[[np.ndarray], np.ndarray]
-    n_bases: int
+    n: int
 
 
 # --------------------------------------------------------------------------------------
@@ -175,7 +172,7 @@ class ColumnEncoding(ABC):
     #: The on-disk format version that introduced the encoding.
     since: ClassVar[int] = 1
     #: Whether the group is laid out in its layer's unitig order: it is written from a
-    #: :class:`Placement` and read through the layer's :class:`SlotPositions` (exact evidence).
+    #: :class:`Placement` and read through the layer's :class:`SlotOrdinals` (exact evidence).
     placed: ClassVar[bool] = False
     #: Whether query tallies go through :meth:`class_ids` and :meth:`members` (colour classes)
     #: rather than :meth:`presence_bytes`.
@@ -187,7 +184,7 @@ class ColumnEncoding(ABC):
         genome_ids: tuple[int, ...],
         column_of: Mapping[int, int],
         source: str,
-        positions: SlotPositions | None = None,
+        ordinals: SlotOrdinals | None = None,
     ) -> None:
         self.check(data, len(genome_ids), source)
         self.data = data
@@ -425,11 +422,11 @@ def encodings() -> dict[str, type[ColumnEncoding]]:
 
 
 def open_group(
-    group, data: np.ndarray, column_of: Mapping[int, int], positions: SlotPositions | None = None
+    group, data: np.ndarray, column_of: Mapping[int, int], ordinals: SlotOrdinals | None = None
 ) -> ColumnEncoding:
     """Open a catalog :class:`~kmerdb.store.catalog.ColumnGroup` over its loaded array;
-    ``positions`` (the layer's, with exact evidence) is what a ``placed`` encoding reads by."""
-    return encoding_for(group.kind)(data, tuple(group.genome_ids), column_of, group.file.path, positions)
+    ``ordinals`` (the layer's, with exact evidence) is what a ``placed`` encoding reads by."""
+    return encoding_for(group.kind)(data, tuple(group.genome_ids), column_of, group.file.path, ordinals)
 
 
 # --------------------------------------------------------------------------------------

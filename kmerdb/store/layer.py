@@ -32,7 +32,7 @@ from kmerdb.core.unitigs import UnitigSet, build_unitigs
 from kmerdb.errors import CorruptDatabaseError
 from kmerdb.store.catalog import ColumnGroup, LayerRecord
 from kmerdb.store.classes import slot_ordered
-from kmerdb.store.encodings import ColumnEncoding, Placement, SlotPositions, choose_encoding, open_group
+from kmerdb.store.encodings import ColumnEncoding, Placement, SlotOrdinals, choose_encoding, open_group
 from kmerdb.store.storage import FileRef, data_file_checksum, load_array, save_array
 
 __all__ = ["Layer", "write_layer", "write_group", "write_evidence", "layer_prefix", "groups_by_slot"]
@@ -50,8 +50,7 @@ def write_evidence(
     config: Config,
     keys: np.ndarray,
     slots: np.ndarray,
-    positions: np.ndarray,
-    n_bases: int,
+    ordinals: np.ndarray,
 ) -> FileRef:
     """Write the evidence file of a layer, of the kind ``config`` asks for.
 
@@ -63,13 +62,11 @@ def write_evidence(
         Generation that writes it (part of the file name: a reindex writes a new file).
     config : Config
         Evidence kind and fingerprint bits.
-    keys, slots, positions : ndarray
-        Each k-mer, its MPHF slot and its start base in the layer's unitig sequence.
-    n_bases : int
-        Length of the unitig sequence.
+    keys, slots, ordinals : ndarray
+        Each k-mer, its MPHF slot and its unitig order (rank in the layer's unitig sequence).
     """
     scheme = evidence_for(config)
-    data = scheme.encode(keys, slots, positions, n_bases)
+    data = scheme.encode(keys, slots, ordinals)
     relpath = f"{prefix}.g{generation:07d}.{scheme.tag}.evidence.npy"
     if os.path.exists(os.path.join(root, relpath)):
         # Written earlier in the same uncommitted generation (a transaction that reindexes
@@ -131,20 +128,19 @@ def write_layer(
     if keys.size > 1 and not (keys[1:] > keys[:-1]).all():
         perm = np.argsort(keys)
         by_class = classes[0][perm] if classes is not None else None
-        unitigs, sorted_positions = build_unitigs(keys[perm], config.k, by_class)
-        positions = np.empty_like(sorted_positions)
-        positions[perm] = sorted_positions
+        unitigs, sorted_ordinals = build_unitigs(keys[perm], config.k, by_class)
+        ordinals = np.empty_like(sorted_ordinals)
+        ordinals[perm] = sorted_ordinals
     else:
-        unitigs, positions = build_unitigs(keys, config.k, classes[0] if classes is not None else None)
-    n_bases = UnitigSet(unitigs).n_bases
+        unitigs, ordinals = build_unitigs(keys, config.k, classes[0] if classes is not None else None)
     mphf = MPHF.build(keys)
     slots = mphf.lookup(keys)
     files = {
         "mphf": save_array(root, f"{prefix}.mphf.npy", mphf.to_array()),
         "unitigs": save_array(root, f"{prefix}.unitigs.npy", unitigs),
-        "evidence": write_evidence(root, prefix, generation, config, keys, slots, positions, n_bases),
+        "evidence": write_evidence(root, prefix, generation, config, keys, slots, ordinals),
     }
-    placement = Placement(positions, n_bases, classes) if classes is not None else None
+    placement = Placement(ordinals, classes) if classes is not None else None
     return LayerRecord(
         layer_id,
         int(keys.size),
@@ -228,12 +224,16 @@ class Layer:
                 raise CorruptDatabaseError(files[name].path, f"holds {count} k-mers, the layer has {self.n}")
         #: The column groups, opened through their encodings.
         self.groups: list[ColumnEncoding] = []
-        positions = SlotPositions(self.evidence.values, self.unitigs.n_bases) if self.evidence.exact else None
+        ordinals = SlotOrdinals(self._ordinals, self.n) if self.evidence.exact else None
         for group in record.groups:
-            opened = open_group(group, load_array(root, group.file), column_of, positions)
+            opened = open_group(group, load_array(root, group.file), column_of, ordinals)
             if opened.n != self.n:
                 raise CorruptDatabaseError(group.file.path, "column group rows differ from the layer's k-mers")
             self.groups.append(opened)
+
+    def _ordinals(self, slots: np.ndarray) -> np.ndarray:
+        """Unitig order of the k-mer of each slot (exact evidence)."""
+        return self.evidence.ordinals(slots, self.unitigs)
 
     def check_config(self, config: Config) -> None:
         """Refuse a layer whose headers disagree with the index configuration.

@@ -7,7 +7,11 @@ from conftest import GENOMES
 
 import kmerdb
 from kmerdb.config import Config
+from kmerdb.core import bits
 from kmerdb.core.evidence import (
+    EXACT,
+    HEADER_WORDS,
+    MAGIC,
     ApproxEvidence,
     Evidence,
     ExactEvidence,
@@ -60,8 +64,8 @@ def test_exact_evidence_has_no_false_positives(tmp_path, members, absent):
     assert found.all() and np.array_equal(np.sort(slots), np.arange(members.size))
     found, _ = layer.find(absent)
     assert not found.any()
-    # the k-mers are kept once, in the unitigs: the evidence is a position there
-    assert layer.evidence.width == max(1, (layer.unitigs.n_bases - 1).bit_length())
+    # the k-mers are kept once, in the unitigs: the evidence is a k-mer's rank there
+    assert layer.evidence.width == max(1, (members.size - 1).bit_length())
     assert np.array_equal(np.sort(layer.kmers()), members)
 
 
@@ -83,10 +87,10 @@ def test_approx_false_positive_rate(tmp_path, members, absent, fp_bits):
 
 
 def test_evidence_arrays_round_trip_and_refuse_damage():
-    pos = np.array([5, 0, 17, 3], dtype=np.int64)
-    ev = Evidence(exact_evidence(pos, 40))
-    assert ev.kind == "exact" and ev.n == 4 and ev.width == 6
-    assert (ev.values(np.arange(4)) == pos).all()
+    ordinals = np.array([2, 0, 3, 1], dtype=np.int64)
+    ev = Evidence(exact_evidence(ordinals))
+    assert ev.kind == "exact" and ev.n == 4 and ev.width == 2
+    assert (ev.values(np.arange(4)) == ordinals).all()
     keys = random_kmers(3, 100)
     ev = Evidence(approx_evidence(keys, 9))
     assert ev.kind == "approx" and ev.fp_bits == 9
@@ -116,15 +120,37 @@ def test_evidence_kinds_are_registered_and_chosen_by_the_config():
 def test_every_kind_checks_the_keys_it_encoded(scheme):
     k = 15
     keys = np.unique(random_kmers(8, 3000, k))
-    unitigs, positions = build_unitigs(keys, k)
+    unitigs, ordinals = build_unitigs(keys, k)
     useq = UnitigSet(unitigs)
     slots = np.random.default_rng(2).permutation(keys.size)  # any bijection stands for the MPHF
-    ev = Evidence(scheme.encode(keys, slots, positions, useq.n_bases))
+    ev = Evidence(scheme.encode(keys, slots, ordinals))
     assert ev.scheme == scheme and ev.exact == scheme.exact and ev.n == keys.size
     assert ev.check(keys, slots, useq).all()
     # every key checked against another key's slot: exact rejects all, 32-bit fingerprints nearly all
     wrong = np.roll(slots, 1)
     assert ev.check(keys, wrong, useq).sum() <= (0 if scheme.exact else 2)
+    if scheme.exact:
+        assert np.array_equal(ev.ordinals(slots, useq), ordinals)
+        assert np.array_equal(ev.positions(slots, useq), useq.base_of(ordinals))
+
+
+def test_exact_evidence_of_version_1_stored_start_bases():
+    """Evidence of format 1 and 2 stored each slot's start base: read the same way."""
+    k = 15
+    keys = np.unique(random_kmers(9, 2000, k))
+    unitigs, ordinals = build_unitigs(keys, k)
+    useq = UnitigSet(unitigs)
+    slots = np.random.default_rng(3).permutation(keys.size)
+    by_slot = np.empty(keys.size, dtype=np.uint64)
+    by_slot[slots] = useq.base_of(ordinals)
+    width = max(1, (useq.n_bases - 1).bit_length())
+    words = bits.pack(by_slot, width)
+    head = [MAGIC, 1, EXACT, keys.size, width, 0, HEADER_WORDS, HEADER_WORDS + words.size]
+    old = np.concatenate([np.array(head, dtype=np.uint64), words])
+    ev = Evidence(old)
+    assert ev.version == 1 and ev.check(keys, slots, useq).all()
+    assert np.array_equal(ev.ordinals(slots, useq), ordinals)
+    assert not ev.check(keys, np.roll(slots, 1), useq).any()
 
 
 def test_z_rule_runs_ends_and_breaks():

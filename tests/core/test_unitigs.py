@@ -64,7 +64,7 @@ def unitig_strings(ut: U.UnitigSet) -> list[str]:
 
 def check_compaction(kset: set[str], k: int, glue: bool = True) -> U.UnitigSet:
     keys = np.sort(kmers_from_strings(sorted(kset), k))
-    array, positions = U.build_unitigs(keys, k)
+    array, ordinals = U.build_unitigs(keys, k)
     ut = U.UnitigSet(array)
     seqs = unitig_strings(ut)
     assert ut.n == len(kset) and ut.n_bases == sum(map(len, seqs))
@@ -79,8 +79,12 @@ def check_compaction(kset: set[str], k: int, glue: bool = True) -> U.UnitigSet:
             assert {oracle.canonical(z) for z in predecessors(y, kset)} == {oracle.canonical(x)}
     if glue:
         assert glue_errors(seqs, kset, k) == []
-    # positions: where each key's k-mer starts in the sequence
+    # ordinals: each key's rank in unitig order; base_of says where it starts, ordinal_of back
+    assert np.array_equal(np.sort(ordinals), np.arange(keys.size))
+    positions = ut.base_of(ordinals)
     assert (canonical(ut.kmer_at(positions), k) == keys).all()
+    assert np.array_equal(positions, ut.positions()[ordinals])
+    assert np.array_equal(ut.ordinal_of(positions), ordinals)
     assert (np.sort(ut.kmers()) == keys).all()
     return ut
 
@@ -139,10 +143,10 @@ def test_unitigs_ordered_by_group_are_the_same_unitigs(seed):
         keys = np.sort(kmers_from_strings(sorted(kset), k))
         group = rng.integers(0, 4, keys.size)
         plain = U.UnitigSet(U.build_unitigs(keys, k)[0])
-        array, positions = U.build_unitigs(keys, k, group)
+        array, ordinals = U.build_unitigs(keys, k, group)
         ordered = U.UnitigSet(array)
         assert sorted(unitig_strings(ordered)) == sorted(unitig_strings(plain))
-        assert (canonical(ordered.kmer_at(positions), k) == keys).all()
+        assert (canonical(ordered.kmer_at(ordered.base_of(ordinals)), k) == keys).all()
         # the first k-mer of each unitig, in order: groups ascending, then k-mers ascending
         firsts = canonical(ordered.kmer_at(ordered.base_starts()[:-1]), k)
         first_group = group[np.searchsorted(keys, firsts)]
@@ -180,9 +184,9 @@ def test_special_shapes():
     ut = check_compaction({"A", "C"}, 1, glue=False)
     assert ut.n_unitigs == 2
     # empty
-    array, positions = U.build_unitigs(np.zeros(0, np.uint64), 31)
+    array, ordinals = U.build_unitigs(np.zeros(0, np.uint64), 31)
     ut = U.UnitigSet(array)
-    assert ut.n == ut.n_unitigs == ut.n_bases == 0 and ut.kmers().size == 0 and positions.size == 0
+    assert ut.n == ut.n_unitigs == ut.n_bases == 0 and ut.kmers().size == 0 and ordinals.size == 0
 
 
 def test_layers_of_an_index_spell_the_oracle_and_cannot_be_glued(built, oracle_sets):
@@ -268,7 +272,7 @@ def test_damaged_unitig_arrays_are_refused():
 def test_version_1_offsets_are_read():
     """Unitig arrays of format 1 and 2 stored bit-packed offsets: they read the same."""
     keys = np.sort(kmers_from_strings(sorted(set(oracle.kmers("ACGTTGCATGCCATAGGATCCAGTTTAGC" * 3, 9))), 9))
-    array, positions = U.build_unitigs(keys, 9)
+    array, ordinals = U.build_unitigs(keys, 9)
     new = U.UnitigSet(array)
     offsets = new.offsets()
     width = bits.width_for(keys.size)
@@ -279,7 +283,8 @@ def test_version_1_offsets_are_read():
     v1 = U.UnitigSet(old)
     assert v1.version == 1
     assert (v1.offsets() == offsets).all() and (v1.kmers() == new.kmers()).all()
-    assert (canonical(v1.kmer_at(positions), 9) == keys).all()
+    assert (canonical(v1.kmer_at(v1.base_of(ordinals)), 9) == keys).all()
+    assert np.array_equal(v1.base_of(ordinals), new.base_of(ordinals))
 
 
 def test_unsorted_keys_make_the_same_layer(tmp_path):
@@ -343,10 +348,10 @@ def test_real_partition_unitigs_spell_its_kmers():
     part = partition_of(hashes, 4)
     keys = np.sort(kmers[part == 0])
     keys = keys[np.r_[True, keys[1:] != keys[:-1]]]
-    array, positions = U.build_unitigs(keys, 31)
+    array, ordinals = U.build_unitigs(keys, 31)
     ut = U.UnitigSet(array)
     assert (np.sort(ut.kmers()) == keys).all()
-    assert (canonical(ut.kmer_at(positions), 31) == keys).all()
+    assert (canonical(ut.kmer_at(ut.base_of(ordinals)), 31) == keys).all()
     assert ut.n_unitigs < keys.size  # compaction happened
     assert (kmer_minimizer_hashes(ut.kmers(), 31, 13) % 4 == 0).all()
 
@@ -396,6 +401,6 @@ def test_links_at_scale_equal_a_plain_reference(k):
     keys = np.sort(kmers)
     keys = keys[np.r_[True, keys[1:] != keys[:-1]]]
     assert np.array_equal(U._links(keys, k).astype(np.int64), reference_links(keys, k))
-    array, positions = U.build_unitigs(keys, k)
+    array, ordinals = U.build_unitigs(keys, k)
     ut = U.UnitigSet(array)
-    assert (np.sort(ut.kmers()) == keys).all() and (canonical(ut.kmer_at(positions), k) == keys).all()
+    assert (np.sort(ut.kmers()) == keys).all() and (canonical(ut.kmer_at(ut.base_of(ordinals)), k) == keys).all()
