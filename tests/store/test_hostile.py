@@ -27,22 +27,6 @@ from kmerdb.ops.maintenance import verify
 from kmerdb.store.catalog import _pack, _unpack
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
-GENOMES = {"A": [str(FIXTURES / "genome_a.fa")], "B": [str(FIXTURES / "genome_b.fa.gz")]}
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("hostile") / "clean.kmerdb"
-    kmerdb.build(path, GENOMES, k=15, partitions=2, threads=1)
-    return path
-
-
-@pytest.fixture
-def db(pristine, tmp_path) -> Path:
-    """A private copy of the pristine database (symlinks copied as links)."""
-    path = tmp_path / "db.kmerdb"
-    shutil.copytree(pristine, path, symlinks=True)
-    return path
 
 
 @pytest.fixture

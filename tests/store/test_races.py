@@ -26,22 +26,7 @@ from kmerdb.store.lock import WriterLock
 from kmerdb.store.storage import load_array, save_array
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
-GENOMES = {"A": [str(FIXTURES / "genome_a.fa")], "B": [str(FIXTURES / "genome_b.fa.gz")]}
 PARTITION = "p00000"
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("races") / "clean.kmerdb"
-    kmerdb.build(path, GENOMES, k=15, partitions=2, threads=1)
-    return path
-
-
-@pytest.fixture
-def db(pristine, tmp_path) -> Path:
-    path = tmp_path / "db.kmerdb"
-    shutil.copytree(pristine, path, symlinks=True)
-    return path
 
 
 class Race:
