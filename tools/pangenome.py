@@ -43,7 +43,6 @@ Library::
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import sys
@@ -56,6 +55,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from simulate import concat_ranges, random_stream, reverse_complement
+from simulate import read_fasta as simulate_read_fasta
 
 HERE = Path(__file__).resolve().parent
 DATA_DIR = HERE.parent.parent / "shared" / "data"
@@ -92,17 +92,8 @@ _TAG_POOL, _TAG_ROOT, _TAG_ATTACH, _TAG_EDGE, _TAG_TIP, _TAG_CONTIGS = range(6)
 
 
 def read_fasta(path: str | os.PathLike) -> list[bytes]:
-    """Upper-cased records of a FASTA file (plain or gzip)."""
-    with open(path, "rb") as fh:
-        gz = fh.read(2) == b"\x1f\x8b"
-    with (gzip.open if gz else open)(path, "rb") as fh:
-        data = fh.read()
-    out = []
-    for rec in data.split(b">")[1:]:
-        nl = rec.find(b"\n")
-        seq = rec[nl + 1 :] if nl >= 0 else b""
-        out.append(seq.replace(b"\n", b"").replace(b"\r", b"").upper())
-    return out
+    """Upper-cased records of a FASTA file (plain or gzip), read by simulate's reader."""
+    return [seq.upper() for _, seq in simulate_read_fasta(path)]
 
 
 def donor_files(data_dir: Path, core: str = CORE_GENOME) -> list[Path]:
