@@ -24,8 +24,8 @@ values     (counts only) one unsigned integer of ``count bytes`` per (slot, memb
 Kinds ``unitig-classes`` and ``unitig-class-counts`` are laid out in their layer's unitig
 order instead: a layer written with colour classes orders its unitigs by the class of their
 first k-mer, so a class's k-mers lie together in the unitig sequence, and the ids become
-runs.  Header words 12-14 hold R (runs), the bytes of a bound (4 or 8) and n again (the
-span the bounds cover); the ids section is replaced by
+runs.  Header words 12 and 13 hold R (runs) and the bytes of a bound (4 or 8); the ids
+section is replaced by
 
 =========  ============================================================================
 bounds     R + 1 unsigned integers of 4 or 8 bytes, increasing from 0 to n: run r holds
@@ -175,11 +175,10 @@ class _ClassGroup(ColumnEncoding):
             row_class, table = rows.classes()
         c = table.n
         id_width = bits.width_for(max(0, c - 1))
-        runs = bound_bytes = span = 0
+        runs = bound_bytes = 0
         if cls.placed:
             if placement is None:
                 raise ValueError(f"{cls.kind} groups are written from where their k-mers lie in the unitigs")
-            span = n
             id_sections, runs, bound_bytes = _runs(row_class, placement, id_width)
         else:
             class_of = np.empty(n, dtype=np.int64)
@@ -211,7 +210,7 @@ class _ClassGroup(ColumnEncoding):
             store.view(dt)[:total] = np.minimum(values, np.iinfo(dt).max)
             sections += [bits.pack(by_slot.indptr.astype(np.uint64), start_width), store.view(np.uint64)]
         header = np.zeros(HEADER_WORDS, dtype=np.uint64)
-        header[:15] = [
+        header[:14] = [
             MAGIC,
             VERSION,
             n,
@@ -226,7 +225,6 @@ class _ClassGroup(ColumnEncoding):
             start_width,
             runs,
             bound_bytes,
-            span,
         ]
         return np.concatenate([header, *sections])
 
@@ -239,9 +237,9 @@ class _ClassGroup(ColumnEncoding):
         """Header fields and section word offsets, checked against the array's size."""
         arr, head = bits.read_header(data, HEADER_WORDS, MAGIC, VERSION, source, "a colour-class group")
         n, g, c, id_width, w, payload_bits, offset_width, count_bytes, total, start_width = head[2:12]
-        runs, bound_bytes, span = head[12:15]
+        runs, bound_bytes = head[12:14]
         what = "a colour-class group"
-        if cls.placed and (bound_bytes not in (4, 8) or runs > n or (runs == 0) != (n == 0) or span != n):
+        if cls.placed and (bound_bytes not in (4, 8) or runs > n or (runs == 0) != (n == 0)):
             raise CorruptDatabaseError(source, f"not {what} in unitig order (header fields)")
         if n_genomes is not None and g != n_genomes:
             raise CorruptDatabaseError(source, f"holds classes of {g} genomes, the catalog names {n_genomes}")
@@ -665,7 +663,7 @@ def slot_ordered(group: ColumnEncoding) -> tuple[str, np.ndarray]:
     lay = group._lay
     sec = lay["sections"]
     header = np.array(group.data[:HEADER_WORDS], dtype=np.uint64)
-    header[12:15] = 0
+    header[12:14] = 0
     ids = group.class_ids(np.arange(group.n, dtype=np.int64)).astype(np.uint64)
     kind = "class-counts" if group.keeps_counts else "classes"
     rest = group.data[sec["forms"][0] :]
