@@ -41,7 +41,7 @@ def test_info_and_records(built):
         info = db.info()
         assert info["n_genomes"] == 3 and info["n_kmers"] == db.n_kmers > 0
         assert info["config"]["k"] == 21 and info["format_version"] == kmerdb.FORMAT_VERSION
-        assert set(info["structures"]) >= {"mphf", "evidence", "columns"}
+        assert set(info["structures"]) >= {"dictionary", "unitigs", "columns"}
         assert db.genome("B").label == "B"
         with pytest.raises(kmerdb.GenomeNotFoundError):
             db.genome("nope")

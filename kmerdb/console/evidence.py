@@ -115,9 +115,9 @@ def cmd_stats(args) -> int:
         stats = db.stats()
     ev = stats["evidence"]
     rows: list[list] = []
-    for role in ("mphf", "evidence", "unitigs", "columns"):
+    for role in ("dictionary", "mphf", "evidence", "unitigs", "columns"):
         s = stats["structures"].get(role)
-        if s is not None:
+        if s is not None and (s["bytes"] or role in ("unitigs", "columns")):
             rows.append([role, Size(s["bytes"]), s["bits_per_kmer"]])
     for kind, s in sorted(stats.get("column_kinds", {}).items()):
         rows.append([f"  columns: {kind} ({s['groups']} groups)", Size(s["bytes"]), s["bits_per_kmer"]])
@@ -128,7 +128,7 @@ def cmd_stats(args) -> int:
         if classes["count_bytes"]:
             rows.append(["  class counts", Size(classes["count_bytes"]), classes["count_bits_per_kmer"]])
     idx = stats["index"]
-    rows.append(["index (mphf + evidence + unitigs)", Size(idx["bytes"]), idx["bits_per_kmer"]])
+    rows.append(["index (dictionary or mphf + evidence, unitigs)", Size(idx["bytes"]), idx["bits_per_kmer"]])
     u = stats["unitigs"]
     if ev["kind"] == "exact":
         kind = "exact"

@@ -16,6 +16,7 @@ doubling.  Long inputs are cut into cache-sized blocks.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import overload
 
 import numpy as np
@@ -37,8 +38,11 @@ __all__ = [
     "mix64",
     "minimizer_hashes",
     "kmer_minimizer_hashes",
+    "minimizer_anchors",
     "partition_of",
     "sequence_kmers",
+    "sequence_anchors",
+    "AnchoredKmers",
     "superkmers",
     "kmers_from_strings",
     "kmers_to_strings",
@@ -260,6 +264,81 @@ def partition_of(min_hashes: np.ndarray, n_partitions: int, dtype: npt.DTypeLike
     return (min_hashes % _U64(n_partitions)).astype(dtype)
 
 
+def _sliding_argmin(values: np.ndarray, w: int, scratch: _Scratch | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum of every run of ``w`` consecutive values and the index of its leftmost
+    occurrence (L -> L-w+1), by the doubling of :func:`_sliding_min` carrying indices."""
+    n = values.size - w + 1
+    idx_type = np.int32 if values.size < 2**31 else np.int64
+    cur = values
+    at = scratch.get("at", values.size, idx_type) if scratch is not None else np.empty(values.size, dtype=idx_type)
+    at[:] = np.arange(values.size, dtype=idx_type)
+    span, turn = 1, 0
+
+    def step(left_v, left_i, right_v, right_i, size, turn):
+        val = scratch.get(f"amin{turn}", size) if scratch is not None else np.empty(size, dtype=values.dtype)
+        ind = scratch.get(f"aidx{turn}", size, idx_type) if scratch is not None else np.empty(size, dtype=idx_type)
+        right = np.less(right_v, left_v, out=scratch.get("aless", size, bool) if scratch is not None else None)
+        np.minimum(left_v, right_v, out=val)
+        np.copyto(ind, left_i)
+        np.copyto(ind, right_i, where=right)  # strictly smaller on the right: ties keep the left
+        return val, ind
+
+    while span * 2 <= w:
+        size = cur.size - span
+        cur, at = step(cur[:-span], at[:-span], cur[span:], at[span:], size, turn)
+        span, turn = span * 2, turn ^ 1
+    return step(cur[:n], at[:n], cur[w - span : w - span + n], at[w - span : w - span + n], n, turn)
+
+
+def minimizer_anchors(kmers: np.ndarray, k: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Minimizer hash and anchor of canonical k-mers (uint64 codes).
+
+    The anchor of a canonical k-mer is ``2 * p + b`` (uint8): p is the offset of its
+    minimizer inside it (the leftmost m-mer of the smallest hash), b is 1 when the m-mer at
+    p reads as its canonical form.  With the minimizer's place in a unitig, it says where
+    the k-mer starts there (:mod:`kmerdb.core.dictionary`).  The hashes equal
+    :func:`kmer_minimizer_hashes`.
+    """
+    kmers = np.asarray(kmers, dtype=np.uint64)
+    best = np.full(kmers.size, np.iinfo(np.uint64).max, dtype=np.uint64)
+    anchors = np.zeros(kmers.size, dtype=np.uint8)
+    mmask = _mask(m)
+    for j in range(k - m + 1):  # loop over the w offsets, vectorized over all k-mers
+        mmer = (kmers >> _U64(2 * (k - m - j))) & mmask
+        rc = reverse_complement(mmer, m)
+        h = mix64(np.minimum(mmer, rc), _MINIMIZER_SEED)
+        less = h < best
+        np.copyto(best, h, where=less)
+        np.copyto(anchors, (2 * j + (mmer <= rc)).astype(np.uint8), where=less)
+    return best, anchors
+
+
+@dataclass(frozen=True)
+class AnchoredKmers:
+    """The canonical k-mers of a coded sequence with what a minimizer dictionary looks them
+    up by (:func:`sequence_anchors`).
+
+    Attributes
+    ----------
+    positions : ndarray of int64
+        Start of every valid k-mer.
+    kmers : ndarray of uint64
+        Its canonical code.
+    others : ndarray of uint64
+        The reverse complement of the canonical code.
+    hashes : ndarray of uint64
+        Its minimizer hash.
+    anchors : ndarray of uint8
+        Its anchor, as :func:`minimizer_anchors` defines it.
+    """
+
+    positions: np.ndarray
+    kmers: np.ndarray
+    others: np.ndarray
+    hashes: np.ndarray
+    anchors: np.ndarray
+
+
 @overload
 def sequence_kmers(codes: np.ndarray, k: int, m: None = None) -> tuple[np.ndarray, np.ndarray, None]: ...
 @overload
@@ -278,11 +357,30 @@ def sequence_kmers(
     min_hashes : ndarray of uint64 or None
         Its minimizer hash (when ``m`` is given).
     """
+    out = _sequence_kmers(codes, k, m, anchored=False)
+    return out[0], out[1], out[3]
+
+
+def sequence_anchors(codes: np.ndarray, k: int, m: int) -> AnchoredKmers:
+    """Canonical k-mers of a coded sequence with their reverse complements, minimizer
+    hashes and anchors (:func:`minimizer_anchors`), block by block."""
+    positions, kmers, others, hashes, anchors = _sequence_kmers(codes, k, m, anchored=True)
+    assert others is not None and hashes is not None and anchors is not None
+    return AnchoredKmers(positions, kmers, others, hashes, anchors)
+
+
+def _sequence_kmers(
+    codes: np.ndarray, k: int, m: int | None, anchored: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """positions, canonical k-mers, reverse complements (``anchored``), minimizer hashes
+    (with ``m``) and anchors (``anchored``) of the valid k-mers of a coded sequence."""
     n = max(codes.size - k + 1, 0)
     # written block by block into arrays sized for every window, then cut to the valid ones
     positions = np.empty(n, dtype=np.int64)
     kmers = np.empty(n, dtype=np.uint64)
     hashes = np.empty(n, dtype=np.uint64) if m is not None else None
+    others = np.empty(n, dtype=np.uint64) if anchored else None
+    anchors = np.empty(n, dtype=np.uint8) if anchored else None
     scratch = _Scratch()
     kept = 0
     for start in range(0, n, BLOCK):
@@ -295,22 +393,43 @@ def sequence_kmers(
         fwd_valid = np.take(fwd, idx, out=scratch.get("fwd_valid", idx.size))
         rc_valid = np.take(rc, idx, out=scratch.get("rc_valid", idx.size))
         np.minimum(fwd_valid, rc_valid, out=kmers[kept:end])
+        if others is not None:
+            np.maximum(fwd_valid, rc_valid, out=others[kept:end])
         if m is not None and hashes is not None:  # hashes exists exactly when m is given
             # The m-mer at a k-mer's start is its top 2m bits, and that m-mer's reverse
             # complement is the bottom 2m bits of the k-mer's reverse complement: no second
             # window pass.  Only the last k-m m-mers of the chunk need one, on k-1 bases.
             nw = stop - start
             mm = scratch.get("mmers", nw + k - m)
-            low = scratch.get("low", nw)
+            low = scratch.get("low", nw + k - m)
             np.right_shift(fwd, _U64(2 * (k - m)), out=mm[:nw])
-            np.bitwise_and(rc, _mask(m), out=low)
-            np.minimum(mm[:nw], low, out=mm[:nw])
-            mm[nw:] = canonical(kmer_windows(chunk[nw:], m), m)
+            np.bitwise_and(rc, _mask(m), out=low[:nw])
+            tail = kmer_windows(chunk[nw:], m)
+            mm[nw:] = tail
+            low[nw:] = reverse_complement(tail, m)
+            forward = np.less_equal(mm, low, out=scratch.get("forward", mm.size, bool)) if anchored else None
+            np.minimum(mm, low, out=mm)
             mm ^= _U64(_MINIMIZER_SEED)
             _fmix64(mm, scratch.get("mix", mm.size))
-            np.take(_sliding_min(mm, k - m + 1, scratch), idx, out=hashes[kept:end])
+            if anchors is None or others is None or forward is None:
+                np.take(_sliding_min(mm, k - m + 1, scratch), idx, out=hashes[kept:end])
+            else:
+                least, at = _sliding_argmin(mm, k - m + 1, scratch)
+                np.take(least, idx, out=hashes[kept:end])
+                q = at.take(idx)
+                offset = (q - idx).astype(np.uint8)  # the minimizer's offset in the read's k-mer
+                flip = fwd_valid != kmers[kept:end]  # the canonical k-mer is the read's reverse complement
+                b = forward.take(q) ^ flip
+                p = np.where(flip, np.uint8(k - m) - offset, offset)
+                np.add(p * np.uint8(2), b, out=anchors[kept:end], casting="unsafe")
         kept = end
-    return positions[:kept], kmers[:kept], (hashes[:kept] if hashes is not None else None)
+    return (
+        positions[:kept],
+        kmers[:kept],
+        others[:kept] if others is not None else None,
+        hashes[:kept] if hashes is not None else None,
+        anchors[:kept] if anchors is not None else None,
+    )
 
 
 def superkmers(codes: np.ndarray, k: int, m: int, n_partitions: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -782,7 +782,7 @@ def write_unitigs(db: Database, out: BinaryIO, genome: str | None = None) -> tup
                 ut = layer.unitigs
             else:
                 kmers = layer.unitig_kmers()
-                held = _held_by(layer, layer.mphf.lookup(kmers), column) if kmers.size else np.zeros(0, dtype=bool)
+                held = _held_by(layer, layer.slots_of_unitig_kmers(), column) if kmers.size else np.zeros(0, dtype=bool)
                 ut = UnitigSet(build_unitigs(np.sort(kmers[held]), k)[0])
             r, b = write_fasta([(ut, f"partition={p} layer={layer.record.id}".encode())], out, records)
             records += r

@@ -345,7 +345,7 @@ def _classify(layer: Layer, keys: np.ndarray, exact: bool) -> tuple[np.ndarray, 
     hit[pos[ok]] = True
     found, slots = layer.find(candidates[ok])
     if not found.all():
-        raise CorruptDatabaseError(layer.record.files["mphf"].path, "a k-mer of the layer is not found in it")
+        raise CorruptDatabaseError(layer.lookup_file, "a k-mer of the layer is not found in it")
     return hit, slots
 
 

@@ -274,9 +274,9 @@ def verify_partition(ctx: VerifyContext, p: int) -> tuple[int, list[str], int, i
             continue
         found, slots = layer.find(keys)
         if not found.all():
-            problems.append(f"{where}: {int((~found).sum())} of its k-mers are rejected by its own MPHF/evidence")
+            problems.append(f"{where}: {int((~found).sum())} of its k-mers are rejected by its own dictionary or MPHF and evidence")
         elif not (np.bincount(slots, minlength=keys.size) == 1).all():
-            problems.append(f"{where}: MPHF is not minimal and perfect over the layer's k-mers")
+            problems.append(f"{where}: its slots are not one per k-mer (the MPHF is not minimal and perfect)")
         elif not np.array_equal(np.asarray(layer.kmers())[slots], keys):
             problems.append(f"{where}: the evidence of a slot names another k-mer than the slot's")
         if keys.size:

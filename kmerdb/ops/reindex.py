@@ -1,13 +1,19 @@
 """Reindex: rebuild the evidence of every layer from its unitigs (exact <-> approx).
 
-The unitigs hold every layer's k-mers whatever the evidence kind, and the MPHF does not
-depend on the evidence, so a reindex reads each layer's k-mers from its unitigs, asks the
-MPHF for their slots and writes one new evidence file per layer: unitig orders of the k-mers
-(exact) or B-bit fingerprints (approx).  MPHFs, unitigs and column groups are kept as
-they are, except colour classes laid out in unitig order: they find a slot's class through
-its exact evidence, so going approx rewrites them with a class id per slot (the same classes
-and counts).  Going exact -> approx -> exact therefore gives back evidence equal to the
-original's, and lookups equal to the original's.
+The unitigs hold every layer's k-mers whatever the evidence kind, so a reindex reads each
+layer's k-mers from its unitigs and writes what finds them anew:
+
+- going exact, a minimizer dictionary (:mod:`kmerdb.core.dictionary`), whose slots are the
+  unitig orders of the k-mers: the column groups are rewritten in that order (the same rows);
+- going approx from a dictionary, an MPHF and B-bit fingerprints, the column groups
+  rewritten in MPHF slot order;
+- going approx from a layer that has an MPHF already (other fingerprint bits, or exact
+  evidence of formats 1-3), new fingerprints only; colour classes laid out in unitig order
+  find a slot's class through exact evidence, so they are rewritten with a class id per slot
+  (the same classes and counts).
+
+Going exact -> approx -> exact therefore gives back a dictionary equal to the original's,
+and lookups equal to the original's.
 
 A change of z alone writes no file: z is applied by queries, so only the configuration
 changes.  Everything is one operation of a transaction (``with db.transaction():
@@ -34,7 +40,9 @@ from kmerdb.errors import (
 )
 from kmerdb.store.catalog import LayerRecord, Snapshot
 from kmerdb.store.crashpoint import crashpoint
-from kmerdb.store.layer import Layer, groups_by_slot, layer_prefix, write_evidence
+from kmerdb.store.encodings import Placement
+from kmerdb.store.layer import Layer, groups_by_slot, layer_prefix, write_evidence, write_group, write_lookup
+from kmerdb.store.storage import load_array
 
 __all__ = ["ReindexContext", "ReindexReport", "reindex_partition", "reindex_snapshot", "target_config"]
 
@@ -120,8 +128,8 @@ class ReindexContext:
 def _layer_wants(layer: Layer, cfg: Config) -> bool:
     """Whether a layer's evidence differs from what ``cfg`` asks for."""
     if cfg.evidence == "exact":
-        return layer.evidence.kind != "exact"
-    return layer.evidence.kind != "approx" or layer.evidence.fp_bits != cfg.fp_bits
+        return layer.evidence_kind != "exact"
+    return layer.evidence_kind != "approx" or layer.fp_bits != cfg.fp_bits
 
 
 def reindex_partition(ctx: ReindexContext, p: int) -> tuple[int, list[LayerRecord], int]:
@@ -141,24 +149,56 @@ def reindex_partition(ctx: ReindexContext, p: int) -> tuple[int, list[LayerRecor
     root, cfg = ctx.root, ctx.config
     out, rewritten = [], 0
     for rec in ctx.snapshot.partitions[p]:
-        layer = Layer(root, rec, {})
+        ids = sorted({g for group in rec.groups for g in group.genome_ids})
+        layer = Layer(root, rec, {g: i for i, g in enumerate(ids)})
         if not _layer_wants(layer, cfg):
             out.append(rec)
             continue
-        kmers = layer.unitig_kmers()  # in unitig order: k-mer r has unitig order r
-        slots = layer.mphf.lookup(kmers)
-        if kmers.size and (slots.min() < 0 or np.bincount(slots, minlength=layer.n).max() != 1):
-            raise CorruptDatabaseError(rec.files["mphf"].path, "the MPHF does not map the layer's k-mers one-to-one")
-        ordinals = np.arange(kmers.size, dtype=np.int64)
-        ref = write_evidence(root, layer_prefix(p, rec.id), ctx.generation, cfg, kmers, slots, ordinals)
-        groups = rec.groups
-        if cfg.evidence != "exact":
-            groups = groups_by_slot(root, layer_prefix(p, rec.id), ctx.generation, layer)
+        slots = layer.slots_of_unitig_kmers()  # k-mer r of the unitigs has unitig order r
+        if layer.n and (slots.min() < 0 or np.bincount(slots, minlength=layer.n).max() != 1):
+            raise CorruptDatabaseError(layer.lookup_file, "the MPHF does not map the layer's k-mers one-to-one")
+        if cfg.evidence == "approx" and layer.mphf is not None:
+            new = _new_fingerprints(ctx, p, rec, layer, slots)
+        else:
+            new = _new_slots(ctx, p, rec, layer, slots, ids)
         crashpoint("reindex.layer")
         del layer  # its maps are closed before the next layer's are opened
-        out.append(replace(rec, files={**rec.files, "evidence": ref}, groups=groups))
+        out.append(new)
         rewritten += 1
     return p, out, rewritten
+
+
+def _new_fingerprints(ctx: ReindexContext, p: int, rec: LayerRecord, layer: Layer, slots: np.ndarray) -> LayerRecord:
+    """The record of a layer that keeps its MPHF, with new approximate evidence."""
+    kmers = layer.unitig_kmers()
+    ordinals = np.arange(kmers.size, dtype=np.int64)
+    ref = write_evidence(ctx.root, layer_prefix(p, rec.id), ctx.generation, ctx.config, kmers, slots, ordinals)
+    groups = groups_by_slot(ctx.root, layer_prefix(p, rec.id), ctx.generation, layer)
+    return replace(rec, files={**rec.files, "evidence": ref}, groups=groups)
+
+
+def _new_slots(
+    ctx: ReindexContext, p: int, rec: LayerRecord, layer: Layer, slots: np.ndarray, ids: list[int]
+) -> LayerRecord:
+    """The record of a layer whose slots change (to or from a dictionary): new lookup files and
+    every column group rewritten in the new slot order, with the same rows."""
+    root, cfg = ctx.root, ctx.config
+    prefix = layer_prefix(p, rec.id)
+    keys = layer.unitig_kmers()
+    ordinals = np.arange(keys.size, dtype=np.int64)
+    files, new = write_lookup(root, prefix, ctx.generation, cfg, load_array(root, rec.files["unitigs"]), keys, ordinals)
+    column = {g: i for i, g in enumerate(ids)}
+    groups = []
+    for group, opened in zip(rec.groups, layer.groups):
+        local = np.full(len(ids), -1, dtype=np.int64)
+        local[[column[g] for g in group.genome_ids]] = np.arange(len(group.genome_ids))
+        rows = opened.rows(slots).remap(local, len(group.genome_ids))  # in unitig order
+        placement = None
+        if cfg.evidence == "exact" and cfg.colours != "dense" and len(rec.groups) == 1 and keys.size:
+            placement = Placement(ordinals, rows.classes())
+        order = "unitig-order" if cfg.evidence == "exact" else "mphf-order"
+        groups.append(write_group(root, prefix, ctx.generation, group.genome_ids, rows, new, cfg, placement, order))
+    return replace(rec, files={"unitigs": rec.files["unitigs"], **files}, groups=tuple(groups))
 
 
 def reindex_snapshot(

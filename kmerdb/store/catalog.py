@@ -55,6 +55,9 @@ from kmerdb.store.encodings import since_format
 from kmerdb.store.lock import ReaderRegistration
 from kmerdb.store.storage import FileRef
 
+#: The format that introduced layers with a minimizer dictionary.
+DICTIONARY_FORMAT = 4
+
 __all__ = [
     "read_as_reader",
     "CATALOG_DIR",
@@ -569,10 +572,13 @@ class CatalogWriter:
         The config is written too: a reindex changes its evidence, fp_bits and z.
         """
         self._put(b"config", _pack(snap.config.to_record()))
-        # a database of an older format that gains a column group of a newer encoding, or a
-        # layer this library wrote (unitig arrays of the current format), is marked with the
-        # format that introduced it, so older libraries refuse it clearly
+        # a database of an older format that gains a column group of a newer encoding, a
+        # layer this library wrote (unitig arrays of the current format) or a minimizer
+        # dictionary (format 4, also written by a reindex), is marked with the format that
+        # introduced it, so older libraries refuse it clearly
         need = max((since_format(g.kind) for layers in snap.partitions for rec in layers for g in rec.groups), default=1)
+        if any("dictionary" in rec.files for layers in snap.partitions for rec in layers):
+            need = max(need, DICTIONARY_FORMAT)
         if need < FORMAT_VERSION and self._gains_layers(snap):
             need = FORMAT_VERSION
         raw = self.txn.get(b"format")

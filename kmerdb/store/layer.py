@@ -4,16 +4,20 @@ A layer of n k-mers is
 - its k-mers as the maximal unitigs of their de Bruijn graph, 2 bits per base
   (role ``"unitigs"``, :mod:`kmerdb.unitigs`): the one copy of the k-mers, read by
   everything that iterates them;
-- an MPHF mapping each k-mer to a slot in [0, n) (role ``"mphf"``, :mod:`kmerdb.mphf`);
-- evidence per slot that rejects keys that are not members, since the MPHF maps any
-  key somewhere (role ``"evidence"``, :mod:`kmerdb.core.evidence`, one registered kind
-  per ``Config.evidence``): the position of the slot's k-mer in the unitigs (exact) or a
-  B-bit fingerprint (approx);
+- what finds a key's slot in [0, n), one of
+  - with exact evidence (format 4): a minimizer dictionary (role ``"dictionary"``,
+    :mod:`kmerdb.core.dictionary`), whose slots are the unitig orders of the k-mers;
+  - with approximate evidence, and in exact layers of formats 1-3: an MPHF mapping each
+    k-mer to a slot (role ``"mphf"``, :mod:`kmerdb.mphf`) and evidence per slot that
+    rejects keys that are not members, since the MPHF maps any key somewhere (role
+    ``"evidence"``, :mod:`kmerdb.core.evidence`, one registered kind per
+    ``Config.evidence``): a B-bit fingerprint (approx) or the unitig order of the slot's
+    k-mer (exact, formats 1-3);
 - column groups whose rows are the slots, each read and written through the column
   encoding its catalog kind names (:mod:`kmerdb.store.encodings`).
 
-Files of a layer are written once by :func:`write_layer` (evidence again by a reindex)
-and only read afterwards.
+Files of a layer are written once by :func:`write_layer` (again by a reindex that changes
+its evidence) and only read afterwards.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import numpy as np
 
 from kmerdb.config import Config
 from kmerdb.core.colours import SparseRows
+from kmerdb.core.dictionary import MinimizerDictionary, build_dictionary
 from kmerdb.core.evidence import Evidence, evidence_for
 from kmerdb.core.mphf import MPHF
 from kmerdb.core.unitigs import UnitigSet, build_unitigs
@@ -35,7 +40,15 @@ from kmerdb.store.classes import slot_ordered
 from kmerdb.store.encodings import ColumnEncoding, Placement, SlotOrdinals, choose_encoding, open_group
 from kmerdb.store.storage import FileRef, data_file_checksum, load_array, save_array
 
-__all__ = ["Layer", "write_layer", "write_group", "write_evidence", "layer_prefix", "groups_by_slot"]
+__all__ = [
+    "Layer",
+    "write_layer",
+    "write_group",
+    "write_evidence",
+    "write_lookup",
+    "layer_prefix",
+    "groups_by_slot",
+]
 
 
 def layer_prefix(partition: int, layer_id: int) -> str:
@@ -68,14 +81,7 @@ def write_evidence(
     scheme = evidence_for(config)
     data = scheme.encode(keys, slots, ordinals)
     relpath = f"{prefix}.g{generation:07d}.{scheme.tag}.evidence.npy"
-    if os.path.exists(os.path.join(root, relpath)):
-        # Written earlier in the same uncommitted generation (a transaction that reindexes
-        # back and forth): its content is a function of the layer and the kind, so reuse it.
-        nbytes, checksum = data_file_checksum(root, relpath)
-        ref = FileRef(relpath, nbytes, checksum)
-        if ref.nbytes == _npy_size(data):
-            return ref
-    return save_array(root, relpath, data)
+    return _reuse(root, relpath, data) or save_array(root, relpath, data)
 
 
 def _npy_size(array: np.ndarray) -> int:
@@ -94,7 +100,7 @@ def write_layer(
     groups: list[tuple[tuple[int, ...], SparseRows | np.ndarray]],
     config: Config,
 ) -> LayerRecord:
-    """Build and write a layer: unitigs, MPHF, evidence, column groups.
+    """Build and write a layer: unitigs, dictionary (or MPHF and fingerprints), column groups.
 
     Parameters
     ----------
@@ -133,21 +139,73 @@ def write_layer(
         ordinals[perm] = sorted_ordinals
     else:
         unitigs, ordinals = build_unitigs(keys, config.k, classes[0] if classes is not None else None)
-    mphf = MPHF.build(keys)
-    slots = mphf.lookup(keys)
-    files = {
-        "mphf": save_array(root, f"{prefix}.mphf.npy", mphf.to_array()),
-        "unitigs": save_array(root, f"{prefix}.unitigs.npy", unitigs),
-        "evidence": write_evidence(root, prefix, generation, config, keys, slots, ordinals),
-    }
+    unitig_ref = save_array(root, f"{prefix}.unitigs.npy", unitigs)
+    files, slots = write_lookup(root, prefix, generation, config, unitigs, keys, ordinals)
     placement = Placement(ordinals, classes) if classes is not None else None
     return LayerRecord(
         layer_id,
         int(keys.size),
-        files,
+        {"unitigs": unitig_ref, **files},
         tuple(write_group(root, prefix, generation, ids, rows, slots, config, placement) for ids, rows in sparse),
         generation,
     )
+
+
+def write_lookup(
+    root: str,
+    prefix: str,
+    generation: int,
+    config: Config,
+    unitigs: np.ndarray,
+    keys: np.ndarray,
+    ordinals: np.ndarray,
+) -> tuple[dict[str, FileRef], np.ndarray]:
+    """Write what finds the slots of a layer's k-mers, for the evidence ``config`` asks for.
+
+    Exact evidence: a minimizer dictionary (role ``"dictionary"``), whose slots are the unitig
+    orders.  Approximate evidence: an MPHF and fingerprints (roles ``"mphf"``, ``"evidence"``).
+
+    Parameters
+    ----------
+    root, prefix : str
+        Database directory and the layer's path prefix.
+    generation : int
+        Generation that writes the files (a reindex writes new ones).
+    config : Config
+        k, m, the evidence kind and fingerprint bits.
+    unitigs : ndarray of uint64
+        The layer's unitig array.
+    keys, ordinals : ndarray
+        Each k-mer and its unitig order.
+
+    Returns
+    -------
+    (dict of role to FileRef, ndarray of int64)
+        The files and the slot of each key.
+    """
+    if config.evidence == "exact":
+        name = f"{prefix}.g{generation:07d}.dictionary.npy"
+        ref = _reuse(root, name, data := build_dictionary(unitigs, config.m)) or save_array(root, name, data)
+        return {"dictionary": ref}, np.asarray(ordinals, dtype=np.int64)
+    mphf = MPHF.build(keys)
+    slots = mphf.lookup(keys)
+    name = f"{prefix}.g{generation:07d}.mphf.npy"
+    data = mphf.to_array()
+    files = {
+        "mphf": _reuse(root, name, data) or save_array(root, name, data),
+        "evidence": write_evidence(root, prefix, generation, config, keys, slots, ordinals),
+    }
+    return files, slots
+
+
+def _reuse(root: str, relpath: str, data: np.ndarray) -> FileRef | None:
+    """The file at ``relpath`` when an earlier step of the same uncommitted generation wrote
+    it already (a transaction that reindexes back and forth): its content is a function of
+    the layer and the configuration."""
+    if not os.path.exists(os.path.join(root, relpath)):
+        return None
+    nbytes, checksum = data_file_checksum(root, relpath)
+    return FileRef(relpath, nbytes, checksum) if nbytes == _npy_size(data) else None
 
 
 def _group_rows(rows: SparseRows | np.ndarray, config: Config) -> SparseRows:
@@ -168,14 +226,18 @@ def write_group(
     slots: np.ndarray,
     config: Config,
     placement: Placement | None = None,
+    order: str = "",
 ) -> ColumnGroup:
     """Write one column group, in the encoding ``config`` asks for (or the smaller one, see
     :func:`~kmerdb.store.encodings.choose_encoding`); ``rows`` are in key order and ``slots``
     maps them to slots.  With the ``placement`` of a new layer's k-mers, colour classes are
-    laid out in unitig order."""
+    laid out in unitig order.  ``order`` names the slot order in the file name when one
+    generation may write the group in two orders (a transaction that reindexes back and
+    forth); a file of that name is then the same group, written earlier, and is reused."""
     rows = _group_rows(rows, config)
     encoding, data = choose_encoding(config, rows, slots, placement)
-    ref = save_array(root, f"{prefix}.g{generation:07d}-{genome_ids[0]}.{encoding.kind}.npy", data)
+    name = f"{prefix}.g{generation:07d}-{genome_ids[0]}{'.' + order if order else ''}.{encoding.kind}.npy"
+    ref = (_reuse(root, name, data) if order else None) or save_array(root, name, data)
     return ColumnGroup(tuple(int(g) for g in genome_ids), encoding.kind, ref)
 
 
@@ -213,34 +275,76 @@ class Layer:
         self.record = record
         self.n = record.n_kmers
         files = record.files
-        for role in ("mphf", "unitigs", "evidence"):
+        roles = ("unitigs", "dictionary") if "dictionary" in files else ("unitigs", "mphf", "evidence")
+        for role in roles:
             if role not in files:
                 raise CorruptDatabaseError(f"layer {record.id}", f"the catalog names no {role} file")
-        self.mphf = MPHF.from_array(load_array(root, files["mphf"]), source=files["mphf"].path)
         self.unitigs = UnitigSet(load_array(root, files["unitigs"]), source=files["unitigs"].path)
-        self.evidence = Evidence(load_array(root, files["evidence"]), source=files["evidence"].path)
-        for name, count in (("mphf", self.mphf.n), ("unitigs", self.unitigs.n), ("evidence", self.evidence.n)):
+        #: The minimizer dictionary of an exact layer of format 4, None otherwise.
+        self.dictionary: MinimizerDictionary | None = None
+        #: The MPHF and per-slot evidence of the other layers, None with a dictionary.
+        self.mphf: MPHF | None = None
+        self.evidence: Evidence | None = None
+        if "dictionary" in files:
+            ref = files["dictionary"]
+            self.dictionary = MinimizerDictionary(load_array(root, ref), self.unitigs, source=ref.path)
+            counts = [("unitigs", self.unitigs.n), ("dictionary", self.dictionary.n)]
+        else:
+            self.mphf = MPHF.from_array(load_array(root, files["mphf"]), source=files["mphf"].path)
+            self.evidence = Evidence(load_array(root, files["evidence"]), source=files["evidence"].path)
+            counts = [("mphf", self.mphf.n), ("unitigs", self.unitigs.n), ("evidence", self.evidence.n)]
+        for name, count in counts:
             if count != self.n:
                 raise CorruptDatabaseError(files[name].path, f"holds {count} k-mers, the layer has {self.n}")
         #: The column groups, opened through their encodings.
         self.groups: list[ColumnEncoding] = []
-        ordinals = SlotOrdinals(self._ordinals, self.n) if self.evidence.exact else None
+        ordinals = SlotOrdinals(self._ordinals, self.n) if self.exact else None
         for group in record.groups:
             opened = open_group(group, load_array(root, group.file), column_of, ordinals)
             if opened.n != self.n:
                 raise CorruptDatabaseError(group.file.path, "column group rows differ from the layer's k-mers")
             self.groups.append(opened)
 
+    @property
+    def lookup_file(self) -> str:
+        """Path of the file that maps keys to slots (dictionary or MPHF), for messages."""
+        files = self.record.files
+        return (files["dictionary"] if "dictionary" in files else files["mphf"]).path
+
+    @property
+    def unitig_slots(self) -> bool:
+        """Whether the slots are the unitig orders of the k-mers (a layer with a dictionary)."""
+        return self.dictionary is not None
+
+    @property
+    def evidence_kind(self) -> str:
+        """``"exact"`` or ``"approx"``."""
+        return "exact" if self.evidence is None else self.evidence.kind
+
+    @property
+    def fp_bits(self) -> int:
+        """Fingerprint bits of approximate evidence, 0 for exact."""
+        return 0 if self.evidence is None else self.evidence.fp_bits
+
     def _ordinals(self, slots: np.ndarray) -> np.ndarray:
         """Unitig order of the k-mer of each slot (exact evidence)."""
+        if self.evidence is None:
+            return np.asarray(slots, dtype=np.int64)
         return self.evidence.ordinals(slots, self.unitigs)
+
+    def slots_of_unitig_kmers(self) -> np.ndarray:
+        """The slot of each k-mer of :meth:`unitig_kmers`, in that order."""
+        if self.mphf is None:
+            return np.arange(self.n, dtype=np.int64)
+        return self.mphf.lookup(self.unitig_kmers())
 
     def check_config(self, config: Config) -> None:
         """Refuse a layer whose headers disagree with the index configuration.
 
         Cheap (header fields only): a layer of another k than the config's would be looked up
-        with k-mers of the wrong length, and evidence of another kind or width than the
-        config's would be read with the wrong rule; both answer wrong instead of failing.
+        with k-mers of the wrong length, a dictionary of another m with the wrong minimizers,
+        and evidence of another kind or width than the config's would be read with the wrong
+        rule; all answer wrong instead of failing.
 
         Raises
         ------
@@ -252,17 +356,34 @@ class Layer:
             raise CorruptDatabaseError(
                 files["unitigs"].path, f"holds k-mers of k={self.unitigs.k}, the configuration says k={config.k}"
             )
-        if self.evidence.kind != config.evidence or (
-            config.evidence == "approx" and self.evidence.fp_bits != config.fp_bits
-        ):
+        if self.dictionary is not None and self.dictionary.m != config.m:
             raise CorruptDatabaseError(
-                files["evidence"].path,
-                f"holds {self.evidence.kind} evidence of {self.evidence.fp_bits} bits, the configuration says "
+                files["dictionary"].path, f"finds minimizers of m={self.dictionary.m}, the configuration says m={config.m}"
+            )
+        if self.evidence_kind != config.evidence or (config.evidence == "approx" and self.fp_bits != config.fp_bits):
+            raise CorruptDatabaseError(
+                files["dictionary" if self.dictionary is not None else "evidence"].path,
+                f"holds {self.evidence_kind} evidence of {self.fp_bits} bits, the configuration says "
                 f"{config.evidence} of {config.fp_bits}",
             )
 
-    def find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def find(
+        self,
+        keys: np.ndarray,
+        hashes: np.ndarray | None = None,
+        anchors: np.ndarray | None = None,
+        others: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Membership of ``keys`` (uint64 canonical k-mers).
+
+        Parameters
+        ----------
+        keys : ndarray of uint64
+            Canonical k-mers.
+        hashes, anchors, others : ndarray, optional
+            Their minimizer hashes, anchors and reverse complements, when the caller has
+            them from a sequence (:func:`~kmerdb.core.kmers.sequence_anchors`); a dictionary
+            computes what is not given, the other layers do not need them.
 
         Returns
         -------
@@ -271,6 +392,9 @@ class Layer:
             Slot of each found key (meaningless where not found).
         """
         keys = np.asarray(keys, dtype=np.uint64)
+        if self.dictionary is not None:
+            return self.dictionary.find(keys, hashes, anchors, others)
+        assert self.mphf is not None and self.evidence is not None
         slots = self.mphf.lookup(keys)
         inside = slots >= 0  # -1: a stranger that fell through every level
         safe = np.maximum(slots, 0, out=slots)
@@ -282,7 +406,7 @@ class Layer:
     @property
     def exact(self) -> bool:
         """Whether :meth:`find` is exact (exact evidence) or may accept strangers (approx)."""
-        return self.evidence.exact
+        return self.evidence is None or self.evidence.exact
 
     def find_exact(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Like :meth:`find`, but exact whatever the evidence kind.
@@ -293,6 +417,7 @@ class Layer:
         """
         if self.exact:
             return self.find(keys)
+        assert self.mphf is not None
         keys = np.asarray(keys, dtype=np.uint64)
         found = np.zeros(keys.size, dtype=bool)
         slots = np.zeros(keys.size, dtype=np.int64)
@@ -330,6 +455,9 @@ class Layer:
         """All k-mers of the layer (canonical uint64), in slot order, decoded from the unitigs."""
         if not self.n:
             return np.zeros(0, dtype=np.uint64)
+        if self.evidence is None:
+            return self.unitigs.kmers()
+        assert self.mphf is not None
         return self.evidence.kmers(self.unitigs, self.mphf)
 
     def unitig_kmers(self) -> np.ndarray:
@@ -342,8 +470,8 @@ class Layer:
             "n_kmers": self.n,
             "n_unitigs": self.unitigs.n_unitigs,
             "n_bases": self.unitigs.n_bases,
-            "evidence": self.evidence.kind,
-            "fp_bits": self.evidence.fp_bits,
+            "evidence": self.evidence_kind,
+            "fp_bits": self.fp_bits,
             "bytes": {role: ref.nbytes for role, ref in self.record.files.items()}
             | {"columns": sum(g.file.nbytes for g in self.record.groups)},
         }

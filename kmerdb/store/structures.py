@@ -1,9 +1,10 @@
-"""Sizes of an index's structures: bits per k-mer of the MPHF, evidence, unitigs and columns.
+"""Sizes of an index's structures: bits per k-mer of the dictionary (or MPHF and evidence),
+unitigs and columns.
 
 Bytes are those of the data files the catalog names (``.npy`` headers included); bits per
 k-mer divide by the number of distinct k-mers of the index.  The figure that compares
-indexes is ``index``: MPHF + evidence + unitigs, everything needed to answer "is this
-k-mer here, and in which slot", without the genome columns.
+indexes is ``index``: dictionary + MPHF + evidence + unitigs, everything needed to answer
+"is this k-mer here, and in which slot", without the genome columns.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from kmerdb.store.storage import load_array
 __all__ = ["unitig_summary", "structure_stats", "class_summary", "ROLES"]
 
 #: Structures of a layer, in the order they are reported.
-ROLES = ("mphf", "evidence", "unitigs", "columns")
+ROLES = ("dictionary", "mphf", "evidence", "unitigs", "columns")
 
 
 def unitig_summary(layers) -> dict:
@@ -85,7 +86,7 @@ def structure_stats(db, lengths: bool = True) -> dict:
             unitigs["n50_bases"] = int(bases[min(half, bases.size - 1)])
         else:
             unitigs["n50_bases"] = 0
-    kinds = sorted({layer.evidence.kind for layer in layers})
+    kinds = sorted({layer.kind for layer in layers})
     column_kinds: dict[str, dict] = {}
     for rec in records:
         for g in rec.groups:
@@ -105,7 +106,7 @@ def structure_stats(db, lengths: bool = True) -> dict:
             "false_positive_rate": evidence_for(cfg).false_positive_rate,
         },
         "structures": {role: per_kmer(b) for role, b in sizes.items()},
-        "index": per_kmer(sizes["mphf"] + sizes["evidence"] + sizes["unitigs"]),
+        "index": per_kmer(sizes["dictionary"] + sizes["mphf"] + sizes["evidence"] + sizes["unitigs"]),
         "unitigs": unitigs,
         "column_kinds": column_kinds,
         "classes": class_summary(db.path, records, n),
@@ -144,12 +145,16 @@ def class_summary(root: str, records, n_kmers: int) -> dict:
 
 
 class _Structures:
-    """The unitigs and evidence of one layer record, opened without the rest of the layer."""
+    """The unitigs and evidence kind of one layer record, opened without the rest of the layer."""
 
     def __init__(self, root: str, rec) -> None:
         files = rec.files
-        for role in ("unitigs", "evidence"):
+        roles = ("unitigs",) if "dictionary" in files else ("unitigs", "evidence")
+        for role in roles:
             if role not in files:
                 raise CorruptDatabaseError(f"layer {rec.id}", f"the catalog names no {role} file")
         self.unitigs = UnitigSet(load_array(root, files["unitigs"]), source=files["unitigs"].path)
-        self.evidence = Evidence(load_array(root, files["evidence"]), source=files["evidence"].path)
+        if "dictionary" in files:
+            self.kind = "exact"
+        else:
+            self.kind = Evidence(load_array(root, files["evidence"]), source=files["evidence"].path).kind

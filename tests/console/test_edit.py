@@ -77,7 +77,7 @@ def test_verify_exit_1_on_damage(singles, tmp_path, capsys):
     db = tmp_path / "db.kmerdb"
     shutil.copytree(singles["A"], db)
     with kmerdb.open(db) as h:
-        victim = db / h.snapshot.partitions[0][0].files["mphf"].path
+        victim = db / h.snapshot.partitions[0][0].files["dictionary"].path
     with open(victim, "r+b") as fh:
         fh.seek(200)
         fh.write(b"\xff\xff\xff\xff")

@@ -35,11 +35,12 @@ def test_build_approx_info_and_stats(db, capsys):
     assert info["config"]["evidence"] == "approx" and info["unitigs"]["count"] > 0
     code, out, _ = run(capsys, "stats", db)
     assert code == 0
-    for word in ("mphf", "evidence", "unitigs", "columns", "index (mphf + evidence + unitigs)", "N50", "b=6"):
+    for word in ("mphf", "evidence", "unitigs", "columns", "index (dictionary or mphf + evidence, unitigs)", "N50", "b=6"):
         assert word in out
     code, out, _ = run(capsys, "stats", db, "--json")
     stats = json.loads(out)
-    assert set(stats["structures"]) == {"mphf", "evidence", "unitigs", "columns"}
+    assert set(stats["structures"]) == {"dictionary", "mphf", "evidence", "unitigs", "columns"}
+    assert stats["structures"]["dictionary"]["bytes"] == 0  # approximate evidence has no dictionary
     parts = sum(stats["structures"][r]["bits_per_kmer"] for r in ("mphf", "evidence", "unitigs"))
     assert abs(stats["index"]["bits_per_kmer"] - parts) < 1e-9
     assert stats["unitigs"]["mean_bases"] == pytest.approx(stats["unitigs"]["mean_kmers"] + K - 1)

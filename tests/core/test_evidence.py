@@ -23,8 +23,11 @@ from kmerdb.core.evidence import (
     z_rule,
 )
 from kmerdb.core.kmers import canonical, kmer_minimizer_hashes, partition_of
+from kmerdb.core.mphf import MPHF
 from kmerdb.core.unitigs import UnitigSet, build_unitigs
-from kmerdb.store.layer import Layer, write_layer
+from kmerdb.store.catalog import LayerRecord
+from kmerdb.store.layer import Layer, write_evidence, write_group, write_layer
+from kmerdb.store.storage import save_array
 
 K = 31
 N_KEYS = 200_000
@@ -57,16 +60,42 @@ def one_layer(tmp_path, keys, **cfg) -> Layer:
     return Layer(str(tmp_path), rec, {0: 0})
 
 
+def format3_layer(root, keys) -> Layer:
+    """An exact layer as formats 1-3 wrote it: MPHF and the unitig order of each slot's k-mer."""
+    config = Config.create(k=K, partitions=1)
+    unitigs, ordinals = build_unitigs(keys, K)
+    mphf = MPHF.build(keys)
+    slots = mphf.lookup(keys)
+    files = {
+        "unitigs": save_array(str(root), "data/u.npy", unitigs),
+        "mphf": save_array(str(root), "data/m.npy", mphf.to_array()),
+        "evidence": write_evidence(str(root), "data/L", 1, config, keys, slots, ordinals),
+    }
+    group = write_group(str(root), "data/L", 1, (0,), np.ones((keys.size, 1), dtype=bool), slots, config)
+    return Layer(str(root), LayerRecord(0, int(keys.size), files, (group,), 1), {0: 0})
+
+
 def test_exact_evidence_has_no_false_positives(tmp_path, members, absent):
     layer = one_layer(tmp_path, members)
-    assert layer.exact and layer.evidence.kind == "exact"
+    assert layer.exact and layer.evidence_kind == "exact" and layer.dictionary is not None
     found, slots = layer.find(members)
-    assert found.all() and np.array_equal(np.sort(slots), np.arange(members.size))
+    # the k-mers are kept once, in the unitigs: a key's slot is its rank there
+    assert found.all() and np.array_equal(layer.unitig_kmers()[slots], members)
     found, _ = layer.find(absent)
     assert not found.any()
-    # the k-mers are kept once, in the unitigs: the evidence is a k-mer's rank there
-    assert layer.evidence.width == max(1, (members.size - 1).bit_length())
     assert np.array_equal(np.sort(layer.kmers()), members)
+
+
+def test_exact_evidence_of_format_3_has_no_false_positives(tmp_path, members, absent):
+    layer = format3_layer(tmp_path, members)
+    assert layer.exact and layer.evidence.kind == "exact" and layer.dictionary is None
+    found, slots = layer.find(members)
+    assert found.all() and np.array_equal(np.sort(slots), np.arange(members.size))
+    assert not layer.find(absent)[0].any()
+    # the evidence is a slot's k-mer's rank in the unitigs
+    assert layer.evidence.width == max(1, (members.size - 1).bit_length())
+    assert np.array_equal(layer.kmers()[slots], members)
+    assert layer.fill_rows(slots, out := np.zeros((members.size, 1), dtype=bool), False) is None and out.all()
 
 
 @pytest.mark.parametrize("fp_bits", [4, 8, 12])

@@ -170,7 +170,7 @@ def _damaged_copy(source, dest) -> str:
     shutil.copytree(source, dest)
     with kmerdb.open(dest) as db:
         largest = max(db.snapshot.partitions, key=lambda layers: sum(r.n_kmers for r in layers))
-        victim = largest[0].files["mphf"].path
+        victim = largest[0].files["dictionary"].path
     os.unlink(os.path.join(dest, victim))
     return str(dest)
 

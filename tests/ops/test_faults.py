@@ -152,7 +152,7 @@ def _one_clean_line(proc: subprocess.CompletedProcess, *words: str) -> None:
         assert word in err, err
 
 
-@pytest.mark.parametrize("role", ["mphf", "evidence", "unitigs", "counts"])
+@pytest.mark.parametrize("role", ["dictionary", "unitigs", "counts"])
 def test_a_truncated_data_file_is_a_corrupt_database_error(bases, tmp_path, role):
     path = tmp_path / "db.kmerdb"
     shutil.copytree(bases["ab"], path)

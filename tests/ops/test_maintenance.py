@@ -68,7 +68,7 @@ def test_verify_detects_damaged_and_missing_files(layered, tmp_path):
     path = copy(layered[0], tmp_path)
     with kmerdb.open(path) as db:
         rec = db.snapshot.partitions[1][0]
-        mphf = rec.files["mphf"].path
+        mphf = rec.files["dictionary"].path
         group = rec.groups[0].file.path
     with open(path / group, "r+b") as fh:  # one flipped bit in a column group
         fh.seek(-1, os.SEEK_END)
@@ -95,7 +95,7 @@ def test_verify_on_every_executor_equals_one_thread(layered, oracle_sets, tmp_pa
     damaged = copy(path, tmp_path)
     with kmerdb.open(damaged) as db:
         group = db.snapshot.partitions[1][0].groups[0].file.path
-        mphf = db.snapshot.partitions[3][1].files["mphf"].path
+        mphf = db.snapshot.partitions[3][1].files["dictionary"].path
     with open(damaged / group, "r+b") as fh:  # one flipped bit in a column group
         fh.seek(-1, os.SEEK_END)
         byte = fh.read(1)
@@ -117,14 +117,14 @@ def test_verify_detects_a_broken_column_invariant(layered, tmp_path):
     assert any("'C' has 0 columns" in p for p in report.problems)
 
 
-def test_verify_detects_an_mphf_of_other_keys(layered, tmp_path):
+def test_verify_detects_a_dictionary_of_other_keys(layered, tmp_path):
     path = copy(layered[0], tmp_path)
     with kmerdb.open(path) as db:
         a, b = db.snapshot.partitions[0][0], db.snapshot.partitions[0][1]
         assert a.n_kmers != b.n_kmers
 
-    def swap(layers):  # layer 0 gets the MPHF and evidence of a layer of another size
-        layers[0]["files"]["mphf"], layers[1]["files"]["mphf"] = layers[1]["files"]["mphf"], layers[0]["files"]["mphf"]
+    def swap(layers):  # layer 0 gets the dictionary of a layer of another size
+        layers[0]["files"]["dictionary"], layers[1]["files"]["dictionary"] = layers[1]["files"]["dictionary"], layers[0]["files"]["dictionary"]
 
     _edit_partition(path, 0, swap)
     report = kmerdb.verify(path)

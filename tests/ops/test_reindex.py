@@ -29,7 +29,12 @@ def probes(db, n_random: int = 50_000, seed: int = 3) -> np.ndarray:
 
 
 def evidence_files(path) -> set[str]:
-    return {str(p.relative_to(path)) for p in path.rglob("*.evidence.npy")}
+    """Files that find a layer's keys: dictionaries, MPHFs and evidence."""
+    return {
+        str(p.relative_to(path))
+        for pattern in ("*.evidence.npy", "*.dictionary.npy", "*.mphf.npy")
+        for p in path.rglob(pattern)
+    }
 
 
 @pytest.fixture()
@@ -75,8 +80,9 @@ def group_kinds(path) -> set[str]:
 
 
 def test_classes_in_unitig_order_are_rewritten_by_slot_for_approx_evidence(tmp_path):
-    """Unitig-ordered classes read a slot's class through exact evidence: going approx writes
-    them by slot (same classes and counts); going back to exact keeps those."""
+    """Unitig-ordered classes read a slot's class through its unitig order: going approx writes
+    them by MPHF slot (same classes and counts); going back to exact writes them in unitig
+    order again, as the build did."""
     path = tmp_path / "c.kmerdb"
     kmerdb.build(path, GENOMES, k=K, partitions=2, counts=True, colours="classes", threads=1)
     assert group_kinds(path) == {"unitig-class-counts"}
@@ -88,7 +94,7 @@ def test_classes_in_unitig_order_are_rewritten_by_slot_for_approx_evidence(tmp_p
     with kmerdb.open(path) as db:
         assert (db.lookup(members, counts=True) == before).all()
     reindex(path, "exact", threads=1)
-    assert group_kinds(path) == {"class-counts"}
+    assert group_kinds(path) == {"unitig-class-counts"}
     with kmerdb.open(path) as db:
         assert (db.lookup(members, counts=True) == before).all()
     assert kmerdb.verify(path, threads=1).ok
@@ -165,14 +171,14 @@ def test_target_config_defaults():
 
 
 def evidence_arrays(path) -> dict[tuple[int, int], np.ndarray]:
-    """(partition, layer id) -> the layer's evidence array, as the catalog names it."""
+    """(partition, layer id) -> the layer's evidence (or dictionary) array, as the catalog names it."""
     catalog = Catalog.open(str(path))
     try:
         snap = catalog.read()
     finally:
         catalog.close()
     return {
-        (p, rec.id): np.load(path / rec.files["evidence"].path)
+        (p, rec.id): np.load(path / rec.files["dictionary" if "dictionary" in rec.files else "evidence"].path)
         for p, layers in enumerate(snap.partitions)
         for rec in layers
     }

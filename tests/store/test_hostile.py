@@ -67,7 +67,7 @@ def edit_catalog(path: Path, key: bytes, change) -> None:
         env.close()
 
 
-def first_file(path: Path, role: str = "mphf") -> tuple[bytes, str]:
+def first_file(path: Path, role: str = "dictionary") -> tuple[bytes, str]:
     """(partition key, relative path) of the first layer's ``role`` file that exists."""
     env = lmdb.open(str(path / "catalog"), subdir=True, readonly=True, lock=False)
     try:
@@ -87,7 +87,7 @@ def set_path(path: Path, new_path) -> str:
     key, old = first_file(path)
 
     def change(rec):
-        rec["layers"][0]["files"]["mphf"]["path"] = new_path
+        rec["layers"][0]["files"]["dictionary"]["path"] = new_path
         return rec
 
     edit_catalog(path, key, change)

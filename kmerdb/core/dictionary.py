@@ -1,0 +1,394 @@
+"""The minimizer dictionary: exact membership and unitig order of a layer's k-mers.
+
+A layer keeps its k-mers once, as unitigs (:mod:`kmerdb.core.unitigs`).  The dictionary
+finds a key among them through its minimizer, the way SSHash does, instead of hashing
+every k-mer to a slot and checking per-slot evidence:
+
+- each k-mer of the layer contains its minimizer (the canonical m-mer of smallest hash,
+  see :mod:`kmerdb.core.kmers`) at one place of the unitig sequence, its *anchor*;
+  consecutive k-mers of a unitig share it, so there are about as many anchors as unitigs
+  (one per 10 k-mers at k = 31, m = 13);
+- a minimal perfect hash function over the minimizer hashes of the layer maps a key's
+  minimizer to its *bucket*: the anchors of that minimizer (nearly always one);
+- a key's own anchor (the offset p of the minimizer inside it and its orientation there,
+  :func:`~kmerdb.core.kmers.minimizer_anchors`) and an anchor of its bucket give the one
+  place where the key can start in the unitigs; the k bases there are decoded and
+  compared with the key, so the answer is exact (no false positives, no misses).
+
+A found key's answer is its *unitig order*: the rank of its k-mer in the unitig sequence,
+which is the row of the layer's column groups.  Two kinds of k-mer do not go through
+buckets and are kept, with their unitig order, behind an MPHF of their own (the
+*overflow*): k-mers whose minimizer occurs twice inside them (they have no single
+anchor), and k-mers of buckets of more than :data:`MAX_BUCKET` anchors (repeats of a
+low-complexity minimizer), which would make lookups scan long lists.
+
+Anchor values are ``2 * a + o``: ``a`` is the minimizer's first base as a unitig order
+(its base minus ``u * (k - 1)`` for its unitig u, so that ``a - offset`` is the order of
+the k-mer that starts ``offset`` bases before it), ``o`` is 1 when the minimizer reads as
+its canonical form there.
+
+Serialized layout: one 1-D little-endian uint64 array (one ``.npy`` file)::
+
+    word  field
+    0     MAGIC ("kmerDICT" as little-endian bytes)
+    1     VERSION
+    2     n, the layer's k-mers
+    3     k
+    4     m
+    5     B, buckets (distinct minimizers with anchors)
+    6     anchor width, bits
+    7     M, buckets of more than one anchor
+    8     E, anchors beyond the first of such buckets
+    9     width of the extra-anchor starts, bits
+    10    F, overflow k-mers
+    11    width of an overflow k-mer's unitig order, bits
+    12    start of the buckets' MPHF (words), 13 its length
+    14    start of the first anchors: B fields in bucket order
+    15    start of the flags of buckets of more than one anchor: B bits
+    16    start of the extra-anchor starts: M + 1 fields
+    17    start of the extra anchors: E fields
+    18    start of the overflow MPHF, 19 its length
+    20    start of the overflow unitig orders: F fields in overflow-slot order
+    21    total length, in words
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kmerdb.core import bits
+from kmerdb.core.kmers import (
+    _MINIMIZER_SEED,
+    _sliding_argmin,
+    canonical,
+    kmer_windows,
+    minimizer_anchors,
+    mix64,
+    reverse_complement,
+)
+from kmerdb.core.mphf import MPHF
+from kmerdb.core.unitigs import UnitigSet
+from kmerdb.errors import CorruptDatabaseError
+
+__all__ = ["MinimizerDictionary", "build_dictionary", "MAX_BUCKET", "MAGIC", "VERSION"]
+
+MAGIC = int.from_bytes(b"kmerDICT", "little")
+VERSION = 1
+HEADER_WORDS = 22
+#: A minimizer with more anchors than this sends its k-mers to the overflow.
+MAX_BUCKET = 8
+
+_U64 = np.uint64
+
+
+def _section(words: list[np.ndarray], array: np.ndarray) -> tuple[int, int]:
+    """Append ``array`` to the sections and return its (start, length) in words."""
+    start = HEADER_WORDS + sum(w.size for w in words)
+    words.append(np.asarray(array, dtype=np.uint64))
+    return start, int(array.size)
+
+
+def _firsts(values: np.ndarray) -> np.ndarray:
+    """Index of the first of each run of equal values."""
+    if not values.size:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.append(True, values[1:] != values[:-1]))
+
+
+def _anchor_places(unitigs: UnitigSet, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Minimizer hash, anchor value and "no single anchor" flag of every k-mer of ``unitigs``,
+    in unitig order."""
+    k, n = unitigs.k, unitigs.n
+    codes = unitigs.codes()
+    fw = kmer_windows(codes, m)
+    rc = reverse_complement(fw, m)
+    forward = fw <= rc
+    twice = fw == rc  # an m-mer that is its own reverse complement has no orientation
+    h = mix64(np.minimum(fw, rc), _MINIMIZER_SEED)
+    del fw, rc
+    w = k - m + 1
+    least, left = _sliding_argmin(h, w)
+    # the rightmost occurrence: the leftmost one of the reversed hashes
+    _, rev = _sliding_argmin(np.ascontiguousarray(h[::-1]), w)
+    starts = unitigs.positions()
+    q = left.take(starts).astype(np.int64)
+    last = h.size - 1 - rev.take(h.size - w - starts).astype(np.int64)
+    alone = (q == last) & ~twice.take(q)
+    # the k-mer of order r starts at base r + u (k - 1): the same shift maps the minimizer
+    a = q - (starts - np.arange(n, dtype=np.int64))
+    values = (a.astype(np.uint64) << _U64(1)) | forward.take(q).astype(np.uint64)
+    return least.take(starts), values, ~alone
+
+
+def build_dictionary(unitig_array: np.ndarray, m: int, max_bucket: int = MAX_BUCKET) -> np.ndarray:
+    """The dictionary array of a layer's unitigs (a serialized :class:`UnitigSet`).
+
+    Parameters
+    ----------
+    unitig_array : ndarray of uint64
+        The layer's unitigs, as :func:`~kmerdb.core.unitigs.build_unitigs` writes them.
+    m : int
+        Minimizer length (the index configuration's).
+    max_bucket : int
+        Most anchors a minimizer keeps; the k-mers of a minimizer with more go to the overflow.
+    """
+    unitigs = UnitigSet(unitig_array)
+    k, n = unitigs.k, unitigs.n
+    words: list[np.ndarray] = []
+    anchor_width = bits.width_for(2 * (n + k))
+    if n:
+        hashes, values, over = _anchor_places(unitigs, m)
+        kept = np.flatnonzero(~over)
+        # neighbours in a unitig share their anchor: one candidate per run, then distinct pairs
+        hk, vk = hashes.take(kept), values.take(kept)
+        head = np.ones(kept.size, dtype=bool)
+        head[1:] = (hk[1:] != hk[:-1]) | (vk[1:] != vk[:-1])
+        hk, vk = hk[head], vk[head]
+        order = np.lexsort((vk, hk))
+        hk, vk = hk.take(order), vk.take(order)
+        distinct = np.ones(hk.size, dtype=bool)
+        distinct[1:] = (hk[1:] != hk[:-1]) | (vk[1:] != vk[:-1])
+        hk, vk = hk[distinct], vk[distinct]
+        first = _firsts(hk)
+        sizes = np.diff(np.append(first, hk.size))
+        heavy = hk.take(first[sizes > max_bucket])
+        if heavy.size:
+            over[kept[np.isin(hashes.take(kept), heavy)]] = True
+            light = np.repeat(sizes <= max_bucket, sizes)
+            hk, vk = hk[light], vk[light]
+            first = _firsts(hk)
+            sizes = np.diff(np.append(first, hk.size))
+        keys = hk.take(first)
+    else:
+        keys = np.zeros(0, dtype=np.uint64)
+        over = np.zeros(0, dtype=bool)
+    mphf = MPHF.build(keys)
+    slot = mphf.lookup(keys)
+    n_buckets = keys.size
+    firsts = np.zeros(n_buckets, dtype=np.uint64)
+    multi = np.zeros(n_buckets, dtype=bool)
+    extra_starts = np.zeros(1, dtype=np.uint64)
+    extras = np.zeros(0, dtype=np.uint64)
+    if n_buckets:
+        firsts[slot] = vk.take(first)
+        multi[slot] = sizes > 1
+        # the extra anchors of multi-anchor buckets, bucket by bucket in slot order
+        by_slot = np.empty(n_buckets, dtype=np.int64)
+        by_slot[slot] = np.arange(n_buckets)
+        many = by_slot[multi]
+        counts = sizes.take(many) - 1
+        extra_starts = np.zeros(many.size + 1, dtype=np.uint64)
+        np.cumsum(counts, out=extra_starts[1:])
+        # anchors 1 .. size-1 of each such bucket, in order
+        within = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(extra_starts[:-1].astype(np.int64), counts)
+        extras = vk.take(np.repeat(first.take(many), counts) + 1 + within)
+    n_extra = extras.size
+    extra_width = bits.width_for(n_extra)
+    overflow = np.flatnonzero(over)
+    if overflow.size:
+        over_keys = canonical(unitigs.kmer_at(unitigs.base_of(overflow)), k)
+        over_mphf = MPHF.build(over_keys)
+        ordinals = np.empty(overflow.size, dtype=np.uint64)
+        ordinals[over_mphf.lookup(over_keys)] = overflow
+    else:
+        over_mphf = MPHF.build(np.zeros(0, dtype=np.uint64))
+        ordinals = np.zeros(0, dtype=np.uint64)
+    order_width = bits.width_for(max(n - 1, 0))
+    mphf_at = _section(words, mphf.to_array())
+    anchors_at = _section(words, bits.pack(firsts, anchor_width))
+    flags_at = _section(words, bits.pack_flags(multi))
+    starts_at = _section(words, bits.pack(extra_starts, extra_width))
+    extras_at = _section(words, bits.pack(extras, anchor_width))
+    over_at = _section(words, over_mphf.to_array())
+    orders_at = _section(words, bits.pack(ordinals, order_width))
+    total = HEADER_WORDS + sum(w.size for w in words)
+    header = [
+        MAGIC, VERSION, n, k, m, n_buckets, anchor_width, int(multi.sum()), n_extra, extra_width,
+        int(overflow.size), order_width, mphf_at[0], mphf_at[1], anchors_at[0], flags_at[0], starts_at[0],
+        extras_at[0], over_at[0], over_at[1], orders_at[0], total,
+    ]
+    out = np.empty(total, dtype="<u8")
+    out[:HEADER_WORDS] = header
+    out[HEADER_WORDS:] = np.concatenate(words) if words else []
+    return out
+
+
+class MinimizerDictionary:
+    """A layer's dictionary, read from its array (memory-mapped) beside its unitigs.
+
+    Parameters
+    ----------
+    array : ndarray of uint64
+        What :func:`build_dictionary` wrote.
+    unitigs : UnitigSet
+        The layer's unitigs, which the dictionary points into.
+    source : str
+        Names the file in errors.
+
+    Raises
+    ------
+    CorruptDatabaseError
+        The header is not a dictionary's, disagrees with the unitigs, or sizes sections that
+        do not fit the array; the extra-anchor starts or overflow orders are out of range.
+    """
+
+    def __init__(self, array: np.ndarray, unitigs: UnitigSet, source: str = "<dictionary>") -> None:
+        arr, head = bits.read_header(array, HEADER_WORDS, MAGIC, VERSION, source, "a k-mer dictionary")
+        self.source = source
+        self.unitigs = unitigs
+        (
+            _, _, self.n, self.k, self.m, self.n_buckets, self._aw, self.n_multi, self.n_extra, self._ew,
+            self.n_overflow, self._ow, mphf_at, mphf_len, anchors_at, flags_at, starts_at, extras_at,
+            over_at, over_len, orders_at, total,
+        ) = head
+        if total != arr.size:
+            raise CorruptDatabaseError(source, f"a k-mer dictionary of {total} words in an array of {arr.size}")
+        if self.n != unitigs.n or self.k != unitigs.k:
+            raise CorruptDatabaseError(source, "the dictionary does not describe the layer's unitigs")
+        if not 1 <= self.m <= self.k or self.n_multi > self.n_buckets or self.n_overflow > self.n:
+            raise CorruptDatabaseError(source, "k-mer dictionary header out of range")
+        sections = [
+            (mphf_at, mphf_len), (anchors_at, bits.n_words(self.n_buckets, self._aw)),
+            (flags_at, bits.n_words(self.n_buckets, 1)), (starts_at, bits.n_words(self.n_multi + 1, self._ew)),
+            (extras_at, bits.n_words(self.n_extra, self._aw)), (over_at, over_len),
+            (orders_at, bits.n_words(self.n_overflow, self._ow)),
+        ]
+        bits.check_fields(
+            arr.size,
+            [(self.n_buckets, self._aw), (self.n_buckets, 1), (self.n_multi + 1, self._ew), (self.n_extra, self._aw),
+             (self.n_overflow, self._ow)],
+            source,
+            "k-mer dictionary",
+        )
+        at = HEADER_WORDS
+        for start, length in sections:  # back to back, in order, filling the array
+            if start != at or length < 0:
+                raise CorruptDatabaseError(source, "k-mer dictionary sections out of place")
+            at += length
+        if at != total:
+            raise CorruptDatabaseError(source, "k-mer dictionary sections out of place")
+        base = arr.view(np.ndarray)
+        self._mphf = MPHF.from_array(base[mphf_at : mphf_at + mphf_len], source=source)
+        self._anchors = base[anchors_at:flags_at]
+        self._flags = base[flags_at:starts_at]
+        self._starts = bits.unpack(base[starts_at:extras_at], self.n_multi + 1, self._ew).astype(np.int64)
+        self._extras = base[extras_at:over_at]
+        self._over = MPHF.from_array(base[over_at : over_at + over_len], source=source)
+        self._orders = bits.unpack(base[orders_at:total], self.n_overflow, self._ow).astype(np.int64)
+        if self._mphf.n != self.n_buckets or self._over.n != self.n_overflow:
+            raise CorruptDatabaseError(source, "a k-mer dictionary's hash function does not match its header")
+        if (
+            self._starts[0] != 0 or self._starts[-1] != self.n_extra or np.any(np.diff(self._starts) < 1)
+            or (self._orders.size and int(self._orders.max()) >= self.n)
+        ):
+            raise CorruptDatabaseError(source, "k-mer dictionary entries out of range")
+        before = np.zeros(self._flags.size, dtype=np.int64)
+        np.cumsum(np.bitwise_count(self._flags[:-1]), out=before[1:])
+        if int(before[-1] + np.bitwise_count(self._flags[-1])) != self.n_multi:
+            raise CorruptDatabaseError(source, "k-mer dictionary bucket flags disagree with its header")
+        self._before = before
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the dictionary's array."""
+        return int(self._anchors.nbytes + self._flags.nbytes + self._extras.nbytes) + self._mphf.nbytes + self._over.nbytes
+
+    def _try(self, values: np.ndarray, anchors: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Whether the key of each anchor starts at the place an anchor value gives it, and
+        the unitig order of that place."""
+        a = (values >> _U64(1)).astype(np.int64)
+        o = (values & _U64(1)).astype(np.uint8)
+        p = (anchors >> np.uint8(1)).astype(np.int64)
+        same = (anchors & np.uint8(1)) == o
+        r = a - np.where(same, p, self.k - self.m - p)
+        inside = (r >= 0) & (r < self.n)
+        r = np.where(inside, r, 0)
+        spelt = self.unitigs.kmer_at(self.unitigs.base_of(r))
+        hit = inside & (spelt == targets)
+        return hit, r
+
+    def find(
+        self,
+        keys: np.ndarray,
+        hashes: np.ndarray | None = None,
+        anchors: np.ndarray | None = None,
+        others: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Membership and unitig order of canonical k-mers.
+
+        Parameters
+        ----------
+        keys : ndarray of uint64
+            Canonical k-mers.
+        hashes, anchors, others : ndarray, optional
+            Their minimizer hashes, anchors and reverse complements when the caller has them
+            (:func:`~kmerdb.core.kmers.sequence_anchors`); computed otherwise.  Keys from a
+            sequence come in runs that share a minimizer: the buckets are looked up once per
+            run.
+
+        Returns
+        -------
+        found : ndarray of bool
+        orders : ndarray of int64
+            The unitig order of each found key (0 where not found).
+        """
+        keys = np.asarray(keys, dtype=np.uint64)
+        found = np.zeros(keys.size, dtype=bool)
+        orders = np.zeros(keys.size, dtype=np.int64)
+        if not self.n or not keys.size:
+            return found, orders
+        if hashes is None or anchors is None:
+            hashes, anchors = minimizer_anchors(keys, self.k, self.m)
+        if others is None:
+            others = reverse_complement(keys, self.k)
+        # the buckets' hash function once per run of keys that share a minimizer
+        head = np.flatnonzero(np.append(True, hashes[1:] != hashes[:-1]))
+        run_slots = self._mphf.lookup(hashes.take(head))
+        slots = np.repeat(run_slots, np.diff(np.append(head, keys.size)))
+        rest = np.flatnonzero(slots >= 0)
+        if rest.size:
+            s = slots.take(rest)
+            values = bits.unpack(self._anchors, self.n_buckets, self._aw, s)
+            a, o = anchors.take(rest), (values & _U64(1)).astype(np.uint8)
+            hit, r = self._try(values, a, np.where((a & np.uint8(1)) == o, keys.take(rest), others.take(rest)))
+            found[rest[hit]] = True
+            orders[rest[hit]] = r[hit]
+            # keys of buckets of several anchors that their first one did not place
+            miss = np.flatnonzero(~hit)
+            s = s.take(miss)
+            word = (s >> 6).astype(np.intp)
+            flag_bits = self._flags.take(word) >> (_U64(63) - (s.astype(np.uint64) & _U64(63)))
+            many = (flag_bits & _U64(1)).astype(bool)
+            if many.any():
+                idx, s, flag_bits, word = rest[miss[many]], s[many], flag_bits[many], word[many]
+                j = self._before.take(word) + np.bitwise_count(flag_bits).astype(np.int64) - 1
+                lo, hi = self._starts.take(j), self._starts.take(j + 1)
+                counts = hi - lo
+                cand = np.repeat(idx, counts)
+                at = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+                values = bits.unpack(self._extras, self.n_extra, self._aw, np.repeat(lo, counts) + at)
+                a, o = anchors.take(cand), (values & _U64(1)).astype(np.uint8)
+                hit, r = self._try(values, a, np.where((a & np.uint8(1)) == o, keys.take(cand), others.take(cand)))
+                found[cand[hit]] = True
+                orders[cand[hit]] = r[hit]
+        if self.n_overflow:
+            left = np.flatnonzero(~found)
+            if left.size:
+                s = self._over.lookup(keys.take(left))
+                ok = s >= 0
+                left, s = left[ok], s[ok]
+                r = self._orders.take(s)
+                spelt = self.unitigs.kmer_at(self.unitigs.base_of(r))
+                hit = (spelt == keys.take(left)) | (spelt == others.take(left))
+                found[left[hit]] = True
+                orders[left[hit]] = r[hit]
+        return found, orders
+
+    def stats(self) -> dict:
+        """Counts of the dictionary's parts."""
+        return {
+            "buckets": self.n_buckets,
+            "multi_buckets": self.n_multi,
+            "extra_anchors": self.n_extra,
+            "overflow_kmers": self.n_overflow,
+        }
