@@ -58,13 +58,10 @@ import numpy as np
 
 from kmerdb.core import bits
 from kmerdb.core.kmers import (
-    _MINIMIZER_SEED,
-    _sliding_argmin,
     canonical,
-    kmer_windows,
     minimizer_anchors,
-    mix64,
     reverse_complement,
+    window_minimizers,
 )
 from kmerdb.core.mphf import MPHF
 from kmerdb.core.unitigs import UnitigSet
@@ -99,25 +96,13 @@ def _anchor_places(unitigs: UnitigSet, m: int) -> tuple[np.ndarray, np.ndarray, 
     """Minimizer hash, anchor value and "no single anchor" flag of every k-mer of ``unitigs``,
     in unitig order."""
     k, n = unitigs.k, unitigs.n
-    codes = unitigs.codes()
-    fw = kmer_windows(codes, m)
-    rc = reverse_complement(fw, m)
-    forward = fw <= rc
-    twice = fw == rc  # an m-mer that is its own reverse complement has no orientation
-    h = mix64(np.minimum(fw, rc), _MINIMIZER_SEED)
-    del fw, rc
-    w = k - m + 1
-    least, left = _sliding_argmin(h, w)
-    # the rightmost occurrence: the leftmost one of the reversed hashes
-    _, rev = _sliding_argmin(np.ascontiguousarray(h[::-1]), w)
+    hashes, places, alone, forward = window_minimizers(unitigs.codes(), k, m)
     starts = unitigs.positions()
-    q = left.take(starts).astype(np.int64)
-    last = h.size - 1 - rev.take(h.size - w - starts).astype(np.int64)
-    alone = (q == last) & ~twice.take(q)
+    q = places.take(starts)
     # the k-mer of order r starts at base r + u (k - 1): the same shift maps the minimizer
     a = q - (starts - np.arange(n, dtype=np.int64))
-    values = (a.astype(np.uint64) << _U64(1)) | forward.take(q).astype(np.uint64)
-    return least.take(starts), values, ~alone
+    values = (a.astype(np.uint64) << _U64(1)) | forward.take(starts).astype(np.uint64)
+    return hashes.take(starts), values, ~alone.take(starts)
 
 
 def build_dictionary(unitig_array: np.ndarray, m: int, max_bucket: int = MAX_BUCKET) -> np.ndarray:
@@ -293,19 +278,22 @@ class MinimizerDictionary:
         """Bytes of the dictionary's array."""
         return int(self._anchors.nbytes + self._flags.nbytes + self._extras.nbytes) + self._mphf.nbytes + self._over.nbytes
 
-    def _try(self, values: np.ndarray, anchors: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Whether the key of each anchor starts at the place an anchor value gives it, and
-        the unitig order of that place."""
-        a = (values >> _U64(1)).astype(np.int64)
+    def _try(
+        self, values: np.ndarray, anchors: np.ndarray, keys: np.ndarray, others: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Whether each key starts where an anchor value of its minimizer places it, and the
+        unitig order of that place."""
         o = (values & _U64(1)).astype(np.uint8)
-        p = (anchors >> np.uint8(1)).astype(np.int64)
-        same = (anchors & np.uint8(1)) == o
-        r = a - np.where(same, p, self.k - self.m - p)
-        inside = (r >= 0) & (r < self.n)
-        r = np.where(inside, r, 0)
+        same = (anchors & np.uint8(1)) == o  # the key reads forward along the unitig there
+        p = (anchors >> np.uint8(1)).astype(np.uint64)
+        # a negative order wraps around to a huge one: one comparison bounds both sides
+        r = (values >> _U64(1)) - np.where(same, p, _U64(self.k - self.m) - p)
+        inside = r < _U64(self.n)
+        if not inside.all():
+            r[~inside] = 0
         spelt = self.unitigs.kmer_at(self.unitigs.base_of(r))
-        hit = inside & (spelt == targets)
-        return hit, r
+        hit = inside & (spelt == np.where(same, keys, others))
+        return hit, r.view(np.int64)
 
     def find(
         self,
@@ -330,59 +318,95 @@ class MinimizerDictionary:
         -------
         found : ndarray of bool
         orders : ndarray of int64
-            The unitig order of each found key (0 where not found).
+            The unitig order of each found key (meaningless where not found).
         """
         keys = np.asarray(keys, dtype=np.uint64)
-        found = np.zeros(keys.size, dtype=bool)
-        orders = np.zeros(keys.size, dtype=np.int64)
         if not self.n or not keys.size:
-            return found, orders
+            return np.zeros(keys.size, dtype=bool), np.zeros(keys.size, dtype=np.int64)
         if hashes is None or anchors is None:
             hashes, anchors = minimizer_anchors(keys, self.k, self.m)
         if others is None:
             others = reverse_complement(keys, self.k)
-        # the buckets' hash function once per run of keys that share a minimizer
-        head = np.flatnonzero(np.append(True, hashes[1:] != hashes[:-1]))
+        # a bucket's hash function and first anchor once per run of keys sharing a minimizer
+        change = np.empty(keys.size, dtype=bool)
+        change[0] = True
+        np.not_equal(hashes[1:], hashes[:-1], out=change[1:])
+        head = np.flatnonzero(change)
         run_slots = self._mphf.lookup(hashes.take(head))
-        slots = np.repeat(run_slots, np.diff(np.append(head, keys.size)))
-        rest = np.flatnonzero(slots >= 0)
-        if rest.size:
-            s = slots.take(rest)
-            values = bits.unpack(self._anchors, self.n_buckets, self._aw, s)
-            a, o = anchors.take(rest), (values & _U64(1)).astype(np.uint8)
-            hit, r = self._try(values, a, np.where((a & np.uint8(1)) == o, keys.take(rest), others.take(rest)))
-            found[rest[hit]] = True
-            orders[rest[hit]] = r[hit]
-            # keys of buckets of several anchors that their first one did not place
-            miss = np.flatnonzero(~hit)
-            s = s.take(miss)
-            word = (s >> 6).astype(np.intp)
-            flag_bits = self._flags.take(word) >> (_U64(63) - (s.astype(np.uint64) & _U64(63)))
-            many = (flag_bits & _U64(1)).astype(bool)
-            if many.any():
-                idx, s, flag_bits, word = rest[miss[many]], s[many], flag_bits[many], word[many]
-                j = self._before.take(word) + np.bitwise_count(flag_bits).astype(np.int64) - 1
-                lo, hi = self._starts.take(j), self._starts.take(j + 1)
-                counts = hi - lo
-                cand = np.repeat(idx, counts)
-                at = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-                values = bits.unpack(self._extras, self.n_extra, self._aw, np.repeat(lo, counts) + at)
-                a, o = anchors.take(cand), (values & _U64(1)).astype(np.uint8)
-                hit, r = self._try(values, a, np.where((a & np.uint8(1)) == o, keys.take(cand), others.take(cand)))
-                found[cand[hit]] = True
-                orders[cand[hit]] = r[hit]
-        if self.n_overflow:
+        known = run_slots >= 0
+        if self.n_buckets:
+            run_values = bits.unpack(self._anchors, self.n_buckets, self._aw, np.maximum(run_slots, 0))
+        else:  # every k-mer in the overflow
+            run_values = np.zeros(run_slots.size, dtype=np.uint64)
+        # a minimizer outside the dictionary: an order past the end, which nothing matches
+        run_values[~known] = _U64(2 * (self.n + self.k)) << _U64(1)
+        lengths = np.diff(np.append(head, keys.size))
+        if self.n_multi:
+            # a run of keys nearly always lies along one anchor of its minimizer: where a
+            # bucket has several, the one that places the run's first key serves the run
+            self._choose(run_slots, run_values, anchors.take(head), keys.take(head), others.take(head))
+        found, orders = self._try(np.repeat(run_values, lengths), anchors, keys, others)
+        if self.n_multi and not found.all():
+            self._try_extras(np.repeat(run_slots, lengths), anchors, keys, others, found, orders)
+        if self.n_overflow and not found.all():
             left = np.flatnonzero(~found)
-            if left.size:
-                s = self._over.lookup(keys.take(left))
-                ok = s >= 0
-                left, s = left[ok], s[ok]
-                r = self._orders.take(s)
-                spelt = self.unitigs.kmer_at(self.unitigs.base_of(r))
-                hit = (spelt == keys.take(left)) | (spelt == others.take(left))
-                found[left[hit]] = True
-                orders[left[hit]] = r[hit]
+            s = self._over.lookup(keys.take(left))
+            ok = s >= 0
+            left, s = left[ok], s[ok]
+            r = self._orders.take(s)
+            spelt = self.unitigs.kmer_at(self.unitigs.base_of(r))
+            hit = (spelt == keys.take(left)) | (spelt == others.take(left))
+            found[left[hit]] = True
+            orders[left[hit]] = r[hit]
         return found, orders
+
+    def _more_anchors(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The extra anchors of the buckets ``slots`` that have several: (which of ``slots``,
+        repeated once per extra anchor; the anchor values; the number of each's extras)."""
+        s = np.maximum(slots, 0)
+        word = (s >> 6).astype(np.intp)
+        flag_bits = self._flags.take(word) >> (_U64(63) - (s.astype(np.uint64) & _U64(63)))
+        many = np.flatnonzero(((flag_bits & _U64(1)) == _U64(1)) & (slots >= 0))
+        j = self._before.take(word.take(many)) + np.bitwise_count(flag_bits.take(many)).astype(np.int64) - 1
+        lo = self._starts.take(j)
+        counts = self._starts.take(j + 1) - lo
+        at = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+        values = bits.unpack(self._extras, self.n_extra, self._aw, np.repeat(lo, counts) + at)
+        return np.repeat(many, counts), values, counts
+
+    def _choose(
+        self, slots: np.ndarray, values: np.ndarray, anchors: np.ndarray, keys: np.ndarray, others: np.ndarray
+    ) -> None:
+        """Replace the first anchor value of each key's bucket (``values``, in place) by the
+        anchor that places the key, where its first one does not and another does."""
+        which, extra, _ = self._more_anchors(slots)
+        if not which.size:  # no bucket of several anchors
+            return
+        hit, _ = self._try(values.take(which), anchors.take(which), keys.take(which), others.take(which))
+        test = np.flatnonzero(~hit)  # keys the first anchor does not place
+        which, extra = which.take(test), extra.take(test)
+        hit, _ = self._try(extra, anchors.take(which), keys.take(which), others.take(which))
+        values[which[hit]] = extra[hit]
+
+    def _try_extras(
+        self,
+        slots: np.ndarray,
+        anchors: np.ndarray,
+        keys: np.ndarray,
+        others: np.ndarray,
+        found: np.ndarray,
+        orders: np.ndarray,
+    ) -> None:
+        """Try every anchor of the buckets of several anchors, for the keys not found yet."""
+        miss = np.flatnonzero(~found & (slots >= 0))
+        which, extra, _ = self._more_anchors(slots.take(miss))
+        many = np.unique(which)  # the first anchor may not have been tried (see _choose)
+        first = bits.unpack(self._anchors, self.n_buckets, self._aw, slots.take(miss.take(many)))
+        cand = miss.take(np.concatenate([many, which]))
+        values = np.concatenate([first, extra])
+        hit, r = self._try(values, anchors.take(cand), keys.take(cand), others.take(cand))
+        found[cand[hit]] = True
+        orders[cand[hit]] = r[hit]
 
     def stats(self) -> dict:
         """Counts of the dictionary's parts."""

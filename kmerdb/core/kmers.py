@@ -290,6 +290,85 @@ def _sliding_argmin(values: np.ndarray, w: int, scratch: _Scratch | None = None)
     return step(cur[:n], at[:n], cur[w - span : w - span + n], at[w - span : w - span + n], n, turn)
 
 
+_LOW32 = _U64(0xFFFFFFFF)
+_HIGH32 = _U64(0xFFFFFFFF00000000)
+
+
+def _leftmost_minima(
+    values: np.ndarray, w: int, idx: np.ndarray, scratch: _Scratch
+) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum of the runs of ``w`` values that start at ``idx``, and the index of its leftmost
+    occurrence (``values`` fewer than 2**32).
+
+    One sliding minimum of the top 32 bits of each value with its index in the low 32 bits
+    gives the leftmost place of the smallest top half; that is the leftmost minimum unless
+    another value of the run shares that top half (about w**2 / 2**33 of the runs), which a
+    plain sliding minimum of the values tells: those blocks take the exact doubling with
+    indices (:func:`_sliding_argmin`).
+    """
+    packed = scratch.get("packed", values.size)
+    np.bitwise_and(values, _HIGH32, out=packed)
+    packed |= np.arange(values.size, dtype=np.uint64)
+    at = _sliding_min(packed, w, scratch).take(idx)
+    at &= _LOW32
+    least = _sliding_min(values, w, scratch).take(idx)
+    if not np.array_equal(values.take(at), least):
+        exact, where = _sliding_argmin(values, w, scratch)
+        return exact.take(idx), where.take(idx).astype(np.int64)
+    return least, at.view(np.int64)
+
+
+def window_minimizers(codes: np.ndarray, k: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The minimizer of every k-mer window of ``codes`` (all ACGT), block by block.
+
+    Returns
+    -------
+    hashes : ndarray of uint64
+        The minimizer hash of each window (L -> L-k+1).
+    places : ndarray of int64
+        Where its minimizer starts: the leftmost m-mer of the smallest top 32 bits of hash
+        (the minimizer itself wherever ``alone``).
+    alone : ndarray of bool
+        Whether that m-mer alone holds the smallest top half in the window and has an
+        orientation (is not its own reverse complement): then it is the window's one
+        minimizer.  Elsewhere the window holds its minimizer twice (or shares the top half
+        of its hash, about w**2 / 2**33 of the windows).
+    forward : ndarray of bool
+        Whether the m-mer at ``places`` reads as its canonical form.
+
+    Two sliding minima of the top halves of the hashes, with the index (or its complement)
+    in the low halves, give the leftmost and the rightmost place; they agree where alone.
+    """
+    n = max(codes.size - k + 1, 0)
+    w = k - m + 1
+    hashes = np.empty(n, dtype=np.uint64)
+    places = np.empty(n, dtype=np.int64)
+    alone = np.empty(n, dtype=bool)
+    forward = np.empty(n, dtype=bool)
+    scratch = _Scratch()
+    for start in range(0, n, BLOCK):
+        stop = min(start + BLOCK, n)
+        fw, rc = kmer_window_pairs(codes[start : stop + k - 1], m, scratch)
+        ahead = np.less_equal(fw, rc, out=scratch.get("ahead", fw.size, bool))
+        twice = np.equal(fw, rc, out=scratch.get("twice", fw.size, bool))
+        mm = np.minimum(fw, rc, out=scratch.get("mm", fw.size))
+        mm ^= _U64(_MINIMIZER_SEED)
+        _fmix64(mm, scratch.get("mix", mm.size))
+        index = np.arange(mm.size, dtype=np.uint64)
+        packed = np.bitwise_and(mm, _HIGH32, out=scratch.get("packed", mm.size))
+        packed |= index
+        left = (_sliding_min(packed, w, scratch) & _LOW32).view(np.int64)
+        np.bitwise_and(mm, _HIGH32, out=packed)
+        packed |= _LOW32 - index
+        right = (_LOW32 - (_sliding_min(packed, w, scratch) & _LOW32)).view(np.int64)
+        np.take(mm, left, out=hashes[start:stop])
+        np.equal(left, right, out=alone[start:stop])
+        alone[start:stop] &= ~twice.take(left)
+        np.take(ahead, left, out=forward[start:stop])
+        np.add(left, start, out=places[start:stop])
+    return hashes, places, alone, forward
+
+
 def minimizer_anchors(kmers: np.ndarray, k: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     """Minimizer hash and anchor of canonical k-mers (uint64 codes).
 
@@ -414,9 +493,8 @@ def _sequence_kmers(
             if anchors is None or others is None or forward is None:
                 np.take(_sliding_min(mm, k - m + 1, scratch), idx, out=hashes[kept:end])
             else:
-                least, at = _sliding_argmin(mm, k - m + 1, scratch)
-                np.take(least, idx, out=hashes[kept:end])
-                q = at.take(idx)
+                least, q = _leftmost_minima(mm, k - m + 1, idx, scratch)
+                hashes[kept:end] = least
                 offset = (q - idx).astype(np.uint8)  # the minimizer's offset in the read's k-mer
                 flip = fwd_valid != kmers[kept:end]  # the canonical k-mer is the read's reverse complement
                 b = forward.take(q) ^ flip
