@@ -344,15 +344,18 @@ class MinimizerDictionary:
         if self.n_multi:
             # a run of keys nearly always lies along one anchor of its minimizer: where a
             # bucket has several, the one that places the run's first key serves the run
-            self._choose(run_slots, run_values, anchors.take(head), keys.take(head), others.take(head))
+            self._choose(run_slots, run_values, head, anchors, keys, others)
         found, orders = self._try(np.repeat(run_values, lengths), anchors, keys, others)
-        if self.n_multi and not found.all():
-            self._try_extras(np.repeat(run_slots, lengths), anchors, keys, others, found, orders)
-        if self.n_overflow and not found.all():
-            left = np.flatnonzero(~found)
-            s = self._over.lookup(keys.take(left))
+        miss = np.flatnonzero(~found)
+        if miss.size and self.n_multi:
+            # keys that their run's anchor does not place: every anchor of their bucket
+            slots = run_slots.take(np.searchsorted(head, miss, side="right") - 1)
+            self._try_all(miss, slots, anchors, keys, others, found, orders)
+            miss = miss[~found.take(miss)]
+        if miss.size and self.n_overflow:
+            s = self._over.lookup(keys.take(miss))
             ok = s >= 0
-            left, s = left[ok], s[ok]
+            left, s = miss[ok], s[ok]
             r = self._orders.take(s)
             spelt = self.unitigs.kmer_at(self.unitigs.base_of(r))
             hit = (spelt == keys.take(left)) | (spelt == others.take(left))
@@ -360,36 +363,44 @@ class MinimizerDictionary:
             orders[left[hit]] = r[hit]
         return found, orders
 
-    def _more_anchors(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The extra anchors of the buckets ``slots`` that have several: (which of ``slots``,
-        repeated once per extra anchor; the anchor values; the number of each's extras)."""
+    def _all_anchors(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every anchor of the buckets ``slots`` (-1: none) that have several: (which of
+        ``slots``, repeated once per anchor; the anchor values), first anchors first."""
         s = np.maximum(slots, 0)
         word = (s >> 6).astype(np.intp)
         flag_bits = self._flags.take(word) >> (_U64(63) - (s.astype(np.uint64) & _U64(63)))
         many = np.flatnonzero(((flag_bits & _U64(1)) == _U64(1)) & (slots >= 0))
+        if not many.size:
+            return many, np.zeros(0, dtype=np.uint64)
         j = self._before.take(word.take(many)) + np.bitwise_count(flag_bits.take(many)).astype(np.int64) - 1
         lo = self._starts.take(j)
         counts = self._starts.take(j + 1) - lo
         at = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-        values = bits.unpack(self._extras, self.n_extra, self._aw, np.repeat(lo, counts) + at)
-        return np.repeat(many, counts), values, counts
+        extra = bits.unpack(self._extras, self.n_extra, self._aw, np.repeat(lo, counts) + at)
+        first = bits.unpack(self._anchors, self.n_buckets, self._aw, s.take(many))
+        return np.concatenate([many, np.repeat(many, counts)]), np.concatenate([first, extra])
 
     def _choose(
-        self, slots: np.ndarray, values: np.ndarray, anchors: np.ndarray, keys: np.ndarray, others: np.ndarray
-    ) -> None:
-        """Replace the first anchor value of each key's bucket (``values``, in place) by the
-        anchor that places the key, where its first one does not and another does."""
-        which, extra, _ = self._more_anchors(slots)
-        if not which.size:  # no bucket of several anchors
-            return
-        hit, _ = self._try(values.take(which), anchors.take(which), keys.take(which), others.take(which))
-        test = np.flatnonzero(~hit)  # keys the first anchor does not place
-        which, extra = which.take(test), extra.take(test)
-        hit, _ = self._try(extra, anchors.take(which), keys.take(which), others.take(which))
-        values[which[hit]] = extra[hit]
-
-    def _try_extras(
         self,
+        slots: np.ndarray,
+        values: np.ndarray,
+        head: np.ndarray,
+        anchors: np.ndarray,
+        keys: np.ndarray,
+        others: np.ndarray,
+    ) -> None:
+        """For runs (first keys ``head``) whose bucket has several anchors, set ``values`` (in
+        place) to the anchor that places the run's first key, where one does."""
+        which, candidates = self._all_anchors(slots)
+        if not which.size:
+            return
+        first = head.take(which)
+        hit, _ = self._try(candidates, anchors.take(first), keys.take(first), others.take(first))
+        values[which[hit]] = candidates[hit]
+
+    def _try_all(
+        self,
+        idx: np.ndarray,
         slots: np.ndarray,
         anchors: np.ndarray,
         keys: np.ndarray,
@@ -397,14 +408,12 @@ class MinimizerDictionary:
         found: np.ndarray,
         orders: np.ndarray,
     ) -> None:
-        """Try every anchor of the buckets of several anchors, for the keys not found yet."""
-        miss = np.flatnonzero(~found & (slots >= 0))
-        which, extra, _ = self._more_anchors(slots.take(miss))
-        many = np.unique(which)  # the first anchor may not have been tried (see _choose)
-        first = bits.unpack(self._anchors, self.n_buckets, self._aw, slots.take(miss.take(many)))
-        cand = miss.take(np.concatenate([many, which]))
-        values = np.concatenate([first, extra])
-        hit, r = self._try(values, anchors.take(cand), keys.take(cand), others.take(cand))
+        """Try every anchor of the buckets ``slots`` of several anchors for the keys ``idx``."""
+        which, candidates = self._all_anchors(slots)
+        if not which.size:
+            return
+        cand = idx.take(which)
+        hit, r = self._try(candidates, anchors.take(cand), keys.take(cand), others.take(cand))
         found[cand[hit]] = True
         orders[cand[hit]] = r[hit]
 
