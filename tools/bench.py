@@ -551,9 +551,10 @@ class Bench:
         total = dir_bytes(db)
         structures = stats["structures"]
         out: dict[str, Any] = {"n_kmers": n, "bytes": total, "bits_per_kmer": 8 * total / n if n else None}
-        for role in ("mphf", "evidence", "unitigs", "columns"):
+        for role in ("dictionary", "mphf", "evidence", "unitigs", "columns"):
             out[role] = structures.get(role, {}).get("bits_per_kmer", 0.0)
-        out["dictionary"] = stats["index"]["bits_per_kmer"]  # mphf + evidence + unitigs
+        out["lookup"] = out["dictionary"] + out["mphf"] + out["evidence"]  # what finds a key's slot
+        out["dictionary"] = stats["index"]["bits_per_kmer"]  # the above + unitigs
         rest = total - sum(int(v["bytes"]) for v in structures.values())
         out["rest_bytes"] = rest  # catalog (LMDB), headers, anything the structures do not name
         out["rest"] = 8 * rest / n if n else None
@@ -936,10 +937,9 @@ def summarize(results: dict) -> list[dict]:
                      "target_ratio": target_ratio, "note": note})
 
     size = pres.get("size", {})
-    add("dictionary (MPHF + evidence + unitigs), presence index", size.get("dictionary"), "bits/k-mer",
+    add("exact dictionary (minimizer dictionary + unitigs), presence index", size.get("dictionary"), "bits/k-mer",
         "target bound", 16.0, "<= 16 bits/k-mer", 1.0,
-        "mphf {:.2f} + evidence {:.2f} + unitigs {:.2f}".format(size["mphf"], size["evidence"], size["unitigs"])
-        if size else "")
+        "lookup {:.2f} + unitigs {:.2f}".format(size.get("lookup", 0.0), size["unitigs"]) if size else "")
     add("whole presence index on disk (all files, catalog included)", size.get("bits_per_kmer"), "bits/k-mer",
         "target bound", 24.0, "<= 24 bits/k-mer", 1.0,
         f"columns {size['columns']:.2f}, catalog and other files {size['rest']:.2f}" if size else "")

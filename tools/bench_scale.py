@@ -343,7 +343,7 @@ def table(res: dict) -> str:
         rows.append(("all files (catalog included)", f"{size['bytes']:,}", _s(size["bits_per_kmer"], "{:.2f}")))
         for role, v in size["structures"].items():
             rows.append((role, f"{v['bytes']:,}", f"{v['bits_per_kmer']:.2f}"))
-        rows.append(("index (MPHF + evidence + unitigs)", f"{size['index']['bytes']:,}", f"{size['index']['bits_per_kmer']:.2f}"))
+        rows.append(("index (dictionary or MPHF + evidence, unitigs)", f"{size['index']['bytes']:,}", f"{size['index']['bits_per_kmer']:.2f}"))
         classes = size.get("classes")
         rows.append(("colour classes", "n/a" if classes is None else f"{classes:,}" if isinstance(classes, int) else str(classes), ""))
     lines += [*_md(rows), ""]

@@ -221,6 +221,7 @@ class MinimizerDictionary:
         arr, head = bits.read_header(array, HEADER_WORDS, MAGIC, VERSION, source, "a k-mer dictionary")
         self.source = source
         self.unitigs = unitigs
+        self._array = arr
         (
             _, _, self.n, self.k, self.m, self.n_buckets, self._aw, self.n_multi, self.n_extra, self._ew,
             self.n_overflow, self._ow, mphf_at, mphf_len, anchors_at, flags_at, starts_at, extras_at,
@@ -276,7 +277,7 @@ class MinimizerDictionary:
     @property
     def nbytes(self) -> int:
         """Bytes of the dictionary's array."""
-        return int(self._anchors.nbytes + self._flags.nbytes + self._extras.nbytes) + self._mphf.nbytes + self._over.nbytes
+        return int(self._array.nbytes)
 
     def _try(
         self, values: np.ndarray, anchors: np.ndarray, keys: np.ndarray, others: np.ndarray

@@ -324,7 +324,8 @@ def window_minimizers(codes: np.ndarray, k: int, m: int) -> tuple[np.ndarray, np
     Returns
     -------
     hashes : ndarray of uint64
-        The minimizer hash of each window (L -> L-k+1).
+        The minimizer hash of each window (L -> L-k+1) wherever ``alone``; elsewhere the hash
+        of the m-mer at ``places``, which may not be the smallest.
     places : ndarray of int64
         Where its minimizer starts: the leftmost m-mer of the smallest top 32 bits of hash
         (the minimizer itself wherever ``alone``).
@@ -350,7 +351,8 @@ def window_minimizers(codes: np.ndarray, k: int, m: int) -> tuple[np.ndarray, np
         stop = min(start + BLOCK, n)
         fw, rc = kmer_window_pairs(codes[start : stop + k - 1], m, scratch)
         ahead = np.less_equal(fw, rc, out=scratch.get("ahead", fw.size, bool))
-        twice = np.equal(fw, rc, out=scratch.get("twice", fw.size, bool))
+        # an m-mer of odd length is never its own reverse complement
+        twice = np.equal(fw, rc, out=scratch.get("twice", fw.size, bool)) if m % 2 == 0 else None
         mm = np.minimum(fw, rc, out=scratch.get("mm", fw.size))
         mm ^= _U64(_MINIMIZER_SEED)
         _fmix64(mm, scratch.get("mix", mm.size))
@@ -363,7 +365,8 @@ def window_minimizers(codes: np.ndarray, k: int, m: int) -> tuple[np.ndarray, np
         right = (_LOW32 - (_sliding_min(packed, w, scratch) & _LOW32)).view(np.int64)
         np.take(mm, left, out=hashes[start:stop])
         np.equal(left, right, out=alone[start:stop])
-        alone[start:stop] &= ~twice.take(left)
+        if twice is not None:
+            alone[start:stop] &= ~twice.take(left)
         np.take(ahead, left, out=forward[start:stop])
         np.add(left, start, out=places[start:stop])
     return hashes, places, alone, forward
@@ -487,6 +490,8 @@ def _sequence_kmers(
             mm[nw:] = tail
             low[nw:] = reverse_complement(tail, m)
             forward = np.less_equal(mm, low, out=scratch.get("forward", mm.size, bool)) if anchored else None
+            # an m-mer of even length may be its own reverse complement: canonical both ways
+            twice = np.equal(mm, low) if anchored and m % 2 == 0 else None
             np.minimum(mm, low, out=mm)
             mm ^= _U64(_MINIMIZER_SEED)
             _fmix64(mm, scratch.get("mix", mm.size))
@@ -498,6 +503,8 @@ def _sequence_kmers(
                 offset = (q - idx).astype(np.uint8)  # the minimizer's offset in the read's k-mer
                 flip = fwd_valid != kmers[kept:end]  # the canonical k-mer is the read's reverse complement
                 b = forward.take(q) ^ flip
+                if twice is not None:
+                    b |= twice.take(q)
                 p = np.where(flip, np.uint8(k - m) - offset, offset)
                 np.add(p * np.uint8(2), b, out=anchors[kept:end], casting="unsafe")
         kept = end
