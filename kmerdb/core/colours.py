@@ -201,9 +201,14 @@ class SparseRows:
 
     def in_slot_order(self, slots: np.ndarray) -> SparseRows:
         """The rows reordered so that row ``slots[i]`` of the result is row ``i`` (``slots`` a
-        permutation of ``0..n-1``, such as the MPHF slot of each key)."""
+        permutation of ``0..n-1``, such as the MPHF slot of each key).  Rows already in slot
+        order (``slots`` is ``0..n-1``) are returned as they are."""
+        slots = np.asarray(slots, dtype=np.int64)
+        identity = np.arange(self.n, dtype=np.int64)
+        if np.array_equal(slots, identity):
+            return self
         order = np.empty(self.n, dtype=np.int64)
-        order[np.asarray(slots, dtype=np.int64)] = np.arange(self.n, dtype=np.int64)
+        order[slots] = identity
         return self.take(order)
 
     def presence(self) -> SparseRows:

@@ -96,13 +96,12 @@ def _anchor_places(unitigs: UnitigSet, m: int) -> tuple[np.ndarray, np.ndarray, 
     """Minimizer hash, anchor value and "no single anchor" flag of every k-mer of ``unitigs``,
     in unitig order."""
     k, n = unitigs.k, unitigs.n
-    hashes, places, alone, forward = window_minimizers(unitigs.codes(), k, m)
     starts = unitigs.positions()
-    q = places.take(starts)
+    hashes, q, alone, forward = window_minimizers(unitigs.codes(), k, m, starts)
     # the k-mer of order r starts at base r + u (k - 1): the same shift maps the minimizer
     a = q - (starts - np.arange(n, dtype=np.int64))
-    values = (a.astype(np.uint64) << _U64(1)) | forward.take(starts).astype(np.uint64)
-    return hashes.take(starts), values, ~alone.take(starts)
+    values = (a.astype(np.uint64) << _U64(1)) | forward.astype(np.uint64)
+    return hashes, values, ~alone
 
 
 def build_dictionary(unitig_array: np.ndarray, m: int, max_bucket: int = MAX_BUCKET) -> np.ndarray:
@@ -123,12 +122,14 @@ def build_dictionary(unitig_array: np.ndarray, m: int, max_bucket: int = MAX_BUC
     anchor_width = bits.width_for(2 * (n + k))
     if n:
         hashes, values, over = _anchor_places(unitigs, m)
-        kept = np.flatnonzero(~over)
         # neighbours in a unitig share their anchor: one candidate per run, then distinct pairs
-        hk, vk = hashes.take(kept), values.take(kept)
-        head = np.ones(kept.size, dtype=bool)
-        head[1:] = (hk[1:] != hk[:-1]) | (vk[1:] != vk[:-1])
-        hk, vk = hk[head], vk[head]
+        head = np.empty(n, dtype=bool)
+        head[0] = True
+        np.not_equal(hashes[1:], hashes[:-1], out=head[1:])
+        head[1:] |= values[1:] != values[:-1]
+        head[1:] |= over[:-1]  # a run resumes after a k-mer of the overflow
+        head &= ~over
+        hk, vk = hashes[head], values[head]
         order = np.lexsort((vk, hk))
         hk, vk = hk.take(order), vk.take(order)
         distinct = np.ones(hk.size, dtype=bool)
@@ -137,8 +138,9 @@ def build_dictionary(unitig_array: np.ndarray, m: int, max_bucket: int = MAX_BUC
         first = _firsts(hk)
         sizes = np.diff(np.append(first, hk.size))
         heavy = hk.take(first[sizes > max_bucket])
-        if heavy.size:
-            over[kept[np.isin(hashes.take(kept), heavy)]] = True
+        if heavy.size:  # sorted, and few: a search beats a set test of every k-mer
+            at = np.minimum(np.searchsorted(heavy, hashes), heavy.size - 1)
+            over |= heavy.take(at) == hashes
             light = np.repeat(sizes <= max_bucket, sizes)
             hk, vk = hk[light], vk[light]
             first = _firsts(hk)

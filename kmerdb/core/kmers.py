@@ -318,14 +318,17 @@ def _leftmost_minima(
     return least, at.view(np.int64)
 
 
-def window_minimizers(codes: np.ndarray, k: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The minimizer of every k-mer window of ``codes`` (all ACGT), block by block.
+def window_minimizers(
+    codes: np.ndarray, k: int, m: int, starts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The minimizer of the k-mer windows of ``codes`` (all ACGT) that begin at ``starts``
+    (ascending), block by block.
 
     Returns
     -------
     hashes : ndarray of uint64
-        The minimizer hash of each window (L -> L-k+1) wherever ``alone``; elsewhere the hash
-        of the m-mer at ``places``, which may not be the smallest.
+        The minimizer hash of each window wherever ``alone``; elsewhere the hash of the m-mer
+        at ``places``, which may not be the smallest.
     places : ndarray of int64
         Where its minimizer starts: the leftmost m-mer of the smallest top 32 bits of hash
         (the minimizer itself wherever ``alone``).
@@ -342,33 +345,38 @@ def window_minimizers(codes: np.ndarray, k: int, m: int) -> tuple[np.ndarray, np
     """
     n = max(codes.size - k + 1, 0)
     w = k - m + 1
-    hashes = np.empty(n, dtype=np.uint64)
-    places = np.empty(n, dtype=np.int64)
-    alone = np.empty(n, dtype=bool)
-    forward = np.empty(n, dtype=bool)
+    starts = np.asarray(starts, dtype=np.int64)
+    hashes = np.empty(starts.size, dtype=np.uint64)
+    places = np.empty(starts.size, dtype=np.int64)
+    alone = np.empty(starts.size, dtype=bool)
+    forward = np.empty(starts.size, dtype=bool)
     scratch = _Scratch()
-    for start in range(0, n, BLOCK):
+    cuts = np.searchsorted(starts, np.arange(0, n + BLOCK, BLOCK))
+    for b, start in enumerate(range(0, n, BLOCK)):
+        lo, hi = int(cuts[b]), int(cuts[b + 1])
+        if lo == hi:
+            continue
         stop = min(start + BLOCK, n)
         fw, rc = kmer_window_pairs(codes[start : stop + k - 1], m, scratch)
-        ahead = np.less_equal(fw, rc, out=scratch.get("ahead", fw.size, bool))
-        # an m-mer of odd length is never its own reverse complement
-        twice = np.equal(fw, rc, out=scratch.get("twice", fw.size, bool)) if m % 2 == 0 else None
         mm = np.minimum(fw, rc, out=scratch.get("mm", fw.size))
         mm ^= _U64(_MINIMIZER_SEED)
         _fmix64(mm, scratch.get("mix", mm.size))
         index = np.arange(mm.size, dtype=np.uint64)
         packed = np.bitwise_and(mm, _HIGH32, out=scratch.get("packed", mm.size))
         packed |= index
-        left = (_sliding_min(packed, w, scratch) & _LOW32).view(np.int64)
+        at = starts[lo:hi] - start
+        left = (_sliding_min(packed, w, scratch).take(at) & _LOW32).view(np.int64)
         np.bitwise_and(mm, _HIGH32, out=packed)
-        packed |= _LOW32 - index
-        right = (_LOW32 - (_sliding_min(packed, w, scratch) & _LOW32)).view(np.int64)
-        np.take(mm, left, out=hashes[start:stop])
-        np.equal(left, right, out=alone[start:stop])
-        if twice is not None:
-            alone[start:stop] &= ~twice.take(left)
-        np.take(ahead, left, out=forward[start:stop])
-        np.add(left, start, out=places[start:stop])
+        index ^= _LOW32  # the complement of the index: the rightmost place wins
+        packed |= index
+        right = _LOW32 - (_sliding_min(packed, w, scratch).take(at) & _LOW32)
+        np.take(mm, left, out=hashes[lo:hi])
+        np.equal(left, right.view(np.int64), out=alone[lo:hi])
+        fl, rl = fw.take(left), rc.take(left)
+        np.less_equal(fl, rl, out=forward[lo:hi])
+        if m % 2 == 0:  # an m-mer of odd length is never its own reverse complement
+            alone[lo:hi] &= fl != rl
+        np.add(left, start, out=places[lo:hi])
     return hashes, places, alone, forward
 
 

@@ -235,6 +235,19 @@ def write_group(
     generation may write the group in two orders (a transaction that reindexes back and
     forth); a file of that name is then the same group, written earlier, and is reused."""
     rows = _group_rows(rows, config)
+    slots = np.asarray(slots, dtype=np.int64)
+    if rows.n > 1:
+        # rows in slot order once, whichever encodings choose_encoding tries
+        row_at = np.empty(rows.n, dtype=np.int64)
+        row_at[slots] = np.arange(rows.n, dtype=np.int64)
+        rows = rows.take(row_at)
+        if placement is not None:
+            classes = placement.classes
+            placement = Placement(
+                np.asarray(placement.ordinals).take(row_at),
+                (classes[0].take(row_at), classes[1]) if classes is not None else None,
+            )
+        slots = np.arange(rows.n, dtype=np.int64)
     encoding, data = choose_encoding(config, rows, slots, placement)
     name = f"{prefix}.g{generation:07d}-{genome_ids[0]}{'.' + order if order else ''}.{encoding.kind}.npy"
     ref = (_reuse(root, name, data) if order else None) or save_array(root, name, data)
