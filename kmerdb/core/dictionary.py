@@ -74,6 +74,8 @@ VERSION = 1
 HEADER_WORDS = 22
 #: A minimizer with more anchors than this sends its k-mers to the overflow.
 MAX_BUCKET = 8
+# Overflow orders checked at a time when a dictionary is opened.
+_CHECK_BLOCK = 1 << 20
 
 _U64 = np.uint64
 
@@ -262,12 +264,12 @@ class MinimizerDictionary:
         self._starts = bits.unpack(base[starts_at:extras_at], self.n_multi + 1, self._ew).astype(np.int64)
         self._extras = base[extras_at:over_at]
         self._over = MPHF.from_array(base[over_at : over_at + over_len], source=source)
-        self._orders = bits.unpack(base[orders_at:total], self.n_overflow, self._ow).astype(np.int64)
+        self._orders = base[orders_at:total]  # unpacked per lookup: a large overflow stays on disk
         if self._mphf.n != self.n_buckets or self._over.n != self.n_overflow:
             raise CorruptDatabaseError(source, "a k-mer dictionary's hash function does not match its header")
         if (
             self._starts[0] != 0 or self._starts[-1] != self.n_extra or np.any(np.diff(self._starts) < 1)
-            or (self._orders.size and int(self._orders.max()) >= self.n)
+            or self._orders_beyond_n()
         ):
             raise CorruptDatabaseError(source, "k-mer dictionary entries out of range")
         before = np.zeros(self._flags.size, dtype=np.int64)
@@ -275,6 +277,14 @@ class MinimizerDictionary:
         if int(before[-1] + np.bitwise_count(self._flags[-1])) != self.n_multi:
             raise CorruptDatabaseError(source, "k-mer dictionary bucket flags disagree with its header")
         self._before = before
+
+    def _orders_beyond_n(self) -> bool:
+        """Whether an overflow k-mer's unitig order is n or more (read in blocks)."""
+        for lo in range(0, self.n_overflow, _CHECK_BLOCK):
+            index = np.arange(lo, min(lo + _CHECK_BLOCK, self.n_overflow), dtype=np.uint64)
+            if int(bits.unpack(self._orders, self.n_overflow, self._ow, index).max()) >= self.n:
+                return True
+        return False
 
     @property
     def nbytes(self) -> int:
@@ -359,7 +369,7 @@ class MinimizerDictionary:
             s = self._over.lookup(keys.take(miss))
             ok = s >= 0
             left, s = miss[ok], s[ok]
-            r = self._orders.take(s)
+            r = bits.unpack(self._orders, self.n_overflow, self._ow, s).view(np.int64)
             spelt = self.unitigs.kmer_at(self.unitigs.base_of(r))
             hit = (spelt == keys.take(left)) | (spelt == others.take(left))
             found[left[hit]] = True
