@@ -16,11 +16,16 @@ every k-mer to a slot and checking per-slot evidence:
   compared with the key, so the answer is exact (no false positives, no misses).
 
 A found key's answer is its *unitig order*: the rank of its k-mer in the unitig sequence,
-which is the row of the layer's column groups.  Two kinds of k-mer do not go through
-buckets and are kept, with their unitig order, behind an MPHF of their own (the
-*overflow*): k-mers whose minimizer occurs twice inside them (they have no single
-anchor), and k-mers of buckets of more than :data:`MAX_BUCKET` anchors (repeats of a
-low-complexity minimizer), which would make lookups scan long lists.
+which is the row of the layer's column groups.
+
+A minimizer that occurs in many unitigs (a core region of many related genomes, where every
+variant nearby makes a branch of the graph) has a bucket of many anchors.  Buckets of up to
+:data:`MAX_BUCKET` anchors are scanned; the k-mers of larger ones are looked up in the *skew
+index*, as SSHash does: an MPHF over those k-mers and, per k-mer, which anchor of its bucket
+holds it (a few bits).  Two kinds of k-mer do not go through buckets and are kept, with their
+unitig order, behind an MPHF of their own (the *overflow*): k-mers whose minimizer occurs
+twice inside them (they have no single anchor), and k-mers of buckets of more than
+:data:`MAX_SKEW` anchors (low-complexity minimizers).
 
 Anchor values are ``2 * a + o``: ``a`` is the minimizer's first base as a unitig order
 (its base minus ``u * (k - 1)`` for its unitig u, so that ``a - offset`` is the order of
@@ -40,16 +45,21 @@ Serialized layout: one 1-D little-endian uint64 array (one ``.npy`` file)::
     7     M, buckets of more than one anchor
     8     E, anchors beyond the first of such buckets
     9     width of the extra-anchor starts, bits
-    10    F, overflow k-mers
-    11    width of an overflow k-mer's unitig order, bits
-    12    start of the buckets' MPHF (words), 13 its length
-    14    start of the first anchors: B fields in bucket order
-    15    start of the flags of buckets of more than one anchor: B bits
-    16    start of the extra-anchor starts: M + 1 fields
-    17    start of the extra anchors: E fields
-    18    start of the overflow MPHF, 19 its length
-    20    start of the overflow unitig orders: F fields in overflow-slot order
-    21    total length, in words
+    10    L, the most anchors of a bucket that is scanned (larger ones use the skew index)
+    11    S, k-mers in the skew index
+    12    width of a skew entry (an anchor's index in its bucket), bits
+    13    F, overflow k-mers
+    14    width of an overflow k-mer's unitig order, bits
+    15    start of the buckets' MPHF (words), 16 its length
+    17    start of the first anchors: B fields in bucket order
+    18    start of the flags of buckets of more than one anchor: B bits
+    19    start of the extra-anchor starts: M + 1 fields
+    20    start of the extra anchors: E fields
+    21    start of the skew MPHF, 22 its length
+    23    start of the skew entries: S fields in skew-slot order
+    24    start of the overflow MPHF, 25 its length
+    26    start of the overflow unitig orders: F fields in overflow-slot order
+    27    total length, in words
 """
 
 from __future__ import annotations
@@ -67,13 +77,15 @@ from kmerdb.core.mphf import MPHF
 from kmerdb.core.unitigs import UnitigSet
 from kmerdb.errors import CorruptDatabaseError
 
-__all__ = ["MinimizerDictionary", "build_dictionary", "MAX_BUCKET", "MAGIC", "VERSION"]
+__all__ = ["MinimizerDictionary", "build_dictionary", "MAX_BUCKET", "MAX_SKEW", "MAGIC", "VERSION"]
 
 MAGIC = int.from_bytes(b"kmerDICT", "little")
 VERSION = 1
-HEADER_WORDS = 22
-#: A minimizer with more anchors than this sends its k-mers to the overflow.
+HEADER_WORDS = 28
+#: A bucket of more anchors than this finds its k-mers' anchors through the skew index.
 MAX_BUCKET = 8
+#: A minimizer with more anchors than this sends its k-mers to the overflow.
+MAX_SKEW = 1024
 # Overflow orders checked at a time when a dictionary is opened.
 _CHECK_BLOCK = 1 << 20
 
@@ -106,7 +118,9 @@ def _anchor_places(unitigs: UnitigSet, m: int) -> tuple[np.ndarray, np.ndarray, 
     return hashes, values, ~alone
 
 
-def build_dictionary(unitig_array: np.ndarray, m: int, max_bucket: int = MAX_BUCKET) -> np.ndarray:
+def build_dictionary(
+    unitig_array: np.ndarray, m: int, max_bucket: int = MAX_BUCKET, max_skew: int = MAX_SKEW
+) -> np.ndarray:
     """The dictionary array of a layer's unitigs (a serialized :class:`UnitigSet`).
 
     Parameters
@@ -116,6 +130,9 @@ def build_dictionary(unitig_array: np.ndarray, m: int, max_bucket: int = MAX_BUC
     m : int
         Minimizer length (the index configuration's).
     max_bucket : int
+        Most anchors of a bucket that lookups scan; the k-mers of larger buckets go to the skew
+        index.
+    max_skew : int
         Most anchors a minimizer keeps; the k-mers of a minimizer with more go to the overflow.
     """
     unitigs = UnitigSet(unitig_array)
@@ -139,11 +156,10 @@ def build_dictionary(unitig_array: np.ndarray, m: int, max_bucket: int = MAX_BUC
         hk, vk = hk[distinct], vk[distinct]
         first = _firsts(hk)
         sizes = np.diff(np.append(first, hk.size))
-        heavy = hk.take(first[sizes > max_bucket])
-        if heavy.size:  # sorted, and few: a search beats a set test of every k-mer
-            at = np.minimum(np.searchsorted(heavy, hashes), heavy.size - 1)
-            over |= heavy.take(at) == hashes
-            light = np.repeat(sizes <= max_bucket, sizes)
+        huge = hk.take(first[sizes > max_skew])
+        if huge.size:  # sorted, and few: a search beats a set test of every k-mer
+            over |= _member(huge, hashes)
+            light = np.repeat(sizes <= max_skew, sizes)
             hk, vk = hk[light], vk[light]
             first = _firsts(hk)
             sizes = np.diff(np.append(first, hk.size))
@@ -151,6 +167,7 @@ def build_dictionary(unitig_array: np.ndarray, m: int, max_bucket: int = MAX_BUC
     else:
         keys = np.zeros(0, dtype=np.uint64)
         over = np.zeros(0, dtype=bool)
+        hashes = values = hk = vk = first = sizes = np.zeros(0, dtype=np.uint64)
     mphf = MPHF.build(keys)
     slot = mphf.lookup(keys)
     n_buckets = keys.size
@@ -173,33 +190,89 @@ def build_dictionary(unitig_array: np.ndarray, m: int, max_bucket: int = MAX_BUC
         extras = vk.take(np.repeat(first.take(many), counts) + 1 + within)
     n_extra = extras.size
     extra_width = bits.width_for(n_extra)
+    skew_mphf, skew_entries, skew_width = _skew_index(unitigs, hashes, values, over, keys, vk, first, sizes, max_bucket)
     overflow = np.flatnonzero(over)
-    if overflow.size:
-        over_keys = canonical(unitigs.kmer_at(unitigs.base_of(overflow)), k)
-        over_mphf = MPHF.build(over_keys)
-        ordinals = np.empty(overflow.size, dtype=np.uint64)
-        ordinals[over_mphf.lookup(over_keys)] = overflow
-    else:
-        over_mphf = MPHF.build(np.zeros(0, dtype=np.uint64))
-        ordinals = np.zeros(0, dtype=np.uint64)
+    over_mphf, ordinals = _keyed(unitigs, overflow)
     order_width = bits.width_for(max(n - 1, 0))
     mphf_at = _section(words, mphf.to_array())
     anchors_at = _section(words, bits.pack(firsts, anchor_width))
     flags_at = _section(words, bits.pack_flags(multi))
     starts_at = _section(words, bits.pack(extra_starts, extra_width))
     extras_at = _section(words, bits.pack(extras, anchor_width))
+    skew_at = _section(words, skew_mphf.to_array())
+    entries_at = _section(words, bits.pack(skew_entries, skew_width))
     over_at = _section(words, over_mphf.to_array())
     orders_at = _section(words, bits.pack(ordinals, order_width))
     total = HEADER_WORDS + sum(w.size for w in words)
     header = [
         MAGIC, VERSION, n, k, m, n_buckets, anchor_width, int(multi.sum()), n_extra, extra_width,
-        int(overflow.size), order_width, mphf_at[0], mphf_at[1], anchors_at[0], flags_at[0], starts_at[0],
-        extras_at[0], over_at[0], over_at[1], orders_at[0], total,
+        max_bucket, int(skew_entries.size), skew_width, int(overflow.size), order_width,
+        mphf_at[0], mphf_at[1], anchors_at[0], flags_at[0], starts_at[0], extras_at[0],
+        skew_at[0], skew_at[1], entries_at[0], over_at[0], over_at[1], orders_at[0], total,
     ]
     out = np.empty(total, dtype="<u8")
     out[:HEADER_WORDS] = header
     out[HEADER_WORDS:] = np.concatenate(words) if words else []
     return out
+
+
+def _member(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Whether each of ``values`` is in the (non-empty, sorted) ``sorted_values``."""
+    at = np.minimum(np.searchsorted(sorted_values, values), sorted_values.size - 1)
+    return sorted_values.take(at) == values
+
+
+def _keyed(unitigs: UnitigSet, ordinals: np.ndarray) -> tuple[MPHF, np.ndarray]:
+    """An MPHF over the canonical k-mers of unitig orders ``ordinals`` and, by its slot, their
+    index in ``ordinals``."""
+    if not ordinals.size:
+        return MPHF.build(np.zeros(0, dtype=np.uint64)), np.zeros(0, dtype=np.uint64)
+    keys = canonical(unitigs.kmer_at(unitigs.base_of(ordinals)), unitigs.k)
+    mphf = MPHF.build(keys)
+    out = np.empty(ordinals.size, dtype=np.uint64)
+    out[mphf.lookup(keys)] = ordinals
+    return mphf, out
+
+
+def _skew_index(
+    unitigs: UnitigSet,
+    hashes: np.ndarray,
+    values: np.ndarray,
+    over: np.ndarray,
+    keys: np.ndarray,
+    vk: np.ndarray,
+    first: np.ndarray,
+    sizes: np.ndarray,
+    max_bucket: int,
+) -> tuple[MPHF, np.ndarray, int]:
+    """The skew index: an MPHF over the k-mers of buckets of more than ``max_bucket`` anchors
+    and, by its slot, the index of each one's anchor in its bucket (buckets: sorted ``keys``,
+    their anchors ``vk[first[b]:first[b] + sizes[b]]``, sorted)."""
+    large = keys.take(np.flatnonzero(sizes > max_bucket))
+    if not large.size:
+        return MPHF.build(np.zeros(0, dtype=np.uint64)), np.zeros(0, dtype=np.uint64), 1
+    member = np.flatnonzero(_member(large, hashes) & ~over)  # unitig orders of their k-mers
+    b = np.searchsorted(keys, hashes.take(member))
+    v = values.take(member)
+    # a binary search of each k-mer's anchor among its bucket's (sorted) anchors
+    lo = first.take(b).astype(np.int64)
+    hi = lo + sizes.take(b).astype(np.int64)
+    while True:
+        open_ = lo < hi
+        if not open_.any():
+            break
+        mid = (lo + hi) >> 1
+        mid_v = vk.take(np.minimum(mid, vk.size - 1))
+        right = open_ & (mid_v < v)
+        left = open_ & ~right
+        lo = np.where(right, mid + 1, lo)
+        hi = np.where(left, mid, hi)
+    index = (lo - first.take(b)).astype(np.uint64)
+    mphf, ordinals = _keyed(unitigs, member)
+    # ordinals[slot] is the unitig order of the slot's k-mer: its entry is that k-mer's index
+    entry_of = np.empty(unitigs.n, dtype=np.uint64)
+    entry_of[member] = index
+    return mphf, entry_of.take(ordinals.astype(np.int64)), bits.width_for(int(sizes.max()) - 1)
 
 
 class MinimizerDictionary:
@@ -228,28 +301,32 @@ class MinimizerDictionary:
         self._array = arr
         (
             _, _, self.n, self.k, self.m, self.n_buckets, self._aw, self.n_multi, self.n_extra, self._ew,
-            self.n_overflow, self._ow, mphf_at, mphf_len, anchors_at, flags_at, starts_at, extras_at,
-            over_at, over_len, orders_at, total,
+            self.scan_limit, self.n_skew, self._sw, self.n_overflow, self._ow, mphf_at, mphf_len, anchors_at,
+            flags_at, starts_at, extras_at, skew_at, skew_len, entries_at, over_at, over_len, orders_at, total,
         ) = head
         if total != arr.size:
             raise CorruptDatabaseError(source, f"a k-mer dictionary of {total} words in an array of {arr.size}")
         if self.n != unitigs.n or self.k != unitigs.k:
             raise CorruptDatabaseError(source, "the dictionary does not describe the layer's unitigs")
-        if not 1 <= self.m <= self.k or self.n_multi > self.n_buckets or self.n_overflow > self.n:
+        if (
+            not 1 <= self.m <= self.k or self.n_multi > self.n_buckets or self.n_overflow > self.n
+            or self.n_skew > self.n or self.scan_limit < 1
+        ):
             raise CorruptDatabaseError(source, "k-mer dictionary header out of range")
-        sections = [
-            (mphf_at, mphf_len), (anchors_at, bits.n_words(self.n_buckets, self._aw)),
-            (flags_at, bits.n_words(self.n_buckets, 1)), (starts_at, bits.n_words(self.n_multi + 1, self._ew)),
-            (extras_at, bits.n_words(self.n_extra, self._aw)), (over_at, over_len),
-            (orders_at, bits.n_words(self.n_overflow, self._ow)),
-        ]
         bits.check_fields(
             arr.size,
             [(self.n_buckets, self._aw), (self.n_buckets, 1), (self.n_multi + 1, self._ew), (self.n_extra, self._aw),
-             (self.n_overflow, self._ow)],
+             (self.n_skew, self._sw), (self.n_overflow, self._ow)],
             source,
             "k-mer dictionary",
         )
+        sections = [
+            (mphf_at, mphf_len), (anchors_at, bits.n_words(self.n_buckets, self._aw)),
+            (flags_at, bits.n_words(self.n_buckets, 1)), (starts_at, bits.n_words(self.n_multi + 1, self._ew)),
+            (extras_at, bits.n_words(self.n_extra, self._aw)), (skew_at, skew_len),
+            (entries_at, bits.n_words(self.n_skew, self._sw)), (over_at, over_len),
+            (orders_at, bits.n_words(self.n_overflow, self._ow)),
+        ]
         at = HEADER_WORDS
         for start, length in sections:  # back to back, in order, filling the array
             if start != at or length < 0:
@@ -262,10 +339,12 @@ class MinimizerDictionary:
         self._anchors = base[anchors_at:flags_at]
         self._flags = base[flags_at:starts_at]
         self._starts = bits.unpack(base[starts_at:extras_at], self.n_multi + 1, self._ew).astype(np.int64)
-        self._extras = base[extras_at:over_at]
+        self._extras = base[extras_at:skew_at]
+        self._skew = MPHF.from_array(base[skew_at : skew_at + skew_len], source=source)
+        self._entries = base[entries_at:over_at]
         self._over = MPHF.from_array(base[over_at : over_at + over_len], source=source)
         self._orders = base[orders_at:total]  # unpacked per lookup: a large overflow stays on disk
-        if self._mphf.n != self.n_buckets or self._over.n != self.n_overflow:
+        if self._mphf.n != self.n_buckets or self._over.n != self.n_overflow or self._skew.n != self.n_skew:
             raise CorruptDatabaseError(source, "a k-mer dictionary's hash function does not match its header")
         if (
             self._starts[0] != 0 or self._starts[-1] != self.n_extra or np.any(np.diff(self._starts) < 1)
@@ -361,7 +440,8 @@ class MinimizerDictionary:
         found, orders = self._try(np.repeat(run_values, lengths), anchors, keys, others)
         miss = np.flatnonzero(~found)
         if miss.size and self.n_multi:
-            # keys that their run's anchor does not place: every anchor of their bucket
+            # keys that their run's anchor does not place: every anchor of a bucket that is
+            # scanned, the skew index's anchor in a larger one
             slots = run_slots.take(np.searchsorted(head, miss, side="right") - 1)
             self._try_all(miss, slots, anchors, keys, others, found, orders)
             miss = miss[~found.take(miss)]
@@ -376,22 +456,52 @@ class MinimizerDictionary:
             orders[left[hit]] = r[hit]
         return found, orders
 
-    def _all_anchors(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Every anchor of the buckets ``slots`` (-1: none) that have several: (which of
-        ``slots``, repeated once per anchor; the anchor values), first anchors first."""
+    def _several(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Of the buckets ``slots`` (-1: none), those of several anchors: (which of ``slots``,
+        where their extra anchors start, how many they have)."""
         s = np.maximum(slots, 0)
         word = (s >> 6).astype(np.intp)
         flag_bits = self._flags.take(word) >> (_U64(63) - (s.astype(np.uint64) & _U64(63)))
         many = np.flatnonzero(((flag_bits & _U64(1)) == _U64(1)) & (slots >= 0))
-        if not many.size:
-            return many, np.zeros(0, dtype=np.uint64)
         j = self._before.take(word.take(many)) + np.bitwise_count(flag_bits.take(many)).astype(np.int64) - 1
         lo = self._starts.take(j)
-        counts = self._starts.take(j + 1) - lo
+        return many, lo, self._starts.take(j + 1) - lo
+
+    def _candidates(
+        self, slots: np.ndarray, keys: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The anchors to try for keys of the buckets ``slots`` of several anchors: every anchor
+        of a bucket that is scanned, the skew index's one of a larger bucket.  Returns (which of
+        ``slots``, repeated once per anchor; the anchor values)."""
+        many, lo, extra = self._several(slots)
+        if not many.size:
+            return many, np.zeros(0, dtype=np.uint64)
+        first = bits.unpack(self._anchors, self.n_buckets, self._aw, np.maximum(slots, 0).take(many))
+        scanned = extra < self.scan_limit  # extra anchors + the first <= the scan limit
+        skew = np.flatnonzero(~scanned)
+        scan = np.flatnonzero(scanned)
+        counts = extra.take(scan)
         at = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-        extra = bits.unpack(self._extras, self.n_extra, self._aw, np.repeat(lo, counts) + at)
-        first = bits.unpack(self._anchors, self.n_buckets, self._aw, s.take(many))
-        return np.concatenate([many, np.repeat(many, counts)]), np.concatenate([first, extra])
+        extras = bits.unpack(self._extras, self.n_extra, self._aw, np.repeat(lo.take(scan), counts) + at)
+        which = [many.take(scan), np.repeat(many.take(scan), counts)]
+        values = [first.take(scan), extras]
+        if skew.size and self.n_skew:
+            # the skew index names the anchor; a stranger gets some index, which its check refuses
+            index = many.take(skew)
+            s = self._skew.lookup(keys.take(index))
+            ok = np.flatnonzero(s >= 0)
+            index, s, sk = index.take(ok), s.take(ok), skew.take(ok)
+            entry = bits.unpack(self._entries, self.n_skew, self._sw, s).astype(np.int64)
+            ok = np.flatnonzero(entry <= extra.take(sk))
+            index, entry, sk = index.take(ok), entry.take(ok), sk.take(ok)
+            chosen = first.take(sk)
+            later = np.flatnonzero(entry > 0)
+            chosen[later] = bits.unpack(
+                self._extras, self.n_extra, self._aw, lo.take(sk.take(later)) + entry.take(later) - 1
+            )
+            which.append(index)
+            values.append(chosen)
+        return np.concatenate(which), np.concatenate(values)
 
     def _choose(
         self,
@@ -404,7 +514,7 @@ class MinimizerDictionary:
     ) -> None:
         """For runs (first keys ``head``) whose bucket has several anchors, set ``values`` (in
         place) to the anchor that places the run's first key, where one does."""
-        which, candidates = self._all_anchors(slots)
+        which, candidates = self._candidates(slots, keys.take(head))
         if not which.size:
             return
         first = head.take(which)
@@ -421,8 +531,8 @@ class MinimizerDictionary:
         found: np.ndarray,
         orders: np.ndarray,
     ) -> None:
-        """Try every anchor of the buckets ``slots`` of several anchors for the keys ``idx``."""
-        which, candidates = self._all_anchors(slots)
+        """Try the anchors of :meth:`_candidates` for the keys ``idx`` of buckets ``slots``."""
+        which, candidates = self._candidates(slots, keys.take(idx))
         if not which.size:
             return
         cand = idx.take(which)
@@ -436,5 +546,6 @@ class MinimizerDictionary:
             "buckets": self.n_buckets,
             "multi_buckets": self.n_multi,
             "extra_anchors": self.n_extra,
+            "skew_kmers": self.n_skew,
             "overflow_kmers": self.n_overflow,
         }

@@ -14,6 +14,7 @@ from kmerdb.core.dictionary import (
     HEADER_WORDS,
     MAGIC,
     MAX_BUCKET,
+    MAX_SKEW,
     VERSION,
     MinimizerDictionary,
     build_dictionary,
@@ -165,13 +166,14 @@ def unitig_strings(ut: UnitigSet) -> list[str]:
     return [text[b[u] : b[u + 1]] for u in range(ut.n_unitigs)]
 
 
-def expected_stats(ut: UnitigSet, m: int, max_bucket: int) -> dict:
+def expected_stats(ut: UnitigSet, m: int, max_bucket: int, max_skew: int = MAX_SKEW) -> dict:
     """The dictionary's counts from scratch: a k-mer has an anchor when one m-mer alone holds
     the smallest top half of the hashes in it and is no palindrome; a minimizer with more
-    than ``max_bucket`` distinct anchors sends its k-mers to the overflow."""
+    than ``max_skew`` distinct anchors sends its k-mers to the overflow, one with more than
+    ``max_bucket`` to the skew index."""
     k = ut.k
     if not ut.n:
-        return {"buckets": 0, "multi_buckets": 0, "extra_anchors": 0, "overflow_kmers": 0}
+        return {"buckets": 0, "multi_buckets": 0, "extra_anchors": 0, "skew_kmers": 0, "overflow_kmers": 0}
     w = window_oracle(ut.codes(), k, m)
     bounds = ut.base_starts()
     starts = np.concatenate([np.arange(bounds[u], bounds[u + 1] - k + 1) for u in range(ut.n_unitigs)])
@@ -183,13 +185,16 @@ def expected_stats(ut: UnitigSet, m: int, max_bucket: int) -> dict:
     buckets: dict[int, set[int]] = {}
     for hv, v in zip(h[single].tolist(), value[single].tolist()):
         buckets.setdefault(hv, set()).add(v)
-    heavy = {hv for hv, s in buckets.items() if len(s) > max_bucket}
+    heavy = {hv for hv, s in buckets.items() if len(s) > max_skew}
+    skewed = {hv for hv, s in buckets.items() if max_bucket < len(s) <= max_skew}
     light = [len(s) for hv, s in buckets.items() if hv not in heavy]
+    kept = h[single].tolist()
     return {
         "buckets": len(light),
         "multi_buckets": sum(1 for n in light if n > 1),
         "extra_anchors": sum(n - 1 for n in light),
-        "overflow_kmers": int((~single).sum()) + sum(1 for hv in h[single].tolist() if hv in heavy),
+        "skew_kmers": sum(1 for hv in kept if hv in skewed),
+        "overflow_kmers": int((~single).sum()) + sum(1 for hv in kept if hv in heavy),
     }
 
 
@@ -484,7 +489,7 @@ def test_top_half_ties():
         assert brute_anchor(word, m) == (int(got.hashes[j]), int(got.anchors[j]))
     # the dictionary sends those k-mers to the overflow and still finds every key
     keys = key_set(seq, k)
-    check_layer(keys, k, m, [MAX_BUCKET, 1], random.Random(2))
+    check_layer(keys, k, m, [MAX_BUCKET, 1, (1, 1)], random.Random(2))
 
 
 # -- 4. the dictionary end to end -------------------------------------------------------------
@@ -509,8 +514,8 @@ class LayerCase:
         assert self.ordinals.tolist() == [order_of[x] for x in keys.tolist()]
         self.order_of = order_of
 
-    def dictionary(self, m: int, max_bucket: int = MAX_BUCKET) -> MinimizerDictionary:
-        return MinimizerDictionary(build_dictionary(self.array, m, max_bucket), self.unitigs, "test")
+    def dictionary(self, m: int, max_bucket: int = MAX_BUCKET, max_skew: int = MAX_SKEW) -> MinimizerDictionary:
+        return MinimizerDictionary(build_dictionary(self.array, m, max_bucket, max_skew), self.unitigs, "test")
 
     def expected(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         got = [self.order_of.get(x, -1) for x in queries.tolist()]
@@ -568,16 +573,16 @@ def check_find(d: MinimizerDictionary, case: LayerCase, queries: np.ndarray, **g
     assert np.array_equal(orders[found], want_orders[found])
 
 
-def check_layer(
-    keys: np.ndarray, k: int, m: int, max_buckets: list[int], rng: random.Random, seq: str = ""
-) -> LayerCase:
-    """Stats against the brute force, keys, strangers and reads, for each ``max_bucket``."""
+def check_layer(keys: np.ndarray, k: int, m: int, limits: list, rng: random.Random, seq: str = "") -> LayerCase:
+    """Stats against the brute force, keys, strangers and reads, for each limit: a
+    ``max_bucket``, or a ``(max_bucket, max_skew)`` pair."""
     case = LayerCase(keys, k)
     others = strangers(case, rng, 20000)
-    for mb in max_buckets:
-        d = case.dictionary(m, mb)
+    for limit in limits:
+        mb, ms = limit if isinstance(limit, tuple) else (limit, MAX_SKEW)
+        d = case.dictionary(m, mb, ms)
         assert (d.n, d.k, d.m) == (keys.size, k, m)
-        assert d.stats() == expected_stats(case.unitigs, m, mb)
+        assert d.stats() == expected_stats(case.unitigs, m, mb, ms)
         check_find(d, case, keys)
         check_find(d, case, others)
         mixed = np.concatenate([keys, others])
@@ -599,12 +604,12 @@ def layer(genome):
     return LayerCase(key_set(genome, 31), 31)
 
 
-@pytest.mark.parametrize("max_bucket", [MAX_BUCKET, 2, 1])
-def test_every_key_found_at_its_unitig_order(layer, max_bucket):
+@pytest.mark.parametrize("limits", [(MAX_BUCKET, MAX_SKEW), (2, 4), (1, MAX_SKEW), (1, 1)])
+def test_every_key_found_at_its_unitig_order(layer, limits):
     """All keys, in sorted, shuffled and minimizer order, and as a strided column."""
-    d = layer.dictionary(13, max_bucket)
+    d = layer.dictionary(13, *limits)
     check_find(d, layer, layer.keys)
-    rng = np.random.default_rng(max_bucket)
+    rng = np.random.default_rng(sum(limits))
     check_find(d, layer, layer.keys[rng.permutation(layer.keys.size)])
     hashes, anchors = K.minimizer_anchors(layer.keys, 31, 13)
     by_hash = np.argsort(hashes, kind="stable")  # runs of one minimizer from several anchors
@@ -623,11 +628,11 @@ def test_every_key_found_at_its_unitig_order(layer, max_bucket):
         check_find(d, layer, np.array([x], dtype=np.uint64))
 
 
-@pytest.mark.parametrize("max_bucket", [MAX_BUCKET, 2, 1])
-def test_strangers_are_not_found(layer, max_bucket):
+@pytest.mark.parametrize("limits", [(MAX_BUCKET, MAX_SKEW), (2, 4), (1, MAX_SKEW), (1, 1)])
+def test_strangers_are_not_found(layer, limits):
     """~100k random k-mers, one-base mutants of keys and k-mers across unitig joins."""
-    d = layer.dictionary(13, max_bucket)
-    rng = random.Random(max_bucket)
+    d = layer.dictionary(13, *limits)
+    rng = random.Random(sum(limits))
     others = strangers(layer, rng, 100_000)
     assert others.size > 100_000
     found, _ = d.find(others)
@@ -637,12 +642,12 @@ def test_strangers_are_not_found(layer, max_bucket):
     check_find(d, layer, mixed[perm])
 
 
-@pytest.mark.parametrize("max_bucket", [MAX_BUCKET, 2, 1])
-def test_reads_on_both_strands(layer, genome, max_bucket):
+@pytest.mark.parametrize("limits", [(MAX_BUCKET, MAX_SKEW), (2, 4), (1, MAX_SKEW), (1, 1)])
+def test_reads_on_both_strands(layer, genome, limits):
     """Keys from sequence_anchors over reads of the genome (both strands, N, lowercase), and
     over reads of a mutated genome (members and strangers mixed)."""
-    d = layer.dictionary(13, max_bucket)
-    rng = random.Random(10 + max_bucket)
+    d = layer.dictionary(13, *limits)
+    rng = random.Random(10 + sum(limits))
     text = reads_of(rng, genome, 150)
     assert len(text) > K.BLOCK
     got = K.sequence_anchors(K.encode(text), 31, 13)
@@ -659,16 +664,19 @@ def test_reads_on_both_strands(layer, genome, max_bucket):
 
 
 def test_stats_exercise_every_path(layer):
-    """The counts match a brute force, and the genome fills multi buckets, extra anchors and
-    the overflow (heavy buckets and k-mers without one anchor)."""
-    stats = {mb: layer.dictionary(13, mb).stats() for mb in (MAX_BUCKET, 2, 1)}
-    for mb, s in stats.items():
-        assert s == expected_stats(layer.unitigs, 13, mb)
-    s = stats[MAX_BUCKET]
-    assert s["multi_buckets"] > 10 and s["extra_anchors"] > s["multi_buckets"] and s["overflow_kmers"] > 300
-    assert stats[2]["extra_anchors"] == stats[2]["multi_buckets"] > 0  # two anchors each
-    assert stats[1]["multi_buckets"] == stats[1]["extra_anchors"] == 0
-    assert stats[1]["overflow_kmers"] > stats[2]["overflow_kmers"] > s["overflow_kmers"]
+    """The counts match a brute force, and the genome fills multi buckets, extra anchors, the
+    skew index and the overflow (heavy buckets and k-mers without one anchor)."""
+    limits = [(MAX_BUCKET, MAX_SKEW), (2, 4), (1, MAX_SKEW), (2, 2), (1, 1)]
+    stats = {lim: layer.dictionary(13, *lim).stats() for lim in limits}
+    for lim, s in stats.items():
+        assert s == expected_stats(layer.unitigs, 13, *lim)
+    s = stats[(MAX_BUCKET, MAX_SKEW)]
+    assert s["multi_buckets"] > 10 and s["extra_anchors"] > s["multi_buckets"] and s["overflow_kmers"] > 0
+    assert s["skew_kmers"] > 0  # the 12-copy family: buckets of more than MAX_BUCKET anchors
+    assert stats[(1, MAX_SKEW)]["skew_kmers"] > stats[(2, 4)]["skew_kmers"] > 0
+    assert stats[(2, 2)]["extra_anchors"] == stats[(2, 2)]["multi_buckets"] > 0  # two anchors each
+    assert stats[(1, 1)]["multi_buckets"] == stats[(1, 1)]["extra_anchors"] == 0
+    assert stats[(1, 1)]["overflow_kmers"] > stats[(2, 2)]["overflow_kmers"] > s["overflow_kmers"]
     # k-mers whose minimizer occurs twice in them (poly-A, tandem repeats) are in the overflow
     poly = np.array([code(canon(w)) for w in ("A" * 31, ("AC" * 16)[:31], ("ACGTTGC" * 5)[:31])], dtype=np.uint64)
     assert np.isin(poly, layer.keys).all()
@@ -689,25 +697,27 @@ def test_other_k_and_m(k, m, max_bucket):
         seq += "T" + half + rc(half) + "G"
     if m % 2 == 0:  # a palindromic minimizer
         seq += planted_palindrome_kmer(random.Random(1), k, m) + "C"
-    check_layer(key_set(seq, k), k, m, [max_bucket, MAX_BUCKET], random.Random(k), seq)
+    check_layer(key_set(seq, k), k, m, [max_bucket, MAX_BUCKET, (1, max_bucket)], random.Random(k), seq)
 
 
 def test_every_kmer_in_the_overflow():
     """Tiny m with buckets of one anchor: (nearly) no bucket, the k-mers found in the overflow."""
     seq = genome_with_repeats(5, 20_000)
-    case = check_layer(key_set(seq, 31), 31, 2, [1], random.Random(5), seq)
-    s = case.dictionary(2, 1).stats()
-    assert s == {"buckets": 0, "multi_buckets": 0, "extra_anchors": 0, "overflow_kmers": case.keys.size}
-    check_layer(case.keys, 31, 5, [1], random.Random(6), seq)
-    s = case.dictionary(5, 1).stats()
+    case = check_layer(key_set(seq, 31), 31, 2, [(1, 1)], random.Random(5), seq)
+    s = case.dictionary(2, 1, 1).stats()
+    assert s == {"buckets": 0, "multi_buckets": 0, "extra_anchors": 0, "skew_kmers": 0, "overflow_kmers": case.keys.size}
+    check_layer(case.keys, 31, 5, [(1, 1), 1], random.Random(6), seq)
+    s = case.dictionary(5, 1, 1).stats()
     assert s["buckets"] < 50 and s["overflow_kmers"] > case.keys.size - 100
+    s = case.dictionary(5, 1).stats()  # the same minimizers, through the skew index
+    assert s["skew_kmers"] > case.keys.size / 2
 
 
 def test_empty_and_tiny_layers():
     """A layer of no k-mer finds nothing; layers of one k-mer find exactly it."""
     case = LayerCase(np.zeros(0, dtype=np.uint64), 31)
     d = case.dictionary(13)
-    assert d.n == 0 and d.stats() == {"buckets": 0, "multi_buckets": 0, "extra_anchors": 0, "overflow_kmers": 0}
+    assert d.n == 0 and d.stats() == {"buckets": 0, "multi_buckets": 0, "extra_anchors": 0, "skew_kmers": 0, "overflow_kmers": 0}
     probes = K.canonical(np.random.default_rng(0).integers(0, 4**31, 1000, dtype=np.uint64), 31)
     found, orders = d.find(probes)
     assert not found.any() and orders.size == 1000
@@ -719,7 +729,7 @@ def test_empty_and_tiny_layers():
         (canon("GATTACAGATTACAGATTACAGATTACAGAT"), 31, 31),
     ]:
         keys = np.array([code(canon(word))], dtype=np.uint64)
-        check_layer(keys, k, m, [MAX_BUCKET, 1], random.Random(len(word)), word)
+        check_layer(keys, k, m, [MAX_BUCKET, 1, (1, 1)], random.Random(len(word)), word)
         case = LayerCase(keys, k)
         d = case.dictionary(m)
         assert d.find(keys)[0].tolist() == [True] and d.find(keys)[1].tolist() == [0]
@@ -734,15 +744,25 @@ def small():
     """A valid dictionary with buckets of several anchors, extra anchors and an overflow."""
     seq = genome_with_repeats(7, 12_000)
     case = LayerCase(key_set(seq, 31), 31)
-    array = build_dictionary(case.array, 13)
+    array = build_dictionary(case.array, 13, 2)
     head = [int(x) for x in array[:HEADER_WORDS]]
-    n, ow = head[2], head[11]
-    assert head[0] == MAGIC and head[1] == VERSION and head[21] == array.size
-    assert head[7] >= 1 and head[8] > head[7] and head[10] >= 1
+    n, ow = head[H["n"]], head[H["order width"]]
+    assert head[0] == MAGIC and head[1] == VERSION and head[H["total"]] == array.size
+    assert head[H["M"]] >= 1 and head[H["E"]] > head[H["M"]] and head[H["F"]] >= 1 and head[H["S"]] >= 1
     assert n < 2**ow  # an overflow order of n fits its field
     assert head[5] % 64  # a free flag bit after the last bucket's
     MinimizerDictionary(array, case.unitigs)
     return case, array
+
+
+#: Header words by name (the layout in kmerdb.core.dictionary's docstring).
+NAMES = [
+    "magic", "version", "n", "k", "m", "B", "anchor width", "M", "E", "extra width", "L", "S", "skew width", "F",
+    "order width", "mphf at", "mphf len", "anchors at", "flags at", "starts at", "extras at", "skew at", "skew len",
+    "entries at", "over at", "over len", "orders at", "total",
+]  # fmt: skip
+H = {name: i for i, name in enumerate(NAMES)}
+assert len(H) == HEADER_WORDS
 
 
 def edited(array: np.ndarray, words: dict[int, int]) -> np.ndarray:
@@ -764,8 +784,10 @@ def repacked(array: np.ndarray, start_word: int, end: int, count: int, width: in
 
 def corrupted_variants(case: LayerCase, array: np.ndarray) -> dict[str, np.ndarray]:
     h = [int(x) for x in array[:HEADER_WORDS]]
-    n, B, M, E, ew, F, ow = h[2], h[5], h[7], h[8], h[9], h[10], h[11]
-    flags_at, starts_at, extras_at, orders_at, total = h[15], h[16], h[17], h[20], h[21]
+    n, B, M, E, ew = h[H["n"]], h[H["B"]], h[H["M"]], h[H["E"]], h[H["extra width"]]
+    S, sw, F, ow = h[H["S"]], h[H["skew width"]], h[H["F"]], h[H["order width"]]
+    flags_at, starts_at, extras_at = h[H["flags at"]], h[H["starts at"]], h[H["extras at"]]
+    entries_at, over_at, orders_at, total = h[H["entries at"]], h[H["over at"]], h[H["orders at"]], h[H["total"]]
     flags = bits.unpack_flags(array[flags_at:starts_at], B)
     zero, one = int(np.flatnonzero(~flags)[0]), int(np.flatnonzero(flags)[0])
 
@@ -786,16 +808,19 @@ def corrupted_variants(case: LayerCase, array: np.ndarray) -> dict[str, np.ndarr
         "k": edited(array, {3: 30}),
         "m = 0": edited(array, {4: 0}),
         "m > k": edited(array, {4: 32}),
-        "multi > buckets": edited(array, {7: B + 1}),
-        "overflow > n": edited(array, {10: n + 1}),
-        "anchor width 0": edited(array, {6: 0}),
-        "anchor width 65": edited(array, {6: 65}),
-        "huge extra count": edited(array, {8: 2**40}),
-        "huge bucket count": edited(array, {5: 2**50}),
-        "extra width 0": edited(array, {9: 0}),
-        "order width 0": edited(array, {11: 0}),
-        "total + 1": edited(array, {21: total + 1}),
-        "total - 1": edited(array, {21: total - 1}),
+        "multi > buckets": edited(array, {H["M"]: B + 1}),
+        "overflow > n": edited(array, {H["F"]: n + 1}),
+        "skew > n": edited(array, {H["S"]: n + 1}),
+        "scan limit 0": edited(array, {H["L"]: 0}),
+        "anchor width 0": edited(array, {H["anchor width"]: 0}),
+        "anchor width 65": edited(array, {H["anchor width"]: 65}),
+        "huge extra count": edited(array, {H["E"]: 2**40}),
+        "huge bucket count": edited(array, {H["B"]: 2**50}),
+        "extra width 0": edited(array, {H["extra width"]: 0}),
+        "skew width 0": edited(array, {H["skew width"]: 0}),
+        "order width 0": edited(array, {H["order width"]: 0}),
+        "total + 1": edited(array, {H["total"]: total + 1}),
+        "total - 1": edited(array, {H["total"]: total - 1}),
         "truncated": array[:-1].copy(),
         "one word more": np.append(array, np.uint64(0)),
         "header only": array[: HEADER_WORDS - 1].copy(),
@@ -806,13 +831,16 @@ def corrupted_variants(case: LayerCase, array: np.ndarray) -> dict[str, np.ndarr
         "starts flat": repacked(array, starts_at, extras_at, M + 1, ew, set_at(1, 0)),
         "starts end": repacked(array, starts_at, extras_at, M + 1, ew, set_at(M, E - 1)),
         "starts begin": repacked(array, starts_at, extras_at, M + 1, ew, set_at(0, 1)),
-        "bucket MPHF magic": edited(array, {h[12]: int(array[h[12]]) ^ 1}),
-        "overflow MPHF magic": edited(array, {h[18]: int(array[h[18]]) ^ 1}),
-        "bucket MPHF n": edited(array, {h[12] + 2: int(array[h[12] + 2]) + 1}),
+        "bucket MPHF magic": edited(array, {h[H["mphf at"]]: int(array[h[H["mphf at"]]]) ^ 1}),
+        "skew MPHF magic": edited(array, {h[H["skew at"]]: int(array[h[H["skew at"]]]) ^ 1}),
+        "overflow MPHF magic": edited(array, {over_at: int(array[over_at]) ^ 1}),
+        "bucket MPHF n": edited(array, {h[H["mphf at"]] + 2: int(array[h[H["mphf at"]] + 2]) + 1}),
+        "skew MPHF n": edited(array, {h[H["skew at"]] + 2: int(array[h[H["skew at"]] + 2]) + 1}),
         "int64": array.view(np.int64),
         "2-D": array[: array.size // 2 * 2].reshape(2, -1),
     }
-    for word in (12, 13, 14, 15, 16, 17, 18, 19, 20):
+    assert S and sw and entries_at  # a skew index to damage
+    for word in range(H["mphf at"], H["total"]):
         for step in (1, -1):
             variants[f"word {word} {step:+d}"] = edited(array, {word: h[word] + step})
     return variants
@@ -846,14 +874,16 @@ def test_mphf_of_the_wrong_size_is_rejected(small):
     """A well-formed array whose bucket MPHF holds another number of keys than the header says."""
     case, array = small
     h = [int(x) for x in array[:HEADER_WORDS]]
-    bounds = [h[12], h[14], h[15], h[16], h[17], h[18], h[20], h[21]]
+    starts = [H[name] for name in ("mphf at", "anchors at", "flags at", "starts at", "extras at", "skew at",
+                                   "entries at", "over at", "orders at", "total")]
+    bounds = [h[i] for i in starts]
     sections = [array[a:b] for a, b in itertools.pairwise(bounds)]
-    sections[0] = MPHF.build(np.arange(h[5] + 1, dtype=np.uint64)).to_array()
+    sections[0] = MPHF.build(np.arange(h[H["B"]] + 1, dtype=np.uint64)).to_array()
     sizes = np.cumsum([HEADER_WORDS] + [s.size for s in sections])
     head = list(h)
-    head[12], head[13] = int(sizes[0]), sections[0].size
-    head[14], head[15], head[16], head[17], head[18], head[20] = (int(sizes[i]) for i in (1, 2, 3, 4, 5, 6))
-    head[21] = int(sizes[-1])
+    for i, at in zip(starts, sizes):
+        head[i] = int(at)
+    head[H["mphf len"]] = sections[0].size
     bad = np.concatenate([np.array(head, dtype=np.uint64), *sections])
     with pytest.raises(CorruptDatabaseError, match="hash function"):
         MinimizerDictionary(bad, case.unitigs)
