@@ -78,3 +78,28 @@ def test_format1_keeps_its_format_when_nothing_new_is_written(old, oracle_sets):
     with kmerdb.open(path) as db:
         assert db.snapshot.format_version == 1
     assert_matches_oracle(path, sets, ["A", "C"], kmers, codes)
+
+
+def _roles(path) -> set[str]:
+    with kmerdb.open(path) as db:
+        return {role for layers in db.snapshot.partitions for rec in layers for role in rec.files}
+
+
+@pytest.mark.parametrize("name, genomes", [("presence", SOURCES), ("counts", COUNTED)])
+def test_format1_reindexed_approx_and_back_takes_dictionaries(old, oracle_sets, name, genomes):
+    """An MPHF layer going approx keeps its MPHF (new fingerprints); going exact again it gets a
+    minimizer dictionary and its groups in unitig order, and the format says so."""
+    path = old / f"{name}.kmerdb"
+    sets = oracle_sets(K, genomes)
+    kmers, codes = universe(sets, K)
+    assert _roles(path) == {"mphf", "evidence", "unitigs"}
+    kmerdb.reindex(path, "approx", fp_bits=12, threads=1)
+    assert _roles(path) == {"mphf", "evidence", "unitigs"}
+    with kmerdb.open(path) as db:
+        assert db.snapshot.format_version == 1  # new fingerprints only: nothing of a newer format
+    kmerdb.reindex(path, "exact", threads=1)
+    assert _roles(path) == {"dictionary", "unitigs"}
+    with kmerdb.open(path) as db:
+        assert db.snapshot.format_version == kmerdb.FORMAT_VERSION
+    assert_matches_oracle(path, sets, ["A", "B", "C"], kmers, codes)
+    assert kmerdb.verify(path, threads=1).ok
