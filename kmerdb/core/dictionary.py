@@ -252,9 +252,15 @@ def _skew_index(
     if not large.size:
         return MPHF.build(np.zeros(0, dtype=np.uint64)), np.zeros(0, dtype=np.uint64), 1
     member = np.flatnonzero(_member(large, hashes) & ~over)  # unitig orders of their k-mers
-    b = np.searchsorted(keys, hashes.take(member))
-    v = values.take(member)
-    # a binary search of each k-mer's anchor among its bucket's (sorted) anchors
+    h, v = hashes.take(member), values.take(member)
+    # neighbours in a unitig share their anchor: one search per run of them
+    run = np.empty(member.size, dtype=bool)
+    run[0] = True
+    run[1:] = (member[1:] != member[:-1] + 1) | (h[1:] != h[:-1]) | (v[1:] != v[:-1])
+    heads = np.flatnonzero(run)
+    b = np.searchsorted(keys, h.take(heads))
+    v = v.take(heads)
+    # a binary search of each run's anchor among its bucket's (sorted) anchors
     lo = first.take(b).astype(np.int64)
     hi = lo + sizes.take(b).astype(np.int64)
     while True:
@@ -267,7 +273,7 @@ def _skew_index(
         left = open_ & ~right
         lo = np.where(right, mid + 1, lo)
         hi = np.where(left, mid, hi)
-    index = (lo - first.take(b)).astype(np.uint64)
+    index = np.repeat((lo - first.take(b)).astype(np.uint64), np.diff(np.append(heads, member.size)))
     mphf, ordinals = _keyed(unitigs, member)
     # ordinals[slot] is the unitig order of the slot's k-mer: its entry is that k-mer's index
     entry_of = np.empty(unitigs.n, dtype=np.uint64)

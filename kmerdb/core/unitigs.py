@@ -634,14 +634,15 @@ class UnitigSet:
         if self.version == 1:
             return (np.searchsorted(self._offset_cache(), r, side="right") - 1).astype(np.uint64)
         if self._ranks is None:
-            # set flags before each word of flags: a 32-bit count per 64 k-mers, in memory only
+            # set flags before each word of flags, less one: a count per 64 k-mers, in memory
+            # only (uint64 like the orders, so that no lookup converts it)
             before = np.zeros(self._offsets.size, dtype=np.uint64)
             np.cumsum(np.bitwise_count(self._offsets[:-1]), out=before[1:])
-            self._ranks = before.astype(np.uint32) if self.n < 2**32 else before
+            self._ranks = before - _U64(1)  # the first word's flag 0 is set: no order wraps
         word = r >> _U64(6)
         # flags 0..j of a word (most significant first) are the word shifted right by 63 - j
         within = np.bitwise_count(self._offsets.take(word) >> (_U64(63) - (r & _U64(63))))
-        return self._ranks.take(word).astype(np.uint64) + within.astype(np.uint64) - _U64(1)
+        return self._ranks.take(word) + within
 
     def _offset_cache(self) -> np.ndarray:
         if self._offsets_v1 is None:
