@@ -236,8 +236,10 @@ def write_group(
     forth); a file of that name is then the same group, written earlier, and is reused."""
     rows = _group_rows(rows, config)
     slots = np.asarray(slots, dtype=np.int64)
-    if rows.n > 1:
-        # rows in slot order once, whichever encodings choose_encoding tries
+    if rows.n > 1 and (config.counts or config.colours == "dense"):
+        # rows in slot order once, whichever encodings choose_encoding tries: counts are kept
+        # by slot in either family (presence classes need only their ids by slot or by run,
+        # and a large layer of many genomes would pay a copy of every row for nothing)
         row_at = np.empty(rows.n, dtype=np.int64)
         row_at[slots] = np.arange(rows.n, dtype=np.int64)
         rows = rows.take(row_at)
