@@ -39,6 +39,7 @@ __all__ = [
     "minimizer_hashes",
     "kmer_minimizer_hashes",
     "minimizer_anchors",
+    "window_minimizers",
     "partition_of",
     "sequence_kmers",
     "sequence_anchors",
