@@ -85,10 +85,11 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "verify",
-        help="check a database: checksums, column invariant, MPHFs, evidence",
+        help="check a database: checksums, column invariant, dictionaries or MPHFs, evidence",
         description="Check every data file's size and checksum against the catalog, that every layer holds "
-        "exactly one column per genome, that each layer's MPHF is minimal and perfect over its k-mers, and "
-        "that the evidence, partitions and layers agree with the k-mers. Exit 0 if all is well, 1 if not.",
+        "exactly one column per genome, that each layer's dictionary (or MPHF and evidence) finds every one "
+        "of its k-mers in its own slot, and that the partitions and layers agree with the k-mers. Exit 0 if "
+        "all is well, 1 if not.",
     )
     p.add_argument("db", metavar="DB")
     add_workers(p)

@@ -36,10 +36,11 @@ def register(sub) -> None:
         "reindex",
         help="rebuild the evidence of every layer: exact <-> approx",
         description="Rebuild the membership evidence of every layer of DB from its unitigs, in one "
-        "transaction: exact (the k-mer's place in the unitigs; no false positives) or approx (B-bit "
-        "fingerprints; a lookup of an absent k-mer is a false positive with probability about 2^-B, and "
-        "in query sequences a k-mer counts only inside a run of at least Z+1 found k-mers). MPHFs, "
-        "unitigs and columns stay; changing only Z writes no file.",
+        "transaction: exact (a minimizer dictionary that finds each k-mer's place in the unitigs; no false "
+        "positives) or approx (an MPHF and B-bit fingerprints; a lookup of an absent k-mer is a false "
+        "positive with probability about 2^-B, and in query sequences a k-mer counts only inside a run of "
+        "at least Z+1 found k-mers). Unitigs stay; column groups are rewritten in the new slot order when "
+        "it changes; changing only Z writes no file.",
     )
     p.add_argument("db", metavar="DB")
     p.add_argument("--evidence", choices=("exact", "approx"), required=True, help="the evidence to have")
@@ -58,8 +59,8 @@ def register(sub) -> None:
     p = sub.add_parser(
         "stats",
         help="bits per k-mer of each structure, and the unitigs",
-        description="Show the size of each structure of DB in bits per distinct k-mer (MPHF, evidence, "
-        "unitigs, columns; 'index' is MPHF + evidence + unitigs), and the number, mean length, longest "
+        description="Show the size of each structure of DB in bits per distinct k-mer (dictionary, MPHF, "
+        "evidence, unitigs, columns; 'index' is all but the columns), and the number, mean length, longest "
         "and N50 of the unitigs.",
     )
     p.add_argument("db", metavar="DB")
