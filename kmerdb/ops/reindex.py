@@ -40,8 +40,7 @@ from kmerdb.errors import (
 )
 from kmerdb.store.catalog import LayerRecord, Snapshot
 from kmerdb.store.crashpoint import crashpoint
-from kmerdb.store.encodings import Placement
-from kmerdb.store.layer import Layer, groups_by_slot, layer_prefix, write_evidence, write_group, write_lookup
+from kmerdb.store.layer import Layer, groups_by_slot, layer_prefix, rewrite_group, write_evidence, write_lookup
 from kmerdb.store.storage import load_array
 
 __all__ = ["ReindexContext", "ReindexReport", "reindex_partition", "reindex_snapshot", "target_config"]
@@ -160,7 +159,7 @@ def reindex_partition(ctx: ReindexContext, p: int) -> tuple[int, list[LayerRecor
         if cfg.evidence == "approx" and layer.mphf is not None:
             new = _new_fingerprints(ctx, p, rec, layer, slots)
         else:
-            new = _new_slots(ctx, p, rec, layer, slots, ids)
+            new = _new_slots(ctx, p, rec, layer, slots)
         crashpoint("reindex.layer")
         del layer  # its maps are closed before the next layer's are opened
         out.append(new)
@@ -177,9 +176,7 @@ def _new_fingerprints(ctx: ReindexContext, p: int, rec: LayerRecord, layer: Laye
     return replace(rec, files={**rec.files, "evidence": ref}, groups=groups)
 
 
-def _new_slots(
-    ctx: ReindexContext, p: int, rec: LayerRecord, layer: Layer, slots: np.ndarray, ids: list[int]
-) -> LayerRecord:
+def _new_slots(ctx: ReindexContext, p: int, rec: LayerRecord, layer: Layer, slots: np.ndarray) -> LayerRecord:
     """The record of a layer whose slots change (to or from a dictionary): new lookup files and
     every column group rewritten in the new slot order, with the same rows."""
     root, cfg = ctx.root, ctx.config
@@ -187,17 +184,11 @@ def _new_slots(
     keys = layer.unitig_kmers()
     ordinals = np.arange(keys.size, dtype=np.int64)
     files, new = write_lookup(root, prefix, ctx.generation, cfg, load_array(root, rec.files["unitigs"]), keys, ordinals)
-    column = {g: i for i, g in enumerate(ids)}
-    groups = []
-    for group, opened in zip(rec.groups, layer.groups):
-        local = np.full(len(ids), -1, dtype=np.int64)
-        local[[column[g] for g in group.genome_ids]] = np.arange(len(group.genome_ids))
-        rows = opened.rows(slots).remap(local, len(group.genome_ids))  # in unitig order
-        placement = None
-        if cfg.evidence == "exact" and cfg.colours != "dense" and len(rec.groups) == 1 and keys.size:
-            placement = Placement(ordinals, rows.classes())
-        order = "unitig-order" if cfg.evidence == "exact" else "mphf-order"
-        groups.append(write_group(root, prefix, ctx.generation, group.genome_ids, rows, new, cfg, placement, order))
+    placed = cfg.evidence == "exact" and cfg.colours != "dense" and len(rec.groups) == 1
+    groups = [
+        rewrite_group(root, prefix, ctx.generation, group, opened, slots, new, cfg, placed)
+        for group, opened in zip(rec.groups, layer.groups)
+    ]
     return replace(rec, files={"unitigs": rec.files["unitigs"], **files}, groups=tuple(groups))
 
 

@@ -69,6 +69,7 @@ __all__ = [
     "UnitigClasses",
     "UnitigClassCounts",
     "slot_ordered",
+    "reordered",
     "MAGIC",
     "VERSION",
     "HEADER_WORDS",
@@ -668,6 +669,54 @@ def slot_ordered(group: ColumnEncoding) -> tuple[str, np.ndarray]:
     kind = "class-counts" if group.keeps_counts else "classes"
     rest = group.data[sec["forms"][0] :]
     return kind, np.concatenate([header, bits.pack(ids, lay["id_width"]), np.asarray(rest, dtype=np.uint64)])
+
+
+def reordered(group: ColumnEncoding, old_slots: np.ndarray, new_slots: np.ndarray, placed: bool) -> tuple[str, np.ndarray]:
+    """A class group rewritten for a new slot order of its layer (its kind and array): the same
+    classes and counts, without expanding its rows.
+
+    Parameters
+    ----------
+    group : ColumnEncoding
+        An opened colour-class group (by slot or in unitig order).
+    old_slots, new_slots : ndarray of int64
+        The old and the new slot of each k-mer of the layer (any one order of the k-mers).
+    placed : bool
+        Lay the ids out as runs in unitig order (the new slots are unitig orders).
+    """
+    if not isinstance(group, _ClassGroup):
+        raise ValueError(f"{group.kind} groups hold no colour classes")
+    lay = group._lay
+    sec = lay["sections"]
+    n = group.n
+    old_slots = np.asarray(old_slots, dtype=np.int64)
+    new_slots = np.asarray(new_slots, dtype=np.int64)
+    order = np.empty(n, dtype=np.int64)  # the old slot of each new slot
+    order[new_slots] = old_slots
+    ids = group.class_ids(order).astype(np.uint64)
+    header = np.array(group.data[:HEADER_WORDS], dtype=np.uint64)
+    if placed:
+        id_sections, runs, bound_bytes = _runs(ids, Placement(np.arange(n, dtype=np.int64)), lay["id_width"])
+        header[12:14] = [runs, bound_bytes]
+        kind = "unitig-class-counts" if group.keeps_counts else "unitig-classes"
+    else:
+        id_sections = [bits.pack(ids, lay["id_width"])]
+        header[12:14] = 0
+        kind = "class-counts" if group.keeps_counts else "classes"
+    tables = [np.asarray(group.data[sec[name][0] : sec[name][1]], dtype=np.uint64) for name in ("forms", "offsets", "payload")]
+    counts: list[np.ndarray] = []
+    if group.keeps_counts:
+        # each new slot's count values, gathered from its old slot's segment
+        starts = bits.unpack(group.data[slice(*sec["starts"])], n + 1, lay["start_width"]).view(np.int64)
+        first, sizes = starts[:-1].take(order), np.diff(starts).take(order)
+        new_starts = np.zeros(n + 1, dtype=np.uint64)
+        np.cumsum(sizes, out=new_starts[1:])
+        width = lay["count_bytes"]
+        values = group.data[slice(*sec["values"])].view(np.uint8)[: lay["total"] * width].view(np.dtype(f"<u{width}"))
+        store = np.zeros(-(-lay["total"] * width // 8) * 8, dtype=np.uint8)
+        store.view(values.dtype)[: lay["total"]] = values[segment_positions(first, sizes)]
+        counts = [bits.pack(new_starts, lay["start_width"]), store.view(np.uint64)]
+    return kind, np.concatenate([header, *id_sections, *tables, *counts])
 
 
 def _runs(row_class: np.ndarray, placement: Placement, id_width: int) -> tuple[list[np.ndarray], int, int]:

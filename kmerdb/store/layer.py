@@ -36,7 +36,7 @@ from kmerdb.core.mphf import MPHF
 from kmerdb.core.unitigs import UnitigSet, build_unitigs
 from kmerdb.errors import CorruptDatabaseError
 from kmerdb.store.catalog import ColumnGroup, LayerRecord
-from kmerdb.store.classes import slot_ordered
+from kmerdb.store.classes import reordered, slot_ordered
 from kmerdb.store.encodings import ColumnEncoding, Placement, SlotOrdinals, choose_encoding, open_group
 from kmerdb.store.storage import FileRef, data_file_checksum, load_array, save_array
 
@@ -44,6 +44,7 @@ __all__ = [
     "Layer",
     "write_layer",
     "write_group",
+    "rewrite_group",
     "write_evidence",
     "write_lookup",
     "layer_prefix",
@@ -254,6 +255,41 @@ def write_group(
     name = f"{prefix}.g{generation:07d}-{genome_ids[0]}{'.' + order if order else ''}.{encoding.kind}.npy"
     ref = (_reuse(root, name, data) if order else None) or save_array(root, name, data)
     return ColumnGroup(tuple(int(g) for g in genome_ids), encoding.kind, ref)
+
+
+def rewrite_group(
+    root: str,
+    prefix: str,
+    generation: int,
+    record: ColumnGroup,
+    opened: ColumnEncoding,
+    old_slots: np.ndarray,
+    new_slots: np.ndarray,
+    config: Config,
+    placed: bool,
+) -> ColumnGroup:
+    """A column group of a layer whose slots change, written in the new slot order (a file of
+    ``generation``, named by that order): the same rows.
+
+    Colour classes are reordered as they are (ids and counts, tables kept; in unitig order when
+    ``placed``), without expanding rows; a dense group, small by construction, is written again
+    from its rows (``opened`` must then map the group's genomes to database columns).
+
+    Parameters
+    ----------
+    old_slots, new_slots : ndarray of int64
+        The old and the new slot of each k-mer of the layer, in one order.
+    """
+    order = "unitig-order" if placed or config.evidence == "exact" else "mphf-order"
+    if opened.family == "classes":
+        kind, data = reordered(opened, old_slots, new_slots, placed)
+        name = f"{prefix}.g{generation:07d}-{record.genome_ids[0]}.{order}.{kind}.npy"
+        return ColumnGroup(record.genome_ids, kind, _reuse(root, name, data) or save_array(root, name, data))
+    rows = opened.rows(old_slots)  # over database columns: back to the group's own
+    local = np.full(rows.n_columns, -1, dtype=np.int64)
+    local[opened.columns[opened.keep]] = opened.keep
+    rows = rows.remap(local, len(record.genome_ids))
+    return write_group(root, prefix, generation, record.genome_ids, rows, new_slots, config, None, order)
 
 
 def groups_by_slot(root: str, prefix: str, generation: int, layer: Layer) -> tuple[ColumnGroup, ...]:

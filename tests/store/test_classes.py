@@ -16,7 +16,9 @@ from kmerdb.store.classes import (
     UnitigClassCounts,
     UnitigClasses,
     class_nbytes,
+    reordered,
 )
+from kmerdb.store.encodings import SlotOrdinals, encoding_for
 
 from .groups import encoded_group
 
@@ -123,3 +125,26 @@ def test_run_bounds_of_either_width_read_back(monkeypatch, bound_bytes):
     by_slot[slots] = m
     probe = np.arange(n)
     assert np.array_equal(group.rows(probe).to_dense(np.uint32), by_slot)
+
+
+@pytest.mark.parametrize("g", [3, 40])
+@pytest.mark.parametrize("cls", [ColourClasses, ClassCounts, UnitigClasses, UnitigClassCounts])
+@pytest.mark.parametrize("placed", [False, True])
+def test_reordered_keeps_every_row_in_its_new_slot(g, cls, placed):
+    """A group rewritten for a new slot order (a reindex): each k-mer's row, counts included,
+    read at its new slot equals the one read at its old slot; tables are not rebuilt."""
+    m = case(g, seed=3)
+    n = m.shape[0]
+    rng = np.random.default_rng(4)
+    slots = rng.permutation(n)
+    ids = tuple(range(g))
+    column_of = {gid: gid for gid in ids}
+    group = encoded_group(cls, SparseRows.from_dense(m if cls.keeps_counts else m > 0), slots, ids, column_of)
+    new = rng.permutation(n)  # the k-mer of old slot slots[i] goes to slot new[i]
+    kind, data = reordered(group, slots, new, placed)
+    assert encoding_for(kind).placed == placed and encoding_for(kind).keeps_counts == cls.keeps_counts
+    ordinals = SlotOrdinals(lambda s: np.asarray(s, dtype=np.int64), n) if placed else None
+    again = encoding_for(kind)(data, ids, column_of, "test", ordinals)
+    dtype = np.uint32 if cls.keeps_counts else bool
+    assert np.array_equal(again.rows(new).to_dense(dtype), group.rows(slots).to_dense(dtype))
+    assert again.n_classes == group.n_classes
