@@ -67,6 +67,7 @@ from __future__ import annotations
 import numpy as np
 
 from kmerdb.core import bits
+from kmerdb.core.colours import segment_positions
 from kmerdb.core.kmers import (
     canonical,
     minimizer_anchors,
@@ -186,8 +187,7 @@ def build_dictionary(
         extra_starts = np.zeros(many.size + 1, dtype=np.uint64)
         np.cumsum(counts, out=extra_starts[1:])
         # anchors 1 .. size-1 of each such bucket, in order
-        within = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(extra_starts[:-1].astype(np.int64), counts)
-        extras = vk.take(np.repeat(first.take(many), counts) + 1 + within)
+        extras = vk.take(segment_positions(first.take(many) + 1, counts))
     n_extra = extras.size
     extra_width = bits.width_for(n_extra)
     skew_mphf, skew_entries, skew_width = _skew_index(unitigs, hashes, values, over, keys, vk, first, sizes, max_bucket)
@@ -487,8 +487,7 @@ class MinimizerDictionary:
         skew = np.flatnonzero(~scanned)
         scan = np.flatnonzero(scanned)
         counts = extra.take(scan)
-        at = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-        extras = bits.unpack(self._extras, self.n_extra, self._aw, np.repeat(lo.take(scan), counts) + at)
+        extras = bits.unpack(self._extras, self.n_extra, self._aw, segment_positions(lo.take(scan), counts))
         which = [many.take(scan), np.repeat(many.take(scan), counts)]
         values = [first.take(scan), extras]
         if skew.size and self.n_skew:

@@ -280,7 +280,7 @@ def rewrite_group(
     old_slots, new_slots : ndarray of int64
         The old and the new slot of each k-mer of the layer, in one order.
     """
-    order = "unitig-order" if placed or config.evidence == "exact" else "mphf-order"
+    order = "unitig-order" if config.evidence == "exact" else "mphf-order"
     if opened.family == "classes":
         kind, data = reordered(opened, old_slots, new_slots, placed)
         name = f"{prefix}.g{generation:07d}-{record.genome_ids[0]}.{order}.{kind}.npy"

@@ -25,6 +25,7 @@ from kmerdb.core.evidence import (
 from kmerdb.core.kmers import canonical, kmer_minimizer_hashes, partition_of
 from kmerdb.core.mphf import MPHF
 from kmerdb.core.unitigs import UnitigSet, build_unitigs
+from kmerdb.errors import CorruptDatabaseError
 from kmerdb.store.catalog import LayerRecord
 from kmerdb.store.layer import Layer, write_evidence, write_group, write_layer
 from kmerdb.store.storage import save_array
@@ -280,3 +281,18 @@ def test_approx_index_matches_the_oracle_on_true_kmers(approx_db, oracle_sets):
         assert 4 <= ev_bits < 4 + 2  # 4 bits per slot plus headers of small layers
         part = partition_of(kmer_minimizer_hashes(ks, K, db.config.m), db.config.n_partitions)
         assert part.min() >= 0
+
+
+def test_a_layer_of_another_configuration_is_refused(tmp_path, members):
+    """A layer read with another m (its dictionary's minimizers), k or evidence kind than it was
+    written with answers wrong instead of failing: check_config refuses it, naming the file."""
+    layer = one_layer(tmp_path, members[:5000])
+    layer.check_config(Config.create(k=K, partitions=1))
+    for other in (
+        Config.create(k=K, m=11, partitions=1),
+        Config.create(k=K - 2, partitions=1),
+        Config.create(k=K, partitions=1, evidence="approx", fp_bits=8),
+    ):
+        with pytest.raises(CorruptDatabaseError) as info:
+            layer.check_config(other)
+        assert info.value.path.endswith((".dictionary.npy", ".unitigs.npy"))
