@@ -32,7 +32,7 @@ pytestmark = pytest.mark.skipif(
 
 # The reader: imports first, then setgid/setuid to nobody, then the public API only.
 CHILD = r"""
-import json, logging, mmap, sys
+import cmath, json, logging, mmap, sys  # cmath: loaded late by the compiler, from a stdlib the other user may not read
 import numpy
 import kmerdb
 from kmerdb.errors import KmerDBError, ReadOnlyError

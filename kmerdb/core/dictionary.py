@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kmerdb.core import bits
+from kmerdb.core import bits, kernels
 from kmerdb.core.colours import segment_positions
 from kmerdb.core.kmers import (
     canonical,
@@ -87,6 +87,8 @@ HEADER_WORDS = 28
 MAX_BUCKET = 8
 #: A minimizer with more anchors than this sends its k-mers to the overflow.
 MAX_SKEW = 1024
+# The largest scan limit a header may give (any bucket of more anchors is a skew bucket).
+_MAX_SCAN_LIMIT = 1 << 32
 # Overflow orders checked at a time when a dictionary is opened.
 _CHECK_BLOCK = 1 << 20
 
@@ -316,7 +318,7 @@ class MinimizerDictionary:
             raise CorruptDatabaseError(source, "the dictionary does not describe the layer's unitigs")
         if (
             not 1 <= self.m <= self.k or self.n_multi > self.n_buckets or self.n_overflow > self.n
-            or self.n_skew > self.n or self.scan_limit < 1
+            or self.n_skew > self.n or not 1 <= self.scan_limit <= _MAX_SCAN_LIMIT
         ):
             raise CorruptDatabaseError(source, "k-mer dictionary header out of range")
         bits.check_fields(
@@ -362,6 +364,19 @@ class MinimizerDictionary:
         if int(before[-1] + np.bitwise_count(self._flags[-1])) != self.n_multi:
             raise CorruptDatabaseError(source, "k-mer dictionary bucket flags disagree with its header")
         self._before = before
+        # the fields the compiled lookup reads, by kmerdb.core.kernels' D_* index
+        fields = {
+            kernels.D_N: self.n, kernels.D_K: self.k, kernels.D_M: self.m, kernels.D_BUCKETS: self.n_buckets,
+            kernels.D_ANCHOR_WIDTH: self._aw, kernels.D_MULTI: self.n_multi, kernels.D_SCAN: self.scan_limit,
+            kernels.D_SKEW: self.n_skew, kernels.D_SKEW_WIDTH: self._sw, kernels.D_OVERFLOW: self.n_overflow,
+            kernels.D_ORDER_WIDTH: self._ow, kernels.D_ANCHORS: anchors_at, kernels.D_FLAGS: flags_at,
+            kernels.D_EXTRAS: extras_at, kernels.D_ENTRIES: entries_at, kernels.D_ORDERS: orders_at,
+            kernels.D_BASES: unitigs.n_bases,
+        }
+        self._plan = np.zeros(kernels.DICTIONARY_PLAN, dtype=np.int64)
+        for at, value in fields.items():
+            self._plan[at] = value
+        self._words = base
 
     def _orders_beyond_n(self) -> bool:
         """Whether an overflow k-mer's unitig order is n or more (read in blocks)."""
@@ -375,23 +390,6 @@ class MinimizerDictionary:
     def nbytes(self) -> int:
         """Bytes of the dictionary's array."""
         return int(self._array.nbytes)
-
-    def _try(
-        self, values: np.ndarray, anchors: np.ndarray, keys: np.ndarray, others: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Whether each key starts where an anchor value of its minimizer places it, and the
-        unitig order of that place."""
-        o = (values & _U64(1)).astype(np.uint8)
-        same = (anchors & np.uint8(1)) == o  # the key reads forward along the unitig there
-        p = (anchors >> np.uint8(1)).astype(np.uint64)
-        # a negative order wraps around to a huge one: one comparison bounds both sides
-        r = (values >> _U64(1)) - np.where(same, p, _U64(self.k - self.m) - p)
-        inside = r < _U64(self.n)
-        if not inside.all():
-            r[~inside] = 0
-        spelt = self.unitigs.kmer_at(self.unitigs.base_of(r))
-        hit = inside & (spelt == np.where(same, keys, others))
-        return hit, r.view(np.int64)
 
     def find(
         self,
@@ -425,125 +423,21 @@ class MinimizerDictionary:
             hashes, anchors = minimizer_anchors(keys, self.k, self.m)
         if others is None:
             others = reverse_complement(keys, self.k)
-        # a bucket's hash function and first anchor once per run of keys sharing a minimizer
-        change = np.empty(keys.size, dtype=bool)
-        change[0] = True
-        np.not_equal(hashes[1:], hashes[:-1], out=change[1:])
-        head = np.flatnonzero(change)
-        run_slots = self._mphf.lookup(hashes.take(head))
-        known = run_slots >= 0
-        if self.n_buckets:
-            run_values = bits.unpack(self._anchors, self.n_buckets, self._aw, np.maximum(run_slots, 0))
-        else:  # every k-mer in the overflow
-            run_values = np.zeros(run_slots.size, dtype=np.uint64)
-        # a minimizer outside the dictionary: an order past the end, which nothing matches
-        run_values[~known] = _U64(2 * (self.n + self.k)) << _U64(1)
-        lengths = np.diff(np.append(head, keys.size))
-        if self.n_multi:
-            # a run of keys nearly always lies along one anchor of its minimizer: where a
-            # bucket has several, the one that places the run's first key serves the run
-            self._choose(run_slots, run_values, head, anchors, keys, others)
-        found, orders = self._try(np.repeat(run_values, lengths), anchors, keys, others)
-        miss = np.flatnonzero(~found)
-        if miss.size and self.n_multi:
-            # keys that their run's anchor does not place: every anchor of a bucket that is
-            # scanned, the skew index's anchor in a larger one
-            slots = run_slots.take(np.searchsorted(head, miss, side="right") - 1)
-            self._try_all(miss, slots, anchors, keys, others, found, orders)
-            miss = miss[~found.take(miss)]
-        if miss.size and self.n_overflow:
-            s = self._over.lookup(keys.take(miss))
-            ok = s >= 0
-            left, s = miss[ok], s[ok]
-            r = bits.unpack(self._orders, self.n_overflow, self._ow, s).view(np.int64)
-            spelt = self.unitigs.kmer_at(self.unitigs.base_of(r))
-            hit = (spelt == keys.take(left)) | (spelt == others.take(left))
-            found[left[hit]] = True
-            orders[left[hit]] = r[hit]
+        keys = np.ascontiguousarray(keys)
+        hashes = np.ascontiguousarray(hashes, dtype=np.uint64)
+        anchors = np.ascontiguousarray(anchors, dtype=np.uint8)
+        others = np.ascontiguousarray(others, dtype=np.uint64)
+        found = np.empty(keys.size, dtype=bool)
+        orders = np.empty(keys.size, dtype=np.int64)
+        walk = self.unitigs.walk()
+        status = kernels.dictionary_find(
+            keys, hashes, anchors, others, self._plan, self._words, self._before, self._starts,
+            *self._mphf.lookup_arrays(), *self._skew.lookup_arrays(), *self._over.lookup_arrays(),
+            walk.seq, walk.flags, walk.ranks, walk.offsets, found, orders,
+        )
+        if status != kernels.OK:
+            raise CorruptDatabaseError(self.unitigs.source, "a k-mer of the dictionary lies past the unitig bases")
         return found, orders
-
-    def _several(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Of the buckets ``slots`` (-1: none), those of several anchors: (which of ``slots``,
-        where their extra anchors start, how many they have)."""
-        s = np.maximum(slots, 0)
-        word = (s >> 6).astype(np.intp)
-        flag_bits = self._flags.take(word) >> (_U64(63) - (s.astype(np.uint64) & _U64(63)))
-        many = np.flatnonzero(((flag_bits & _U64(1)) == _U64(1)) & (slots >= 0))
-        j = self._before.take(word.take(many)) + np.bitwise_count(flag_bits.take(many)).astype(np.int64) - 1
-        lo = self._starts.take(j)
-        return many, lo, self._starts.take(j + 1) - lo
-
-    def _candidates(
-        self, slots: np.ndarray, keys: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The anchors to try for keys of the buckets ``slots`` of several anchors: every anchor
-        of a bucket that is scanned, the skew index's one of a larger bucket.  Returns (which of
-        ``slots``, repeated once per anchor; the anchor values)."""
-        many, lo, extra = self._several(slots)
-        if not many.size:
-            return many, np.zeros(0, dtype=np.uint64)
-        first = bits.unpack(self._anchors, self.n_buckets, self._aw, np.maximum(slots, 0).take(many))
-        scanned = extra < self.scan_limit  # extra anchors + the first <= the scan limit
-        skew = np.flatnonzero(~scanned)
-        scan = np.flatnonzero(scanned)
-        counts = extra.take(scan)
-        extras = bits.unpack(self._extras, self.n_extra, self._aw, segment_positions(lo.take(scan), counts))
-        which = [many.take(scan), np.repeat(many.take(scan), counts)]
-        values = [first.take(scan), extras]
-        if skew.size and self.n_skew:
-            # the skew index names the anchor; a stranger gets some index, which its check refuses
-            index = many.take(skew)
-            s = self._skew.lookup(keys.take(index))
-            ok = np.flatnonzero(s >= 0)
-            index, s, sk = index.take(ok), s.take(ok), skew.take(ok)
-            entry = bits.unpack(self._entries, self.n_skew, self._sw, s).astype(np.int64)
-            ok = np.flatnonzero(entry <= extra.take(sk))
-            index, entry, sk = index.take(ok), entry.take(ok), sk.take(ok)
-            chosen = first.take(sk)
-            later = np.flatnonzero(entry > 0)
-            chosen[later] = bits.unpack(
-                self._extras, self.n_extra, self._aw, lo.take(sk.take(later)) + entry.take(later) - 1
-            )
-            which.append(index)
-            values.append(chosen)
-        return np.concatenate(which), np.concatenate(values)
-
-    def _choose(
-        self,
-        slots: np.ndarray,
-        values: np.ndarray,
-        head: np.ndarray,
-        anchors: np.ndarray,
-        keys: np.ndarray,
-        others: np.ndarray,
-    ) -> None:
-        """For runs (first keys ``head``) whose bucket has several anchors, set ``values`` (in
-        place) to the anchor that places the run's first key, where one does."""
-        which, candidates = self._candidates(slots, keys.take(head))
-        if not which.size:
-            return
-        first = head.take(which)
-        hit, _ = self._try(candidates, anchors.take(first), keys.take(first), others.take(first))
-        values[which[hit]] = candidates[hit]
-
-    def _try_all(
-        self,
-        idx: np.ndarray,
-        slots: np.ndarray,
-        anchors: np.ndarray,
-        keys: np.ndarray,
-        others: np.ndarray,
-        found: np.ndarray,
-        orders: np.ndarray,
-    ) -> None:
-        """Try the anchors of :meth:`_candidates` for the keys ``idx`` of buckets ``slots``."""
-        which, candidates = self._candidates(slots, keys.take(idx))
-        if not which.size:
-            return
-        cand = idx.take(which)
-        hit, r = self._try(candidates, anchors.take(cand), keys.take(cand), others.take(cand))
-        found[cand[hit]] = True
-        orders[cand[hit]] = r[hit]
 
     def stats(self) -> dict:
         """Counts of the dictionary's parts."""

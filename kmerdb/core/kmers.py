@@ -22,6 +22,7 @@ from typing import overload
 import numpy as np
 import numpy.typing as npt
 
+from kmerdb.core import kernels
 from kmerdb.errors import InvalidParameterError
 
 __all__ = [
@@ -215,7 +216,7 @@ def _fmix64(h: np.ndarray, tmp: np.ndarray) -> np.ndarray:
 
 
 # Minimizer order is the mixer applied to the canonical m-mer with this seed.
-_MINIMIZER_SEED = 0x9E3779B97F4A7C15
+_MINIMIZER_SEED = kernels.MINIMIZER_SEED
 
 
 def _sliding_min(values: np.ndarray, w: int, scratch: _Scratch | None = None) -> np.ndarray:
@@ -265,58 +266,8 @@ def partition_of(min_hashes: np.ndarray, n_partitions: int, dtype: npt.DTypeLike
     return (min_hashes % _U64(n_partitions)).astype(dtype)
 
 
-def _sliding_argmin(values: np.ndarray, w: int, scratch: _Scratch | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Minimum of every run of ``w`` consecutive values and the index of its leftmost
-    occurrence (L -> L-w+1), by the doubling of :func:`_sliding_min` carrying indices."""
-    n = values.size - w + 1
-    idx_type = np.int32 if values.size < 2**31 else np.int64
-    cur = values
-    at = scratch.get("at", values.size, idx_type) if scratch is not None else np.empty(values.size, dtype=idx_type)
-    at[:] = np.arange(values.size, dtype=idx_type)
-    span, turn = 1, 0
-
-    def step(left_v, left_i, right_v, right_i, size, turn):
-        val = scratch.get(f"amin{turn}", size) if scratch is not None else np.empty(size, dtype=values.dtype)
-        ind = scratch.get(f"aidx{turn}", size, idx_type) if scratch is not None else np.empty(size, dtype=idx_type)
-        right = np.less(right_v, left_v, out=scratch.get("aless", size, bool) if scratch is not None else None)
-        np.minimum(left_v, right_v, out=val)
-        np.copyto(ind, left_i)
-        np.copyto(ind, right_i, where=right)  # strictly smaller on the right: ties keep the left
-        return val, ind
-
-    while span * 2 <= w:
-        size = cur.size - span
-        cur, at = step(cur[:-span], at[:-span], cur[span:], at[span:], size, turn)
-        span, turn = span * 2, turn ^ 1
-    return step(cur[:n], at[:n], cur[w - span : w - span + n], at[w - span : w - span + n], n, turn)
-
-
 _LOW32 = _U64(0xFFFFFFFF)
 _HIGH32 = _U64(0xFFFFFFFF00000000)
-
-
-def _leftmost_minima(
-    values: np.ndarray, w: int, idx: np.ndarray, scratch: _Scratch
-) -> tuple[np.ndarray, np.ndarray]:
-    """Minimum of the runs of ``w`` values that start at ``idx``, and the index of its leftmost
-    occurrence (``values`` fewer than 2**32).
-
-    One sliding minimum of the top 32 bits of each value with its index in the low 32 bits
-    gives the leftmost place of the smallest top half; that is the leftmost minimum unless
-    another value of the run shares that top half (about w**2 / 2**33 of the runs), which a
-    plain sliding minimum of the values tells: those blocks take the exact doubling with
-    indices (:func:`_sliding_argmin`).
-    """
-    packed = scratch.get("packed", values.size)
-    np.bitwise_and(values, _HIGH32, out=packed)
-    packed |= np.arange(values.size, dtype=np.uint64)
-    at = _sliding_min(packed, w, scratch).take(idx)
-    at &= _LOW32
-    least = _sliding_min(values, w, scratch).take(idx)
-    if not np.array_equal(values.take(at), least):
-        exact, where = _sliding_argmin(values, w, scratch)
-        return exact.take(idx), where.take(idx).astype(np.int64)
-    return least, at.view(np.int64)
 
 
 def window_minimizers(
@@ -448,30 +399,36 @@ def sequence_kmers(
     min_hashes : ndarray of uint64 or None
         Its minimizer hash (when ``m`` is given).
     """
-    out = _sequence_kmers(codes, k, m, anchored=False)
-    return out[0], out[1], out[3]
+    return _sequence_kmers(codes, k, m)
 
 
 def sequence_anchors(codes: np.ndarray, k: int, m: int) -> AnchoredKmers:
     """Canonical k-mers of a coded sequence with their reverse complements, minimizer
-    hashes and anchors (:func:`minimizer_anchors`), block by block."""
-    positions, kmers, others, hashes, anchors = _sequence_kmers(codes, k, m, anchored=True)
-    assert others is not None and hashes is not None and anchors is not None
-    return AnchoredKmers(positions, kmers, others, hashes, anchors)
+    hashes and anchors (:func:`minimizer_anchors`), in one compiled pass
+    (:func:`kmerdb.core.kernels.anchored_kmers`)."""
+    n = max(codes.size - k + 1, 0)
+    positions = np.empty(n, dtype=np.int64)
+    kmers = np.empty(n, dtype=np.uint64)
+    others = np.empty(n, dtype=np.uint64)
+    hashes = np.empty(n, dtype=np.uint64)
+    anchors = np.empty(n, dtype=np.uint8)
+    codes = np.ascontiguousarray(codes, dtype=np.uint8)
+    w = k - m + 1
+    ring, facing = np.empty(w, dtype=np.uint64), np.empty(w, dtype=np.uint8)
+    kept = kernels.anchored_kmers(codes, k, m, ring, facing, positions, kmers, others, hashes, anchors) if n else 0
+    return AnchoredKmers(positions[:kept], kmers[:kept], others[:kept], hashes[:kept], anchors[:kept])
 
 
 def _sequence_kmers(
-    codes: np.ndarray, k: int, m: int | None, anchored: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
-    """positions, canonical k-mers, reverse complements (``anchored``), minimizer hashes
-    (with ``m``) and anchors (``anchored``) of the valid k-mers of a coded sequence."""
+    codes: np.ndarray, k: int, m: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """positions, canonical k-mers and minimizer hashes (with ``m``) of the valid k-mers of a
+    coded sequence."""
     n = max(codes.size - k + 1, 0)
     # written block by block into arrays sized for every window, then cut to the valid ones
     positions = np.empty(n, dtype=np.int64)
     kmers = np.empty(n, dtype=np.uint64)
     hashes = np.empty(n, dtype=np.uint64) if m is not None else None
-    others = np.empty(n, dtype=np.uint64) if anchored else None
-    anchors = np.empty(n, dtype=np.uint8) if anchored else None
     scratch = _Scratch()
     kept = 0
     for start in range(0, n, BLOCK):
@@ -484,8 +441,6 @@ def _sequence_kmers(
         fwd_valid = np.take(fwd, idx, out=scratch.get("fwd_valid", idx.size))
         rc_valid = np.take(rc, idx, out=scratch.get("rc_valid", idx.size))
         np.minimum(fwd_valid, rc_valid, out=kmers[kept:end])
-        if others is not None:
-            np.maximum(fwd_valid, rc_valid, out=others[kept:end])
         if m is not None and hashes is not None:  # hashes exists exactly when m is given
             # The m-mer at a k-mer's start is its top 2m bits, and that m-mer's reverse
             # complement is the bottom 2m bits of the k-mer's reverse complement: no second
@@ -498,32 +453,12 @@ def _sequence_kmers(
             tail = kmer_windows(chunk[nw:], m)
             mm[nw:] = tail
             low[nw:] = reverse_complement(tail, m)
-            forward = np.less_equal(mm, low, out=scratch.get("forward", mm.size, bool)) if anchored else None
-            # an m-mer of even length may be its own reverse complement: canonical both ways
-            twice = np.equal(mm, low) if anchored and m % 2 == 0 else None
             np.minimum(mm, low, out=mm)
             mm ^= _U64(_MINIMIZER_SEED)
             _fmix64(mm, scratch.get("mix", mm.size))
-            if anchors is None or others is None or forward is None:
-                np.take(_sliding_min(mm, k - m + 1, scratch), idx, out=hashes[kept:end])
-            else:
-                least, q = _leftmost_minima(mm, k - m + 1, idx, scratch)
-                hashes[kept:end] = least
-                offset = (q - idx).astype(np.uint8)  # the minimizer's offset in the read's k-mer
-                flip = fwd_valid != kmers[kept:end]  # the canonical k-mer is the read's reverse complement
-                b = forward.take(q) ^ flip
-                if twice is not None:
-                    b |= twice.take(q)
-                p = np.where(flip, np.uint8(k - m) - offset, offset)
-                np.add(p * np.uint8(2), b, out=anchors[kept:end], casting="unsafe")
+            np.take(_sliding_min(mm, k - m + 1, scratch), idx, out=hashes[kept:end])
         kept = end
-    return (
-        positions[:kept],
-        kmers[:kept],
-        others[:kept] if others is not None else None,
-        hashes[:kept] if hashes is not None else None,
-        anchors[:kept] if anchors is not None else None,
-    )
+    return positions[:kept], kmers[:kept], hashes[:kept] if hashes is not None else None
 
 
 def superkmers(codes: np.ndarray, k: int, m: int, n_partitions: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

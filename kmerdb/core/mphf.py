@@ -1,4 +1,4 @@
-"""A minimal perfect hash function (MPHF) over uint64 keys, in pure numpy.
+"""A minimal perfect hash function (MPHF) over uint64 keys.
 
 The construction follows BBHash (Limasset et al. 2017): a cascade of bit
 arrays.  Level ``i`` hashes each key still unplaced into a bit array of
@@ -7,8 +7,7 @@ exactly one key gets a 1 bit and that key is placed, the others fall through to
 the next level.  The slot of a key is the number of 1 bits before its bit over
 the concatenation of all levels (a rank query), so slots are ``[0, n - F)``.
 The ``F`` keys left after the last level sit in a sorted fallback table whose
-entry ``j`` owns slot ``n - F + j``.  Build and lookup loop over levels only;
-everything per key is a whole-array numpy operation.
+entry ``j`` owns slot ``n - F + j``.
 
 Hashing.  Every key is first mixed once by a seeded splitmix64 finalizer
 (``h0``), a bijection on uint64, so distinct keys never share ``h0``; the
@@ -46,10 +45,12 @@ Serialized layout.  :meth:`MPHF.to_array` returns one 1-D little-endian
 
 The rank directory costs 64 bits per 1024 (6.25 %) on disk.  Its 32-bit
 absolute counts limit an MPHF to fewer than 2**32 keys, far above what one
-partition layer holds.  At its first lookup an MPHF builds, in memory, the
-number of 1 bits before each word inside its block (a uint16 per word: a
-quarter of the bit array); a rank then reads the block's entry, that count
-and the one word holding the bit.
+partition layer holds.  A rank reads the block's entry, its quarter's count,
+at most three words before the bit's and the bit's own word.
+
+Build is whole-array numpy, level by level; lookup is key by key, in a compiled
+loop (:func:`kmerdb.core.kernels.mphf_slot`) that walks the levels of one key
+and ranks its bit without a pass over memory per step.
 
 :meth:`MPHF.from_array` takes views (slices) of the array, so a read-only
 ``np.memmap`` from ``np.load(path, mmap_mode="r")`` is used in place.
@@ -62,6 +63,7 @@ import numbers
 
 import numpy as np
 
+from kmerdb.core import kernels
 from kmerdb.errors import CorruptDatabaseError, InvalidParameterError
 
 __all__ = ["MPHF", "DEFAULT_GAMMA"]
@@ -83,9 +85,6 @@ FALLBACK_THRESHOLD = 4
 #: Rank directory granularity: one uint64 per 16 bit words (1024 bits).
 RANK_BLOCK_WORDS = 16
 MAX_KEYS = 2**32 - 1
-#: Lookups run in chunks of this many keys: bounded temporaries, and faster
-#: than whole-array steps (measured: 2**16..2**19 all within noise of each other).
-LOOKUP_CHUNK = 1 << 18
 #: Block length of the element-wise hashing loops (fits in L2 with its temporaries).
 _BLOCK = 1 << 16
 
@@ -209,38 +208,6 @@ def _build_rank(words: np.ndarray) -> np.ndarray:
     ).astype(_U64)
 
 
-#: Row o masks the bits below bit o of a word (o = 0..63).
-_LOW_MASKS = np.array([(1 << o) - 1 for o in range(64)], dtype=np.uint64)
-#: Gpos values ranked per batch, so the temporaries stay in cache.
-RANK_CHUNK = 1 << 15
-
-
-def _word_prefix(words: np.ndarray) -> np.ndarray:
-    """Ones before each word inside its rank block (uint16: a block holds 1024 bits)."""
-    counts = np.bitwise_count(words).astype(np.uint16)
-    counts = np.concatenate([counts, np.zeros(-counts.size % RANK_BLOCK_WORDS, dtype=np.uint16)])
-    blocks = counts.reshape(-1, RANK_BLOCK_WORDS)
-    within = np.cumsum(blocks, axis=1, dtype=np.uint16)
-    within -= blocks
-    return within.ravel()[: words.size]
-
-
-def _rank(words: np.ndarray, rank: np.ndarray, within: np.ndarray, gpos: np.ndarray) -> np.ndarray:
-    """Number of 1 bits before each global bit position ``gpos`` (int64)."""
-    out = np.empty(len(gpos), dtype=np.int64)
-    for start in range(0, len(gpos), RANK_CHUNK):
-        g = gpos[start : start + RANK_CHUNK]
-        w = (g >> _S6).view(np.intp)
-        count = rank.take(w >> 4)  # the block's entry: ones before the block in its low 32 bits
-        count &= _LOW32
-        count += within.take(w)
-        word = words.take(w)
-        word &= _LOW_MASKS.take((g & _B63).view(np.intp))
-        count += np.bitwise_count(word)
-        out[start : start + len(g)] = count
-    return out
-
-
 class MPHF:
     """A minimal perfect hash function from n distinct uint64 keys onto ``[0, n)``.
 
@@ -265,6 +232,7 @@ class MPHF:
 
     __slots__ = (
         "_array",
+        "_base",
         "_base_salt",
         "_fallback",
         "_mults",
@@ -272,12 +240,12 @@ class MPHF:
         "_rank",
         "_salts",
         "_sizes",
-        "_within",
         "_words",
         "gamma",
         "n",
         "n_fallback",
         "n_levels",
+        "plan",
         "seed",
     )
 
@@ -298,8 +266,14 @@ class MPHF:
         self._words = base[header["bits_start"] : header["rank_start"]]
         self._rank = base[header["rank_start"] : header["fallback_start"]]
         self._fallback = base[header["fallback_start"] : header["total"]]
-        self._within: np.ndarray | None = None  # per-word ranks inside blocks, built at the first lookup
+        self._base = base
         self._base_salt, self._salts, self._mults = _level_constants(self.seed, self.n_levels)
+        plan = [self.n, self.n_fallback, int(self._base_salt), header["bits_start"], header["rank_start"],
+                header["fallback_start"], self.n_levels]
+        for level in range(self.n_levels):
+            salt, mult = (int(self._salts[level - 1]), int(self._mults[level - 1])) if level else (0, 0)
+            plan += [self._sizes[level], self._offsets[level], salt, mult]
+        self.plan = np.array(plan, dtype=np.uint64)
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -419,53 +393,8 @@ class MPHF:
             in ``[0, n)``; any other key gets a value in ``[0, n)`` or -1.
         """
         keys = _as_keys(keys, "keys")
-        if self.n == 0 or len(keys) == 0:
-            return np.full(len(keys), -1, dtype=np.int64)
-        if len(keys) <= LOOKUP_CHUNK:
-            return self._lookup_chunk(keys)
         out = np.empty(len(keys), dtype=np.int64)
-        for start in range(0, len(keys), LOOKUP_CHUNK):
-            stop = min(start + LOOKUP_CHUNK, len(keys))
-            out[start:stop] = self._lookup_chunk(keys[start:stop])
-        return out
-
-    def _lookup_chunk(self, keys: np.ndarray) -> np.ndarray:
-        """Slots of one chunk: walk the levels on shrinking arrays, rank once at the end."""
-        out = np.full(len(keys), -1, dtype=np.int64)
-        h = _base_hash(keys, self._base_salt)
-        idx: np.ndarray | None = None  # chunk index of each key in h; None while that is arange
-        hit_idx, hit_pos = [], []
-        words = self._words
-        for level in range(self.n_levels):
-            if len(h) == 0:
-                break
-            salt, mult = (self._salts[level - 1], self._mults[level - 1]) if level else (None, None)
-            pos = _level_pos(h, self._sizes[level], salt, mult)
-            if self._offsets[level]:
-                pos += np.uint64(self._offsets[level])  # global bit position
-            bit = words.take((pos >> _S6).view(np.intp))
-            bit >>= pos & _B63
-            bit &= _ONE
-            hit = bit.astype(bool)
-            # flatnonzero + take is ~5x faster than boolean-mask indexing here.
-            sel = np.flatnonzero(hit)
-            hit_pos.append(pos.take(sel))
-            hit_idx.append(sel if idx is None else idx.take(sel))
-            sel = np.flatnonzero(~hit)
-            idx = sel if idx is None else idx.take(sel)
-            h = h.take(sel)
-        if hit_idx:
-            within = self._within
-            if within is None:
-                within = self._within = _word_prefix(words)
-            out[np.concatenate(hit_idx)] = _rank(words, self._rank, within, np.concatenate(hit_pos))
-        if len(h) and self.n_fallback:
-            fb = self._fallback
-            j = np.searchsorted(fb, h)
-            found = fb.take(np.minimum(j, len(fb) - 1)) == h
-            if idx is None:
-                idx = np.arange(len(h))
-            out[idx[found]] = (self.n - self.n_fallback) + j[found]
+        kernels.mphf_lookup(self._base, self.plan, np.ascontiguousarray(keys), out)
         return out
 
     # ---------------------------------------------------------- serialization
@@ -505,6 +434,11 @@ class MPHF:
             and length are inconsistent.
         """
         return cls(arr, source=source)
+
+    def lookup_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The array and plan that :func:`kmerdb.core.kernels.mphf_slot` looks keys up with (a
+        plain-ndarray view of :meth:`to_array`, and what its header implies)."""
+        return self._base, self.plan
 
     @property
     def nbytes(self) -> int:

@@ -79,6 +79,7 @@ __all__ = [
     "compact",
     "build_unitigs",
     "UnitigSet",
+    "UnitigWalk",
     "fasta_records",
     "write_fasta",
     "write_unitigs",
@@ -544,6 +545,37 @@ def build_unitigs(keys: np.ndarray, k: int, group: np.ndarray | None = None) -> 
     return out, ordinals
 
 
+_NO_WORDS = np.zeros(1, dtype=np.uint64)
+_NO_OFFSETS = np.zeros(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class UnitigWalk:
+    """What a compiled lookup (:func:`kmerdb.core.kernels.dictionary_find`) reads a unitig
+    order's bases through.
+
+    Attributes
+    ----------
+    seq : ndarray of uint64
+        The 2-bit bases, unitigs back to back, with their padding word.
+    flags : ndarray of uint64
+        Unitig start flags in unitig order, most significant bit first (format 2).
+    ranks : ndarray of uint64
+        Flags set before each word of ``flags``, less one.
+    offsets : ndarray of int64
+        Unitig offsets in k-mers (format 1, whose ``flags`` and ``ranks`` are unused);
+        empty for format 2.
+    n_bases : int
+        Bases of ``seq``: no k-mer read may end past them.
+    """
+
+    seq: np.ndarray
+    flags: np.ndarray
+    ranks: np.ndarray
+    offsets: np.ndarray
+    n_bases: int
+
+
 class UnitigSet:
     """A serialized unitig array, read in place (views of a memory map are not copied).
 
@@ -633,16 +665,26 @@ class UnitigSet:
         """Unitig (uint64) holding each k-mer of unitig order ``r`` (uint64, checked below n)."""
         if self.version == 1:
             return (np.searchsorted(self._offset_cache(), r, side="right") - 1).astype(np.uint64)
-        if self._ranks is None:
-            # set flags before each word of flags, less one: a count per 64 k-mers, in memory
-            # only (uint64 like the orders, so that no lookup converts it)
-            before = np.zeros(self._offsets.size, dtype=np.uint64)
-            np.cumsum(np.bitwise_count(self._offsets[:-1]), out=before[1:])
-            self._ranks = before - _U64(1)  # the first word's flag 0 is set: no order wraps
+        ranks = self._flag_ranks()
         word = r >> _U64(6)
         # flags 0..j of a word (most significant first) are the word shifted right by 63 - j
         within = np.bitwise_count(self._offsets.take(word) >> (_U64(63) - (r & _U64(63))))
-        return self._ranks.take(word) + within
+        return ranks.take(word) + within
+
+    def _flag_ranks(self) -> np.ndarray:
+        """Start flags set before each word of flags, less one (uint64, like the orders, so that
+        no lookup converts it): a count per 64 k-mers, in memory only."""
+        if self._ranks is None:
+            before = np.zeros(self._offsets.size, dtype=np.uint64)
+            np.cumsum(np.bitwise_count(self._offsets[:-1]), out=before[1:])
+            self._ranks = before - _U64(1)  # the first word's flag 0 is set: no order wraps
+        return self._ranks
+
+    def walk(self) -> UnitigWalk:
+        """The arrays a compiled lookup reads unitig orders through (:class:`UnitigWalk`)."""
+        if self.version == 1:
+            return UnitigWalk(self.seq, _NO_WORDS, _NO_WORDS, self._offset_cache(), self.n_bases)
+        return UnitigWalk(self.seq, self._offsets, self._flag_ranks(), _NO_OFFSETS, self.n_bases)
 
     def _offset_cache(self) -> np.ndarray:
         if self._offsets_v1 is None:

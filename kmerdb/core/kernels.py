@@ -1,0 +1,434 @@
+"""Compiled loops of the lookup path: reads to anchored k-mers, MPHF slots, dictionary finds.
+
+Whole-array numpy pays a pass over memory per step and a call per step: a lookup that walks
+a bucket, an anchor, a rank and the k bases of a unitig costs a dozen passes, and numpy's
+per-call cost over the 64 partitions of a query is a large share of the rest.  These
+kernels do the same work key by key in one pass, compiled once by numba and cached beside
+this module (or in numba's user cache when the package directory is read-only).
+
+Every kernel is the only implementation of what it computes: :func:`anchored_kmers` is
+:func:`kmerdb.core.kmers.sequence_anchors`, :func:`mphf_lookup` is
+:meth:`kmerdb.core.mphf.MPHF.lookup`, :func:`dictionary_find` is
+:meth:`kmerdb.core.dictionary.MinimizerDictionary.find`.  Those modules own the formats and
+the checks made when a file is opened; a kernel reads only what they validated, and checks
+what validation cannot (a unitig read past the end of its bases is reported, not read).
+
+Integer discipline: numba turns a mix of uint64 and int64 into float64, so every uint64
+expression below keeps both operands uint64 (the ``_U`` casts).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+__all__ = [
+    "MINIMIZER_SEED",
+    "OK",
+    "CORRUPT_UNITIGS",
+    "anchored_kmers",
+    "mphf_lookup",
+    "dictionary_find",
+    "partition_scatter",
+]
+
+_U = np.uint64
+
+
+def _compiled(function):
+    """``function`` compiled in nopython mode, its machine code cached on disk (beside this
+    module, or in numba's user cache); compiled at each run where no cache is writable.
+
+    Without numba's runtime (``_nrt=False``): the kernels allocate nothing, and with the
+    runtime every array handed to a helper is reference-counted per call, atomically, which
+    cost 20x the work of a bit-field read.
+    """
+    options: dict[str, Any] = {"_nrt": False}
+    try:
+        return njit(cache=True, **options)(function)
+    except RuntimeError:  # numba found no writable cache directory
+        return njit(**options)(function)
+
+#: The seed xored into a canonical m-mer before murmur3's fmix64 gives its minimizer order.
+MINIMIZER_SEED = 0x9E3779B97F4A7C15
+
+#: Status of :func:`dictionary_find`: every key answered.
+OK = 0
+#: Status of :func:`dictionary_find`: a unitig order led past the end of the unitig bases.
+CORRUPT_UNITIGS = 1
+
+_FM1 = _U(0xFF51AFD7ED558CCD)
+_FM2 = _U(0xC4CEB9FE1A85EC53)
+_SM1 = _U(0xBF58476D1CE4E5B9)
+_SM2 = _U(0x94D049BB133111EB)
+_SEED = _U(MINIMIZER_SEED)
+_LOW32 = _U(0xFFFFFFFF)
+_ALL = _U(0xFFFFFFFFFFFFFFFF)
+
+
+@_compiled
+def popcount(x):
+    """Number of 1 bits of a uint64 (LLVM turns this idiom into one instruction)."""
+    x = x - ((x >> _U(1)) & _U(0x5555555555555555))
+    x = (x & _U(0x3333333333333333)) + ((x >> _U(2)) & _U(0x3333333333333333))
+    x = (x + (x >> _U(4))) & _U(0x0F0F0F0F0F0F0F0F)
+    return (x * _U(0x0101010101010101)) >> _U(56)
+
+
+@_compiled
+def minimizer_order(mmer):
+    """murmur3's fmix64 of a canonical m-mer xored with the seed (the order of minimizers)."""
+    h = mmer ^ _SEED
+    h ^= h >> _U(33)
+    h *= _FM1
+    h ^= h >> _U(33)
+    h *= _FM2
+    h ^= h >> _U(33)
+    return h
+
+
+@_compiled
+def field(words, start, bit, width):
+    """``width`` bits (1..64) at bit ``bit`` of the words from ``start``, most significant
+    first (the layout of :func:`kmerdb.core.bits.pack`)."""
+    q = start + np.int64(bit >> _U(6))
+    off = bit & _U(63)
+    x = words[q] << off
+    if off + _U(width) > _U(64):
+        x |= words[q + 1] >> (_U(64) - off)
+    return x >> _U(64 - width)
+
+
+# ---------------------------------------------------------------------------- reads
+
+
+@_compiled
+def anchored_kmers(codes, k, m, ring, facing, positions, kmers, others, hashes, anchors):
+    """The valid k-mers of a coded sequence, streamed: start, canonical code, its reverse
+    complement, minimizer hash and anchor (as :func:`kmerdb.core.kmers.minimizer_anchors`
+    defines it, from the leftmost m-mer of the smallest hash along the sequence).
+
+    ``ring`` (uint64) and ``facing`` (uint8) are work arrays of k - m + 1 entries.  Outputs
+    are sized for every window; returns how many k-mers were written.
+    """
+    w = k - m + 1
+    kmask = _ALL if k == 32 else (_U(1) << _U(2 * k)) - _U(1)
+    mmask = (_U(1) << _U(2 * m)) - _U(1)
+    kshift = _U(2 * (k - 1))
+    mshift = _U(2 * (m - 1))
+    # ring: the hashes of the last w m-mers; facing, bit 0: the m-mer reads as its canonical
+    # form, bit 1: it is its own reverse complement
+    fw = _U(0)
+    rc = _U(0)
+    fm = _U(0)
+    rm = _U(0)
+    run = 0  # valid bases in a row
+    best = -1  # start of the window's leftmost smallest m-mer, -1 when unknown
+    best_h = _U(0)
+    out = 0
+    for i in range(codes.size):
+        c = codes[i]
+        if c > 3:
+            run = 0
+            best = -1
+            continue
+        cu = _U(c)
+        fw = ((fw << _U(2)) | cu) & kmask
+        rc = (rc >> _U(2)) | ((_U(3) - cu) << kshift)
+        fm = ((fm << _U(2)) | cu) & mmask
+        rm = (rm >> _U(2)) | ((_U(3) - cu) << mshift)
+        run += 1
+        if run < m:
+            continue
+        j = i - m + 1  # this m-mer's start
+        h = minimizer_order(min(fm, rm))
+        slot = j % w
+        ring[slot] = h
+        facing[slot] = (1 if fm <= rm else 0) | (2 if fm == rm else 0)
+        if best < 0 or h < best_h:  # strictly smaller: a tie keeps the leftmost
+            best = j
+            best_h = h
+        if run < k:
+            continue
+        s = i - k + 1  # this k-mer's start; its m-mers start at s .. j
+        if best < s:  # the minimum left the window: the leftmost smallest of the w m-mers
+            best = s
+            best_h = ring[s % w]
+            for t in range(s + 1, j + 1):
+                v = ring[t % w]
+                if v < best_h:
+                    best = t
+                    best_h = v
+        flip = fw > rc
+        positions[out] = s
+        if flip:
+            kmers[out] = rc
+            others[out] = fw
+        else:
+            kmers[out] = fw
+            others[out] = rc
+        hashes[out] = best_h
+        offset = best - s
+        f = facing[best % w]
+        # the canonical k-mer may read the sequence backwards, and its minimizer with it
+        # (an m-mer that is its own reverse complement faces both ways)
+        b = ((f & 1) ^ (1 if flip else 0)) | (f >> 1)
+        p = k - m - offset if flip else offset
+        anchors[out] = np.uint8(2 * p + b)
+        out += 1
+    return out
+
+
+# ----------------------------------------------------------------------------- MPHF
+#
+# An MPHF is its serialized array (see kmerdb.core.mphf) and a plan of what its header
+# implies, as uint64: n, F, the base salt, the starts of the bit words, the rank entries and
+# the fallback, L, then per level its size in bits, its first bit, its salt and multiplier.
+
+_P_N, _P_F, _P_SALT, _P_BITS, _P_RANK, _P_FALLBACK, _P_LEVELS = 0, 1, 2, 3, 4, 5, 6
+PLAN_HEAD = 7
+
+
+@_compiled
+def rank(arr, bits_at, rank_at, g):
+    """1 bits before global bit ``g``: the block's entry, its quarter's count, the words of
+    the quarter before g's and the bits of g's word below it."""
+    w = np.int64(g >> _U(6))
+    e = arr[rank_at + (w >> 4)]
+    ones = e & _LOW32
+    quarter = (w >> 2) & 3
+    if quarter:
+        ones += (e >> _U(22 + 10 * quarter)) & _U(1023)
+    for t in range(w - (w & 3), w):
+        ones += popcount(arr[bits_at + t])
+    ones += popcount(arr[bits_at + w] & ((_U(1) << (g & _U(63))) - _U(1)))
+    return np.int64(ones)
+
+
+@_compiled
+def mphf_slot(arr, plan, key):
+    """Slot of one key: in [0, n) for every build key, in [0, n) or -1 for any other."""
+    n = np.int64(plan[_P_N])
+    if n == 0:
+        return -1
+    bits_at = np.int64(plan[_P_BITS])
+    rank_at = np.int64(plan[_P_RANK])
+    # the seeded splitmix64 finalizer: a bijection on uint64
+    h = key ^ plan[_P_SALT]
+    h ^= h >> _U(30)
+    h *= _SM1
+    h ^= h >> _U(27)
+    h *= _SM2
+    h ^= h >> _U(31)
+    for level in range(np.int64(plan[_P_LEVELS])):
+        at = PLAN_HEAD + 4 * level
+        size = plan[at]
+        wide = size >= _U(1) << _U(32)  # multiply-shift needs size < 2**32: a modulo beyond
+        if level == 0:
+            x = h if wide else h >> _U(32)
+        else:
+            x = (h ^ plan[at + 2]) * plan[at + 3]
+            if not wide:
+                x >>= _U(32)
+        if wide:
+            x ^= x >> _U(32)
+            x %= size
+        else:
+            x = (x * size) >> _U(32)
+        g = x + plan[at + 1]
+        if (arr[bits_at + np.int64(g >> _U(6))] >> (g & _U(63))) & _U(1):
+            return rank(arr, bits_at, rank_at, g)
+    f = np.int64(plan[_P_F])
+    if f:
+        lo = np.int64(plan[_P_FALLBACK])
+        hi = lo + f
+        first = lo
+        while lo < hi:  # the sorted base hashes of the keys no level placed
+            mid = (lo + hi) >> 1
+            if arr[mid] < h:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < first + f and arr[lo] == h:
+            return n - f + (lo - first)
+    return -1
+
+
+@_compiled
+def mphf_lookup(arr, plan, keys, out):
+    """Slots of ``keys`` into ``out`` (int64), as :func:`mphf_slot`."""
+    for i in range(keys.size):
+        out[i] = mphf_slot(arr, plan, keys[i])
+
+
+# ----------------------------------------------------------------------- dictionary
+#
+# A dictionary is its array (see kmerdb.core.dictionary) and a plan, int64: the fields below.
+# Its unitigs are their 2-bit bases, the start flags of unitig order (format 2: a k-mer that
+# starts a unitig has its flag set, most significant bit first) with the flags set before
+# each word less one, or the unitig offsets (format 1; then the flags are empty).
+
+(
+    D_N, D_K, D_M, D_BUCKETS, D_ANCHOR_WIDTH, D_MULTI, D_SCAN, D_SKEW, D_SKEW_WIDTH,
+    D_OVERFLOW, D_ORDER_WIDTH, D_ANCHORS, D_FLAGS, D_EXTRAS, D_ENTRIES, D_ORDERS, D_BASES,
+) = range(17)
+DICTIONARY_PLAN = 17
+
+
+@_compiled
+def _spelt(plan, seq, flags, ranks, offsets, r):
+    """(the k bases, as read along the unitig, of unitig order ``r`` < n; False when they
+    would lie past the end of the bases, in a damaged unitig file)."""
+    if offsets.size:
+        lo, hi = 0, offsets.size
+        while lo < hi:  # the last offset <= r
+            mid = (lo + hi) >> 1
+            if offsets[mid] <= r:
+                lo = mid + 1
+            else:
+                hi = mid
+        u = _U(lo - 1)
+    else:
+        word = r >> 6
+        u = ranks[word] + popcount(flags[word] >> _U(63 - (r & 63)))
+    k = plan[D_K]
+    base = _U(r) + u * _U(k - 1)
+    if base + _U(k) > _U(plan[D_BASES]):
+        return _U(0), False
+    return field(seq, 0, base * _U(2), 2 * k), True
+
+
+@_compiled
+def _place(plan, value, anchor, key, other, seq, flags, ranks, offsets):
+    """Unitig order where the anchor ``value`` places a key of ``anchor``, if its k bases
+    there are the key's; -1 if not, -2 if the unitigs are damaged."""
+    p = _U(anchor >> 1)
+    same = _U(anchor & 1) == (value & _U(1))  # the key reads forward along the unitig there
+    # a negative order wraps around to a huge one: one comparison bounds both sides
+    r = (value >> _U(1)) - (p if same else _U(plan[D_K] - plan[D_M]) - p)
+    if r >= _U(plan[D_N]):
+        return -1
+    spelt, ok = _spelt(plan, seq, flags, ranks, offsets, np.int64(r))
+    if not ok:
+        return -2
+    if spelt == (key if same else other):
+        return np.int64(r)
+    return -1
+
+
+@_compiled
+def dictionary_find(
+    keys, hashes, anchors, others, plan, words, before, starts,
+    bucket_arr, bucket_plan, skew_arr, skew_plan, over_arr, over_plan,
+    seq, flags, ranks, offsets, found, orders,
+):
+    """Membership (``found``) and unitig order (``orders``) of canonical keys given with their
+    minimizer hashes, anchors and reverse complements.  Returns :data:`OK`, or
+    :data:`CORRUPT_UNITIGS` (then the outputs are incomplete).
+
+    A run of keys that share a minimizer looks its bucket up once.  A key goes to the run's
+    current anchor, then (missed, in a bucket of several anchors) to each anchor of a bucket
+    that is scanned or to the one the skew index names, then to the overflow.  An anchor
+    that places a key serves the rest of the run.
+    """
+    aw = plan[D_ANCHOR_WIDTH]
+    n_buckets = plan[D_BUCKETS]
+    prev = _U(0)
+    # a minimizer outside the dictionary: a value past every order, which nothing matches
+    nowhere = _U(2 * (plan[D_N] + plan[D_K])) << _U(1)
+    first = nowhere
+    current = nowhere
+    multi = False
+    lo = 0
+    extra = 0
+    for i in range(keys.size):
+        h = hashes[i]
+        if i == 0 or h != prev:
+            prev = h
+            slot = mphf_slot(bucket_arr, bucket_plan, h) if n_buckets else -1
+            multi = False
+            first = nowhere
+            if slot >= 0:
+                first = field(words, plan[D_ANCHORS], _U(slot) * _U(aw), aw)
+                word = slot >> 6
+                flag = words[plan[D_FLAGS] + word] >> _U(63 - (slot & 63))
+                if flag & _U(1):
+                    multi = True
+                    j = before[word] + np.int64(popcount(flag)) - 1
+                    lo = starts[j]
+                    extra = starts[j + 1] - lo
+            current = first
+        key = keys[i]
+        other = others[i]
+        a = anchors[i]
+        r = _place(plan, current, a, key, other, seq, flags, ranks, offsets)
+        if r == -1 and multi:
+            if extra < plan[D_SCAN]:  # extra anchors + the first <= the scan limit
+                for t in range(extra + 1):
+                    v = first if t == 0 else field(words, plan[D_EXTRAS], _U(lo + t - 1) * _U(aw), aw)
+                    r = _place(plan, v, a, key, other, seq, flags, ranks, offsets)
+                    if r != -1:
+                        current = v
+                        break
+            elif plan[D_SKEW]:
+                # the skew index names the anchor; a stranger gets some index, which its check refuses
+                s = mphf_slot(skew_arr, skew_plan, key)
+                if s >= 0:
+                    e = np.int64(field(words, plan[D_ENTRIES], _U(s) * _U(plan[D_SKEW_WIDTH]), plan[D_SKEW_WIDTH]))
+                    if e <= extra:
+                        v = first if e == 0 else field(words, plan[D_EXTRAS], _U(lo + e - 1) * _U(aw), aw)
+                        r = _place(plan, v, a, key, other, seq, flags, ranks, offsets)
+                        if r >= 0:
+                            current = v
+        if r == -1 and plan[D_OVERFLOW]:
+            s = mphf_slot(over_arr, over_plan, key)
+            if s >= 0:
+                ow = plan[D_ORDER_WIDTH]
+                q = np.int64(field(words, plan[D_ORDERS], _U(s) * _U(ow), ow))  # below n: checked at open
+                spelt, ok = _spelt(plan, seq, flags, ranks, offsets, q)
+                if not ok:
+                    r = -2
+                elif spelt in (key, other):
+                    r = q
+        if r == -2:
+            return CORRUPT_UNITIGS
+        found[i] = r >= 0
+        orders[i] = r if r >= 0 else 0
+    return OK
+
+
+# ----------------------------------------------------------------------- partitions
+
+
+@_compiled
+def partition_scatter(hashes, n_parts, columns, marks, out, out_marks, bounds, cursor):
+    """Group keys by partition (``hash % n_parts``), stably.
+
+    Key i's fields (column i of the (fields, n) uint64 array ``columns``, and ``marks[i]``)
+    go to the column of ``out`` (and entry of ``out_marks``) where its partition's run has
+    reached.  ``bounds`` (n_parts + 1 entries) receives where each run starts and ends;
+    ``cursor`` (n_parts entries) is a work array.
+    """
+    n = hashes.size
+    mask = _U(n_parts - 1)
+    power = n_parts & (n_parts - 1) == 0  # a mask instead of a (much slower) modulo
+    for p in range(n_parts + 1):
+        bounds[p] = 0
+    for i in range(n):
+        h = hashes[i]
+        p = np.int64(h & mask) if power else np.int64(h % _U(n_parts))
+        bounds[p + 1] += 1
+    for p in range(n_parts):
+        bounds[p + 1] += bounds[p]
+        cursor[p] = bounds[p]
+    fields = columns.shape[0]
+    for i in range(n):
+        h = hashes[i]
+        p = np.int64(h & mask) if power else np.int64(h % _U(n_parts))
+        at = cursor[p]
+        cursor[p] = at + 1
+        for f in range(fields):
+            out[f, at] = columns[f, i]
+        out_marks[at] = marks[i]
