@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kmerdb.config import Config
+from kmerdb.core import kernels
 from kmerdb.core.colours import SparseRows, segment_positions
 from kmerdb.core.evidence import z_rule
 from kmerdb.core.kmers import (
@@ -25,7 +26,6 @@ from kmerdb.core.kmers import (
     encode,
     kmers_from_strings,
     minimizer_anchors,
-    partition_of,
     reverse_complement,
     sequence_anchors,
 )
@@ -41,10 +41,6 @@ _log = logging.getLogger(__name__)
 #: Bases of sequence a streaming query (:func:`query_batches`) holds at a time: the reads of a
 #: batch and the arrays of their k-mer positions, about 100 bytes per base: ~100 MB.
 QUERY_BATCH_BASES = 1_000_000
-
-# A tag of _locate leaves its top byte to a key's anchor.
-_TAG_BITS = np.uint64(56)
-_TAG_MASK = np.uint64((1 << 56) - 1)
 
 # Positions x genomes of dense groups per query batch: bounds the presence bytes of dense
 # groups (colour-class groups tally per class and cost no genome factor).
@@ -174,71 +170,61 @@ class QueryEngine:
         self,
         kmers: np.ndarray,
         hashes: np.ndarray,
+        anchors: np.ndarray,
+        others: np.ndarray,
         tags: np.ndarray | None = None,
-        anchors: np.ndarray | None = None,
-        others: np.ndarray | None = None,
     ) -> list[tuple[Layer, np.ndarray, np.ndarray]]:
         """Find canonical k-mers: a list of (layer, tags of the keys found, their slots).
 
-        The tag of ``kmers[i]`` is ``tags[i]`` (non-negative int64 below 2**56, such as the
-        sequence a k-mer comes from) or, without ``tags``, ``i``.  ``anchors`` and
-        ``others`` (the keys' minimizer anchors and reverse complements) go to the layers
-        with a minimizer dictionary, which compute them otherwise.  The layers of a
-        partition hold disjoint k-mers, so a key an exact layer finds is looked for no
-        further.  A key an approx layer accepts may be a false positive there and a true
-        member of a later layer: it is looked for in every layer, and a tag may then come
-        back from several layers (callers combine their rows).
+        ``hashes``, ``anchors`` and ``others`` are the keys' minimizer hashes, anchors and
+        reverse complements (:func:`~kmerdb.core.kmers.sequence_anchors`,
+        :func:`~kmerdb.core.kmers.minimizer_anchors`).  The tag of ``kmers[i]`` is
+        ``tags[i]`` (non-negative int64, such as the sequence a k-mer comes from) or, without
+        ``tags``, ``i``.  The layers of a partition hold disjoint k-mers, so a key an exact
+        layer finds is looked for no further.  A key an approx layer accepts may be a false
+        positive there and a true member of a later layer: it is looked for in every layer,
+        and a tag may then come back from several layers (callers combine their rows).
         """
-        out = []
+        out: list[tuple[Layer, np.ndarray, np.ndarray]] = []
         n_parts = self.config.n_partitions
-        parts = partition_of(hashes, n_parts, np.uint16)
-        # stable argsort of uint16 is a radix sort: ~10x faster than on int64; it keeps the
-        # keys of a sequence in order, so runs that share a minimizer stay together
-        order = np.argsort(parts, kind="stable")
-        bounds = np.zeros(n_parts + 1, dtype=np.int64)
-        np.cumsum(np.bincount(parts, minlength=n_parts), out=bounds[1:])
-        # key, tag (an anchor in its top byte), hash and reverse complement side by side: one
-        # gather in partition order fetches them all (a gather through the permutation costs
-        # a cache miss per run of neighbouring positions)
-        width = 2 if anchors is None else 4
-        table = np.empty((kmers.size, width), dtype=np.uint64)
-        table[:, 0] = kmers
-        table[:, 1] = tags if tags is not None else np.arange(kmers.size)
-        if anchors is not None:
-            table[:, 1] |= anchors.astype(np.uint64) << _TAG_BITS
-            table[:, 2] = hashes
-            table[:, 3] = others if others is not None else reverse_complement(kmers, self.config.k)
-        table = table.take(order, axis=0)
+        # keys grouped by partition in one stable pass, so that the runs of a sequence's
+        # keys that share a minimizer stay together; each field contiguous per partition
+        columns = np.empty((4, kmers.size), dtype=np.uint64)
+        columns[0] = kmers
+        columns[1] = others
+        columns[2] = hashes
+        columns[3] = tags if tags is not None else np.arange(kmers.size, dtype=np.uint64)
+        grouped = np.empty_like(columns)
+        marks = np.empty(kmers.size, dtype=np.uint8)
+        bounds = np.empty(n_parts + 1, dtype=np.int64)
+        kernels.partition_scatter(
+            hashes, n_parts, columns, np.ascontiguousarray(anchors, dtype=np.uint8), grouped, marks, bounds,
+            np.empty(n_parts, dtype=np.int64),
+        )
+        del columns
         for p, layers in enumerate(self.layers):
             lo, hi = int(bounds[p]), int(bounds[p + 1])
             if lo == hi or not layers:
                 continue
-            rows = table[lo:hi]
-            keys, ids = rows[:, 0], rows[:, 1]
+            keys, rc, hs, ids, ms = grouped[0, lo:hi], grouped[1, lo:hi], grouped[2, lo:hi], grouped[3, lo:hi], marks[lo:hi]
             for layer in layers:
-                if anchors is None or layer.dictionary is None:
-                    found, slots = layer.find(keys)
-                else:
-                    marks = (ids >> _TAG_BITS).astype(np.uint8)
-                    found, slots = layer.find(keys, rows[:, 2], marks, rows[:, 3])
+                found, slots = layer.find(keys, hs, ms, rc)
                 hit = np.flatnonzero(found)
-                tagged = ids & _TAG_MASK if anchors is not None else ids
                 if hit.size == keys.size:  # all found: no gathers
-                    out.append((layer, tagged.view(np.int64), slots))
+                    out.append((layer, ids.view(np.int64), slots))
                     if layer.exact:
                         break
                     continue
                 if hit.size:
-                    out.append((layer, tagged.take(hit).view(np.int64), slots.take(hit)))
+                    out.append((layer, ids.take(hit).view(np.int64), slots.take(hit)))
                     if len(layers) > 1 and layer.exact:
                         rest = np.flatnonzero(~found)
                         if not rest.size:
                             break
-                        rows = rows.take(rest, axis=0)
-                        keys, ids = rows[:, 0], rows[:, 1]
+                        keys, rc, hs, ids, ms = keys.take(rest), rc.take(rest), hs.take(rest), ids.take(rest), ms.take(rest)
         return out
 
-    def _rows(self, kmers: np.ndarray, hashes: np.ndarray, counts: bool, anchors: np.ndarray | None = None) -> np.ndarray:
+    def _rows(self, kmers: np.ndarray, hashes: np.ndarray, counts: bool, anchors: np.ndarray) -> np.ndarray:
         """(len(kmers), n_genomes) presence (bool) or counts for canonical k-mers.
 
         Layers with colour-class groups of many genomes write their (k-mer, genome)
@@ -247,7 +233,7 @@ class QueryEngine:
         dtype = np.uint32 if counts else bool
         out = np.zeros((kmers.size, len(self.labels)), dtype=dtype)
         union = self._any_approx
-        for layer, idx, slots in self._locate(kmers, hashes, anchors=anchors):
+        for layer, idx, slots in self._locate(kmers, hashes, anchors, reverse_complement(kmers, self.config.k)):
             if any(g.live and g.tallies_by_class for g in layer.groups):
                 rows = layer_rows(layer, slots, counts, len(self.labels))
                 at, cols = idx[rows.row_of()], rows.columns
@@ -357,13 +343,13 @@ class QueryEngine:
         union = self._any_approx
         if not union and not z:
             # exact evidence: each position is answered by at most one layer
-            located = self._locate(kmers, hashes, seq_of, anchors, others)
+            located = self._locate(kmers, hashes, anchors, others, seq_of)
             per_found = np.bincount(np.concatenate([seqs for _, seqs, _ in located]), minlength=n_seqs) if located else 0
             found[0] += per_found
             found[1] += per_found
             _tally(located, hits)
             return
-        located = self._locate(kmers, hashes, None, anchors, others)
+        located = self._locate(kmers, hashes, anchors, others)
         hit = np.zeros(kmers.size, dtype=bool)
         answers = np.zeros(kmers.size, dtype=np.int32)
         for _, idx, _ in located:
