@@ -189,12 +189,13 @@ class SparseRows:
     def remap(self, column_map: np.ndarray, n_columns: int) -> SparseRows:
         """Columns renamed through ``column_map`` (old column -> new, -1 drops it)."""
         column_map = np.asarray(column_map, dtype=np.int64)
-        new = column_map[self.columns] if self.nnz else np.zeros(0, dtype=np.int64)
+        # gathered as int32 (the columns' own type): no second pass to convert them
+        new = column_map.astype(np.int32)[self.columns] if self.nnz else np.zeros(0, dtype=np.int32)
         keep = new >= 0
         mapped = column_map[column_map >= 0]
         monotone = bool(mapped.size < 2 or (np.diff(mapped) > 0).all())
         if keep.all() and monotone:
-            return SparseRows(self.indptr, new.astype(np.int32), self.counts, int(n_columns))
+            return SparseRows(self.indptr, new, self.counts, int(n_columns))
         rows = self.row_of()[keep]
         counts = self.counts[keep] if self.counts is not None else None
         return SparseRows.from_pairs(rows, new[keep], self.n, n_columns, counts, ordered=monotone)

@@ -32,6 +32,7 @@ __all__ = [
     "mphf_lookup",
     "dictionary_find",
     "partition_scatter",
+    "expand_classes",
 ]
 
 _U = np.uint64
@@ -414,15 +415,15 @@ def partition_scatter(hashes, n_parts, columns, marks, out, out_marks, bounds, c
     n = hashes.size
     mask = _U(n_parts - 1)
     power = n_parts & (n_parts - 1) == 0  # a mask instead of a (much slower) modulo
-    for p in range(n_parts + 1):
-        bounds[p] = 0
+    for j in range(n_parts + 1):
+        bounds[j] = 0
     for i in range(n):
         h = hashes[i]
         p = np.int64(h & mask) if power else np.int64(h % _U(n_parts))
         bounds[p + 1] += 1
-    for p in range(n_parts):
-        bounds[p + 1] += bounds[p]
-        cursor[p] = bounds[p]
+    for j in range(n_parts):
+        bounds[j + 1] += bounds[j]
+        cursor[j] = bounds[j]
     fields = columns.shape[0]
     for i in range(n):
         h = hashes[i]
@@ -432,3 +433,25 @@ def partition_scatter(hashes, n_parts, columns, marks, out, out_marks, bounds, c
         for f in range(fields):
             out[f, at] = columns[f, i]
         out_marks[at] = marks[i]
+
+
+# --------------------------------------------------------------------------- tallies
+
+
+@_compiled
+def expand_classes(hits, seq, start, size, amount, lacks, columns):
+    """Add each (sequence, class) pair's amount to its sequence's row of ``hits`` (int64, C
+    order) at the columns ``columns[start:start + size]`` of its class, or subtract it where
+    ``lacks`` (the columns are those a class of most of its group lacks).  Returns :data:`OK`,
+    or ``1 + i`` when pair i names a column outside ``hits`` (then nothing more is added)."""
+    n_g = hits.shape[1]
+    for i in range(seq.size):
+        row = seq[i]
+        a = -amount[i] if lacks[i] else amount[i]
+        lo = start[i]
+        for t in range(lo, lo + size[i]):
+            c = columns[t]
+            if c < 0 or c >= n_g:
+                return 1 + i
+            hits[row, c] += a
+    return OK

@@ -19,7 +19,7 @@ import numpy as np
 
 from kmerdb.config import Config
 from kmerdb.core import kernels
-from kmerdb.core.colours import SparseRows, segment_positions
+from kmerdb.core.colours import SparseRows
 from kmerdb.core.evidence import z_rule
 from kmerdb.core.kmers import (
     canonical,
@@ -29,7 +29,7 @@ from kmerdb.core.kmers import (
     reverse_complement,
     sequence_anchors,
 )
-from kmerdb.errors import InvalidParameterError, InvalidTypeError, WorkerError
+from kmerdb.errors import CorruptDatabaseError, InvalidParameterError, InvalidTypeError, WorkerError
 from kmerdb.query.pool import QueryPool
 from kmerdb.store.encodings import ColumnEncoding
 from kmerdb.store.layer import Layer
@@ -45,13 +45,6 @@ QUERY_BATCH_BASES = 1_000_000
 # Positions x genomes of dense groups per query batch: bounds the presence bytes of dense
 # groups (colour-class groups tally per class and cost no genome factor).
 _QUERY_CELLS = 1 << 25
-# Sparse (sequence, genome) increments a tally holds before adding them to the hits.
-_TALLY_ENTRIES = 1 << 23
-# (sequence, genome) cells of the hits one block of class expansions adds to.
-_BLOCK_CELLS = 1 << 18
-# A (sequence, class) pair found at most this often is listed that many times (unweighted
-# histograms are ~8x faster than weighted ones); more often, it is weighted.
-_REPEAT_AMOUNT = 8
 # Below this many bases a query runs in the calling thread whatever ``threads`` says.
 _PARALLEL_MIN_BASES = 1 << 18
 # Bins of one (sequence, byte value) histogram before the tally counts genome by genome.
@@ -422,15 +415,13 @@ def _firsts(sorted_values: np.ndarray) -> np.ndarray:
 
 
 class _Hits:
-    """The (sequence, class) tallies of one batch's colour-class groups, expanded to genomes
-    a block of sequences at a time.
+    """The (sequence, class) tallies of one batch's colour-class groups, expanded to genomes.
 
     A class is expanded to its members, or for a class of most of its group's genomes to all
     the group's genomes (one amount per sequence, :attr:`everyone`) less the few it lacks.
-    The pairs of every group are gathered first (their classes' columns side by side), so a
-    block of sequences is expanded in one pass whatever the number of groups.  Expansions
-    are counted with unweighted histograms over the block's (sequence, genome) cells: a pair
-    found ``a`` times is listed ``a`` times when ``a`` is small, and weighted otherwise.
+    The pairs of every group are gathered first (their classes' columns side by side) and
+    expanded in one compiled pass in sequence order (:func:`kmerdb.core.kernels.expand_classes`):
+    a pair found ``a`` times adds ``a`` to each of its cells, with no array of cells.
     """
 
     def __init__(self, hits: np.ndarray) -> None:
@@ -470,87 +461,20 @@ class _Hits:
         if self.pairs:
             seq, start, size, amount, core = (np.concatenate(part) for part in zip(*self.pairs))
             columns = np.concatenate(self.columns)
+            # in sequence order: one sweep over the rows of the hits
             order = np.argsort(seq, kind="stable")
-            seq, start, size, amount, core = seq[order], start[order], size[order], amount[order], core[order]
-            step = max(1, _BLOCK_CELLS // max(1, n_g))
-            bounds = np.searchsorted(seq, np.arange(0, self.n_seqs + step, step))
-            for i, a in enumerate(range(0, self.n_seqs, step)):
-                lo, hi = int(bounds[i]), int(bounds[i + 1])
-                if lo < hi:
-                    block = _Block(self.hits[a : a + step], columns)
-                    block.expand(seq[lo:hi] - a, start[lo:hi], size[lo:hi], amount[lo:hi], core[lo:hi])
-                    block.flush()
+            status = kernels.expand_classes(
+                self.hits, seq.take(order), start.take(order), size.take(order), amount.take(order), core.take(order),
+                columns,
+            )
+            if status != kernels.OK:
+                raise CorruptDatabaseError("<colour classes>", "a class names a genome outside the database")
         for cols, amounts in self.everyone.values():
             if cols.size == n_g:  # every column, in order
                 self.hits += amounts[:, None]
             else:
                 self.hits[:, cols] += amounts[:, None]
         self.pairs, self.columns, self.held, self.everyone = [], [], 0, {}
-
-
-class _Block:
-    """Expansions of (sequence, class) pairs into one block of the hits."""
-
-    def __init__(self, hits: np.ndarray, columns: np.ndarray) -> None:
-        self.hits = hits
-        self.n_g = hits.shape[1]
-        self.columns = columns
-        self.parts: dict[str, list[np.ndarray]] = {"plus": [], "minus": [], "cells": [], "weights": []}
-        self.held = 0
-
-    def expand(self, seq: np.ndarray, start: np.ndarray, size: np.ndarray, amount: np.ndarray, core: np.ndarray) -> None:
-        """Add pairs: block row, first column and number of columns of the class (or of what it
-        lacks, where ``core``), times found."""
-        ends = np.cumsum(size)
-        lo = 0
-        while lo < seq.size:  # pairs in chunks whose expansion stays within the bound
-            base = int(ends[lo - 1]) if lo else 0
-            hi = max(lo + 1, int(np.searchsorted(ends, base + _TALLY_ENTRIES, side="right")))
-            self._expand(seq[lo:hi], start[lo:hi], size[lo:hi], amount[lo:hi], core[lo:hi])
-            lo = hi
-
-    def _expand(self, seq, start, size, amount, core) -> None:
-        few = amount <= _REPEAT_AMOUNT
-        if not few.all():  # a class found many times in a sequence: one weighted entry per genome
-            many = ~few
-            self.parts["cells"].append(self._cells(seq[many], start[many], size[many]))
-            sign = np.where(core[many], -amount[many], amount[many])
-            self.parts["weights"].append(np.repeat(sign, size[many]).astype(np.float64))
-            seq, start, size, amount, core = seq[few], start[few], size[few], amount[few], core[few]
-        if (amount > 1).any():
-            again = np.repeat(np.arange(seq.size), amount)
-            seq, start, size, core = seq[again], start[again], size[again], core[again]
-        for name, sel in (("plus", ~core), ("minus", core)):
-            if sel.all():
-                self.parts[name].append(self._cells(seq, start, size))
-            elif sel.any():
-                self.parts[name].append(self._cells(seq[sel], start[sel], size[sel]))
-        self.held += int(size.sum())
-        if self.held >= _TALLY_ENTRIES:
-            self.flush()
-
-    def _cells(self, seq: np.ndarray, start: np.ndarray, size: np.ndarray) -> np.ndarray:
-        cells = np.repeat(seq * self.n_g, size)
-        cells += self.columns[segment_positions(start, size)]
-        return cells
-
-    def flush(self) -> None:
-        flat = self.hits.reshape(-1)  # a view: a block of the hits' rows is contiguous
-        n = flat.size
-        for name, sign in (("plus", 1), ("minus", -1)):
-            if self.parts[name]:
-                parts = self.parts[name]
-                counted = np.bincount(parts[0] if len(parts) == 1 else np.concatenate(parts), minlength=n)
-                if sign > 0:
-                    flat += counted
-                else:
-                    flat -= counted
-        if self.parts["cells"]:
-            # float64 sums: exact for any count below 2**53
-            weighted = np.bincount(np.concatenate(self.parts["cells"]), np.concatenate(self.parts["weights"]), n)
-            flat += np.rint(weighted).astype(np.int64)
-        self.parts = {name: [] for name in self.parts}
-        self.held = 0
 
 
 def _tally(located: list[tuple[Layer, np.ndarray, np.ndarray]], hits: np.ndarray) -> None:
