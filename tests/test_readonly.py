@@ -32,9 +32,13 @@ pytestmark = pytest.mark.skipif(
 
 # The reader: imports first, then setgid/setuid to nobody, then the public API only.
 CHILD = r"""
-import cmath, json, logging, mmap, sys  # cmath: loaded late by the compiler, from a stdlib the other user may not read
+import json, logging, mmap, sys
 import numpy
 import kmerdb
+from kmerdb.core.kmers import encode, sequence_anchors
+# the compiled kernels import numba and parts of the stdlib at their first call: here, before
+# this process becomes a user who may not read this interpreter's stdlib
+sequence_anchors(encode(b"ACGT" * 10), 21, 11)
 from kmerdb.errors import KmerDBError, ReadOnlyError
 from kmerdb.store.lock import ReaderRegistration
 import os

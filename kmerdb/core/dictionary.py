@@ -171,8 +171,7 @@ def build_dictionary(
         keys = np.zeros(0, dtype=np.uint64)
         over = np.zeros(0, dtype=bool)
         hashes = values = hk = vk = first = sizes = np.zeros(0, dtype=np.uint64)
-    mphf = MPHF.build(keys)
-    slot = mphf.lookup(keys)
+    mphf, slot = MPHF.build_with_slots(keys)
     n_buckets = keys.size
     firsts = np.zeros(n_buckets, dtype=np.uint64)
     multi = np.zeros(n_buckets, dtype=bool)
@@ -230,9 +229,9 @@ def _keyed(unitigs: UnitigSet, ordinals: np.ndarray) -> tuple[MPHF, np.ndarray]:
     if not ordinals.size:
         return MPHF.build(np.zeros(0, dtype=np.uint64)), np.zeros(0, dtype=np.uint64)
     keys = canonical(unitigs.kmer_at(unitigs.base_of(ordinals)), unitigs.k)
-    mphf = MPHF.build(keys)
+    mphf, slots = MPHF.build_with_slots(keys)
     out = np.empty(ordinals.size, dtype=np.uint64)
-    out[mphf.lookup(keys)] = ordinals
+    out[slots] = ordinals
     return mphf, out
 
 

@@ -19,10 +19,12 @@ expression below keeps both operands uint64 (the ``_U`` casts).
 
 from __future__ import annotations
 
+import functools
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from numba import njit
 
 __all__ = [
     "MINIMIZER_SEED",
@@ -37,20 +39,55 @@ __all__ = [
 
 _U = np.uint64
 
+# The kernels of this module, by name, in definition order (callees before callers).
+_KERNELS: list[str] = []
+_LOADED = False
+_LOAD_LOCK = threading.Lock()
 
-def _compiled(function):
-    """``function`` compiled in nopython mode, its machine code cached on disk (beside this
-    module, or in numba's user cache); compiled at each run where no cache is writable.
+
+class _Kernel:
+    """A kernel before numba has compiled this module: the first call of any kernel imports
+    numba and replaces every one of them in the module by its compiled dispatcher, so that
+    commands that never look a key up (a build, ``info``) do not import numba at all."""
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self.function = function
+        functools.update_wrapper(self, function)
+
+    def __call__(self, *args: Any) -> Any:
+        _load()
+        return globals()[self.function.__name__](*args)
+
+
+def _compiled(function: Callable[..., Any]) -> Any:
+    """Mark ``function`` as a kernel (compiled by :func:`_load` at the first call of any)."""
+    _KERNELS.append(function.__name__)
+    return _Kernel(function)
+
+
+def _load() -> None:
+    """Compile every kernel in nopython mode, machine code cached on disk (beside this
+    module, or in numba's user cache; compiled in each process where no cache is writable).
 
     Without numba's runtime (``_nrt=False``): the kernels allocate nothing, and with the
     runtime every array handed to a helper is reference-counted per call, atomically, which
     cost 20x the work of a bit-field read.
     """
-    options: dict[str, Any] = {"_nrt": False}
-    try:
-        return njit(cache=True, **options)(function)
-    except RuntimeError:  # numba found no writable cache directory
-        return njit(**options)(function)
+    global _LOADED
+    with _LOAD_LOCK:
+        if _LOADED:
+            return
+        from numba import njit
+
+        options: dict[str, Any] = {"_nrt": False}
+        for name in _KERNELS:
+            function = globals()[name].function
+            try:
+                globals()[name] = njit(cache=True, **options)(function)
+            except RuntimeError:  # numba found no writable cache directory
+                globals()[name] = njit(**options)(function)
+        _LOADED = True
+
 
 #: The seed xored into a canonical m-mer before murmur3's fmix64 gives its minimizer order.
 MINIMIZER_SEED = 0x9E3779B97F4A7C15

@@ -188,8 +188,7 @@ def write_lookup(
         name = f"{prefix}.g{generation:07d}.dictionary.npy"
         ref = _reuse(root, name, data := build_dictionary(unitigs, config.m)) or save_array(root, name, data)
         return {"dictionary": ref}, np.asarray(ordinals, dtype=np.int64)
-    mphf = MPHF.build(keys)
-    slots = mphf.lookup(keys)
+    mphf, slots = MPHF.build_with_slots(keys)
     name = f"{prefix}.g{generation:07d}.mphf.npy"
     data = mphf.to_array()
     files = {

@@ -280,3 +280,16 @@ def test_corrupt_bit_words_detected_by_count_check(small_array):
     bad[rank_start - 1] ^= np.uint64(1 << 5)  # flip a bit of the last word
     with pytest.raises(CorruptDatabaseError):
         MPHF.from_array(bad)
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 5, 100, 20_000])
+def test_build_with_slots_gives_each_keys_lookup(n):
+    """The slots a build reports for its keys are the ones lookup gives (placed keys and the
+    fallback alike), and the function is the one build makes."""
+    rng = np.random.default_rng(n)
+    keys = np.unique(rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True))
+    for gamma in (1.0, 1.5, 4.0):
+        mphf, slots = MPHF.build_with_slots(keys, gamma=gamma, seed=n)
+        np.testing.assert_array_equal(slots, mphf.lookup(keys))
+        np.testing.assert_array_equal(np.sort(slots), np.arange(keys.size))
+        np.testing.assert_array_equal(mphf.to_array(), MPHF.build(keys, gamma=gamma, seed=n).to_array())
