@@ -35,6 +35,9 @@ __all__ = [
     "dictionary_find",
     "partition_scatter",
     "expand_classes",
+    "class_sizes",
+    "class_members",
+    "CORRUPT_CLASSES",
 ]
 
 _U = np.uint64
@@ -43,6 +46,8 @@ _U = np.uint64
 _KERNELS: list[str] = []
 _LOADED = False
 _LOAD_LOCK = threading.Lock()
+# numba's count of leading zero bits (an intrinsic), bound by _load
+_leading_zeros: Any = None
 
 
 class _Kernel:
@@ -73,11 +78,14 @@ def _load() -> None:
     runtime every array handed to a helper is reference-counted per call, atomically, which
     cost 20x the work of a bit-field read.
     """
-    global _LOADED
+    global _LOADED, _leading_zeros
     with _LOAD_LOCK:
         if _LOADED:
             return
         from numba import njit
+        from numba.cpython.unsafe.numbers import leading_zeros
+
+        _leading_zeros = leading_zeros
 
         options: dict[str, Any] = {"_nrt": False}
         for name in _KERNELS:
@@ -491,4 +499,89 @@ def expand_classes(hits, seq, start, size, amount, lacks, columns):
             if c < 0 or c >= n_g:
                 return 1 + i
             hits[row, c] += a
+    return OK
+
+
+# ----------------------------------------------------------------------- class tables
+#
+# A class table (kmerdb.store.classes): per class a 2-bit form and a bit offset into the
+# payload (offset_width bits each, c + 1 offsets); a list or complement is its entries of w
+# bits (group positions), a bitmap is g bits, the group's first genome first.
+
+_LIST, _COMPLEMENT, _BITMAP = 0, 1, 2
+#: Status of :func:`class_sizes` and :func:`class_members`: a class id, form, offsets or
+#: entries out of range.
+CORRUPT_CLASSES = 2
+
+
+@_compiled
+def _class_place(forms, offsets, offset_width, payload_bits, w, g, c, class_id):
+    """(form, first bit, last bit) of a class, or form -1 where they are out of range."""
+    if class_id < 0 or class_id >= c:
+        return -1, _U(0), _U(0)
+    i = _U(class_id)
+    form = np.int64(field(forms, 0, i * _U(2), 2))
+    lo = field(offsets, 0, i * _U(offset_width), offset_width)
+    hi = field(offsets, 0, (i + _U(1)) * _U(offset_width), offset_width)
+    if hi < lo or hi > _U(payload_bits) or form > _BITMAP:
+        return -1, lo, hi
+    if form == _BITMAP:
+        if hi - lo != _U(g):
+            return -1, lo, hi
+    elif (hi - lo) % _U(w):
+        return -1, lo, hi
+    return form, lo, hi
+
+
+@_compiled
+def class_sizes(forms, offsets, offset_width, payload, payload_bits, w, g, c, ids, sizes, complement):
+    """Of classes ``ids`` of a class table of ``c`` classes over ``g`` genomes, the length of
+    the shorter form: the members, or (``complement``) the genomes it lacks, which a
+    complement class lists and a bitmap of more than half the genomes gives by its zeros.
+    Returns :data:`OK` or :data:`CORRUPT_CLASSES`."""
+    for i in range(ids.size):
+        form, lo, hi = _class_place(forms, offsets, offset_width, payload_bits, w, g, c, ids[i])
+        if form < 0:
+            return CORRUPT_CLASSES
+        if form == _BITMAP:
+            held = 0
+            for t in range(0, g, 64):
+                held += int(popcount(field(payload, 0, lo + _U(t), min(64, g - t))))
+            complement[i] = 2 * held > g
+            sizes[i] = g - held if 2 * held > g else held
+        else:
+            complement[i] = form == _COMPLEMENT
+            sizes[i] = np.int64((hi - lo) // _U(w))
+    return OK
+
+
+@_compiled
+def class_members(forms, offsets, offset_width, payload, payload_bits, w, g, c, ids, complement, indptr, columns):
+    """The group positions of :func:`class_sizes`' forms, ascending, class i's at
+    ``columns[indptr[i]:indptr[i + 1]]``.  Returns :data:`OK` or :data:`CORRUPT_CLASSES`."""
+    for i in range(ids.size):
+        form, lo, hi = _class_place(forms, offsets, offset_width, payload_bits, w, g, c, ids[i])
+        if form < 0:
+            return CORRUPT_CLASSES
+        at = indptr[i]
+        if form == _BITMAP:
+            for t in range(0, g, 64):
+                width = min(64, g - t)
+                x = field(payload, 0, lo + _U(t), width) << _U(64 - width)  # genome t at the top
+                if complement[i]:
+                    x = ~x & (_ALL << _U(64 - width))
+                while x:
+                    j = np.int64(_leading_zeros(x))
+                    columns[at] = t + j
+                    at += 1
+                    x &= ~(_U(1) << _U(63 - j))
+        else:
+            for e in range(np.int64((hi - lo) // _U(w))):
+                local = np.int64(field(payload, 0, lo + _U(e * w), w))
+                if local >= g:
+                    return CORRUPT_CLASSES
+                columns[at] = local
+                at += 1
+        if at != indptr[i + 1]:
+            return CORRUPT_CLASSES
     return OK

@@ -52,7 +52,7 @@ from typing import cast
 
 import numpy as np
 
-from kmerdb.core import bits
+from kmerdb.core import bits, kernels
 from kmerdb.core.colours import SparseRows, segment_positions
 from kmerdb.errors import CorruptDatabaseError
 from kmerdb.store.encodings import (
@@ -368,22 +368,6 @@ class _ClassGroup(ColumnEncoding):
             raise CorruptDatabaseError(self.source, "a class's offsets or form are out of range")
         return forms, starts, ends
 
-    def _lists(self, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Entries of the list (or complement) classes whose bits are ``starts:ends``: the
-        number of each and all of them, concatenated (int64, checked below g)."""
-        g, w = len(self.genome_ids), self._lay["w"]
-        span = ends - starts
-        if (span % w).any():
-            raise CorruptDatabaseError(self.source, "a class's member list is not a whole number of members")
-        sizes = span // w
-        at = np.repeat(starts, sizes) + w * (
-            np.arange(int(sizes.sum()), dtype=np.int64) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-        )
-        cols = bits.extract(self._payload, at, w).view(np.int64) if at.size else np.zeros(0, np.int64)
-        if cols.size and int(cols.max()) >= g:
-            raise CorruptDatabaseError(self.source, f"a class names genome {int(cols.max())} of {g}")
-        return sizes, cols
-
     def _packed_bitmaps(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """(k, ceil(g / 8)) uint8: the bitmap classes whose bits are ``starts:ends``, packed as
         ``np.packbits`` packs (bits past g cleared)."""
@@ -423,37 +407,25 @@ class _ClassGroup(ColumnEncoding):
 
     def _local_shortest(self, ids: np.ndarray) -> tuple[SparseRows, np.ndarray]:
         """Classes ``ids`` as group positions in their shorter form: members, or where the
-        flag is set, the genomes of the group not in the class."""
-        ids = np.asarray(ids, dtype=np.int64)
-        g = len(self.genome_ids)
-        forms, starts, ends = self._class_meta(ids)
-        complement = forms == COMPLEMENT
-        # each class's entries go straight to their place in the rows: no sort of pairs
-        sizes = np.zeros(ids.size, dtype=np.int64)
-        listed = np.flatnonzero(forms != BITMAP)
-        listed_cols = np.zeros(0, dtype=np.int64)
-        if listed.size:
-            sizes[listed], listed_cols = self._lists(starts[listed], ends[listed])
-        maps = np.flatnonzero(forms == BITMAP)
-        step = max(1, (16 << 20) // max(1, g))
-        blocks = []
-        for lo in range(0, maps.size, step):
-            part = maps[lo : lo + step]
-            packed = self._packed_bitmaps(starts[part], ends[part])
-            count = _POPCOUNT[packed].sum(axis=1, dtype=np.int64)
-            big = count * 2 > g
-            packed[big] ^= _valid_bits(g)  # most genomes: list the missing ones
-            complement[part[big]] = True
-            sizes[part] = np.where(big, g - count, count)
-            blocks.append((part, _set_bits(packed)))
+        flag is set, the genomes of the group not in the class (decoded by
+        :func:`kmerdb.core.kernels.class_sizes` and :func:`kmerdb.core.kernels.class_members`,
+        each class straight to its place in the rows)."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        lay = self._lay
+        table = (
+            self._forms_words.view(np.ndarray), self._offsets_words.view(np.ndarray), lay["offset_width"],
+            self._payload.view(np.ndarray), lay["payload_bits"], lay["w"], len(self.genome_ids), self.n_classes, ids,
+        )
+        sizes = np.empty(ids.size, dtype=np.int64)
+        complement = np.empty(ids.size, dtype=bool)
+        if kernels.class_sizes(*table, sizes, complement) != kernels.OK:
+            raise CorruptDatabaseError(self.source, "a class's id, form, offsets or members are out of range")
         indptr = np.zeros(ids.size + 1, dtype=np.int64)
         np.cumsum(sizes, out=indptr[1:])
         columns = np.empty(int(indptr[-1]), dtype=np.int32)
-        if listed.size:
-            columns[segment_positions(indptr[listed], sizes[listed])] = listed_cols
-        for part, cols in blocks:  # row-major: rows ascending, then columns
-            columns[segment_positions(indptr[part], sizes[part])] = cols
-        return SparseRows(indptr, columns, None, g), complement
+        if kernels.class_members(*table, complement, indptr, columns) != kernels.OK:
+            raise CorruptDatabaseError(self.source, "a class's id, form, offsets or members are out of range")
+        return SparseRows(indptr, columns, None, len(self.genome_ids)), complement
 
     def members(self, ids: np.ndarray) -> SparseRows:
         """Members of classes ``ids`` as database columns (genomes still in the database)."""
@@ -734,27 +706,5 @@ def _runs(row_class: np.ndarray, placement: Placement, id_width: int) -> tuple[l
     return [store, bits.pack(runs, id_width)], int(first.size), bound_bytes
 
 
-#: Set bits of every byte value, and their positions (most significant bit = 0), concatenated.
+#: Set bits of every byte value.
 _POPCOUNT = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(axis=1).astype(np.int64)
-_BIT_START = np.concatenate([[0], np.cumsum(_POPCOUNT)[:-1]])
-_BIT_AT = np.concatenate([np.flatnonzero(np.unpackbits(np.uint8(v))) for v in range(256)]).astype(np.int64)
-
-
-def _valid_bits(g: int) -> np.ndarray:
-    """Byte masks of a packed row of g bits (the pad bits of the last byte clear)."""
-    mask = np.full((g + 7) // 8, 0xFF, dtype=np.uint8)
-    if g % 8:
-        mask[-1] = (0xFF << (8 - g % 8)) & 0xFF
-    return mask
-
-
-def _set_bits(packed: np.ndarray) -> np.ndarray:
-    """Column of every set bit of packed rows, rows in order, columns ascending (from the
-    non-zero bytes only, each expanded through a table of its bits)."""
-    nb = packed.shape[1]
-    flat = packed.ravel()
-    at = np.flatnonzero(flat)
-    values = flat[at]
-    n_bits = _POPCOUNT[values]
-    within = segment_positions(_BIT_START[values], n_bits)
-    return np.repeat((at % nb) * 8, n_bits) + _BIT_AT[within]

@@ -148,3 +148,33 @@ def test_reordered_keeps_every_row_in_its_new_slot(g, cls, placed):
     dtype = np.uint32 if cls.keeps_counts else bool
     assert np.array_equal(again.rows(new).to_dense(dtype), group.rows(slots).to_dense(dtype))
     assert again.n_classes == group.n_classes
+
+
+@pytest.mark.parametrize("section", ["forms", "offsets", "payload"])
+def test_damaged_class_table_is_refused_not_read_past(section):
+    """Every word of a class table's forms, offsets or member entries overwritten, one at a
+    time, with all ones or a random value: decoding its classes (list, complement and bitmap
+    forms) either answers within the group or raises CorruptDatabaseError; it never reads past
+    the table nor names a genome outside the group."""
+    g = 300
+    m = np.zeros((3, g), dtype=bool)
+    m[0, :5] = True
+    m[1, :-3] = True
+    m[2, ::2] = True
+    data = ColourClasses.encode(SparseRows.from_dense(m), np.arange(3))
+    ids, column_of = tuple(range(g)), {i: i for i in range(g)}
+    lo, hi = ColourClasses(data, ids, column_of, "intact")._lay["sections"][section]
+    rng = np.random.default_rng(1)
+    refused = 0
+    for at in range(lo, hi):
+        for value in (~np.uint64(0), np.uint64(rng.integers(0, 2**63))):
+            bad = data.copy()
+            bad[at] = value
+            group = ColourClasses(bad, ids, column_of, "damaged")
+            try:
+                rows, _ = group.members_or_complement(np.arange(3))
+            except CorruptDatabaseError:
+                refused += 1
+                continue
+            assert rows.columns.size == 0 or (0 <= rows.columns.min() and rows.columns.max() < g)
+    assert refused > 0
