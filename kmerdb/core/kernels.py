@@ -556,14 +556,17 @@ def class_sizes(forms, offsets, offset_width, payload, payload_bits, w, g, c, id
 
 
 @_compiled
-def class_members(forms, offsets, offset_width, payload, payload_bits, w, g, c, ids, complement, indptr, columns):
-    """The group positions of :func:`class_sizes`' forms, ascending, class i's at
-    ``columns[indptr[i]:indptr[i + 1]]``.  Returns :data:`OK` or :data:`CORRUPT_CLASSES`."""
+def class_members(forms, offsets, offset_width, payload, payload_bits, w, g, c, ids, complement, column_map, at,
+                  starts, columns):
+    """The genomes of :func:`class_sizes`' forms, written from ``columns[at]`` on: each
+    group position p as ``column_map[p]`` (-1: left out), class i's from ``starts[i]``, in
+    the order of the positions.  Returns where the last class ends, or -1 when the table is
+    out of range."""
     for i in range(ids.size):
         form, lo, hi = _class_place(forms, offsets, offset_width, payload_bits, w, g, c, ids[i])
         if form < 0:
-            return CORRUPT_CLASSES
-        at = indptr[i]
+            return -1
+        starts[i] = at
         if form == _BITMAP:
             for t in range(0, g, 64):
                 width = min(64, g - t)
@@ -572,16 +575,18 @@ def class_members(forms, offsets, offset_width, payload, payload_bits, w, g, c, 
                     x = ~x & (_ALL << _U(64 - width))
                 while x:
                     j = np.int64(_leading_zeros(x))
-                    columns[at] = t + j
-                    at += 1
+                    col = column_map[t + j]
+                    if col >= 0:
+                        columns[at] = col
+                        at += 1
                     x &= ~(_U(1) << _U(63 - j))
         else:
             for e in range(np.int64((hi - lo) // _U(w))):
                 local = np.int64(field(payload, 0, lo + _U(e * w), w))
                 if local >= g:
-                    return CORRUPT_CLASSES
-                columns[at] = local
-                at += 1
-        if at != indptr[i + 1]:
-            return CORRUPT_CLASSES
-    return OK
+                    return -1
+                col = column_map[local]
+                if col >= 0:
+                    columns[at] = col
+                    at += 1
+    return at

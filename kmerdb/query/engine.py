@@ -419,62 +419,57 @@ class _Hits:
 
     A class is expanded to its members, or for a class of most of its group's genomes to all
     the group's genomes (one amount per sequence, :attr:`everyone`) less the few it lacks.
-    The pairs of every group are gathered first (their classes' columns side by side) and
-    expanded in one compiled pass in sequence order (:func:`kmerdb.core.kernels.expand_classes`):
-    a pair found ``a`` times adds ``a`` to each of its cells, with no array of cells.
+    The used classes of every group are decoded once, as database columns, side by side
+    into one buffer; then every pair is expanded in one compiled pass in sequence order
+    (:func:`kmerdb.core.kernels.expand_classes`): a pair found ``a`` times adds ``a`` to each
+    of its cells, with no array of cells.
     """
 
     def __init__(self, hits: np.ndarray) -> None:
         self.hits = hits
         self.n_seqs, self.n_g = hits.shape
-        # per group: sequence, first column (into the joined columns), columns, amount and
-        # whether the columns are the ones the class lacks, of every pair; the columns
-        self.pairs: list[tuple[np.ndarray, ...]] = []
-        self.columns: list[np.ndarray] = []
-        self.held = 0
-        # database columns of a group (as bytes) -> (columns, amount per sequence)
-        self.everyone: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+        # per group: the group, its used classes, and sequence, index into the used classes
+        # and times found of every pair
+        self.groups: list[tuple[ColumnEncoding, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
 
-    def add(
-        self,
-        seq: np.ndarray,
-        which: np.ndarray,
-        amount: np.ndarray,
-        members: SparseRows,
-        complement: np.ndarray,
-        cols: np.ndarray,
-    ) -> None:
-        """Pairs of one group: sequence, index of the class in ``members`` and
-        ``complement``, times found; ``cols`` are the database columns of the group."""
-        core = complement[which]
-        self.pairs.append((seq, members.indptr[which] + self.held, members.sizes[which], amount, core))
-        self.columns.append(members.columns)
-        self.held += members.nnz
-        if core.any():
-            key = cols.tobytes()
-            if key not in self.everyone:
-                self.everyone[key] = (cols, np.zeros(self.n_seqs, dtype=np.int64))
-            self.everyone[key][1][:] += np.bincount(np.repeat(seq[core], amount[core]), minlength=self.n_seqs)
+    def add(self, group: ColumnEncoding, used: np.ndarray, seq: np.ndarray, which: np.ndarray, amount: np.ndarray) -> None:
+        """Pairs of one group: sequence, index of the class in ``used`` (class ids), times found."""
+        self.groups.append((group, used, seq, which, amount))
 
     def finish(self) -> None:
-        n_g = self.n_g
-        if self.pairs:
-            seq, start, size, amount, core = (np.concatenate(part) for part in zip(*self.pairs))
-            columns = np.concatenate(self.columns)
-            # in sequence order: one sweep over the rows of the hits
-            order = np.argsort(seq, kind="stable")
-            status = kernels.expand_classes(
-                self.hits, seq.take(order), start.take(order), size.take(order), amount.take(order), core.take(order),
-                columns,
-            )
-            if status != kernels.OK:
-                raise CorruptDatabaseError("<colour classes>", "a class names a genome outside the database")
-        for cols, amounts in self.everyone.values():
-            if cols.size == n_g:  # every column, in order
+        if not self.groups:
+            return
+        lengths = [group.shortest_lengths(used) for group, used, _, _, _ in self.groups]
+        columns = np.empty(sum(int(sizes.sum()) for sizes, _ in lengths), dtype=np.int32)
+        at = 0
+        everyone: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+        parts = []
+        for (group, used, seq, which, amount), (_, complement) in zip(self.groups, lengths):
+            starts, end = group.shortest_columns(used, complement, columns, at)
+            bounds = np.append(starts, end)
+            parts.append((seq, bounds.take(which), np.diff(bounds).take(which), amount, complement.take(which)))
+            at = end
+            core = complement.take(which)
+            if core.any():  # database columns of the group -> amount per sequence
+                key = group.cols.tobytes()
+                if key not in everyone:
+                    everyone[key] = (group.cols, np.zeros(self.n_seqs, dtype=np.int64))
+                everyone[key][1][:] += np.bincount(seq[core], amount[core], minlength=self.n_seqs).astype(np.int64)
+        seq, start, size, amount, core = (np.concatenate(part) for part in zip(*parts))
+        # in sequence order: one sweep over the rows of the hits
+        order = np.argsort(seq, kind="stable")
+        status = kernels.expand_classes(
+            self.hits, seq.take(order), start.take(order), size.take(order), amount.take(order), core.take(order),
+            columns[:at],
+        )
+        if status != kernels.OK:
+            raise CorruptDatabaseError("<colour classes>", "a class names a genome outside the database")
+        for cols, amounts in everyone.values():
+            if cols.size == self.n_g:  # every column, in order
                 self.hits += amounts[:, None]
             else:
                 self.hits[:, cols] += amounts[:, None]
-        self.pairs, self.columns, self.held, self.everyone = [], [], 0, {}
+        self.groups = []
 
 
 def _tally(located: list[tuple[Layer, np.ndarray, np.ndarray]], hits: np.ndarray) -> None:
@@ -535,8 +530,7 @@ def _tally_classes(group: ColumnEncoding, seqs: np.ndarray, slots: np.ndarray, t
     cls = key - seq * c
     used = np.sort(cls)
     used = used[_firsts(used)]
-    members, complement = group.members_or_complement(used)
-    tally.add(seq, np.searchsorted(used, cls), amount, members, complement, group.cols)
+    tally.add(group, used, seq, np.searchsorted(used, cls), amount)
 
 
 def _batches(lengths: np.ndarray, max_positions: int) -> list[tuple[int, int]]:

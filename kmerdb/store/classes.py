@@ -405,27 +405,48 @@ class _ClassGroup(ColumnEncoding):
         back[order] = np.arange(order.size)
         return stacked.take(back)
 
-    def _local_shortest(self, ids: np.ndarray) -> tuple[SparseRows, np.ndarray]:
-        """Classes ``ids`` as group positions in their shorter form: members, or where the
-        flag is set, the genomes of the group not in the class (decoded by
-        :func:`kmerdb.core.kernels.class_sizes` and :func:`kmerdb.core.kernels.class_members`,
-        each class straight to its place in the rows)."""
-        ids = np.ascontiguousarray(ids, dtype=np.int64)
+    def _kernel_table(self, ids: np.ndarray) -> tuple:
+        """The class table and ``ids`` as :mod:`kmerdb.core.kernels` takes them."""
         lay = self._lay
-        table = (
+        return (
             self._forms_words.view(np.ndarray), self._offsets_words.view(np.ndarray), lay["offset_width"],
             self._payload.view(np.ndarray), lay["payload_bits"], lay["w"], len(self.genome_ids), self.n_classes, ids,
         )
+
+    def shortest_lengths(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Of classes ``ids``, how many genomes their shorter form lists (removed genomes
+        included) and whether it lists those the class lacks (:meth:`members_or_complement`)."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
         sizes = np.empty(ids.size, dtype=np.int64)
         complement = np.empty(ids.size, dtype=bool)
-        if kernels.class_sizes(*table, sizes, complement) != kernels.OK:
+        if kernels.class_sizes(*self._kernel_table(ids), sizes, complement) != kernels.OK:
             raise CorruptDatabaseError(self.source, "a class's id, form, offsets or members are out of range")
-        indptr = np.zeros(ids.size + 1, dtype=np.int64)
-        np.cumsum(sizes, out=indptr[1:])
-        columns = np.empty(int(indptr[-1]), dtype=np.int32)
-        if kernels.class_members(*table, complement, indptr, columns) != kernels.OK:
+        return sizes, complement
+
+    def shortest_columns(
+        self, ids: np.ndarray, complement: np.ndarray, out: np.ndarray, at: int, database: bool = True
+    ) -> tuple[np.ndarray, int]:
+        """Write the shorter forms of classes ``ids`` (``complement`` from
+        :meth:`shortest_lengths`) into ``out`` (int32) from ``at`` on, as database columns
+        (genomes no longer in the database left out; in group order, which is ascending only
+        where the database keeps the group's genomes in order), or as group positions when
+        not ``database``.  Returns where each class starts, and where the last one ends."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        starts = np.empty(ids.size, dtype=np.int64)
+        column_map = self.columns.astype(np.int64) if database else np.arange(len(self.genome_ids), dtype=np.int64)
+        end = kernels.class_members(*self._kernel_table(ids), complement, column_map, at, starts, out)
+        if end < 0:
             raise CorruptDatabaseError(self.source, "a class's id, form, offsets or members are out of range")
-        return SparseRows(indptr, columns, None, len(self.genome_ids)), complement
+        return starts, int(end)
+
+    def _local_shortest(self, ids: np.ndarray) -> tuple[SparseRows, np.ndarray]:
+        """Classes ``ids`` as group positions in their shorter form: members, or where the
+        flag is set, the genomes of the group not in the class (each class decoded straight to
+        its place in the rows, by :mod:`kmerdb.core.kernels`)."""
+        sizes, complement = self.shortest_lengths(ids)
+        columns = np.empty(int(sizes.sum()), dtype=np.int32)
+        starts, end = self.shortest_columns(ids, complement, columns, 0, database=False)
+        return SparseRows(np.append(starts, end), columns, None, len(self.genome_ids)), complement
 
     def members(self, ids: np.ndarray) -> SparseRows:
         """Members of classes ``ids`` as database columns (genomes still in the database)."""

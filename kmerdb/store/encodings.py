@@ -269,6 +269,18 @@ class ColumnEncoding(ABC):
         """Database columns of classes ``ids`` (encodings with ``tallies_by_class``)."""
         raise NotImplementedError(f"{type(self).__name__} has no colour classes")
 
+    def shortest_lengths(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Of classes ``ids``, the genomes their shorter form lists and whether it lists those
+        the class lacks (encodings with ``tallies_by_class``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no colour classes")
+
+    def shortest_columns(
+        self, ids: np.ndarray, complement: np.ndarray, out: np.ndarray, at: int, database: bool = True
+    ) -> tuple[np.ndarray, int]:
+        """The shorter forms of classes ``ids`` written into ``out`` from ``at`` on: where each
+        class starts, where the last ends (encodings with ``tallies_by_class``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no colour classes")
+
     def members_or_complement(self, ids: np.ndarray) -> tuple[SparseRows, np.ndarray]:
         """Classes ``ids`` as their members or, where the second array says so, as the
         genomes of the group they lack (encodings with ``tallies_by_class``; this default
