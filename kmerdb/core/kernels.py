@@ -34,6 +34,7 @@ __all__ = [
     "mphf_lookup",
     "dictionary_find",
     "partition_scatter",
+    "runs_of",
     "expand_classes",
     "class_sizes",
     "class_members",
@@ -590,3 +591,27 @@ def class_members(forms, offsets, offset_width, payload, payload_bits, w, g, c, 
                     columns[at] = col
                     at += 1
     return at
+
+
+@_compiled
+def runs_of(bounds, at, out):
+    """The run of each unitig order ``at[i]``: the last j with ``bounds[j] <= at[i]``
+    (``bounds`` ascending from 0 to n, ``at`` below n).  The previous answer and the run after
+    it are tried first: a read's k-mers walk along their unitigs, so most need no search."""
+    last = bounds.size - 1
+    r = 0
+    for i in range(at.size):
+        x = np.int64(at[i])
+        if not (np.int64(bounds[r]) <= x < np.int64(bounds[r + 1])):
+            if r + 1 < last and np.int64(bounds[r + 1]) <= x < np.int64(bounds[r + 2]):
+                r += 1
+            else:
+                lo, hi = 0, last
+                while hi - lo > 1:  # bounds[lo] <= x < bounds[hi]
+                    mid = (lo + hi) >> 1
+                    if np.int64(bounds[mid]) <= x:
+                        lo = mid
+                    else:
+                        hi = mid
+                r = lo
+        out[i] = r

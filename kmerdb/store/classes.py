@@ -338,7 +338,7 @@ class _ClassGroup(ColumnEncoding):
             raise CorruptDatabaseError(self.source, f"laid out over {lay['n']} k-mers, its layer has {ordinals.n}")
         runs = lay["runs"]
         words = self.data[slice(*lay["sections"]["bounds"])]
-        bounds = words.view(np.dtype(f"<u{lay['bound_bytes']}"))[: runs + 1]
+        bounds = np.asarray(words).view(np.dtype(f"<u{lay['bound_bytes']}"))[: runs + 1]
         if int(bounds[0]) != 0 or int(bounds[-1]) != lay["n"] or (runs and not (bounds[1:] > bounds[:-1]).all()):
             raise CorruptDatabaseError(self.source, "the runs of classes do not cover the unitigs in order")
         self._runs = self.data[slice(*lay["sections"]["runs"])]
@@ -351,7 +351,8 @@ class _ClassGroup(ColumnEncoding):
             ids = bits.unpack(self._ids, self.n, self._lay["id_width"], slots).view(np.int64)
         else:
             at = cast(SlotOrdinals, self._ordinals).of(slots)  # checked below n by the layer
-            run = np.searchsorted(self._bounds, at.astype(self._bounds.dtype, copy=False), side="right") - 1
+            run = np.empty(at.size, dtype=np.int64)
+            kernels.runs_of(self._bounds, np.ascontiguousarray(at, dtype=np.int64), run)
             ids = bits.unpack(self._runs, self._lay["runs"], self._lay["id_width"], run).view(np.int64)
         if ids.size and int(ids.max()) >= self.n_classes:
             raise CorruptDatabaseError(self.source, f"a slot names class {int(ids.max())} of {self.n_classes}")
