@@ -35,7 +35,7 @@ __all__ = [
     "dictionary_find",
     "partition_scatter",
     "runs_of",
-    "expand_classes",
+    "class_hits",
     "class_sizes",
     "class_members",
     "CORRUPT_CLASSES",
@@ -481,28 +481,6 @@ def partition_scatter(hashes, n_parts, columns, marks, out, out_marks, bounds, c
         out_marks[at] = marks[i]
 
 
-# --------------------------------------------------------------------------- tallies
-
-
-@_compiled
-def expand_classes(hits, seq, start, size, amount, lacks, columns):
-    """Add each (sequence, class) pair's amount to its sequence's row of ``hits`` (int64, C
-    order) at the columns ``columns[start:start + size]`` of its class, or subtract it where
-    ``lacks`` (the columns are those a class of most of its group lacks).  Returns :data:`OK`,
-    or ``1 + i`` when pair i names a column outside ``hits`` (then nothing more is added)."""
-    n_g = hits.shape[1]
-    for i in range(seq.size):
-        row = seq[i]
-        a = -amount[i] if lacks[i] else amount[i]
-        lo = start[i]
-        for t in range(lo, lo + size[i]):
-            c = columns[t]
-            if c < 0 or c >= n_g:
-                return 1 + i
-            hits[row, c] += a
-    return OK
-
-
 # ----------------------------------------------------------------------- class tables
 #
 # A class table (kmerdb.store.classes): per class a 2-bit form and a bit offset into the
@@ -615,3 +593,52 @@ def runs_of(bounds, at, out):
                         hi = mid
                 r = lo
         out[i] = r
+
+
+@_compiled
+def class_hits(forms, offsets, offset_width, payload, payload_bits, w, g, c, ids, column_map, seq, amount, hits,
+               everyone):
+    """Add ``amount[i]`` to row ``seq[i]`` of ``hits`` at the columns (``column_map`` of the
+    group positions, -1 left out) of the genomes of class ``ids[i]``, decoded from the class
+    table in place.  A class of more than half the group's genomes adds its amount to
+    ``everyone[seq[i]]`` instead (the caller adds it to every column of the group) and
+    subtracts it where the class lacks a genome.  Returns :data:`OK` or
+    :data:`CORRUPT_CLASSES` (then the hits are incomplete)."""
+    for i in range(ids.size):
+        form, lo, hi = _class_place(forms, offsets, offset_width, payload_bits, w, g, c, ids[i])
+        if form < 0:
+            return CORRUPT_CLASSES
+        row = seq[i]
+        a = amount[i]
+        if form == _BITMAP:
+            held = 0
+            for t in range(0, g, 64):
+                held += int(popcount(field(payload, 0, lo + _U(t), min(64, g - t))))
+            lacks = 2 * held > g
+        else:
+            lacks = form == _COMPLEMENT
+        step = a
+        if lacks:
+            everyone[row] += a
+            step = -a
+        if form == _BITMAP:
+            for t in range(0, g, 64):
+                width = min(64, g - t)
+                x = field(payload, 0, lo + _U(t), width) << _U(64 - width)  # genome t at the top
+                if lacks:
+                    x = ~x & (_ALL << _U(64 - width))
+                while x:
+                    j = np.int64(_leading_zeros(x))
+                    col = column_map[t + j]
+                    if col >= 0:
+                        hits[row, col] += step
+                    x &= ~(_U(1) << _U(63 - j))
+        else:
+            for e in range(np.int64((hi - lo) // _U(w))):
+                local = np.int64(field(payload, 0, lo + _U(e * w), w))
+                if local >= g:
+                    return CORRUPT_CLASSES
+                col = column_map[local]
+                if col >= 0:
+                    hits[row, col] += step
+    return OK

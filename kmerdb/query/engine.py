@@ -29,7 +29,7 @@ from kmerdb.core.kmers import (
     reverse_complement,
     sequence_anchors,
 )
-from kmerdb.errors import CorruptDatabaseError, InvalidParameterError, InvalidTypeError, WorkerError
+from kmerdb.errors import InvalidParameterError, InvalidTypeError, WorkerError
 from kmerdb.query.pool import QueryPool
 from kmerdb.store.encodings import ColumnEncoding
 from kmerdb.store.layer import Layer
@@ -45,6 +45,9 @@ QUERY_BATCH_BASES = 1_000_000
 # Positions x genomes of dense groups per query batch: bounds the presence bytes of dense
 # groups (colour-class groups tally per class and cost no genome factor).
 _QUERY_CELLS = 1 << 25
+# (sequence, genome) cells of the hits that every colour-class group adds to in turn: 16 MB
+# of int64, which the last-level cache keeps while the groups add to them
+_HITS_BLOCK_CELLS = 1 << 21
 # Below this many bases a query runs in the calling thread whatever ``threads`` says.
 _PARALLEL_MIN_BASES = 1 << 18
 # Bins of one (sequence, byte value) histogram before the tally counts genome by genome.
@@ -418,11 +421,12 @@ class _Hits:
     """The (sequence, class) tallies of one batch's colour-class groups, expanded to genomes.
 
     A class is expanded to its members, or for a class of most of its group's genomes to all
-    the group's genomes (one amount per sequence, :attr:`everyone`) less the few it lacks.
-    The used classes of every group are decoded once, as database columns, side by side
-    into one buffer; then every pair is expanded in one compiled pass in sequence order
-    (:func:`kmerdb.core.kernels.expand_classes`): a pair found ``a`` times adds ``a`` to each
-    of its cells, with no array of cells.
+    the group's genomes (one amount per sequence and group layout) less the few it lacks.
+    Each group expands its pairs itself, decoding each class from its table in place
+    (:meth:`~kmerdb.store.classes.ColourClasses.add_class_hits`): a pair found ``a`` times adds
+    ``a`` to each of its cells, with no member list and no array of cells.  The hits are
+    visited a block of sequences at a time, every group in turn, so that the block stays in
+    cache.
     """
 
     def __init__(self, hits: np.ndarray) -> None:
@@ -430,41 +434,36 @@ class _Hits:
         self.n_seqs, self.n_g = hits.shape
         # per group: the group, its used classes, and sequence, index into the used classes
         # and times found of every pair
-        self.groups: list[tuple[ColumnEncoding, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.groups: list[tuple[ColumnEncoding, np.ndarray, np.ndarray, np.ndarray]] = []
 
-    def add(self, group: ColumnEncoding, used: np.ndarray, seq: np.ndarray, which: np.ndarray, amount: np.ndarray) -> None:
-        """Pairs of one group: sequence, index of the class in ``used`` (class ids), times found."""
-        self.groups.append((group, used, seq, which, amount))
+    def add(self, group: ColumnEncoding, seq: np.ndarray, ids: np.ndarray, amount: np.ndarray) -> None:
+        """Pairs of one group, sorted by sequence: sequence, class id, times found."""
+        self.groups.append((group, seq, ids, amount))
 
     def finish(self) -> None:
         if not self.groups:
             return
-        lengths = [group.shortest_lengths(used) for group, used, _, _, _ in self.groups]
-        columns = np.empty(sum(int(sizes.sum()) for sizes, _ in lengths), dtype=np.int32)
-        at = 0
         everyone: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
-        parts = []
-        for (group, used, seq, which, amount), (_, complement) in zip(self.groups, lengths):
-            starts, end = group.shortest_columns(used, complement, columns, at)
-            bounds = np.append(starts, end)
-            parts.append((seq, bounds.take(which), np.diff(bounds).take(which), amount, complement.take(which)))
-            at = end
-            core = complement.take(which)
-            if core.any():  # database columns of the group -> amount per sequence
-                key = group.cols.tobytes()
-                if key not in everyone:
-                    everyone[key] = (group.cols, np.zeros(self.n_seqs, dtype=np.int64))
-                everyone[key][1][:] += np.bincount(seq[core], amount[core], minlength=self.n_seqs).astype(np.int64)
-        seq, start, size, amount, core = (np.concatenate(part) for part in zip(*parts))
-        # in sequence order: one sweep over the rows of the hits
-        order = np.argsort(seq, kind="stable")
-        status = kernels.expand_classes(
-            self.hits, seq.take(order), start.take(order), size.take(order), amount.take(order), core.take(order),
-            columns[:at],
-        )
-        if status != kernels.OK:
-            raise CorruptDatabaseError("<colour classes>", "a class names a genome outside the database")
+        step = max(1, _HITS_BLOCK_CELLS // max(1, self.n_g))
+        marks = np.arange(0, self.n_seqs + step, step)
+        cuts = [np.searchsorted(seq, marks) for _, seq, _, _ in self.groups]
+        sums = []
+        for group, _, _, _ in self.groups:
+            key = group.cols.tobytes()
+            if key not in everyone:
+                everyone[key] = (group.cols, np.zeros(self.n_seqs, dtype=np.int64))
+            sums.append(everyone[key][1])
+        # a block of sequences at a time, every group in turn: the block's rows of the hits
+        # stay in cache while the groups add to them
+        for b, lo in enumerate(range(0, self.n_seqs, step)):
+            block = self.hits[lo : lo + step]
+            for (group, seq, ids, amount), cut, total in zip(self.groups, cuts, sums):
+                i, j = int(cut[b]), int(cut[b + 1])
+                if i < j:
+                    group.add_class_hits(block, total[lo : lo + step], seq[i:j] - lo, ids[i:j], amount[i:j])
         for cols, amounts in everyone.values():
+            if not amounts.any():
+                continue
             if cols.size == self.n_g:  # every column, in order
                 self.hits += amounts[:, None]
             else:
@@ -528,9 +527,7 @@ def _tally_classes(group: ColumnEncoding, seqs: np.ndarray, slots: np.ndarray, t
     key = key[starts]
     seq = key // c
     cls = key - seq * c
-    used = np.sort(cls)
-    used = used[_firsts(used)]
-    tally.add(group, used, seq, np.searchsorted(used, cls), amount)
+    tally.add(group, seq, cls, amount)
 
 
 def _batches(lengths: np.ndarray, max_positions: int) -> list[tuple[int, int]]:

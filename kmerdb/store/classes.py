@@ -414,40 +414,40 @@ class _ClassGroup(ColumnEncoding):
             self._payload.view(np.ndarray), lay["payload_bits"], lay["w"], len(self.genome_ids), self.n_classes, ids,
         )
 
-    def shortest_lengths(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Of classes ``ids``, how many genomes their shorter form lists (removed genomes
-        included) and whether it lists those the class lacks (:meth:`members_or_complement`)."""
+    def add_class_hits(
+        self, hits: np.ndarray, everyone: np.ndarray, seq: np.ndarray, ids: np.ndarray, amount: np.ndarray
+    ) -> None:
+        """Add ``amount[i]`` to row ``seq[i]`` of ``hits`` (int64, sequences x database columns)
+        at the genomes of class ``ids[i]``, decoded from the class table in place
+        (:func:`kmerdb.core.kernels.class_hits`); a class of most of the group's genomes adds
+        to ``everyone[seq[i]]`` instead, which the caller adds to every column of the group
+        (:attr:`cols`)."""
         ids = np.ascontiguousarray(ids, dtype=np.int64)
-        sizes = np.empty(ids.size, dtype=np.int64)
-        complement = np.empty(ids.size, dtype=bool)
-        if kernels.class_sizes(*self._kernel_table(ids), sizes, complement) != kernels.OK:
+        if self.columns.size and int(self.columns.max()) >= hits.shape[1]:
+            raise CorruptDatabaseError(self.source, "a genome of the group is not a column of the database")
+        status = kernels.class_hits(*self._kernel_table(ids), self.columns.astype(np.int64), seq, amount, hits, everyone)
+        if status != kernels.OK:
             raise CorruptDatabaseError(self.source, "a class's id, form, offsets or members are out of range")
-        return sizes, complement
-
-    def shortest_columns(
-        self, ids: np.ndarray, complement: np.ndarray, out: np.ndarray, at: int, database: bool = True
-    ) -> tuple[np.ndarray, int]:
-        """Write the shorter forms of classes ``ids`` (``complement`` from
-        :meth:`shortest_lengths`) into ``out`` (int32) from ``at`` on, as database columns
-        (genomes no longer in the database left out; in group order, which is ascending only
-        where the database keeps the group's genomes in order), or as group positions when
-        not ``database``.  Returns where each class starts, and where the last one ends."""
-        ids = np.ascontiguousarray(ids, dtype=np.int64)
-        starts = np.empty(ids.size, dtype=np.int64)
-        column_map = self.columns.astype(np.int64) if database else np.arange(len(self.genome_ids), dtype=np.int64)
-        end = kernels.class_members(*self._kernel_table(ids), complement, column_map, at, starts, out)
-        if end < 0:
-            raise CorruptDatabaseError(self.source, "a class's id, form, offsets or members are out of range")
-        return starts, int(end)
 
     def _local_shortest(self, ids: np.ndarray) -> tuple[SparseRows, np.ndarray]:
         """Classes ``ids`` as group positions in their shorter form: members, or where the
-        flag is set, the genomes of the group not in the class (each class decoded straight to
-        its place in the rows, by :mod:`kmerdb.core.kernels`)."""
-        sizes, complement = self.shortest_lengths(ids)
+        flag is set, the genomes of the group not in the class (decoded by
+        :func:`kmerdb.core.kernels.class_sizes` and :func:`kmerdb.core.kernels.class_members`,
+        each class straight to its place in the rows)."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        g = len(self.genome_ids)
+        sizes = np.empty(ids.size, dtype=np.int64)
+        complement = np.empty(ids.size, dtype=bool)
+        table = self._kernel_table(ids)
+        if kernels.class_sizes(*table, sizes, complement) != kernels.OK:
+            raise CorruptDatabaseError(self.source, "a class's id, form, offsets or members are out of range")
         columns = np.empty(int(sizes.sum()), dtype=np.int32)
-        starts, end = self.shortest_columns(ids, complement, columns, 0, database=False)
-        return SparseRows(np.append(starts, end), columns, None, len(self.genome_ids)), complement
+        starts = np.empty(ids.size + 1, dtype=np.int64)
+        end = kernels.class_members(*table, complement, np.arange(g, dtype=np.int64), 0, starts, columns)
+        if end < 0:
+            raise CorruptDatabaseError(self.source, "a class's id, form, offsets or members are out of range")
+        starts[-1] = end
+        return SparseRows(starts, columns, None, g), complement
 
     def members(self, ids: np.ndarray) -> SparseRows:
         """Members of classes ``ids`` as database columns (genomes still in the database)."""

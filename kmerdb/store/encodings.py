@@ -269,16 +269,12 @@ class ColumnEncoding(ABC):
         """Database columns of classes ``ids`` (encodings with ``tallies_by_class``)."""
         raise NotImplementedError(f"{type(self).__name__} has no colour classes")
 
-    def shortest_lengths(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Of classes ``ids``, the genomes their shorter form lists and whether it lists those
-        the class lacks (encodings with ``tallies_by_class``)."""
-        raise NotImplementedError(f"{type(self).__name__} has no colour classes")
-
-    def shortest_columns(
-        self, ids: np.ndarray, complement: np.ndarray, out: np.ndarray, at: int, database: bool = True
-    ) -> tuple[np.ndarray, int]:
-        """The shorter forms of classes ``ids`` written into ``out`` from ``at`` on: where each
-        class starts, where the last ends (encodings with ``tallies_by_class``)."""
+    def add_class_hits(
+        self, hits: np.ndarray, everyone: np.ndarray, seq: np.ndarray, ids: np.ndarray, amount: np.ndarray
+    ) -> None:
+        """Add ``amount[i]`` to row ``seq[i]`` of ``hits`` at the database columns of class
+        ``ids[i]``, or to ``everyone[seq[i]]`` for a class of most of the group's genomes less
+        what it lacks (encodings with ``tallies_by_class``)."""
         raise NotImplementedError(f"{type(self).__name__} has no colour classes")
 
     def members_or_complement(self, ids: np.ndarray) -> tuple[SparseRows, np.ndarray]:

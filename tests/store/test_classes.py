@@ -175,6 +175,42 @@ def test_damaged_class_table_is_refused_not_read_past(section):
                 rows, _ = group.members_or_complement(np.arange(3))
             except CorruptDatabaseError:
                 refused += 1
-                continue
-            assert rows.columns.size == 0 or (rows.columns.min() >= 0 and rows.columns.max() < g)
+            else:
+                assert rows.columns.size == 0 or (rows.columns.min() >= 0 and rows.columns.max() < g)
+            # the query's expansion reads the same table in place: refused alike
+            hits, everyone = np.zeros((2, g), dtype=np.int64), np.zeros(2, dtype=np.int64)
+            try:
+                group.add_class_hits(hits, everyone, np.array([0, 1, 1]), np.arange(3), np.array([1, 2, 3]))
+            except CorruptDatabaseError:
+                refused += 1
     assert refused > 0
+
+
+def test_class_hits_equal_members_times_amounts():
+    """The query's in-place expansion of (sequence, class) pairs equals adding each class's
+    members (from the same table) times its amount, genomes removed from the database left
+    out, with a core class's amount counted through ``everyone``."""
+    g = 300
+    rng = np.random.default_rng(3)
+    m = np.zeros((4, g), dtype=bool)
+    m[0, :5] = True  # list
+    m[1, :-3] = True  # complement
+    m[2, ::2] = True  # bitmap, half
+    m[3, rng.random(g) < 0.8] = True  # bitmap, most genomes
+    data = ColourClasses.encode(SparseRows.from_dense(m), np.arange(4))
+    gids = tuple(range(g))
+    column_of = {gid: 299 - gid for gid in gids if gid % 7}  # reversed, some removed
+    group = ColourClasses(data, gids, column_of, "classes")
+    seq = np.array([0, 0, 1, 1, 1, 2, 2, 2, 2])
+    slots = np.array([0, 1, 0, 2, 3, 0, 1, 2, 3])  # row i of m is slot i
+    cls = group.class_ids(slots)
+    amount = np.array([1, 2, 3, 4, 5, 6, 7, 8, 9])
+    hits, everyone = np.zeros((3, g), dtype=np.int64), np.zeros(3, dtype=np.int64)
+    group.add_class_hits(hits, everyone, seq, cls, amount)
+    hits[:, group.cols] += everyone[:, None]
+    want = np.zeros_like(hits)
+    for s, slot, a in zip(seq, slots, amount):
+        for j in np.flatnonzero(m[slot]):
+            if j in column_of:
+                want[s, column_of[j]] += a
+    assert np.array_equal(hits, want)
