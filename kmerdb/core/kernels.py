@@ -574,8 +574,9 @@ def class_members(forms, offsets, offset_width, payload, payload_bits, w, g, c, 
 @_compiled
 def runs_of(bounds, at, out):
     """The run of each unitig order ``at[i]``: the last j with ``bounds[j] <= at[i]``
-    (``bounds`` ascending from 0 to n, ``at`` below n).  The previous answer and the run after
-    it are tried first: a read's k-mers walk along their unitigs, so most need no search."""
+    (``bounds`` ascending from 0 to n, ``at`` below n).  The previous answer and the runs on
+    either side are tried first: a read's k-mers walk along their unitigs (either way), so
+    most need no search."""
     last = bounds.size - 1
     r = 0
     for i in range(at.size):
@@ -583,6 +584,8 @@ def runs_of(bounds, at, out):
         if not (np.int64(bounds[r]) <= x < np.int64(bounds[r + 1])):
             if r + 1 < last and np.int64(bounds[r + 1]) <= x < np.int64(bounds[r + 2]):
                 r += 1
+            elif r > 0 and np.int64(bounds[r - 1]) <= x < np.int64(bounds[r]):
+                r -= 1  # a read that runs against its unitig
             else:
                 lo, hi = 0, last
                 while hi - lo > 1:  # bounds[lo] <= x < bounds[hi]

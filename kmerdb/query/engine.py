@@ -45,9 +45,6 @@ QUERY_BATCH_BASES = 1_000_000
 # Positions x genomes of dense groups per query batch: bounds the presence bytes of dense
 # groups (colour-class groups tally per class and cost no genome factor).
 _QUERY_CELLS = 1 << 25
-# (sequence, genome) cells of the hits that every colour-class group adds to in turn: 16 MB
-# of int64, which the last-level cache keeps while the groups add to them
-_HITS_BLOCK_CELLS = 1 << 21
 # Below this many bases a query runs in the calling thread whatever ``threads`` says.
 _PARALLEL_MIN_BASES = 1 << 18
 # Bins of one (sequence, byte value) histogram before the tally counts genome by genome.
@@ -424,9 +421,9 @@ class _Hits:
     the group's genomes (one amount per sequence and group layout) less the few it lacks.
     Each group expands its pairs itself, decoding each class from its table in place
     (:meth:`~kmerdb.store.classes.ColourClasses.add_class_hits`): a pair found ``a`` times adds
-    ``a`` to each of its cells, with no member list and no array of cells.  The hits are
-    visited a block of sequences at a time, every group in turn, so that the block stays in
-    cache.
+    ``a`` to each of its cells, with no member list and no array of cells.  (Visiting the
+    hits a block of sequences at a time, every group in turn, measured slower at 1,000
+    genomes whatever the block: the class tables are then read once per block.)
     """
 
     def __init__(self, hits: np.ndarray) -> None:
@@ -441,26 +438,13 @@ class _Hits:
         self.groups.append((group, seq, ids, amount))
 
     def finish(self) -> None:
-        if not self.groups:
-            return
+        # amounts for every column of a group (its core classes), per sequence, by group layout
         everyone: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
-        step = max(1, _HITS_BLOCK_CELLS // max(1, self.n_g))
-        marks = np.arange(0, self.n_seqs + step, step)
-        cuts = [np.searchsorted(seq, marks) for _, seq, _, _ in self.groups]
-        sums = []
-        for group, _, _, _ in self.groups:
+        for group, seq, ids, amount in self.groups:
             key = group.cols.tobytes()
             if key not in everyone:
                 everyone[key] = (group.cols, np.zeros(self.n_seqs, dtype=np.int64))
-            sums.append(everyone[key][1])
-        # a block of sequences at a time, every group in turn: the block's rows of the hits
-        # stay in cache while the groups add to them
-        for b, lo in enumerate(range(0, self.n_seqs, step)):
-            block = self.hits[lo : lo + step]
-            for (group, seq, ids, amount), cut, total in zip(self.groups, cuts, sums):
-                i, j = int(cut[b]), int(cut[b + 1])
-                if i < j:
-                    group.add_class_hits(block, total[lo : lo + step], seq[i:j] - lo, ids[i:j], amount[i:j])
+            group.add_class_hits(self.hits, everyone[key][1], seq, ids, amount)
         for cols, amounts in everyone.values():
             if not amounts.any():
                 continue
