@@ -241,73 +241,126 @@ PLAN_HEAD = 7
 @_compiled
 def rank(arr, bits_at, rank_at, g):
     """1 bits before global bit ``g``: the block's entry, its quarter's count, the words of
-    the quarter before g's and the bits of g's word below it."""
+    the quarter before g's and the bits of g's word below it (the three words before it
+    always read and masked: no branch to mispredict)."""
     w = np.int64(g >> _U(6))
     e = arr[rank_at + (w >> 4)]
-    ones = e & _LOW32
     quarter = (w >> 2) & 3
-    if quarter:
-        ones += (e >> _U(22 + 10 * quarter)) & _U(1023)
-    for t in range(w - (w & 3), w):
-        ones += popcount(arr[bits_at + t])
+    # the quarter's count sits at bits 22 + 10 q (q >= 1); q = 0 reads bits 22-31, masked off
+    ones = (e & _LOW32) + ((e >> _U(22 + 10 * quarter)) & _U(1023) & (_U(0) - _U(quarter != 0)))
+    first = w - (w & 3)
+    for t in range(3):
+        word = arr[bits_at + min(first + t, w)]
+        ones += popcount(word) & (_U(0) - _U(first + t < w))
     ones += popcount(arr[bits_at + w] & ((_U(1) << (g & _U(63))) - _U(1)))
     return np.int64(ones)
 
 
 @_compiled
-def mphf_slot(arr, plan, key):
-    """Slot of one key: in [0, n) for every build key, in [0, n) or -1 for any other."""
-    n = np.int64(plan[_P_N])
-    if n == 0:
-        return -1
-    bits_at = np.int64(plan[_P_BITS])
-    rank_at = np.int64(plan[_P_RANK])
-    # the seeded splitmix64 finalizer: a bijection on uint64
+def _base_hash(plan, key):
+    """The seeded splitmix64 finalizer of a key: a bijection on uint64."""
     h = key ^ plan[_P_SALT]
     h ^= h >> _U(30)
     h *= _SM1
     h ^= h >> _U(27)
     h *= _SM2
     h ^= h >> _U(31)
-    for level in range(np.int64(plan[_P_LEVELS])):
-        at = PLAN_HEAD + 4 * level
-        size = plan[at]
-        wide = size >= _U(1) << _U(32)  # multiply-shift needs size < 2**32: a modulo beyond
-        if level == 0:
-            x = h if wide else h >> _U(32)
-        else:
-            x = (h ^ plan[at + 2]) * plan[at + 3]
-            if not wide:
-                x >>= _U(32)
-        if wide:
-            x ^= x >> _U(32)
-            x %= size
-        else:
-            x = (x * size) >> _U(32)
-        g = x + plan[at + 1]
-        if (arr[bits_at + np.int64(g >> _U(6))] >> (g & _U(63))) & _U(1):
-            return rank(arr, bits_at, rank_at, g)
+    return h
+
+
+@_compiled
+def _level_bit(plan, level, h):
+    """Global bit position of a hashed key at one level."""
+    at = PLAN_HEAD + 4 * level
+    size = plan[at]
+    wide = size >= _U(1) << _U(32)  # multiply-shift needs size < 2**32: a modulo beyond
+    if level == 0:
+        x = h if wide else h >> _U(32)
+    else:
+        x = (h ^ plan[at + 2]) * plan[at + 3]
+        if not wide:
+            x >>= _U(32)
+    if wide:
+        x ^= x >> _U(32)
+        x %= size
+    else:
+        x = (x * size) >> _U(32)
+    return x + plan[at + 1]
+
+
+@_compiled
+def _fallback(arr, plan, h):
+    """Slot of a hashed key in the fallback table, or -1."""
+    n = np.int64(plan[_P_N])
     f = np.int64(plan[_P_F])
-    if f:
-        lo = np.int64(plan[_P_FALLBACK])
-        hi = lo + f
-        first = lo
-        while lo < hi:  # the sorted base hashes of the keys no level placed
-            mid = (lo + hi) >> 1
-            if arr[mid] < h:
-                lo = mid + 1
-            else:
-                hi = mid
-        if lo < first + f and arr[lo] == h:
-            return n - f + (lo - first)
+    lo = np.int64(plan[_P_FALLBACK])
+    hi = lo + f
+    first = lo
+    while lo < hi:  # the sorted base hashes of the keys no level placed
+        mid = (lo + hi) >> 1
+        if arr[mid] < h:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < first + f and arr[lo] == h:
+        return n - f + (lo - first)
     return -1
 
 
 @_compiled
-def mphf_lookup(arr, plan, keys, out):
-    """Slots of ``keys`` into ``out`` (int64), as :func:`mphf_slot`."""
-    for i in range(keys.size):
-        out[i] = mphf_slot(arr, plan, keys[i])
+def mphf_slot(arr, plan, key):
+    """Slot of one key: in [0, n) for every build key, in [0, n) or -1 for any other."""
+    if plan[_P_N] == _U(0):
+        return -1
+    bits_at = np.int64(plan[_P_BITS])
+    h = _base_hash(plan, key)
+    for level in range(np.int64(plan[_P_LEVELS])):
+        g = _level_bit(plan, level, h)
+        if (arr[bits_at + np.int64(g >> _U(6))] >> (g & _U(63))) & _U(1):
+            return rank(arr, bits_at, np.int64(plan[_P_RANK]), g)
+    return _fallback(arr, plan, h) if plan[_P_F] else -1
+
+
+@_compiled
+def mphf_lookup(arr, plan, keys, out, hashes, pending):
+    """Slots of ``keys`` into ``out`` (int64), as :func:`mphf_slot`, in batches the size of the
+    work arrays ``hashes`` (uint64) and ``pending`` (int64): each level is walked over the
+    batch's keys still unplaced, which are kept without a branch (a key's level is random, so
+    per-key branches would mispredict about once a level); ``out`` holds a placed key's bit
+    until the ranks of the batch are taken."""
+    if plan[_P_N] == _U(0):
+        for i in range(keys.size):
+            out[i] = -1
+        return
+    bits_at = np.int64(plan[_P_BITS])
+    rank_at = np.int64(plan[_P_RANK])
+    batch = hashes.size
+    for start in range(0, keys.size, batch):
+        stop = min(start + batch, keys.size)
+        m = 0
+        for i in range(start, stop):
+            hashes[m] = _base_hash(plan, keys[i])
+            pending[m] = i
+            m += 1
+        for level in range(np.int64(plan[_P_LEVELS])):
+            kept = 0
+            for t in range(m):
+                h = hashes[t]
+                g = _level_bit(plan, level, h)
+                bit = int((arr[bits_at + np.int64(g >> _U(6))] >> (g & _U(63))) & _U(1))
+                out[pending[t]] = np.int64(g)
+                hashes[kept] = h
+                pending[kept] = pending[t]
+                kept += 1 - bit
+            m = kept
+        for t in range(m):  # no level placed these: the fallback's, or strangers
+            out[pending[t]] = -2 - t
+        for i in range(start, stop):
+            g = out[i]
+            if g >= 0:
+                out[i] = rank(arr, bits_at, rank_at, _U(g))
+        for t in range(m):
+            out[pending[t]] = _fallback(arr, plan, hashes[t]) if plan[_P_F] else -1
 
 
 # ----------------------------------------------------------------------- dictionary
