@@ -1,0 +1,46 @@
+"""The compiled kernels that no other module's tests reach whole: grouping keys by partition
+and finding the class run of unitig orders, each against plain numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kmerdb.core import kernels
+
+
+@pytest.mark.parametrize("n_parts", [1, 3, 7, 64, 100])
+def test_partition_scatter_is_a_stable_grouping(n_parts):
+    rng = np.random.default_rng(n_parts)
+    n = 5_000
+    hashes = np.repeat(rng.integers(0, 2**64 - 1, n // 5, dtype=np.uint64, endpoint=True), 5)
+    columns = rng.integers(0, 2**64 - 1, (3, n), dtype=np.uint64, endpoint=True)
+    columns[2] = np.arange(n)
+    marks = rng.integers(0, 256, n).astype(np.uint8)
+    out, out_marks = np.empty_like(columns), np.empty_like(marks)
+    bounds = np.empty(n_parts + 1, dtype=np.int64)
+    kernels.partition_scatter(hashes, n_parts, columns, marks, out, out_marks, bounds, np.empty(n_parts, np.int64))
+    part = (hashes % np.uint64(n_parts)).astype(np.int64)
+    order = np.argsort(part, kind="stable")
+    assert np.array_equal(out, columns[:, order])
+    assert np.array_equal(out_marks, marks[order])
+    assert np.array_equal(bounds, np.concatenate([[0], np.cumsum(np.bincount(part, minlength=n_parts))]))
+
+
+@pytest.mark.parametrize("dtype", [np.uint32, np.uint64])
+def test_runs_of_equals_a_binary_search(dtype):
+    rng = np.random.default_rng(2)
+    n = 10_000
+    inner = np.sort(rng.choice(np.arange(1, n), size=700, replace=False))
+    bounds = np.concatenate([[0], inner, [n]]).astype(dtype)
+    walks = [
+        rng.integers(0, n, 3_000),  # anywhere
+        np.arange(n),  # along the unitigs
+        np.arange(n)[::-1],  # against them
+        np.concatenate([np.arange(40, 400), np.arange(9_000, 8_000, -1), [0, n - 1, 0]]),
+    ]
+    for at in walks:
+        at = np.ascontiguousarray(at, dtype=np.int64)
+        out = np.empty(at.size, dtype=np.int64)
+        kernels.runs_of(bounds, at, out)
+        assert np.array_equal(out, np.searchsorted(bounds, at.astype(dtype), side="right") - 1)
