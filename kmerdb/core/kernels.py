@@ -1,17 +1,23 @@
-"""Compiled loops of the lookup path: reads to anchored k-mers, MPHF slots, dictionary finds.
+"""Compiled loops of the lookup path: reads to anchored k-mers, MPHF slots, dictionary finds,
+class runs and colour classes.
 
 Whole-array numpy pays a pass over memory per step and a call per step: a lookup that walks
 a bucket, an anchor, a rank and the k bases of a unitig costs a dozen passes, and numpy's
 per-call cost over the 64 partitions of a query is a large share of the rest.  These
-kernels do the same work key by key in one pass, compiled once by numba and cached beside
-this module (or in numba's user cache when the package directory is read-only).
+kernels do the same work key by key (or batch by batch) in one pass, compiled by numba at
+the first call of any of them and cached beside this module (or in numba's user cache when
+the package directory is read-only).
 
 Every kernel is the only implementation of what it computes: :func:`anchored_kmers` is
 :func:`kmerdb.core.kmers.sequence_anchors`, :func:`mphf_lookup` is
 :meth:`kmerdb.core.mphf.MPHF.lookup`, :func:`dictionary_find` is
-:meth:`kmerdb.core.dictionary.MinimizerDictionary.find`.  Those modules own the formats and
-the checks made when a file is opened; a kernel reads only what they validated, and checks
-what validation cannot (a unitig read past the end of its bases is reported, not read).
+:meth:`kmerdb.core.dictionary.MinimizerDictionary.find`, :func:`runs_of`,
+:func:`class_sizes`, :func:`class_members` and :func:`class_hits` read the colour-class
+groups of :mod:`kmerdb.store.classes`, :func:`partition_scatter` groups a query's keys.
+Those modules own the formats and the checks made when a file is opened; a kernel reads only
+what they validated, and checks what validation cannot (a unitig read past the end of its
+bases, a class's entries out of range), returning a status its owner turns into
+:class:`~kmerdb.errors.CorruptDatabaseError`.
 
 Integer discipline: numba turns a mix of uint64 and int64 into float64, so every uint64
 expression below keeps both operands uint64 (the ``_U`` casts).
