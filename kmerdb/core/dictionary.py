@@ -366,7 +366,7 @@ class MinimizerDictionary:
         # the fields the compiled lookup reads, by kmerdb.core.kernels' D_* index
         fields = {
             kernels.D_N: self.n, kernels.D_K: self.k, kernels.D_M: self.m, kernels.D_BUCKETS: self.n_buckets,
-            kernels.D_ANCHOR_WIDTH: self._aw, kernels.D_MULTI: self.n_multi, kernels.D_SCAN: self.scan_limit,
+            kernels.D_ANCHOR_WIDTH: self._aw, kernels.D_SCAN: self.scan_limit,
             kernels.D_SKEW: self.n_skew, kernels.D_SKEW_WIDTH: self._sw, kernels.D_OVERFLOW: self.n_overflow,
             kernels.D_ORDER_WIDTH: self._ow, kernels.D_ANCHORS: anchors_at, kernels.D_FLAGS: flags_at,
             kernels.D_EXTRAS: extras_at, kernels.D_ENTRIES: entries_at, kernels.D_ORDERS: orders_at,

@@ -377,10 +377,10 @@ def mphf_lookup(arr, plan, keys, out, hashes, pending):
 # each word less one, or the unitig offsets (format 1; then the flags are empty).
 
 (
-    D_N, D_K, D_M, D_BUCKETS, D_ANCHOR_WIDTH, D_MULTI, D_SCAN, D_SKEW, D_SKEW_WIDTH,
+    D_N, D_K, D_M, D_BUCKETS, D_ANCHOR_WIDTH, D_SCAN, D_SKEW, D_SKEW_WIDTH,
     D_OVERFLOW, D_ORDER_WIDTH, D_ANCHORS, D_FLAGS, D_EXTRAS, D_ENTRIES, D_ORDERS, D_BASES,
-) = range(17)
-DICTIONARY_PLAN = 17
+) = range(16)
+DICTIONARY_PLAN = 16
 
 
 @_compiled
@@ -572,6 +572,15 @@ def _class_place(forms, offsets, offset_width, payload_bits, w, g, c, class_id):
 
 
 @_compiled
+def _bitmap_held(payload, lo, g):
+    """Genomes set in the g-bit bitmap at bit ``lo`` of the payload."""
+    held = 0
+    for t in range(0, g, 64):
+        held += int(popcount(field(payload, 0, lo + _U(t), min(64, g - t))))
+    return held
+
+
+@_compiled
 def class_sizes(forms, offsets, offset_width, payload, payload_bits, w, g, c, ids, sizes, complement):
     """Of classes ``ids`` of a class table of ``c`` classes over ``g`` genomes, the length of
     the shorter form: the members, or (``complement``) the genomes it lacks, which a
@@ -582,9 +591,7 @@ def class_sizes(forms, offsets, offset_width, payload, payload_bits, w, g, c, id
         if form < 0:
             return CORRUPT_CLASSES
         if form == _BITMAP:
-            held = 0
-            for t in range(0, g, 64):
-                held += int(popcount(field(payload, 0, lo + _U(t), min(64, g - t))))
+            held = _bitmap_held(payload, lo, g)
             complement[i] = 2 * held > g
             sizes[i] = g - held if 2 * held > g else held
         else:
@@ -594,17 +601,14 @@ def class_sizes(forms, offsets, offset_width, payload, payload_bits, w, g, c, id
 
 
 @_compiled
-def class_members(forms, offsets, offset_width, payload, payload_bits, w, g, c, ids, complement, column_map, at,
-                  starts, columns):
-    """The genomes of :func:`class_sizes`' forms, written from ``columns[at]`` on: each
-    group position p as ``column_map[p]`` (-1: left out), class i's from ``starts[i]``, in
-    the order of the positions.  Returns where the last class ends, or -1 when the table is
-    out of range."""
+def class_members(forms, offsets, offset_width, payload, payload_bits, w, g, c, ids, complement, indptr, columns):
+    """The group positions of :func:`class_sizes`' forms, ascending, class i's at
+    ``columns[indptr[i]:indptr[i + 1]]``.  Returns :data:`OK` or :data:`CORRUPT_CLASSES`."""
     for i in range(ids.size):
         form, lo, hi = _class_place(forms, offsets, offset_width, payload_bits, w, g, c, ids[i])
         if form < 0:
-            return -1
-        starts[i] = at
+            return CORRUPT_CLASSES
+        at = indptr[i]
         if form == _BITMAP:
             for t in range(0, g, 64):
                 width = min(64, g - t)
@@ -613,21 +617,17 @@ def class_members(forms, offsets, offset_width, payload, payload_bits, w, g, c, 
                     x = ~x & (_ALL << _U(64 - width))
                 while x:
                     j = np.int64(_leading_zeros(x))
-                    col = column_map[t + j]
-                    if col >= 0:
-                        columns[at] = col
-                        at += 1
+                    columns[at] = t + j
+                    at += 1
                     x &= ~(_U(1) << _U(63 - j))
         else:
             for e in range(np.int64((hi - lo) // _U(w))):
                 local = np.int64(field(payload, 0, lo + _U(e * w), w))
                 if local >= g:
-                    return -1
-                col = column_map[local]
-                if col >= 0:
-                    columns[at] = col
-                    at += 1
-    return at
+                    return CORRUPT_CLASSES
+                columns[at] = local
+                at += 1
+    return OK
 
 
 @_compiled
@@ -673,10 +673,7 @@ def class_hits(forms, offsets, offset_width, payload, payload_bits, w, g, c, ids
         row = seq[i]
         a = amount[i]
         if form == _BITMAP:
-            held = 0
-            for t in range(0, g, 64):
-                held += int(popcount(field(payload, 0, lo + _U(t), min(64, g - t))))
-            lacks = 2 * held > g
+            lacks = 2 * _bitmap_held(payload, lo, g) > g
         else:
             lacks = form == _COMPLEMENT
         step = a

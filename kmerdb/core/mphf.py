@@ -96,7 +96,6 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = 0x9E3779B97F4A7C15
 _MASK64 = (1 << 64) - 1
-_LOW32 = np.uint64(0xFFFFFFFF)
 _S32 = np.uint64(32)
 _S6 = np.uint64(6)
 _B63 = np.uint64(63)

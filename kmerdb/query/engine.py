@@ -429,30 +429,26 @@ class _Hits:
     def __init__(self, hits: np.ndarray) -> None:
         self.hits = hits
         self.n_seqs, self.n_g = hits.shape
-        # per group: the group, its used classes, and sequence, index into the used classes
-        # and times found of every pair
-        self.groups: list[tuple[ColumnEncoding, np.ndarray, np.ndarray, np.ndarray]] = []
+        # database columns of a group (as bytes) -> (columns, amount per sequence of its
+        # core classes)
+        self.everyone: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
 
     def add(self, group: ColumnEncoding, seq: np.ndarray, ids: np.ndarray, amount: np.ndarray) -> None:
         """Pairs of one group, sorted by sequence: sequence, class id, times found."""
-        self.groups.append((group, seq, ids, amount))
+        key = group.cols.tobytes()
+        if key not in self.everyone:
+            self.everyone[key] = (group.cols, np.zeros(self.n_seqs, dtype=np.int64))
+        group.add_class_hits(self.hits, self.everyone[key][1], seq, ids, amount)
 
     def finish(self) -> None:
-        # amounts for every column of a group (its core classes), per sequence, by group layout
-        everyone: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
-        for group, seq, ids, amount in self.groups:
-            key = group.cols.tobytes()
-            if key not in everyone:
-                everyone[key] = (group.cols, np.zeros(self.n_seqs, dtype=np.int64))
-            group.add_class_hits(self.hits, everyone[key][1], seq, ids, amount)
-        for cols, amounts in everyone.values():
+        for cols, amounts in self.everyone.values():
             if not amounts.any():
                 continue
-            if cols.size == self.n_g:  # every column, in order
+            if cols.size == self.n_g:  # every column of the database
                 self.hits += amounts[:, None]
             else:
                 self.hits[:, cols] += amounts[:, None]
-        self.groups = []
+        self.everyone = {}
 
 
 def _tally(located: list[tuple[Layer, np.ndarray, np.ndarray]], hits: np.ndarray) -> None:

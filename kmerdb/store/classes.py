@@ -369,20 +369,6 @@ class _ClassGroup(ColumnEncoding):
             raise CorruptDatabaseError(self.source, "a class's offsets or form are out of range")
         return forms, starts, ends
 
-    def _packed_bitmaps(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """(k, ceil(g / 8)) uint8: the bitmap classes whose bits are ``starts:ends``, packed as
-        ``np.packbits`` packs (bits past g cleared)."""
-        g = len(self.genome_ids)
-        if ((ends - starts) != g).any():
-            raise CorruptDatabaseError(self.source, "a class bitmap is not one bit per genome")
-        windows = -(-g // 64)
-        at = (starts[:, None] + 64 * np.arange(windows, dtype=np.int64)[None, :]).ravel()
-        words = bits.extract(self._payload, at, 64)
-        packed = words.astype(">u8").view(np.uint8).reshape(starts.size, -1)[:, : (g + 7) // 8]
-        if g % 8:
-            packed[:, -1] &= np.uint8((0xFF << (8 - g % 8)) & 0xFF)
-        return packed
-
     def local_members(self, ids: np.ndarray) -> SparseRows:
         """Members of classes ``ids`` as group positions (all genomes of the group, ascending)."""
         rows, complement = self._local_shortest(ids)
@@ -429,25 +415,27 @@ class _ClassGroup(ColumnEncoding):
         if status != kernels.OK:
             raise CorruptDatabaseError(self.source, "a class's id, form, offsets or members are out of range")
 
-    def _local_shortest(self, ids: np.ndarray) -> tuple[SparseRows, np.ndarray]:
-        """Classes ``ids`` as group positions in their shorter form: members, or where the
-        flag is set, the genomes of the group not in the class (decoded by
-        :func:`kmerdb.core.kernels.class_sizes` and :func:`kmerdb.core.kernels.class_members`,
-        each class straight to its place in the rows)."""
-        ids = np.ascontiguousarray(ids, dtype=np.int64)
-        g = len(self.genome_ids)
+    def _shortest_sizes(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Of classes ``ids`` (int64), the genomes their shorter form lists and whether it lists
+        those the class lacks (:func:`kmerdb.core.kernels.class_sizes`)."""
         sizes = np.empty(ids.size, dtype=np.int64)
         complement = np.empty(ids.size, dtype=bool)
-        table = self._kernel_table(ids)
-        if kernels.class_sizes(*table, sizes, complement) != kernels.OK:
+        if kernels.class_sizes(*self._kernel_table(ids), sizes, complement) != kernels.OK:
             raise CorruptDatabaseError(self.source, "a class's id, form, offsets or members are out of range")
-        columns = np.empty(int(sizes.sum()), dtype=np.int32)
-        starts = np.empty(ids.size + 1, dtype=np.int64)
-        end = kernels.class_members(*table, complement, np.arange(g, dtype=np.int64), 0, starts, columns)
-        if end < 0:
+        return sizes, complement
+
+    def _local_shortest(self, ids: np.ndarray) -> tuple[SparseRows, np.ndarray]:
+        """Classes ``ids`` as group positions in their shorter form: members, or where the
+        flag is set, the genomes of the group not in the class (each class decoded straight to
+        its place in the rows by :func:`kmerdb.core.kernels.class_members`)."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        sizes, complement = self._shortest_sizes(ids)
+        indptr = np.zeros(ids.size + 1, dtype=np.int64)
+        np.cumsum(sizes, out=indptr[1:])
+        columns = np.empty(int(indptr[-1]), dtype=np.int32)
+        if kernels.class_members(*self._kernel_table(ids), complement, indptr, columns) != kernels.OK:
             raise CorruptDatabaseError(self.source, "a class's id, form, offsets or members are out of range")
-        starts[-1] = end
-        return SparseRows(starts, columns, None, g), complement
+        return SparseRows(indptr, columns, None, len(self.genome_ids)), complement
 
     def members(self, ids: np.ndarray) -> SparseRows:
         """Members of classes ``ids`` as database columns (genomes still in the database)."""
@@ -472,17 +460,9 @@ class _ClassGroup(ColumnEncoding):
     def class_sizes(self, ids: np.ndarray) -> np.ndarray:
         """Genomes of the group (removed ones included) in each of classes ``ids``, from the
         forms and offsets (and a bit count of bitmaps), without listing members."""
-        ids = np.asarray(ids, dtype=np.int64)
-        g, w = len(self.genome_ids), self._lay["w"]
-        forms, starts, ends = self._class_meta(ids)
-        listed = (ends - starts) // w
-        sizes = np.where(forms == COMPLEMENT, g - listed, listed)
-        maps = np.flatnonzero(forms == BITMAP)
-        step = max(1, (16 << 20) // max(1, g))
-        for lo in range(0, maps.size, step):
-            part = maps[lo : lo + step]
-            sizes[part] = _POPCOUNT[self._packed_bitmaps(starts[part], ends[part])].sum(axis=1, dtype=np.int64)
-        return sizes.astype(np.int64)
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        sizes, complement = self._shortest_sizes(ids)
+        return np.where(complement, len(self.genome_ids) - sizes, sizes)
 
     def slots_counting(self, lo: int, hi: int, at_least: int) -> np.ndarray:
         """Slots of ``lo:hi`` with a count of ``at_least`` or more for some genome (ascending;
@@ -727,6 +707,3 @@ def _runs(row_class: np.ndarray, placement: Placement, id_width: int) -> tuple[l
     runs = by_unitig[first].astype(np.uint64)
     return [store, bits.pack(runs, id_width)], int(first.size), bound_bytes
 
-
-#: Set bits of every byte value.
-_POPCOUNT = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(axis=1).astype(np.int64)
