@@ -41,6 +41,7 @@ __all__ = [
     "dictionary_find",
     "partition_scatter",
     "runs_of",
+    "run_directory",
     "class_hits",
     "class_sizes",
     "class_members",
@@ -631,11 +632,16 @@ def class_members(forms, offsets, offset_width, payload, payload_bits, w, g, c, 
 
 
 @_compiled
-def runs_of(bounds, at, out):
+def runs_of(bounds, directory, shift, at, out):
     """The run of each unitig order ``at[i]``: the last j with ``bounds[j] <= at[i]``
-    (``bounds`` ascending from 0 to n, ``at`` below n).  The previous answer and the runs on
-    either side are tried first: a read's k-mers walk along their unitigs (either way), so
-    most need no search."""
+    (``bounds`` ascending from 0 to n, ``at`` below n).
+
+    The previous answer and the runs on either side are tried first: a read's k-mers walk
+    along their unitigs (either way), so most need no search.  Otherwise ``directory[x >>
+    shift]``, the run of order ``(x >> shift) << shift``, starts a walk forward (see
+    :func:`run_directory`): two or three reads where a binary search of a layer's bounds
+    took a dozen dependent ones.
+    """
     last = bounds.size - 1
     r = 0
     for i in range(at.size):
@@ -646,15 +652,19 @@ def runs_of(bounds, at, out):
             elif r > 0 and np.int64(bounds[r - 1]) <= x < np.int64(bounds[r]):
                 r -= 1  # a read that runs against its unitig
             else:
-                lo, hi = 0, last
-                while hi - lo > 1:  # bounds[lo] <= x < bounds[hi]
-                    mid = (lo + hi) >> 1
-                    if np.int64(bounds[mid]) <= x:
-                        lo = mid
-                    else:
-                        hi = mid
-                r = lo
+                r = int(directory[x >> shift])
+                while np.int64(bounds[r + 1]) <= x:
+                    r += 1
         out[i] = r
+
+
+def run_directory(bounds: np.ndarray, shift: int) -> np.ndarray:
+    """The directory of :func:`runs_of`: for each multiple ``b << shift`` of the unitig orders
+    below n (``bounds[-1]``), the run that holds it (int32 where runs fit)."""
+    n = int(bounds[-1])
+    starts = np.arange(0, n, 1 << shift, dtype=np.int64)
+    dtype = np.int32 if bounds.size < 2**31 else np.int64
+    return (np.searchsorted(bounds, starts.astype(bounds.dtype), side="right") - 1).astype(dtype)
 
 
 @_compiled

@@ -309,6 +309,8 @@ class _ClassGroup(ColumnEncoding):
         sec = lay["sections"]
         self._ordinals = ordinals
         self._bounds: np.ndarray | None = None
+        self._directory: np.ndarray | None = None  # of the runs, made at the first lookup
+        self._shift = 0
         if self.placed:
             self._bounds = self._open_runs(ordinals)
         else:
@@ -352,7 +354,11 @@ class _ClassGroup(ColumnEncoding):
         else:
             at = cast(SlotOrdinals, self._ordinals).of(slots)  # checked below n by the layer
             run = np.empty(at.size, dtype=np.int64)
-            kernels.runs_of(self._bounds, np.ascontiguousarray(at, dtype=np.int64), run)
+            if self._directory is None:
+                # about one entry per run: as large as the bounds, a step or two of walk
+                self._shift = max(0, (self.n // max(1, self._lay["runs"])).bit_length() - 1)
+                self._directory = kernels.run_directory(self._bounds, self._shift)
+            kernels.runs_of(self._bounds, self._directory, self._shift, np.ascontiguousarray(at, dtype=np.int64), run)
             ids = bits.unpack(self._runs, self._lay["runs"], self._lay["id_width"], run).view(np.int64)
         if ids.size and int(ids.max()) >= self.n_classes:
             raise CorruptDatabaseError(self.source, f"a slot names class {int(ids.max())} of {self.n_classes}")

@@ -29,6 +29,8 @@ def test_partition_scatter_is_a_stable_grouping(n_parts):
 
 @pytest.mark.parametrize("dtype", [np.uint32, np.uint64])
 def test_runs_of_equals_a_binary_search(dtype):
+    """Runs found from the previous one or through a directory of any spacing equal a binary
+    search of the bounds."""
     rng = np.random.default_rng(2)
     n = 10_000
     inner = np.sort(rng.choice(np.arange(1, n), size=700, replace=False))
@@ -39,8 +41,11 @@ def test_runs_of_equals_a_binary_search(dtype):
         np.arange(n)[::-1],  # against them
         np.concatenate([np.arange(40, 400), np.arange(9_000, 8_000, -1), [0, n - 1, 0]]),
     ]
-    for at in walks:
-        at = np.ascontiguousarray(at, dtype=np.int64)
-        out = np.empty(at.size, dtype=np.int64)
-        kernels.runs_of(bounds, at, out)
-        assert np.array_equal(out, np.searchsorted(bounds, at.astype(dtype), side="right") - 1)
+    for shift in (0, 3, 4, 7, 14):  # a directory entry per order .. one for all
+        directory = kernels.run_directory(bounds, shift)
+        assert directory.size == -(-n >> shift)
+        for at in walks:
+            at = np.ascontiguousarray(at, dtype=np.int64)
+            out = np.empty(at.size, dtype=np.int64)
+            kernels.runs_of(bounds, directory, shift, at, out)
+            assert np.array_equal(out, np.searchsorted(bounds, at.astype(dtype), side="right") - 1)
