@@ -91,6 +91,12 @@ MAX_SKEW = 1024
 _MAX_SCAN_LIMIT = 1 << 32
 # Overflow orders checked at a time when a dictionary is opened.
 _CHECK_BLOCK = 1 << 20
+# Keys of skewed buckets have their skew slots looked up ahead, in batches of this many, where
+# at least 1 / _SKEW_AHEAD of the k-mers lie in skewed buckets.  At 1,000 related genomes
+# (56% of k-mers skewed) batches cut a find from 77 to 62 ns per key; with 0.6% skewed (three
+# genomes) the extra pass over the keys cost more than it saved.
+_SKEW_BATCH = 1024
+_SKEW_AHEAD = 8
 
 _U64 = np.uint64
 
@@ -376,6 +382,7 @@ class MinimizerDictionary:
         for at, value in fields.items():
             self._plan[at] = value
         self._words = base
+        self._skew_ahead = self.n_skew * _SKEW_AHEAD >= self.n > 0
 
     def _orders_beyond_n(self) -> bool:
         """Whether an overflow k-mer's unitig order is n or more (read in blocks)."""
@@ -433,6 +440,8 @@ class MinimizerDictionary:
             keys, hashes, anchors, others, self._plan, self._words, self._before, self._starts,
             *self._mphf.lookup_arrays(), *self._skew.lookup_arrays(), *self._over.lookup_arrays(),
             walk.seq, walk.flags, walk.ranks, walk.offsets, found, orders,
+            np.empty((3, keys.size if self._skew_ahead else 0), dtype=np.int64),
+            np.empty(_SKEW_BATCH, dtype=np.uint64), np.empty(_SKEW_BATCH, dtype=np.int64),
         )
         if status != kernels.OK:
             raise CorruptDatabaseError(self.unitigs.source, "a k-mer of the dictionary lies past the unitig bases")

@@ -429,7 +429,7 @@ def _place(plan, value, anchor, key, other, seq, flags, ranks, offsets):
 def dictionary_find(
     keys, hashes, anchors, others, plan, words, before, starts,
     bucket_arr, bucket_plan, skew_arr, skew_plan, over_arr, over_plan,
-    seq, flags, ranks, offsets, found, orders,
+    seq, flags, ranks, offsets, found, orders, work, batch_hashes, batch_pending,
 ):
     """Membership (``found``) and unitig order (``orders``) of canonical keys given with their
     minimizer hashes, anchors and reverse complements.  Returns :data:`OK`, or
@@ -439,22 +439,58 @@ def dictionary_find(
     current anchor, then (missed, in a bucket of several anchors) to each anchor of a bucket
     that is scanned or to the one the skew index names, then to the overflow.  An anchor
     that places a key serves the rest of the run.
+
+    With ``work`` (int64, 3 x len(keys); else 3 x 0), the keys of skewed buckets have their
+    skew slots looked up first, in batches of the size of ``batch_hashes`` and
+    ``batch_pending`` (see :func:`mphf_lookup`): one by one, each cost the dependent misses of
+    an MPHF, which a batch overlaps.  Worth it where many keys lie in skewed buckets (the
+    minimizers that many genomes' variants share).
     """
     aw = plan[D_ANCHOR_WIDTH]
     n_buckets = plan[D_BUCKETS]
+    n = keys.size
+    ahead = n_buckets and plan[D_SKEW] and work.shape[1] >= n
+    skewed = 0
+    if ahead:
+        # work[0]: the bucket of each run; work[1]: keys of skewed buckets; work[2]: their slots
+        run = -1
+        many = False
+        for i in range(n):
+            if i == 0 or hashes[i] != hashes[i - 1]:
+                run += 1
+                slot = mphf_slot(bucket_arr, bucket_plan, hashes[i])
+                work[0, run] = slot
+                many = False
+                if slot >= 0:
+                    word = slot >> 6
+                    flag = words[plan[D_FLAGS] + word] >> _U(63 - (slot & 63))
+                    if flag & _U(1):
+                        j = before[word] + np.int64(popcount(flag)) - 1
+                        many = starts[j + 1] - starts[j] >= plan[D_SCAN]
+            if many:
+                work[1, skewed] = np.int64(keys[i])
+                skewed += 1
+        mphf_lookup(skew_arr, skew_plan, work[1, :skewed].view(np.uint64), work[2, :skewed], batch_hashes, batch_pending)
+    skewed = 0
+    run = -1
     prev = _U(0)
     # a minimizer outside the dictionary: a value past every order, which nothing matches
     nowhere = _U(2 * (plan[D_N] + plan[D_K])) << _U(1)
     first = nowhere
     current = nowhere
     multi = False
+    skew = False
     lo = 0
     extra = 0
     for i in range(keys.size):
         h = hashes[i]
         if i == 0 or h != prev:
             prev = h
-            slot = mphf_slot(bucket_arr, bucket_plan, h) if n_buckets else -1
+            run += 1
+            if ahead:
+                slot = work[0, run]
+            else:
+                slot = mphf_slot(bucket_arr, bucket_plan, h) if n_buckets else -1
             multi = False
             first = nowhere
             if slot >= 0:
@@ -466,11 +502,19 @@ def dictionary_find(
                     j = before[word] + np.int64(popcount(flag)) - 1
                     lo = starts[j]
                     extra = starts[j + 1] - lo
+            skew = multi and extra >= plan[D_SCAN] and plan[D_SKEW] > 0
             current = first
         key = keys[i]
         other = others[i]
         a = anchors[i]
         r = _place(plan, current, a, key, other, seq, flags, ranks, offsets)
+        s = -1
+        if skew:
+            if ahead:
+                s = work[2, skewed]
+                skewed += 1
+            elif r == -1:
+                s = mphf_slot(skew_arr, skew_plan, key)
         if r == -1 and multi:
             if extra < plan[D_SCAN]:  # extra anchors + the first <= the scan limit
                 for t in range(extra + 1):
@@ -479,16 +523,14 @@ def dictionary_find(
                     if r != -1:
                         current = v
                         break
-            elif plan[D_SKEW]:
+            elif s >= 0:
                 # the skew index names the anchor; a stranger gets some index, which its check refuses
-                s = mphf_slot(skew_arr, skew_plan, key)
-                if s >= 0:
-                    e = np.int64(field(words, plan[D_ENTRIES], _U(s) * _U(plan[D_SKEW_WIDTH]), plan[D_SKEW_WIDTH]))
-                    if e <= extra:
-                        v = first if e == 0 else field(words, plan[D_EXTRAS], _U(lo + e - 1) * _U(aw), aw)
-                        r = _place(plan, v, a, key, other, seq, flags, ranks, offsets)
-                        if r >= 0:
-                            current = v
+                e = np.int64(field(words, plan[D_ENTRIES], _U(s) * _U(plan[D_SKEW_WIDTH]), plan[D_SKEW_WIDTH]))
+                if e <= extra:
+                    v = first if e == 0 else field(words, plan[D_EXTRAS], _U(lo + e - 1) * _U(aw), aw)
+                    r = _place(plan, v, a, key, other, seq, flags, ranks, offsets)
+                    if r >= 0:
+                        current = v
         if r == -1 and plan[D_OVERFLOW]:
             s = mphf_slot(over_arr, over_plan, key)
             if s >= 0:

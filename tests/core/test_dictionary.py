@@ -9,6 +9,7 @@ import oracle
 import pytest
 
 from kmerdb.core import bits
+from kmerdb.core import dictionary as D
 from kmerdb.core import kmers as K
 from kmerdb.core.dictionary import (
     HEADER_WORDS,
@@ -594,6 +595,14 @@ def check_layer(keys: np.ndarray, k: int, m: int, limits: list, rng: random.Rand
     return case
 
 
+@pytest.fixture(params=["ahead", "one by one"])
+def skew_lookups(request, monkeypatch):
+    """Skew slots looked up in batches ahead of the keys (any share of skewed k-mers), or one
+    by one where a key needs its own (never ahead)."""
+    monkeypatch.setattr(D, "_SKEW_AHEAD", 1 << 62 if request.param == "ahead" else 0)
+    return request.param
+
+
 @pytest.fixture(scope="module")
 def genome():
     return genome_with_repeats(1, 150_000)
@@ -605,7 +614,7 @@ def layer(genome):
 
 
 @pytest.mark.parametrize("limits", [(MAX_BUCKET, MAX_SKEW), (2, 4), (1, MAX_SKEW), (1, 1)])
-def test_every_key_found_at_its_unitig_order(layer, limits):
+def test_every_key_found_at_its_unitig_order(layer, limits, skew_lookups):
     """All keys, in sorted, shuffled and minimizer order, and as a strided column."""
     d = layer.dictionary(13, *limits)
     check_find(d, layer, layer.keys)
@@ -629,7 +638,7 @@ def test_every_key_found_at_its_unitig_order(layer, limits):
 
 
 @pytest.mark.parametrize("limits", [(MAX_BUCKET, MAX_SKEW), (2, 4), (1, MAX_SKEW), (1, 1)])
-def test_strangers_are_not_found(layer, limits):
+def test_strangers_are_not_found(layer, limits, skew_lookups):
     """~100k random k-mers, one-base mutants of keys and k-mers across unitig joins."""
     d = layer.dictionary(13, *limits)
     rng = random.Random(sum(limits))
@@ -643,7 +652,7 @@ def test_strangers_are_not_found(layer, limits):
 
 
 @pytest.mark.parametrize("limits", [(MAX_BUCKET, MAX_SKEW), (2, 4), (1, MAX_SKEW), (1, 1)])
-def test_reads_on_both_strands(layer, genome, limits):
+def test_reads_on_both_strands(layer, genome, limits, skew_lookups):
     """Keys from sequence_anchors over reads of the genome (both strands, N, lowercase), and
     over reads of a mutated genome (members and strangers mixed)."""
     d = layer.dictionary(13, *limits)
@@ -700,7 +709,7 @@ def test_other_k_and_m(k, m, max_bucket):
     check_layer(key_set(seq, k), k, m, [max_bucket, MAX_BUCKET, (1, max_bucket)], random.Random(k), seq)
 
 
-def test_every_kmer_in_the_overflow():
+def test_every_kmer_in_the_overflow(skew_lookups):
     """Tiny m with buckets of one anchor: (nearly) no bucket, the k-mers found in the overflow."""
     seq = genome_with_repeats(5, 20_000)
     case = check_layer(key_set(seq, 31), 31, 2, [(1, 1)], random.Random(5), seq)
