@@ -409,7 +409,8 @@ class _ClassGroup(ColumnEncoding):
     def add_class_hits(
         self, hits: np.ndarray, everyone: np.ndarray, seq: np.ndarray, ids: np.ndarray, amount: np.ndarray
     ) -> None:
-        """Add ``amount[i]`` to row ``seq[i]`` of ``hits`` (int64, sequences x database columns)
+        """Add ``amount[i]`` to row ``seq[i]`` of ``hits`` (int32 or int64, sequences x database
+        columns; the caller picks a type that holds every sum and partial sum)
         at the genomes of class ``ids[i]``, decoded from the class table in place
         (:func:`kmerdb.core.kernels.class_hits`); a class of most of the group's genomes adds
         to ``everyone[seq[i]]`` instead, which the caller adds to every column of the group

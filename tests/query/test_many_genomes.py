@@ -54,6 +54,25 @@ def test_query_in_small_batches_and_threads(many):
     with kmerdb.open(path) as db:
         db._engine()._batch_bases = 500
         assert np.array_equal(db.query(reads).hits, want_hits)
+    with kmerdb.open(path) as db:
+        engine = db._engine()
+        assert engine._batch_seqs is not None  # class hits take a (sequences, genomes) block
+        engine._batch_seqs = 7
+        assert np.array_equal(db.query(reads).hits, want_hits)
+
+
+@pytest.mark.parametrize("most", [0, 2**31 - 1])
+def test_class_hits_add_up_in_either_width(many, monkeypatch, most):
+    """Class hits summed in int32 (sequences of fewer positions than 2**31) or straight into
+    the int64 hits: the same answer."""
+    from kmerdb.query import engine
+
+    monkeypatch.setattr(engine, "_NARROW_MOST", most)
+    reads = many.reads(n=40, seed=11)
+    want_hits, _ = many.hits(reads)
+    for counts in (False, True):
+        with kmerdb.open(many.db("classes", counts)) as db:
+            assert np.array_equal(db.query(reads).hits, want_hits)
 
 
 @pytest.mark.parametrize("colours", ["classes", "dense"])
