@@ -552,17 +552,19 @@ def dictionary_find(
 
 
 @_compiled
-def partition_scatter(hashes, n_parts, columns, marks, out, out_marks, bounds, cursor):
+def partition_scatter(hashes, n_parts, kmers, others, tags, marks, out, out_marks, bounds, cursor):
     """Group keys by partition (``hash % n_parts``), stably.
 
-    Key i's fields (column i of the (fields, n) uint64 array ``columns``, and ``marks[i]``)
-    go to the column of ``out`` (and entry of ``out_marks``) where its partition's run has
-    reached.  ``bounds`` (n_parts + 1 entries) receives where each run starts and ends;
-    ``cursor`` (n_parts entries) is a work array.
+    Key i's fields go to the column of ``out`` (uint64, 4 x n: k-mer, reverse complement,
+    hash, tag) and entry of ``out_marks`` where its partition's run has reached: ``kmers[i]``,
+    ``others[i]``, ``hashes[i]``, ``tags[i]`` (or i when ``tags`` is empty) and ``marks[i]``.
+    ``bounds`` (n_parts + 1 entries) receives where each run starts and ends; ``cursor``
+    (n_parts entries) is a work array.
     """
     n = hashes.size
     mask = _U(n_parts - 1)
     power = n_parts & (n_parts - 1) == 0  # a mask instead of a (much slower) modulo
+    tagged = tags.size > 0
     for j in range(n_parts + 1):
         bounds[j] = 0
     for i in range(n):
@@ -572,14 +574,15 @@ def partition_scatter(hashes, n_parts, columns, marks, out, out_marks, bounds, c
     for j in range(n_parts):
         bounds[j + 1] += bounds[j]
         cursor[j] = bounds[j]
-    fields = columns.shape[0]
     for i in range(n):
         h = hashes[i]
         p = np.int64(h & mask) if power else np.int64(h % _U(n_parts))
         at = cursor[p]
         cursor[p] = at + 1
-        for f in range(fields):
-            out[f, at] = columns[f, i]
+        out[0, at] = kmers[i]
+        out[1, at] = others[i]
+        out[2, at] = h
+        out[3, at] = _U(tags[i]) if tagged else _U(i)
         out_marks[at] = marks[i]
 
 

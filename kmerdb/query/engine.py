@@ -187,19 +187,15 @@ class QueryEngine:
         n_parts = self.config.n_partitions
         # keys grouped by partition in one stable pass, so that the runs of a sequence's
         # keys that share a minimizer stay together; each field contiguous per partition
-        columns = np.empty((4, kmers.size), dtype=np.uint64)
-        columns[0] = kmers
-        columns[1] = others
-        columns[2] = hashes
-        columns[3] = tags if tags is not None else np.arange(kmers.size, dtype=np.uint64)
-        grouped = np.empty_like(columns)
+        grouped = np.empty((4, kmers.size), dtype=np.uint64)
         marks = np.empty(kmers.size, dtype=np.uint8)
         bounds = np.empty(n_parts + 1, dtype=np.int64)
         kernels.partition_scatter(
-            hashes, n_parts, columns, np.ascontiguousarray(anchors, dtype=np.uint8), grouped, marks, bounds,
-            np.empty(n_parts, dtype=np.int64),
+            np.ascontiguousarray(hashes, dtype=np.uint64), n_parts,
+            np.ascontiguousarray(kmers, dtype=np.uint64), np.ascontiguousarray(others, dtype=np.uint64),
+            np.ascontiguousarray(tags, dtype=np.int64) if tags is not None else np.zeros(0, dtype=np.int64),
+            np.ascontiguousarray(anchors, dtype=np.uint8), grouped, marks, bounds, np.empty(n_parts, dtype=np.int64),
         )
-        del columns
         for p, layers in enumerate(self.layers):
             lo, hi = int(bounds[p]), int(bounds[p + 1])
             if lo == hi or not layers:

@@ -14,17 +14,20 @@ def test_partition_scatter_is_a_stable_grouping(n_parts):
     rng = np.random.default_rng(n_parts)
     n = 5_000
     hashes = np.repeat(rng.integers(0, 2**64 - 1, n // 5, dtype=np.uint64, endpoint=True), 5)
-    columns = rng.integers(0, 2**64 - 1, (3, n), dtype=np.uint64, endpoint=True)
-    columns[2] = np.arange(n)
+    kmers, others = rng.integers(0, 2**64 - 1, (2, n), dtype=np.uint64, endpoint=True)
     marks = rng.integers(0, 256, n).astype(np.uint8)
-    out, out_marks = np.empty_like(columns), np.empty_like(marks)
-    bounds = np.empty(n_parts + 1, dtype=np.int64)
-    kernels.partition_scatter(hashes, n_parts, columns, marks, out, out_marks, bounds, np.empty(n_parts, np.int64))
     part = (hashes % np.uint64(n_parts)).astype(np.int64)
     order = np.argsort(part, kind="stable")
-    assert np.array_equal(out, columns[:, order])
-    assert np.array_equal(out_marks, marks[order])
-    assert np.array_equal(bounds, np.concatenate([[0], np.cumsum(np.bincount(part, minlength=n_parts))]))
+    for tags in (rng.integers(0, 2**62, n), np.zeros(0, dtype=np.int64)):  # tags, or positions
+        out, out_marks = np.empty((4, n), dtype=np.uint64), np.empty_like(marks)
+        bounds = np.empty(n_parts + 1, dtype=np.int64)
+        kernels.partition_scatter(
+            hashes, n_parts, kmers, others, tags, marks, out, out_marks, bounds, np.empty(n_parts, np.int64)
+        )
+        want_tags = tags if tags.size else np.arange(n)
+        assert np.array_equal(out, np.stack([kmers, others, hashes, want_tags.astype(np.uint64)])[:, order])
+        assert np.array_equal(out_marks, marks[order])
+        assert np.array_equal(bounds, np.concatenate([[0], np.cumsum(np.bincount(part, minlength=n_parts))]))
 
 
 @pytest.mark.parametrize("dtype", [np.uint32, np.uint64])
