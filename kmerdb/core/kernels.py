@@ -56,6 +56,8 @@ _LOADED = False
 _LOAD_LOCK = threading.Lock()
 # numba's count of leading zero bits (an intrinsic), bound by _load
 _leading_zeros: Any = None
+# a software prefetch of an array's item (an intrinsic), bound by _load
+_prefetch: Any = None
 
 
 class _Kernel:
@@ -86,7 +88,7 @@ def _load() -> None:
     runtime every array handed to a helper is reference-counted per call, atomically, which
     cost 20x the work of a bit-field read.
     """
-    global _LOADED, _leading_zeros
+    global _LOADED, _leading_zeros, _prefetch
     with _LOAD_LOCK:
         if _LOADED:
             return
@@ -94,6 +96,7 @@ def _load() -> None:
         from numba.cpython.unsafe.numbers import leading_zeros
 
         _leading_zeros = leading_zeros
+        _prefetch = _prefetch_intrinsic()
 
         options: dict[str, Any] = {"_nrt": False}
         for name in _KERNELS:
@@ -103,6 +106,32 @@ def _load() -> None:
             except RuntimeError:  # numba found no writable cache directory
                 globals()[name] = njit(**options)(function)
         _LOADED = True
+
+
+def _prefetch_intrinsic() -> Any:
+    """An intrinsic ``(array, index) -> None``: LLVM's prefetch (read, high locality) of the
+    item's cache line.  Harmless at any index: a prefetch never faults."""
+    from llvmlite import ir
+    from numba import types
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    def typer(typingctx: Any, array: Any, index: Any) -> Any:
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            array_type = signature.args[0]
+            view = context.make_array(array_type)(context, builder, args[0])
+            item = cgutils.get_item_pointer(context, builder, array_type, view, [args[1]], wraparound=False)
+            byte = builder.bitcast(item, ir.IntType(8).as_pointer())
+            i32 = ir.IntType(32)
+            function = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), [byte.type, i32, i32, i32]), "llvm.prefetch.p0i8"
+            )
+            builder.call(function, [byte, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+            return context.get_dummy_value()
+
+        return types.void(array, types.intp), codegen
+
+    return intrinsic(typer)
 
 
 #: The seed xored into a canonical m-mer before murmur3's fmix64 gives its minimizer order.
@@ -593,6 +622,8 @@ def partition_scatter(hashes, n_parts, kmers, others, tags, marks, out, out_mark
 # bits (group positions), a bitmap is g bits, the group's first genome first.
 
 _LIST, _COMPLEMENT, _BITMAP = 0, 1, 2
+# Pairs ahead whose class table words class_hits prefetches.
+_AHEAD = 8
 #: Status of :func:`class_sizes` and :func:`class_members`: a class id, form, offsets or
 #: entries out of range.
 CORRUPT_CLASSES = 2
@@ -722,6 +753,15 @@ def class_hits(forms, offsets, offset_width, payload, payload_bits, w, g, c, ids
     subtracts it where the class lacks a genome.  Returns :data:`OK` or
     :data:`CORRUPT_CLASSES` (then the hits are incomplete)."""
     for i in range(ids.size):
+        if i + _AHEAD < ids.size:
+            # the class table words of a later pair are fetched while this one expands: the
+            # expansion waited on them (class tables are most of a large index)
+            later = ids[i + _AHEAD]
+            if 0 <= later < c:
+                start = field(offsets, 0, _U(later) * _U(offset_width), offset_width)
+                q = np.int64(start >> _U(6))
+                _prefetch(payload, q)
+                _prefetch(payload, q + 8)
         form, lo, hi = _class_place(forms, offsets, offset_width, payload_bits, w, g, c, ids[i])
         if form < 0:
             return CORRUPT_CLASSES
