@@ -411,6 +411,8 @@ def mphf_lookup(arr, plan, keys, out, hashes, pending):
     D_OVERFLOW, D_ORDER_WIDTH, D_ANCHORS, D_FLAGS, D_EXTRAS, D_ENTRIES, D_ORDERS, D_BASES,
 ) = range(16)
 DICTIONARY_PLAN = 16
+# Skew keys ahead whose entries dictionary_find prefetches.
+_LOOK = 16
 
 
 @_compiled
@@ -472,8 +474,9 @@ def dictionary_find(
     With ``work`` (int64, 3 x len(keys); else 3 x 0), the keys of skewed buckets have their
     skew slots looked up first, in batches of the size of ``batch_hashes`` and
     ``batch_pending`` (see :func:`mphf_lookup`): one by one, each cost the dependent misses of
-    an MPHF, which a batch overlaps.  Worth it where many keys lie in skewed buckets (the
-    minimizers that many genomes' variants share).
+    an MPHF, which a batch overlaps; the entry of the skew key 16 ahead is then prefetched.
+    Worth it where many keys lie in skewed buckets (the minimizers that many genomes' variants
+    share).
     """
     aw = plan[D_ANCHOR_WIDTH]
     n_buckets = plan[D_BUCKETS]
@@ -500,6 +503,7 @@ def dictionary_find(
                 work[1, skewed] = np.int64(keys[i])
                 skewed += 1
         mphf_lookup(skew_arr, skew_plan, work[1, :skewed].view(np.uint64), work[2, :skewed], batch_hashes, batch_pending)
+    n_skewed = skewed
     skewed = 0
     run = -1
     prev = _U(0)
@@ -541,6 +545,10 @@ def dictionary_find(
         if skew:
             if ahead:
                 s = work[2, skewed]
+                if skewed + _LOOK < n_skewed and work[2, skewed + _LOOK] >= 0:
+                    # a later skew key's entry, fetched while this one is placed
+                    at = (_U(work[2, skewed + _LOOK]) * _U(plan[D_SKEW_WIDTH])) >> _U(6)
+                    _prefetch(words, plan[D_ENTRIES] + np.int64(at))
                 skewed += 1
             elif r == -1:
                 s = mphf_slot(skew_arr, skew_plan, key)
