@@ -651,9 +651,10 @@ def _strings(argument: str, values: object) -> list[str | bytes]:
     if values is None or not isinstance(values, Iterable):
         raise InvalidTypeError(argument, values, "a str or bytes, or a sequence of them")
     items = list(values)
-    for item in items:
-        if not isinstance(item, (str, bytes)):
-            raise InvalidTypeError(argument, item, f"str or bytes items in {argument}")
+    if not set(map(type, items)) <= {str, bytes}:  # one pass in C; subclasses looked at below
+        for item in items:
+            if not isinstance(item, (str, bytes)):
+                raise InvalidTypeError(argument, item, f"str or bytes items in {argument}")
     return items
 
 

@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -203,12 +204,12 @@ class QueryEngine:
             keys, rc, hs, ids, ms = grouped[0, lo:hi], grouped[1, lo:hi], grouped[2, lo:hi], grouped[3, lo:hi], marks[lo:hi]
             for layer in layers:
                 found, slots = layer.find(keys, hs, ms, rc)
-                hit = np.flatnonzero(found)
-                if hit.size == keys.size:  # all found: no gathers
+                if found.all():  # no gathers
                     out.append((layer, ids.view(np.int64), slots))
                     if layer.exact:
                         break
                     continue
+                hit = np.flatnonzero(found)
                 if hit.size:
                     out.append((layer, ids.take(hit).view(np.int64), slots.take(hit)))
                     if len(layers) > 1 and layer.exact:
@@ -268,17 +269,25 @@ class QueryEngine:
         """Which genomes hold the k-mers of each sequence, and how many: see :meth:`kmerdb.Database.query`."""
         if isinstance(sequences, (str, bytes)):
             sequences = [sequences]
-        seqs = [s.encode("ascii", "replace") if isinstance(s, str) else bytes(s) for s in sequences]
-        if names is not None and len(names) != len(seqs):
-            raise InvalidParameterError("names", len(names), f"expected one name per sequence ({len(seqs)})")
+        n_seqs = len(sequences)
+        if names is not None and len(names) != n_seqs:
+            raise InvalidParameterError("names", len(names), f"expected one name per sequence ({n_seqs})")
         if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
             raise InvalidParameterError("threads", threads, "must be an integer >= 1")
         z = self.config.z if z is None else z
         if not isinstance(z, int) or isinstance(z, bool) or z < 0:
             raise InvalidParameterError("z", z, "must be an integer >= 0")
-        lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
-        # all sequences in one buffer, a separator (not a base: it breaks k-mers) after each
-        joined = memoryview(b"\x00".join(seqs))
+        # all sequences in one buffer, a separator (not a base: it breaks k-mers) after each;
+        # str encodes one byte per character ("?" for any other than ASCII), so its length holds
+        kinds = set(map(type, sequences))
+        if kinds <= {str}:
+            joined = memoryview("\x00".join(cast(Sequence[str], sequences)).encode("ascii", "replace"))
+        elif kinds <= {bytes}:
+            joined = memoryview(b"\x00".join(cast(Sequence[bytes], sequences)))
+        else:
+            sequences = [s.encode("ascii", "replace") if isinstance(s, str) else bytes(s) for s in sequences]
+            joined = memoryview(b"\x00".join(cast(list[bytes], sequences)))
+        lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=n_seqs)
         starts = _starts(lengths)
         results = None
         if threads > 1 and lengths.sum() >= _PARALLEL_MIN_BASES:

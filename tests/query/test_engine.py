@@ -54,6 +54,22 @@ def test_query_edge_cases(built):
             db.query(["ACGT"], names=["a", "b"])
 
 
+def test_query_of_str_bytes_and_both_answers_alike(built):
+    """Sequences as str, as bytes and mixed (characters beyond ASCII among them, one position
+    each) answer the same, sequence by sequence."""
+    seqs = [s for _, s in reads()][:20]
+    odd = [s[:40] + "é" + s[40:] for s in seqs[:5]]  # a break in k-mers, one character wide
+    as_str = seqs + odd
+    as_bytes = [s.encode("ascii", "replace") for s in as_str]
+    mixed = [b if i % 2 else s for i, (s, b) in enumerate(zip(as_str, as_bytes))]
+    with kmerdb.open(built()) as db:
+        want = db.query(as_str)
+        assert want.n_kmers[20:].tolist() == [db.query(s).n_kmers[0] for s in odd]
+        assert want.n_kmers[20] == len(odd[0]) - 21 + 1 - 21  # the k-mers over the odd character
+        for other in (as_bytes, mixed, tuple(mixed), [bytearray(b) for b in as_bytes]):
+            assert _same(want, db._engine().query(other))
+
+
 def test_lookup_strings_codes_and_orientation(built, oracle_sets):
     k = 21
     sets = oracle_sets(k)
