@@ -210,6 +210,10 @@ def anchored_kmers(codes, k, m, ring, facing, positions, kmers, others, hashes, 
     run = 0  # valid bases in a row
     best = -1  # start of the window's leftmost smallest m-mer, -1 when unknown
     best_h = _U(0)
+    best_at = 0  # its place in the ring
+    # the ring's place of the m-mer starting at j is j mod w, kept by a counter (w is not a
+    # power of two: a modulo per base was a division, about half the loop's time)
+    slot = -1
     out = 0
     for i in range(codes.size):
         c = codes[i]
@@ -227,23 +231,30 @@ def anchored_kmers(codes, k, m, ring, facing, positions, kmers, others, hashes, 
             continue
         j = i - m + 1  # this m-mer's start
         h = minimizer_order(min(fm, rm))
-        slot = j % w
+        slot = slot + 1 if slot + 1 < w else 0
+        if run == m:  # a first m-mer after a break: places restart from j mod w
+            slot = j % w
         ring[slot] = h
         facing[slot] = (1 if fm <= rm else 0) | (2 if fm == rm else 0)
         if best < 0 or h < best_h:  # strictly smaller: a tie keeps the leftmost
             best = j
             best_h = h
+            best_at = slot
         if run < k:
             continue
         s = i - k + 1  # this k-mer's start; its m-mers start at s .. j
         if best < s:  # the minimum left the window: the leftmost smallest of the w m-mers
+            at = slot + 1 if slot + 1 < w else 0  # s's place: the oldest of the ring
             best = s
-            best_h = ring[s % w]
+            best_h = ring[at]
+            best_at = at
             for t in range(s + 1, j + 1):
-                v = ring[t % w]
+                at = at + 1 if at + 1 < w else 0
+                v = ring[at]
                 if v < best_h:
                     best = t
                     best_h = v
+                    best_at = at
         flip = fw > rc
         positions[out] = s
         if flip:
@@ -254,7 +265,7 @@ def anchored_kmers(codes, k, m, ring, facing, positions, kmers, others, hashes, 
             others[out] = rc
         hashes[out] = best_h
         offset = best - s
-        f = facing[best % w]
+        f = facing[best_at]
         # the canonical k-mer may read the sequence backwards, and its minimizer with it
         # (an m-mer that is its own reverse complement faces both ways)
         b = ((f & 1) ^ (1 if flip else 0)) | (f >> 1)
