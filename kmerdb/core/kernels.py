@@ -11,7 +11,7 @@ the package directory is read-only).
 Every kernel is the only implementation of what it computes: :func:`anchored_kmers` is
 :func:`kmerdb.core.kmers.sequence_anchors`, :func:`mphf_lookup` is
 :meth:`kmerdb.core.mphf.MPHF.lookup`, :func:`dictionary_find` is
-:meth:`kmerdb.core.dictionary.MinimizerDictionary.find`, :func:`runs_of`,
+:meth:`kmerdb.core.dictionary.MinimizerDictionary.find`, :func:`run_classes`,
 :func:`class_sizes`, :func:`class_members` and :func:`class_hits` read the colour-class
 groups of :mod:`kmerdb.store.classes`, :func:`partition_scatter` groups a query's keys.
 Those modules own the formats and the checks made when a file is opened; a kernel reads only
@@ -40,7 +40,7 @@ __all__ = [
     "mphf_lookup",
     "dictionary_find",
     "partition_scatter",
-    "runs_of",
+    "run_classes",
     "run_directory",
     "class_hits",
     "class_sizes",
@@ -727,15 +727,17 @@ def class_members(forms, offsets, offset_width, payload, payload_bits, w, g, c, 
 
 
 @_compiled
-def runs_of(bounds, directory, shift, at, out):
-    """The run of each unitig order ``at[i]``: the last j with ``bounds[j] <= at[i]``
-    (``bounds`` ascending from 0 to n, ``at`` below n).
+def run_classes(bounds, directory, shift, at, runs, id_width, n_classes, out):
+    """The class of the run of each unitig order ``at[i]``: field ``id_width`` bits wide of
+    ``runs`` at the last j with ``bounds[j] <= at[i]`` (``bounds`` ascending from 0 to n,
+    ``at`` below n).  Returns :data:`OK`, or :data:`CORRUPT_CLASSES` where a run names a
+    class of ``n_classes`` or more (then ``out`` is incomplete).
 
-    The previous answer and the runs on either side are tried first: a read's k-mers walk
-    along their unitigs (either way), so most need no search.  Otherwise ``directory[x >>
-    shift]``, the run of order ``(x >> shift) << shift``, starts a walk forward (see
-    :func:`run_directory`): two or three reads where a binary search of a layer's bounds
-    took a dozen dependent ones.
+    The previous run and the runs on either side are tried first: a read's k-mers walk along
+    their unitigs (either way), so most need no search.  Otherwise ``directory[x >> shift]``,
+    the run of order ``(x >> shift) << shift``, starts a walk forward (see
+    :func:`run_directory`): two or three reads where a binary search of a layer's bounds took
+    a dozen dependent ones.
     """
     last = bounds.size - 1
     r = 0
@@ -750,11 +752,15 @@ def runs_of(bounds, directory, shift, at, out):
                 r = int(directory[x >> shift])
                 while np.int64(bounds[r + 1]) <= x:
                     r += 1
-        out[i] = r
+        c = np.int64(field(runs, 0, _U(r) * _U(id_width), id_width))
+        if c >= n_classes:
+            return CORRUPT_CLASSES
+        out[i] = c
+    return OK
 
 
 def run_directory(bounds: np.ndarray, shift: int) -> np.ndarray:
-    """The directory of :func:`runs_of`: for each multiple ``b << shift`` of the unitig orders
+    """The directory of :func:`run_classes`: for each multiple ``b << shift`` of the unitig orders
     below n (``bounds[-1]``), the run that holds it (int32 where runs fit)."""
     n = int(bounds[-1])
     starts = np.arange(0, n, 1 << shift, dtype=np.int64)

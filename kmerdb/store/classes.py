@@ -353,13 +353,18 @@ class _ClassGroup(ColumnEncoding):
             ids = bits.unpack(self._ids, self.n, self._lay["id_width"], slots).view(np.int64)
         else:
             at = cast(SlotOrdinals, self._ordinals).of(slots)  # checked below n by the layer
-            run = np.empty(at.size, dtype=np.int64)
             if self._directory is None:
                 # about one entry per run: as large as the bounds, a step or two of walk
                 self._shift = max(0, (self.n // max(1, self._lay["runs"])).bit_length() - 1)
                 self._directory = kernels.run_directory(self._bounds, self._shift)
-            kernels.runs_of(self._bounds, self._directory, self._shift, np.ascontiguousarray(at, dtype=np.int64), run)
-            ids = bits.unpack(self._runs, self._lay["runs"], self._lay["id_width"], run).view(np.int64)
+            ids = np.empty(at.size, dtype=np.int64)
+            status = kernels.run_classes(
+                self._bounds, self._directory, self._shift, np.ascontiguousarray(at, dtype=np.int64),
+                self._runs.view(np.ndarray), self._lay["id_width"], self.n_classes, ids,
+            )
+            if status != kernels.OK:
+                raise CorruptDatabaseError(self.source, f"a run names a class beyond its {self.n_classes}")
+            return ids
         if ids.size and int(ids.max()) >= self.n_classes:
             raise CorruptDatabaseError(self.source, f"a slot names class {int(ids.max())} of {self.n_classes}")
         return ids

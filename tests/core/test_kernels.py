@@ -1,12 +1,12 @@
 """The compiled kernels that no other module's tests reach whole: grouping keys by partition
-and finding the class run of unitig orders, each against plain numpy."""
+and finding the class of the run of unitig orders, each against plain numpy."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from kmerdb.core import kernels
+from kmerdb.core import bits, kernels
 
 
 @pytest.mark.parametrize("n_parts", [1, 3, 7, 64, 100])
@@ -31,13 +31,18 @@ def test_partition_scatter_is_a_stable_grouping(n_parts):
 
 
 @pytest.mark.parametrize("dtype", [np.uint32, np.uint64])
-def test_runs_of_equals_a_binary_search(dtype):
+def test_run_classes_equal_a_binary_search(dtype):
     """Runs found from the previous one or through a directory of any spacing equal a binary
-    search of the bounds."""
+    search of the bounds, and give their classes; a run naming a class out of range is
+    reported."""
     rng = np.random.default_rng(2)
     n = 10_000
     inner = np.sort(rng.choice(np.arange(1, n), size=700, replace=False))
     bounds = np.concatenate([[0], inner, [n]]).astype(dtype)
+    n_classes = 300
+    classes = rng.integers(0, n_classes, bounds.size - 1).astype(np.uint64)
+    width = bits.width_for(n_classes - 1)
+    runs = bits.pack(classes, width)
     walks = [
         rng.integers(0, n, 3_000),  # anywhere
         np.arange(n),  # along the unitigs
@@ -50,5 +55,12 @@ def test_runs_of_equals_a_binary_search(dtype):
         for at in walks:
             at = np.ascontiguousarray(at, dtype=np.int64)
             out = np.empty(at.size, dtype=np.int64)
-            kernels.runs_of(bounds, directory, shift, at, out)
-            assert np.array_equal(out, np.searchsorted(bounds, at.astype(dtype), side="right") - 1)
+            assert kernels.run_classes(bounds, directory, shift, at, runs, width, n_classes, out) == kernels.OK
+            want = np.searchsorted(bounds, at.astype(dtype), side="right") - 1
+            assert np.array_equal(out, classes[want].astype(np.int64))
+    # a run beyond the table's classes
+    at = np.arange(n, dtype=np.int64)
+    directory = kernels.run_directory(bounds, 4)
+    top = int(classes.max())
+    status = kernels.run_classes(bounds, directory, 4, at, runs, width, top, np.empty(n, dtype=np.int64))
+    assert status == kernels.CORRUPT_CLASSES

@@ -107,6 +107,23 @@ def test_damaged_group_is_refused_cleanly():
         group.rows(np.arange(m.shape[0]))
 
 
+def test_damaged_runs_are_refused_cleanly():
+    """A unitig-ordered group whose runs name classes beyond its table: lookups raise."""
+    m = case(40) > 0
+    n = m.shape[0]
+    ids, column_of = tuple(range(40)), {i: i for i in range(40)}
+    group = encoded_group(UnitigClasses, SparseRows.from_dense(m), np.arange(n), ids, column_of)
+    start, end = group._lay["sections"]["runs"]
+    assert group._lay["runs"] > 1 and group.n_classes < 2 ** group._lay["id_width"]
+    bad = group.data.copy()
+    bad[start:end] = ~np.uint64(0)  # every run: the largest id its width holds
+    broken = UnitigClasses(bad, ids, column_of, "runs", group._ordinals)
+    with pytest.raises(CorruptDatabaseError, match="a run names"):
+        broken.class_ids(np.arange(n))
+    with pytest.raises(CorruptDatabaseError):
+        broken.rows(np.arange(n))
+
+
 @pytest.mark.parametrize("bound_bytes", [4, 8])
 def test_run_bounds_of_either_width_read_back(monkeypatch, bound_bytes):
     """Sequences of 2**32 bases or more take 8-byte run bounds: both widths read the same rows."""
