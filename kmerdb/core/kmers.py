@@ -44,6 +44,7 @@ __all__ = [
     "partition_of",
     "sequence_kmers",
     "sequence_anchors",
+    "Scratch",
     "AnchoredKmers",
     "superkmers",
     "kmers_from_strings",
@@ -84,25 +85,33 @@ def _mask(k: int) -> np.uint64:
     return _U64((1 << (2 * k)) - 1)
 
 
-class _Scratch:
-    """Work arrays reused from block to block of one call.
+class Scratch:
+    """Named work arrays, reused from block to block of one call, or from call to call by an
+    owner that keeps one (the query engine keeps one per thread).
 
     A fresh temporary per numpy step costs page faults whenever the allocator has given
     the memory back to the system (measured: half the time of the window passes of a
-    query); a block loop that takes its temporaries from here allocates once.
+    query); a block loop that takes its temporaries from here allocates once.  An array
+    returned by :meth:`get` stays valid until the next :meth:`get` of the same name.
     """
 
     def __init__(self) -> None:
         self._arrays: dict[str, np.ndarray] = {}
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the work arrays held."""
+        return sum(arr.nbytes for arr in self._arrays.values())
+
     def get(self, name: str, size: int, dtype: npt.DTypeLike = np.uint64) -> np.ndarray:
+        """Work array ``name`` of ``size`` items of ``dtype`` (contents undefined)."""
         arr = self._arrays.get(name)
         if arr is None or arr.size < size or arr.dtype != dtype:
             arr = self._arrays[name] = np.empty(size, dtype=dtype)
         return arr[:size]
 
 
-def _doubled(values: np.ndarray, span: int, reverse: bool = False, scratch: _Scratch | None = None) -> np.ndarray:
+def _doubled(values: np.ndarray, span: int, reverse: bool = False, scratch: Scratch | None = None) -> np.ndarray:
     """Windows of ``span`` (a power of two) 2-bit values, L -> L-span+1, by doubling.
 
     A window of 2a values is two windows of a side by side: the first one shifted up
@@ -121,7 +130,7 @@ def _doubled(values: np.ndarray, span: int, reverse: bool = False, scratch: _Scr
     return cur
 
 
-def _padded_values(codes: np.ndarray, k: int, scratch: _Scratch | None = None) -> tuple[np.ndarray, int, int]:
+def _padded_values(codes: np.ndarray, k: int, scratch: Scratch | None = None) -> tuple[np.ndarray, int, int]:
     """Codes as uint64 (invalid ones as A), padded for windows of the power of two >= k."""
     span = 1 << (k - 1).bit_length()
     pad = span - k
@@ -150,7 +159,7 @@ def kmer_windows(codes: np.ndarray, k: int) -> np.ndarray:
 
 
 def kmer_window_pairs(
-    codes: np.ndarray, k: int, scratch: _Scratch | None = None
+    codes: np.ndarray, k: int, scratch: Scratch | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Forward k-mers and their reverse complements for every window of ``codes``.
 
@@ -219,7 +228,7 @@ def _fmix64(h: np.ndarray, tmp: np.ndarray) -> np.ndarray:
 _MINIMIZER_SEED = kernels.MINIMIZER_SEED
 
 
-def _sliding_min(values: np.ndarray, w: int, scratch: _Scratch | None = None) -> np.ndarray:
+def _sliding_min(values: np.ndarray, w: int, scratch: Scratch | None = None) -> np.ndarray:
     """Minimum of every run of ``w`` consecutive values (L -> L-w+1).
 
     By doubling: after j passes ``cur[i]`` is the minimum of ``2**j`` values from i; a window
@@ -302,7 +311,7 @@ def window_minimizers(
     places = np.empty(starts.size, dtype=np.int64)
     alone = np.empty(starts.size, dtype=bool)
     forward = np.empty(starts.size, dtype=bool)
-    scratch = _Scratch()
+    scratch = Scratch()
     cuts = np.searchsorted(starts, np.arange(0, n + BLOCK, BLOCK))
     for b, start in enumerate(range(0, n, BLOCK)):
         lo, hi = int(cuts[b]), int(cuts[b + 1])
@@ -402,16 +411,18 @@ def sequence_kmers(
     return _sequence_kmers(codes, k, m)
 
 
-def sequence_anchors(codes: np.ndarray, k: int, m: int) -> AnchoredKmers:
+def sequence_anchors(codes: np.ndarray, k: int, m: int, scratch: Scratch | None = None) -> AnchoredKmers:
     """Canonical k-mers of a coded sequence with their reverse complements, minimizer
     hashes and anchors (:func:`minimizer_anchors`), in one compiled pass
-    (:func:`kmerdb.core.kernels.anchored_kmers`)."""
+    (:func:`kmerdb.core.kernels.anchored_kmers`).  With ``scratch`` the arrays are its
+    ``anchored.*`` work arrays (valid until its next call with the same scratch)."""
     n = max(codes.size - k + 1, 0)
-    positions = np.empty(n, dtype=np.int64)
-    kmers = np.empty(n, dtype=np.uint64)
-    others = np.empty(n, dtype=np.uint64)
-    hashes = np.empty(n, dtype=np.uint64)
-    anchors = np.empty(n, dtype=np.uint8)
+    space = scratch if scratch is not None else Scratch()
+    positions = space.get("anchored.positions", n, np.int64)
+    kmers = space.get("anchored.kmers", n, np.uint64)
+    others = space.get("anchored.others", n, np.uint64)
+    hashes = space.get("anchored.hashes", n, np.uint64)
+    anchors = space.get("anchored.anchors", n, np.uint8)
     codes = np.ascontiguousarray(codes, dtype=np.uint8)
     w = k - m + 1
     ring, facing = np.empty(w, dtype=np.uint64), np.empty(w, dtype=np.uint8)
@@ -429,7 +440,7 @@ def _sequence_kmers(
     positions = np.empty(n, dtype=np.int64)
     kmers = np.empty(n, dtype=np.uint64)
     hashes = np.empty(n, dtype=np.uint64) if m is not None else None
-    scratch = _Scratch()
+    scratch = Scratch()
     kept = 0
     for start in range(0, n, BLOCK):
         stop = min(start + BLOCK, n)

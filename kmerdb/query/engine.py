@@ -23,6 +23,7 @@ from kmerdb.core import kernels
 from kmerdb.core.colours import SparseRows
 from kmerdb.core.evidence import z_rule
 from kmerdb.core.kmers import (
+    Scratch,
     canonical,
     encode,
     kmers_from_strings,
@@ -46,6 +47,9 @@ QUERY_BATCH_BASES = 1_000_000
 # Positions x genomes of dense groups per query batch: bounds the presence bytes of dense
 # groups (colour-class groups tally per class and cost no genome factor).
 _QUERY_CELLS = 1 << 25
+# Work arrays a thread keeps from one query to the next (about 70 bytes per base of a batch);
+# a larger batch's are let go when its call ends.
+_KEEP_BYTES = 256 << 20
 # Below this many bases a query runs in the calling thread whatever ``threads`` says.
 _PARALLEL_MIN_BASES = 1 << 18
 # Class hits of a batch add up in int32 while no sequence has more positions than this.
@@ -137,6 +141,10 @@ class QueryEngine:
         self._pool: QueryPool | None = None
         self._pool_lock = threading.Lock()
         self._closed = False
+        # per thread: the work arrays of a batch's k-mers, kept from batch to batch and call to
+        # call up to _KEEP_BYTES (fresh ones cost their pages: 61 against 53 ns per k-mer of a
+        # three-genome query; smaller batches to keep them small cost more than that)
+        self._local = threading.local()
 
     @property
     def worker_pids(self) -> tuple[int, ...]:
@@ -144,8 +152,17 @@ class QueryEngine:
         pool = self._pool
         return tuple(pool.pids) if pool is not None else ()
 
+    def _scratch(self) -> Scratch:
+        """This thread's work arrays (see :class:`~kmerdb.core.kmers.Scratch`)."""
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = Scratch()
+        return scratch
+
     def close(self) -> None:
-        """End the query workers; later queries run in the calling thread."""
+        """End the query workers and let go of the work arrays; later queries run in the
+        calling thread."""
+        self._local = threading.local()
         with self._pool_lock:
             self._closed = True
             pool, self._pool = self._pool, None
@@ -188,8 +205,9 @@ class QueryEngine:
         n_parts = self.config.n_partitions
         # keys grouped by partition in one stable pass, so that the runs of a sequence's
         # keys that share a minimizer stay together; each field contiguous per partition
-        grouped = np.empty((4, kmers.size), dtype=np.uint64)
-        marks = np.empty(kmers.size, dtype=np.uint8)
+        scratch = self._scratch()
+        grouped = scratch.get("located.grouped", 4 * kmers.size).reshape(4, kmers.size)
+        marks = scratch.get("located.marks", kmers.size, np.uint8)
         bounds = np.empty(n_parts + 1, dtype=np.int64)
         kernels.partition_scatter(
             np.ascontiguousarray(hashes, dtype=np.uint64), n_parts,
@@ -319,6 +337,8 @@ class QueryEngine:
         for lo, hi in _batches(lengths, self._batch_bases, self._batch_seqs):
             batch = _span(joined, starts, lengths, lo, hi)
             self._query_batch(batch, lengths[lo:hi], hits[lo:hi], n_kmers[lo:hi], found[:, lo:hi], z)
+        if self._scratch().nbytes > _KEEP_BYTES:
+            self._local.scratch = None
         return hits, n_kmers, found
 
     def _query_batch(
@@ -334,7 +354,7 @@ class QueryEngine:
         # one coded array for the whole batch; the separators code as INVALID
         codes = encode(joined)
         starts = _starts(lengths)
-        windows = sequence_anchors(codes, k, self.config.m)
+        windows = sequence_anchors(codes, k, self.config.m, self._scratch())
         positions, kmers, hashes = windows.positions, windows.kmers, windows.hashes
         anchors, others = windows.anchors, windows.others
         # positions are ascending: count them per sequence by searching the starts

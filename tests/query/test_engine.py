@@ -70,6 +70,46 @@ def test_query_of_str_bytes_and_both_answers_alike(built):
             assert _same(want, db._engine().query(other))
 
 
+def test_work_arrays_kept_between_calls_leave_no_trace(built, monkeypatch):
+    """A thread's work arrays, kept from call to call, never carry one call's k-mers into the
+    next: calls of more, fewer and other sequences answer as a fresh engine does; arrays past
+    the budget are let go when a call ends, and closing lets go of them all."""
+    from kmerdb.query import engine
+
+    seqs = [s for _, s in reads()]
+    calls = [seqs, seqs[:3], seqs[::-1] + seqs, ["ACGT" * 30], seqs[5:9]]
+    with kmerdb.open(built()) as db:
+        want = [db.query(c) for c in calls]
+    with kmerdb.open(built()) as db:
+        eng = db._engine()
+        for c, w in zip(calls, want):
+            assert _same(db.query(c), w)
+            assert eng._local.scratch.nbytes > 0  # kept
+        monkeypatch.setattr(engine, "_KEEP_BYTES", 0)
+        assert _same(db.query(calls[0]), want[0])
+        assert eng._local.scratch is None  # past the budget: let go
+        db.query(calls[1])
+        eng.close()
+        assert getattr(eng._local, "scratch", None) is None
+
+
+def test_threads_sharing_an_engine_answer_alike(built):
+    """Threads querying one handle at once (each with its own work arrays) get the answers of
+    one thread."""
+    seqs = [s for _, s in reads()]
+    parts = [seqs[i::4] for i in range(4)]
+    with kmerdb.open(built()) as db:
+        want = [db.query(p) for p in parts]
+
+        def run(i: int) -> list:
+            return [db.query(parts[(i + j) % 4]) for j in range(8)]
+
+        with ThreadPoolExecutor(4) as pool:
+            got = list(pool.map(run, range(4)))
+        for i in range(4):
+            assert all(_same(r, want[(i + j) % 4]) for j, r in enumerate(got[i]))
+
+
 def test_lookup_strings_codes_and_orientation(built, oracle_sets):
     k = 21
     sets = oracle_sets(k)
