@@ -349,14 +349,11 @@ class MinimizerDictionary:
             raise CorruptDatabaseError(source, "k-mer dictionary sections out of place")
         base = arr.view(np.ndarray)
         self._mphf = MPHF.from_array(base[mphf_at : mphf_at + mphf_len], source=source)
-        self._anchors = base[anchors_at:flags_at]
         self._flags = base[flags_at:starts_at]
         self._starts = bits.unpack(base[starts_at:extras_at], self.n_multi + 1, self._ew).astype(np.int64)
-        self._extras = base[extras_at:skew_at]
         self._skew = MPHF.from_array(base[skew_at : skew_at + skew_len], source=source)
-        self._entries = base[entries_at:over_at]
         self._over = MPHF.from_array(base[over_at : over_at + over_len], source=source)
-        self._orders = base[orders_at:total]  # unpacked per lookup: a large overflow stays on disk
+        self._orders = base[orders_at:total]  # checked at open block by block; lookups read it in place
         if self._mphf.n != self.n_buckets or self._over.n != self.n_overflow or self._skew.n != self.n_skew:
             raise CorruptDatabaseError(source, "a k-mer dictionary's hash function does not match its header")
         if (
