@@ -161,15 +161,21 @@ def popcount(x):
 
 
 @_compiled
+def _finalized(h, s1, m1, s2, m2, s3):
+    """The xorshift-multiply finalizer shared by murmur3's fmix64 and splitmix64 (their shifts
+    and multipliers given): a bijection on uint64."""
+    h ^= h >> _U(s1)
+    h *= m1
+    h ^= h >> _U(s2)
+    h *= m2
+    h ^= h >> _U(s3)
+    return h
+
+
+@_compiled
 def minimizer_order(mmer):
     """murmur3's fmix64 of a canonical m-mer xored with the seed (the order of minimizers)."""
-    h = mmer ^ _SEED
-    h ^= h >> _U(33)
-    h *= _FM1
-    h ^= h >> _U(33)
-    h *= _FM2
-    h ^= h >> _U(33)
-    return h
+    return _finalized(mmer ^ _SEED, 33, _FM1, 33, _FM2, 33)
 
 
 @_compiled
@@ -306,13 +312,7 @@ def rank(arr, bits_at, rank_at, g):
 @_compiled
 def _base_hash(plan, key):
     """The seeded splitmix64 finalizer of a key: a bijection on uint64."""
-    h = key ^ plan[_P_SALT]
-    h ^= h >> _U(30)
-    h *= _SM1
-    h ^= h >> _U(27)
-    h *= _SM2
-    h ^= h >> _U(31)
-    return h
+    return _finalized(key ^ plan[_P_SALT], 30, _SM1, 27, _SM2, 31)
 
 
 @_compiled
