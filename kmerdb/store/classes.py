@@ -369,17 +369,6 @@ class _ClassGroup(ColumnEncoding):
             raise CorruptDatabaseError(self.source, f"a slot names class {int(ids.max())} of {self.n_classes}")
         return ids
 
-    def _class_meta(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        c = self.n_classes
-        forms = bits.unpack(self._forms_words, c, 2, ids).astype(np.int64)
-        starts = bits.unpack(self._offsets_words, c + 1, self._lay["offset_width"], ids).view(np.int64)
-        ends = bits.unpack(self._offsets_words, c + 1, self._lay["offset_width"], ids + 1).view(np.int64)
-        if ids.size and (
-            (ends < starts).any() or int(ends.max()) > self._lay["payload_bits"] or int(forms.max()) > BITMAP
-        ):
-            raise CorruptDatabaseError(self.source, "a class's offsets or form are out of range")
-        return forms, starts, ends
-
     def local_members(self, ids: np.ndarray) -> SparseRows:
         """Members of classes ``ids`` as group positions (all genomes of the group, ascending)."""
         rows, complement = self._local_shortest(ids)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from kmerdb.core import bits
 from kmerdb.core.colours import SparseRows
 from kmerdb.errors import CorruptDatabaseError
 from kmerdb.store.classes import (
@@ -82,8 +83,11 @@ def test_each_class_takes_its_cheapest_form():
     rows = SparseRows.from_dense(m)
     data = ColourClasses.encode(rows, np.arange(3))
     group = ColourClasses(data, tuple(range(g)), {i: i for i in range(g)}, "test")
-    forms, starts, ends = group._class_meta(np.arange(3))
-    by_size = {int(e - s): int(f) for f, s, e in zip(forms, starts, ends)}
+    # the forms and payload offsets, read from the file as docs/format.md lays them out
+    lay, c = group._lay, group.n_classes
+    forms = bits.unpack(data[slice(*lay["sections"]["forms"])], c, 2)
+    offsets = bits.unpack(data[slice(*lay["sections"]["offsets"])], c + 1, lay["offset_width"]).astype(np.int64)
+    by_size = {int(e - s): int(f) for f, s, e in zip(forms, offsets[:-1], offsets[1:])}
     assert by_size == {45: LIST, 27: COMPLEMENT, 300: BITMAP}
     assert np.array_equal(group.rows(np.arange(3)).to_dense(), m)
     _, table = rows.classes()
