@@ -61,7 +61,7 @@ The k-mer of unitig order r, in unitig u, starts at base ``r + u * (k - 1)``.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
@@ -109,11 +109,17 @@ class Compaction:
         Whether that k-mer is read as its reverse complement in its unitig.
     offsets : ndarray of int64, shape (U + 1,)
         Unitig u holds unitig orders ``offsets[u]`` to ``offsets[u+1] - 1``.
+    branches : ndarray of int64, shape (2, B)
+        Pairs of k-mers (indices in the sorted keys) joined at a branching (k-1)-mer, one
+        shown on three sides or more: the graph's edges that end unitigs (a variant's
+        bubble).  Colour classes are written as differences along them
+        (:mod:`kmerdb.store.classes`).
     """
 
     order: np.ndarray
     reverse: np.ndarray
     offsets: np.ndarray
+    branches: np.ndarray = field(default_factory=lambda: np.zeros((2, 0), dtype=np.int64))
 
     @property
     def n_unitigs(self) -> int:
@@ -140,8 +146,32 @@ def _pairs(same: np.ndarray) -> np.ndarray:
 _BLOCK = 1 << 15
 
 
-def _links(keys: np.ndarray, k: int) -> np.ndarray:
+def _branch_joins(sides: np.ndarray, sign: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Node pairs joined at branching (k-1)-mers: ``sides`` sorted by (k-1)-mer, ``group``
+    numbering their (k-1)-mers (groups of three sides or more only), ``sign`` as in
+    :func:`_links`.  Each side is paired with the next ``_BRANCH_SPAN`` of its group of the
+    opposite sign, which in a (k-1)-mer of a few sides (a variant) is every pair."""
+    wide = np.bincount(group).take(group) >= 3
+    sides, sign, group = sides[wide], sign[wide], group[wide]
+    a_parts, b_parts = [], []
+    for d in range(1, _BRANCH_SPAN + 1):
+        ok = (group[d:] == group[:-d]) & (sign[d:] != sign[:-d])
+        a, b = sides[:-d][ok] >> 1, sides[d:][ok] >> 1
+        keep = a != b
+        a_parts.append(a[keep])
+        b_parts.append(b[keep])
+    return np.stack([np.concatenate(a_parts), np.concatenate(b_parts)]).astype(np.int64)
+
+
+#: Sides of a branching (k-1)-mer each side is paired with (:func:`_branch_joins`).
+_BRANCH_SPAN = 4
+
+
+def _links(keys: np.ndarray, k: int, branches: list[np.ndarray] | None = None) -> np.ndarray:
     """Successor of every oriented node (``2i`` forward, ``2i+1`` reverse), -1 at chain ends.
+
+    With a list ``branches``, the node pairs joined at branching (k-1)-mers are appended to
+    it (:attr:`Compaction.branches`).
 
     Element ``2i`` leaves node i through its right side, ``2i+1`` through its left side, so
     elements and sides share their numbering and a link between sides a and b makes
@@ -210,10 +240,10 @@ def _links(keys: np.ndarray, k: int) -> np.ndarray:
     j = _pairs(same)
     a, b = side.take(j), side.take(j + 1)
     ok = plus.take(j) != plus.take(j + 1)  # joined: opposite signs (a palindromic (k-1)-mer has only +)
+    three = np.flatnonzero(same[:-1] & same[1:])
     if high is not None:
         ok &= high.take(a) == high.take(b)
         # groups of three or more equal truncated keys may hide an exact pair
-        three = np.flatnonzero(same[:-1] & same[1:])
         if three.size:
             inside = np.zeros(m, dtype=bool)
             inside[three] = inside[three + 1] = inside[three + 2] = True
@@ -221,10 +251,21 @@ def _links(keys: np.ndarray, k: int) -> np.ndarray:
             full, sign = _side_keys(keys, k, cand)
             order = np.argsort(full, kind="stable")
             cand, full, sign = cand[order], full[order], sign[order]
-            jj = _pairs(full[1:] == full[:-1])
+            eq = full[1:] == full[:-1]
+            jj = _pairs(eq)
             a = np.concatenate([a, cand[jj]])
             b = np.concatenate([b, cand[jj + 1]])
             ok = np.concatenate([ok, sign[jj] != sign[jj + 1]])
+            if branches is not None:
+                branches.append(_branch_joins(cand, sign, np.cumsum(np.concatenate(([True], ~eq)))))
+    elif branches is not None and three.size:
+        inside = np.zeros(m, dtype=bool)
+        inside[three] = inside[three + 1] = inside[three + 2] = True
+        at = np.flatnonzero(inside)
+        # a new (k-1)-mer where the sorted positions skip or the key changes
+        new = np.ones(at.size, dtype=bool)
+        new[1:] = (at[1:] != at[:-1] + 1) | ~same.take(at[:-1])
+        branches.append(_branch_joins(side.take(at), plus.take(at), np.cumsum(new)))
     del side, plus, same, high
     ok &= (a >> 1) != (b >> 1)  # not a node to itself
     a, b = a[ok], b[ok]
@@ -372,7 +413,9 @@ def compact(keys: np.ndarray, k: int, group: np.ndarray | None = None) -> Compac
     n = keys.size
     if n == 0:
         return Compaction(np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(1, np.int64))
-    nxt = _links(keys, k)
+    joins: list[np.ndarray] = []
+    nxt = _links(keys, k, joins)
+    branches = joins[0] if joins else np.zeros((2, 0), dtype=np.int64)
     it = nxt.dtype
     # the walks start at the elements without a predecessor (the predecessor of v is
     # next[v ^ 1] ^ 1): two per path, one from each end
@@ -450,7 +493,7 @@ def compact(keys: np.ndarray, k: int, group: np.ndarray | None = None) -> Compac
         np.put(order, start_of.take(u) + p_, el)
     reverse = (order & it.type(1)).astype(bool)
     order >>= it.type(1)
-    return Compaction(order, reverse, offsets)
+    return Compaction(order, reverse, offsets, branches)
 
 
 #: The four 2-bit codes of every byte, first base first.
@@ -504,7 +547,9 @@ def spell(keys: np.ndarray, k: int, comp: Compaction, starts: np.ndarray | None 
     return codes
 
 
-def build_unitigs(keys: np.ndarray, k: int, group: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def build_unitigs(
+    keys: np.ndarray, k: int, group: np.ndarray | None = None, branches: list[np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Compact sorted canonical k-mers into the serialized unitig array.
 
     Parameters
@@ -514,6 +559,8 @@ def build_unitigs(keys: np.ndarray, k: int, group: np.ndarray | None = None) -> 
     k : int
     group : ndarray of int, optional
         Orders the unitigs by the group of their first k-mer (see :func:`compact`).
+    branches : list, optional
+        Receives :attr:`Compaction.branches` (indices in ``keys``).
 
     Returns
     -------
@@ -525,6 +572,8 @@ def build_unitigs(keys: np.ndarray, k: int, group: np.ndarray | None = None) -> 
     """
     keys = np.ascontiguousarray(keys, dtype=np.uint64)
     comp = compact(keys, k, group)
+    if branches is not None:
+        branches.append(comp.branches)
     n, U = keys.size, comp.n_unitigs
     codes = spell(keys, k, comp)
     ordinals = np.empty(n, dtype=np.int64)

@@ -404,3 +404,55 @@ def test_links_at_scale_equal_a_plain_reference(k):
     array, ordinals = U.build_unitigs(keys, k)
     ut = U.UnitigSet(array)
     assert (np.sort(ut.kmers()) == keys).all() and (canonical(ut.kmer_at(ut.base_of(ordinals)), k) == keys).all()
+
+
+def branch_oracle(kset: set[str], k: int) -> tuple[set[tuple[str, str]], set[str]]:
+    """Pairs of k-mers (as canonical strings, ordered) joined at a (k-1)-mer shown on three
+    sides or more, brute force; and those (k-1)-mers of at most five sides (every pair kept)."""
+    sides: dict[str, list[tuple[str, bool]]] = {}
+    for x in kset:
+        rx = oracle.reverse_complement(x)
+        for t in (x[1:], rx[1:]):  # the right side's suffix, the left side's (of the reverse)
+            c = oracle.canonical(t)
+            sides.setdefault(c, []).append((x, t == c))
+    pairs, small = set(), set()
+    for c, seen in sides.items():
+        if len(seen) < 3:
+            continue
+        if len(seen) <= 5:
+            small.add(c)
+        for i, (x, sx) in enumerate(seen):
+            for y, sy in seen[i + 1 :]:
+                if sx != sy and x != y:
+                    pairs.add((min(x, y), max(x, y)))
+    return pairs, small
+
+
+@pytest.mark.parametrize("k", [5, 15, 31])
+def test_branches_are_joins_at_branching_kmers(k):
+    """Every branch pair is two k-mers joined at a (k-1)-mer of three sides or more, and a
+    (k-1)-mer of at most five sides gives all of its pairs (variants of a shared sequence)."""
+    rng = np.random.default_rng(k)
+    base = "".join(rng.choice(list("ACGT"), 400))
+    seqs = [base]
+    for _ in range(5):
+        s = list(base)
+        for at in rng.choice(len(base), 4, replace=False):
+            s[at] = "ACGT"[(("ACGT".index(s[at])) + int(rng.integers(1, 4))) % 4]
+        seqs.append("".join(s))
+    kset = {oracle.canonical(s[i : i + k]) for s in seqs for i in range(len(s) - k + 1)}
+    keys = np.sort(kmers_from_strings(sorted(kset), k))
+    strings = [oracle.decode(int(x), k) for x in keys]
+    branches: list[np.ndarray] = []
+    U.build_unitigs(keys, k, None, branches)
+    got = {tuple(sorted((strings[a], strings[b]))) for a, b in branches[0].T.tolist()}
+    want, small = branch_oracle(kset, k)
+    assert got and got <= want
+    for a, b in want:
+        # a pair of a (k-1)-mer of a few sides is never left out
+        shared = {oracle.canonical(a[1:]), oracle.canonical(oracle.reverse_complement(a)[1:])} & {
+            oracle.canonical(b[1:]),
+            oracle.canonical(oracle.reverse_complement(b)[1:]),
+        }
+        if shared & small:
+            assert (a, b) in got
