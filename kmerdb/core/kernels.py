@@ -45,7 +45,10 @@ __all__ = [
     "class_hits",
     "class_sizes",
     "class_members",
+    "class_forest",
+    "class_parents",
     "CORRUPT_CLASSES",
+    "MAX_CHAIN",
 ]
 
 _U = np.uint64
@@ -638,33 +641,57 @@ def partition_scatter(hashes, n_parts, kmers, others, tags, marks, out, out_mark
 #
 # A class table (kmerdb.store.classes): per class a 2-bit form and a bit offset into the
 # payload (offset_width bits each, c + 1 offsets); a list or complement is its entries of w
-# bits (group positions), a bitmap is g bits, the group's first genome first.
+# bits (group positions), a bitmap is g bits, the group's first genome first; a difference
+# is its parent's id (id_width bits), the number a of genomes it adds (aw bits), then the a
+# genomes added and the genomes removed (w bits each, ascending).  The kernels take the
+# table's numbers as ``plan``: offset width, payload bits, w, g, c, id width, aw.
 
-_LIST, _COMPLEMENT, _BITMAP = 0, 1, 2
+_LIST, _COMPLEMENT, _BITMAP, _DIFF = 0, 1, 2, 3
 # Pairs ahead whose class table words class_hits prefetches.
 _AHEAD = 8
-#: Status of :func:`class_sizes` and :func:`class_members`: a class id, form, offsets or
-#: entries out of range.
+#: Status of the class-table kernels: a class id, form, offsets, entries or chain of
+#: differences out of range.
 CORRUPT_CLASSES = 2
+#: The longest chain of differences a reader follows (writers make at most
+#: :data:`kmerdb.store.classes.DIFF_DEPTH`): a longer one, a cycle among them, is corrupt.
+MAX_CHAIN = 64
 
 
 @_compiled
-def _class_place(forms, offsets, offset_width, payload_bits, w, g, c, class_id):
+def _class_place(forms, offsets, plan, class_id):
     """(form, first bit, last bit) of a class, or form -1 where they are out of range."""
+    offset_width, payload_bits, w, g, c, id_width, aw = plan[0], plan[1], plan[2], plan[3], plan[4], plan[5], plan[6]
     if class_id < 0 or class_id >= c:
         return -1, _U(0), _U(0)
     i = _U(class_id)
     form = np.int64(field(forms, 0, i * _U(2), 2))
     lo = field(offsets, 0, i * _U(offset_width), offset_width)
     hi = field(offsets, 0, (i + _U(1)) * _U(offset_width), offset_width)
-    if hi < lo or hi > _U(payload_bits) or form > _BITMAP:
+    if hi < lo or hi > _U(payload_bits):
         return -1, lo, hi
     if form == _BITMAP:
         if hi - lo != _U(g):
             return -1, lo, hi
+    elif form == _DIFF:
+        if hi - lo < _U(id_width + aw) or (hi - lo - _U(id_width + aw)) % _U(w):
+            return -1, lo, hi
     elif (hi - lo) % _U(w):
         return -1, lo, hi
     return form, lo, hi
+
+
+@_compiled
+def _diff_head(payload, plan, lo, hi):
+    """(parent, genomes added, genomes removed, bit of the first entry) of a difference at
+    bits ``lo:hi``, or parent -1 where they are out of range."""
+    w, c, id_width, aw = plan[2], plan[4], plan[5], plan[6]
+    parent = np.int64(field(payload, 0, lo, id_width))
+    added = np.int64(field(payload, 0, lo + _U(id_width), aw))
+    first = lo + _U(id_width + aw)
+    entries = np.int64((hi - first) // _U(w))
+    if parent >= c or added > entries:
+        return np.int64(-1), added, np.int64(0), first
+    return parent, added, entries - added, first
 
 
 @_compiled
@@ -677,31 +704,150 @@ def _bitmap_held(payload, lo, g):
 
 
 @_compiled
-def class_sizes(forms, offsets, offset_width, payload, payload_bits, w, g, c, ids, sizes, complement):
-    """Of classes ``ids`` of a class table of ``c`` classes over ``g`` genomes, the length of
-    the shorter form: the members, or (``complement``) the genomes it lacks, which a
-    complement class lists and a bitmap of more than half the genomes gives by its zeros.
-    Returns :data:`OK` or :data:`CORRUPT_CLASSES`."""
+def _class_size(forms, offsets, payload, plan, class_id):
+    """Genomes of a class, its chain of differences followed to its root, or -1 where the
+    table is out of range."""
+    w, g = plan[2], plan[3]
+    x = class_id
+    total = 0
+    for _ in range(MAX_CHAIN + 1):
+        form, lo, hi = _class_place(forms, offsets, plan, x)
+        if form < 0:
+            return -1
+        if form == _DIFF:
+            parent, added, removed, _first = _diff_head(payload, plan, lo, hi)
+            if parent < 0:
+                return -1
+            total += added - removed
+            x = parent
+            continue
+        if form == _BITMAP:
+            total += _bitmap_held(payload, lo, g)
+        elif form == _LIST:
+            total += int((hi - lo) // _U(w))
+        else:
+            total += g - int((hi - lo) // _U(w))
+        return total if 0 <= total <= g else -1
+    return -1
+
+
+@_compiled
+def class_sizes(forms, offsets, payload, plan, ids, sizes, complement):
+    """Of classes ``ids`` of a class table (``plan``: see above), the length of the shorter
+    form: the members, or (``complement``) the genomes it lacks, which a complement class
+    lists, a bitmap of more than half the genomes gives by its zeros and a difference of more
+    than half the genomes gives through its chain.  Returns :data:`OK` or
+    :data:`CORRUPT_CLASSES`."""
+    g = plan[3]
     for i in range(ids.size):
-        form, lo, hi = _class_place(forms, offsets, offset_width, payload_bits, w, g, c, ids[i])
+        form, lo, hi = _class_place(forms, offsets, plan, ids[i])
         if form < 0:
             return CORRUPT_CLASSES
-        if form == _BITMAP:
-            held = _bitmap_held(payload, lo, g)
-            complement[i] = 2 * held > g
-            sizes[i] = g - held if 2 * held > g else held
-        else:
+        if form < _BITMAP:  # a list or a complement
             complement[i] = form == _COMPLEMENT
-            sizes[i] = np.int64((hi - lo) // _U(w))
+            sizes[i] = np.int64((hi - lo) // _U(plan[2]))
+            continue
+        held = _bitmap_held(payload, lo, g) if form == _BITMAP else _class_size(forms, offsets, payload, plan, ids[i])
+        if held < 0:
+            return CORRUPT_CLASSES
+        complement[i] = 2 * held > g
+        sizes[i] = g - held if 2 * held > g else held
     return OK
 
 
 @_compiled
-def class_members(forms, offsets, offset_width, payload, payload_bits, w, g, c, ids, complement, indptr, columns):
+def class_parents(forms, offsets, payload, plan, out):
+    """The parent of every class written as a difference, -1 for one written whole.  Returns
+    :data:`OK` or :data:`CORRUPT_CLASSES`."""
+    for x in range(out.size):
+        form, lo, hi = _class_place(forms, offsets, plan, x)
+        if form < 0:
+            return CORRUPT_CLASSES
+        out[x] = -1
+        if form == _DIFF:
+            out[x], _added, _removed, _first = _diff_head(payload, plan, lo, hi)
+            if out[x] < 0:
+                return CORRUPT_CLASSES
+    return OK
+
+
+@_compiled
+def _root_list(payload, plan, form, lo, hi, out):
+    """A root class (list, complement or bitmap) as its shorter ascending list in ``out``:
+    (length, whether it lists the genomes the class lacks), length -1 where out of range."""
+    w, g = plan[2], plan[3]
+    if form == _BITMAP:
+        lacks = 2 * _bitmap_held(payload, lo, g) > g
+        n = 0
+        for t in range(0, g, 64):
+            width = min(64, g - t)
+            x = field(payload, 0, lo + _U(t), width) << _U(64 - width)  # genome t at the top
+            if lacks:
+                x = ~x & (_ALL << _U(64 - width))
+            while x:
+                j = np.int64(_leading_zeros(x))
+                out[n] = t + j
+                n += 1
+                x &= ~(_U(1) << _U(63 - j))
+        return n, lacks
+    n = int((hi - lo) // _U(w))
+    for e in range(n):
+        local = np.int64(field(payload, 0, lo + _U(e * w), w))
+        if local >= g:
+            return np.int64(-1), False
+        out[e] = local
+    return n, form == _COMPLEMENT
+
+
+@_compiled
+def _entry(payload, first, w, e):
+    return np.int64(field(payload, 0, first + _U(e * w), w))
+
+
+@_compiled
+def _apply_diff(payload, plan, first, added, removed, lacks, src, n, dst):
+    """One difference applied to the ascending list ``src[:n]`` (the members, or where
+    ``lacks`` the genomes lacked), written to ``dst``: its length, or -1 where the result
+    leaves the group's genomes.  Members gain the genomes added and lose those removed; a
+    list of genomes lacked gains the removed ones and loses the added ones."""
+    w, g = plan[2], plan[3]
+    # the entries the list gains (from bit gain) and those it loses
+    gain, n_gain, lose, n_lose = first, added, first + _U(added * w), removed
+    if lacks:
+        gain, n_gain, lose, n_lose = lose, n_lose, gain, n_gain
+    i = p = q = 0
+    out = 0
+    big = g + 1
+    while i < n or p < n_gain:
+        x = src[i] if i < n else big
+        y = _entry(payload, gain, w, p) if p < n_gain else big
+        v = x if x <= y else y
+        if x == v:
+            i += 1
+        if y == v:
+            p += 1
+        if v >= g:
+            return -1
+        while q < n_lose and _entry(payload, lose, w, q) < v:
+            q += 1
+        if q < n_lose and _entry(payload, lose, w, q) == v:
+            continue
+        if out >= g:
+            return -1
+        dst[out] = v
+        out += 1
+    return out
+
+
+@_compiled
+def class_members(forms, offsets, payload, plan, ids, complement, indptr, columns, work, chain):
     """The group positions of :func:`class_sizes`' forms, ascending, class i's at
-    ``columns[indptr[i]:indptr[i + 1]]``.  Returns :data:`OK` or :data:`CORRUPT_CLASSES`."""
+    ``columns[indptr[i]:indptr[i + 1]]``.  ``work`` is (2, g) int64 and ``chain``
+    :data:`MAX_CHAIN` int64, work space for differences.  Returns :data:`OK` or
+    :data:`CORRUPT_CLASSES`."""
+    w, g = plan[2], plan[3]
     for i in range(ids.size):
-        form, lo, hi = _class_place(forms, offsets, offset_width, payload_bits, w, g, c, ids[i])
+        form, lo, hi = _class_place(forms, offsets, plan, ids[i])
         if form < 0:
             return CORRUPT_CLASSES
         at = indptr[i]
@@ -716,13 +862,56 @@ def class_members(forms, offsets, offset_width, payload, payload_bits, w, g, c, 
                     columns[at] = t + j
                     at += 1
                     x &= ~(_U(1) << _U(63 - j))
-        else:
+            continue
+        if form != _DIFF:
             for e in range(np.int64((hi - lo) // _U(w))):
                 local = np.int64(field(payload, 0, lo + _U(e * w), w))
                 if local >= g:
                     return CORRUPT_CLASSES
                 columns[at] = local
                 at += 1
+            continue
+        # a difference: its chain up to a root, then the differences applied root first
+        depth = 0
+        x = ids[i]
+        while form == _DIFF:
+            if depth >= MAX_CHAIN:
+                return CORRUPT_CLASSES
+            chain[depth] = x
+            depth += 1
+            x, _added, _removed, _first = _diff_head(payload, plan, lo, hi)
+            if x < 0:
+                return CORRUPT_CLASSES
+            form, lo, hi = _class_place(forms, offsets, plan, x)
+            if form < 0:
+                return CORRUPT_CLASSES
+        n, lacks = _root_list(payload, plan, form, lo, hi, work[0])
+        if n < 0:
+            return CORRUPT_CLASSES
+        src, dst = work[0], work[1]
+        for d in range(depth - 1, -1, -1):
+            form, lo, hi = _class_place(forms, offsets, plan, chain[d])
+            _parent, added, removed, first = _diff_head(payload, plan, lo, hi)
+            n = _apply_diff(payload, plan, first, added, removed, lacks, src, n, dst)
+            if n < 0:
+                return CORRUPT_CLASSES
+            src, dst = dst, src
+        end = indptr[i + 1]
+        if complement[i] == lacks:
+            if n != end - at:
+                return CORRUPT_CLASSES
+            for e in range(n):
+                columns[at + e] = src[e]
+        else:
+            if g - n != end - at:
+                return CORRUPT_CLASSES
+            e = 0
+            for v in range(g):
+                if e < n and src[e] == v:
+                    e += 1
+                else:
+                    columns[at] = v
+                    at += 1
     return OK
 
 
@@ -769,55 +958,187 @@ def run_directory(bounds: np.ndarray, shift: int) -> np.ndarray:
 
 
 @_compiled
-def class_hits(forms, offsets, offset_width, payload, payload_bits, w, g, c, ids, column_map, seq, amount, hits,
-               everyone):
+def _expand(forms, offsets, payload, plan, x, row, a, column_map, hits, everyone):
+    """Add ``a`` at the columns of class ``x``'s genomes in row ``row`` of ``hits``, or for a
+    difference at those it adds, ``-a`` at those it removes.  Returns OK or CORRUPT_CLASSES."""
+    w, g = plan[2], plan[3]
+    form, lo, hi = _class_place(forms, offsets, plan, x)
+    if form < 0:
+        return CORRUPT_CLASSES
+    if form == _DIFF:
+        _parent, added, removed, first = _diff_head(payload, plan, lo, hi)
+        for e in range(added + removed):
+            local = _entry(payload, first, w, e)
+            if local >= g:
+                return CORRUPT_CLASSES
+            col = column_map[local]
+            if col >= 0:
+                hits[row, col] += a if e < added else -a
+        return OK
+    if form == _BITMAP:
+        lacks = 2 * _bitmap_held(payload, lo, g) > g
+    else:
+        lacks = form == _COMPLEMENT
+    step = a
+    if lacks:
+        everyone[row] += a
+        step = -a
+    if form == _BITMAP:
+        for t in range(0, g, 64):
+            width = min(64, g - t)
+            v = field(payload, 0, lo + _U(t), width) << _U(64 - width)  # genome t at the top
+            if lacks:
+                v = ~v & (_ALL << _U(64 - width))
+            while v:
+                j = np.int64(_leading_zeros(v))
+                col = column_map[t + j]
+                if col >= 0:
+                    hits[row, col] += step
+                v &= ~(_U(1) << _U(63 - j))
+    else:
+        for e in range(np.int64((hi - lo) // _U(w))):
+            local = np.int64(field(payload, 0, lo + _U(e * w), w))
+            if local >= g:
+                return CORRUPT_CLASSES
+            col = column_map[local]
+            if col >= 0:
+                hits[row, col] += step
+    return OK
+
+
+@_compiled
+def class_hits(forms, offsets, payload, plan, ids, column_map, seq, amount, hits, everyone, acc, where, up, visited):
     """Add ``amount[i]`` to row ``seq[i]`` of ``hits`` at the columns (``column_map`` of the
     group positions, -1 left out) of the genomes of class ``ids[i]``, decoded from the class
-    table in place.  A class of more than half the group's genomes adds its amount to
-    ``everyone[seq[i]]`` instead (the caller adds it to every column of the group) and
-    subtracts it where the class lacks a genome.  Returns :data:`OK` or
-    :data:`CORRUPT_CLASSES` (then the hits are incomplete)."""
+    table in place; pairs sorted by ``seq``.  A class of more than half the group's genomes
+    adds its amount to ``everyone[seq[i]]`` instead (the caller adds it to every column of the
+    group) and subtracts it where the class lacks a genome.
+
+    A difference is its parent plus the genomes it adds less those it removes.  So the classes
+    a sequence reaches, its pairs' and their ancestors, are listed each once, ancestors before
+    descendants; then, from the last, each class passes its amount on to its parent and is
+    expanded once with it: a root in full, a difference by its few genomes.  Work space (c
+    int64 each): ``acc`` zero and ``where`` -1 (so again on return), ``up`` and ``visited``.
+    Returns :data:`OK` or :data:`CORRUPT_CLASSES` (then the hits are incomplete)."""
+    c = plan[4]
+    offset_width = plan[0]
+    n_visited = 0
     for i in range(ids.size):
+        # the class table words of later pairs are fetched while this one expands: their
+        # offsets two strides ahead, then their entries (class tables are most of a large
+        # index, and the expansion waited on them)
         if i + _AHEAD < ids.size:
-            # the class table words of a later pair are fetched while this one expands: the
-            # expansion waited on them (class tables are most of a large index)
             later = ids[i + _AHEAD]
             if 0 <= later < c:
                 start = field(offsets, 0, _U(later) * _U(offset_width), offset_width)
                 q = np.int64(start >> _U(6))
                 _prefetch(payload, q)
                 _prefetch(payload, q + 8)
-        form, lo, hi = _class_place(forms, offsets, offset_width, payload_bits, w, g, c, ids[i])
-        if form < 0:
-            return CORRUPT_CLASSES
+                _prefetch(acc, later)
         row = seq[i]
-        a = amount[i]
-        if form == _BITMAP:
-            lacks = 2 * _bitmap_held(payload, lo, g) > g
-        else:
-            lacks = form == _COMPLEMENT
-        step = a
-        if lacks:
-            everyone[row] += a
-            step = -a
-        if form == _BITMAP:
-            for t in range(0, g, 64):
-                width = min(64, g - t)
-                x = field(payload, 0, lo + _U(t), width) << _U(64 - width)  # genome t at the top
-                if lacks:
-                    x = ~x & (_ALL << _U(64 - width))
-                while x:
-                    j = np.int64(_leading_zeros(x))
-                    col = column_map[t + j]
-                    if col >= 0:
-                        hits[row, col] += step
-                    x &= ~(_U(1) << _U(63 - j))
-        else:
-            for e in range(np.int64((hi - lo) // _U(w))):
-                local = np.int64(field(payload, 0, lo + _U(e * w), w))
-                if local >= g:
+        x = ids[i]
+        if x < 0 or x >= c:
+            return CORRUPT_CLASSES
+        if where[x] < 0:
+            # x and the ancestors this sequence has not reached, listed ancestors first
+            top = n_visited
+            y = x
+            for depth in range(MAX_CHAIN + 2):
+                form, lo, hi = _class_place(forms, offsets, plan, y)
+                if form < 0 or depth > MAX_CHAIN:  # a root past MAX_CHAIN differences
                     return CORRUPT_CLASSES
-                col = column_map[local]
-                if col >= 0:
-                    hits[row, col] += step
+                where[y] = n_visited
+                visited[n_visited] = y
+                n_visited += 1
+                if form != _DIFF:
+                    up[y] = -1
+                    break
+                p, _added, _removed, _first = _diff_head(payload, plan, lo, hi)
+                if p < 0 or where[p] >= top:  # out of range, or a cycle
+                    return CORRUPT_CLASSES
+                up[y] = p
+                if where[p] >= 0:
+                    break
+                y = p
+            left, right = top, n_visited - 1
+            while left < right:
+                visited[left], visited[right] = visited[right], visited[left]
+                left += 1
+                right -= 1
+        acc[x] += amount[i]
+        if i + 1 == ids.size or seq[i + 1] != row:
+            for v in range(n_visited - 1, -1, -1):
+                x = visited[v]
+                if up[x] >= 0:
+                    acc[up[x]] += acc[x]
+                if _expand(forms, offsets, payload, plan, x, row, acc[x], column_map, hits, everyone) != OK:
+                    return CORRUPT_CLASSES
+                acc[x] = 0
+                where[x] = -1
+            n_visited = 0
+    return OK
+
+
+@_compiled
+def _union_root(link, x):
+    """Root of ``x`` in the union-find forest ``link``, halving its path."""
+    while link[x] != x:
+        link[x] = link[link[x]]
+        x = link[x]
+    return x
+
+
+@_compiled
+def class_forest(a, b, order, by_cost, depth_cut, parent, link, head, after, to, queue, depth):
+    """Parents of classes written as differences: a minimum spanning forest of the class
+    pairs ``(a[e], b[e])`` taken in ``order`` (ascending weight), each tree rooted at its
+    first class in ``by_cost`` (the cheapest written alone) and cut below every
+    ``depth_cut`` levels, so no chain is longer.
+
+    ``parent`` (c int64) receives each class's parent, -1 for a root.  ``link``, ``head``,
+    ``queue`` and ``depth`` (c int64) and ``after`` and ``to`` (2c int64) are work space."""
+    c = parent.size
+    for x in range(c):
+        link[x] = x
+        head[x] = -1
+        depth[x] = -1
+        parent[x] = -1
+    n_to = 0
+    for t in range(order.size):
+        e = order[t]
+        ra, rb = _union_root(link, a[e]), _union_root(link, b[e])
+        if ra == rb:
+            continue
+        link[ra] = rb
+        # the edge, both ways, in linked lists of each end's edges
+        to[n_to] = b[e]
+        after[n_to] = head[a[e]]
+        head[a[e]] = n_to
+        n_to += 1
+        to[n_to] = a[e]
+        after[n_to] = head[b[e]]
+        head[b[e]] = n_to
+        n_to += 1
+    for t in range(by_cost.size):
+        r = by_cost[t]
+        if depth[r] >= 0 or head[r] < 0:
+            continue
+        depth[r] = 0
+        queue[0] = r
+        n_queue, done = 1, 0
+        while done < n_queue:
+            x = queue[done]
+            done += 1
+            edge = head[x]
+            while edge >= 0:
+                y = to[edge]
+                if depth[y] < 0:
+                    if depth[x] < depth_cut:
+                        parent[y] = x
+                        depth[y] = depth[x] + 1
+                    else:
+                        depth[y] = 0  # a root again: chains stay short
+                    queue[n_queue] = y
+                    n_queue += 1
+                edge = after[edge]
     return OK

@@ -48,6 +48,7 @@ old one.  See docs/format.md for the size model.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import cast
 
 import numpy as np
@@ -78,9 +79,14 @@ __all__ = [
 ]
 
 MAGIC = int.from_bytes(b"kmerCLRS", "little")
-VERSION = 1
+# Version 2 adds the difference form; version 1 (no differences) is read.
+VERSION = 2
+VERSIONS = (1, 2)
 HEADER_WORDS = 16
-LIST, COMPLEMENT, BITMAP = 0, 1, 2
+LIST, COMPLEMENT, BITMAP, DIFFERENCE = 0, 1, 2, 3
+#: Levels of differences a writer puts below a class written whole: the longest chain a
+#: reader follows to expand a class (readers refuse chains past kernels.MAX_CHAIN).
+DIFF_DEPTH = 16
 _U32_MAX = int(np.iinfo(np.uint32).max)
 # Run bounds take 4 bytes below this many k-mers in the layer, else 8.
 _BOUND32 = 1 << 32
@@ -106,7 +112,8 @@ def _forms(sizes: np.ndarray, g: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def class_nbytes(table: SparseRows) -> int:
-    """Bytes of the forms, offsets and payload of a class table (the size model's class part)."""
+    """Bytes of the forms, offsets and payload of a class table written without differences
+    (the size model's class part: an upper bound of what differences make of it)."""
     _, nbits = _forms(table.sizes, table.n_columns)
     payload = int(nbits.sum())
     c = table.n
@@ -123,7 +130,84 @@ def _complement_members(table: SparseRows, rows: np.ndarray) -> SparseRows:
     return SparseRows.from_dense(~present)
 
 
-def _payload_words(table: SparseRows, forms: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+def _put(stream: np.ndarray, at: np.ndarray, values: np.ndarray, width: int) -> None:
+    """Write ``values`` (non-negative) as ``width``-bit fields at bits ``at`` of a bit array,
+    most significant bit first."""
+    if not at.size or not width:
+        return
+    shifts = np.arange(width - 1, -1, -1, dtype=np.int64)
+    stream[at[:, None] + (width - 1 - shifts)[None, :]] = (values.astype(np.int64)[:, None] >> shifts[None, :]) & 1
+
+
+def _entry_bits(stream: np.ndarray, first: np.ndarray, rows: SparseRows, w: int) -> None:
+    """Row i of ``rows`` as entries of ``w`` bits from bit ``first[i]`` on."""
+    within = np.arange(rows.nnz, dtype=np.int64) - np.repeat(rows.indptr[:-1], rows.sizes)
+    _put(stream, np.repeat(first, rows.sizes) + within * w, rows.columns, w)
+
+
+@dataclass(frozen=True)
+class _Differences:
+    """Classes written as differences: each class of ``which``, its parent, the genomes it
+    adds to its parent and those it removes (rows aligned with ``which``)."""
+
+    which: np.ndarray
+    parents: np.ndarray
+    added: SparseRows
+    removed: SparseRows
+
+
+def _differences(table: SparseRows, joins: np.ndarray | None, nbits: np.ndarray, id_width: int) -> _Differences | None:
+    """The classes better written as differences from a neighbour, or None.
+
+    The candidates are the class pairs joined in the layer's graph (a variant's bubble: the
+    classes either side differ by the genomes that carry it).  Weighted by the genomes they
+    differ by, a minimum spanning forest of the pairs worth a difference both ways is rooted
+    at each tree's cheapest class and cut every :data:`DIFF_DEPTH` levels
+    (:func:`kmerdb.core.kernels.class_forest`); its edges are the differences.  Memory: a
+    packed row per class (the class table as bitmaps) and a few words per pair.
+    """
+    c, g = table.n, table.n_columns
+    if joins is None or not joins.size or c < 2 or DIFF_DEPTH < 1:
+        return None
+    a, b = np.asarray(joins[0], dtype=np.int64), np.asarray(joins[1], dtype=np.int64)
+    inside = (a < c) & (b < c) & (a != b) & (a >= 0) & (b >= 0)
+    a, b = a[inside], b[inside]
+    w = member_width(g)
+    head = id_width + bits.width_for(g)
+    packed = table.packed()
+    apart = np.empty(a.size, dtype=np.int64)
+    step = max(1, (16 << 20) // max(1, packed.shape[1]))
+    for lo in range(0, a.size, step):  # blocks of bounded size
+        xor = packed[a[lo : lo + step]] ^ packed[b[lo : lo + step]]
+        apart[lo : lo + step] = np.bitwise_count(xor).sum(axis=1, dtype=np.int64)
+    worth = head + apart * w < np.minimum(nbits[a], nbits[b])
+    a, b, apart = a[worth], b[worth], apart[worth]
+    if not a.size:
+        return None
+    parent = np.empty(c, dtype=np.int64)
+    work = [np.empty(c, dtype=np.int64) for _ in range(4)]
+    pairs = [np.empty(2 * c, dtype=np.int64) for _ in range(2)]
+    kernels.class_forest(
+        a, b, np.argsort(apart, kind="stable"), np.argsort(nbits, kind="stable"), DIFF_DEPTH, parent,
+        work[0], work[1], pairs[0], pairs[1], work[2], work[3],
+    )
+    del work, pairs
+    which = np.flatnonzero(parent >= 0)
+    if not which.size:
+        return None
+    parents = parent[which]
+    added, removed = [], []
+    step = max(1, (4 << 20) // max(1, g))  # rows unpacked to a byte per genome
+    for lo in range(0, which.size, step):
+        mine, theirs = packed[which[lo : lo + step]], packed[parents[lo : lo + step]]
+        added.append(SparseRows.from_dense(np.unpackbits(mine & ~theirs, axis=1, count=g).astype(bool)))
+        removed.append(SparseRows.from_dense(np.unpackbits(theirs & ~mine, axis=1, count=g).astype(bool)))
+    return _Differences(which, parents, SparseRows.vstack(added, g), SparseRows.vstack(removed, g))
+
+
+def _payload_words(
+    table: SparseRows, forms: np.ndarray, offsets: np.ndarray, diffs: _Differences | None = None, id_width: int = 0
+) -> np.ndarray:
     """The classes written as one bit stream (most significant bit first), padding word included.
 
     Every class's bits are laid out in a bit array of the payload's length (its size is that of
@@ -134,25 +218,26 @@ def _payload_words(table: SparseRows, forms: np.ndarray, offsets: np.ndarray) ->
     w = member_width(g)
     total = int(offsets[-1])
     stream = np.zeros(-(-total // 64) * 64 + 64, dtype=np.uint8)
-    shifts = np.arange(w - 1, -1, -1, dtype=np.int64)
+    step = max(1, (8 << 20) // max(1, g))
     for form in (LIST, COMPLEMENT):
         which = np.flatnonzero(forms == form)
-        if not which.size:
-            continue
-        step = max(1, (8 << 20) // max(1, g))
         for lo in range(0, which.size, step):  # complements go through dense blocks: bounded
             part = which[lo : lo + step]
             members = table.take(part) if form == LIST else _complement_members(table, part)
-            first = np.repeat(offsets[part], members.sizes)
-            within = np.arange(members.nnz, dtype=np.int64) - np.repeat(members.indptr[:-1], members.sizes)
-            at = (first + within * w)[:, None] + (w - 1 - shifts)[None, :]
-            stream[at] = (members.columns.astype(np.int64)[:, None] >> shifts[None, :]) & 1
+            _entry_bits(stream, offsets[part], members, w)
     maps = np.flatnonzero(forms == BITMAP)
-    step = max(1, (8 << 20) // max(1, g))
     for lo in range(0, maps.size, step):
         part = maps[lo : lo + step]
         dense = np.unpackbits(table.take(part).packed(), axis=1, count=g)
         stream[offsets[part][:, None] + np.arange(g)[None, :]] = dense
+    if diffs is not None:
+        # parent, genomes added (a count, then the ids), genomes removed
+        first = offsets[diffs.which]
+        aw = bits.width_for(g)
+        _put(stream, first, diffs.parents, id_width)
+        _put(stream, first + id_width, diffs.added.sizes, aw)
+        _entry_bits(stream, first + id_width + aw, diffs.added, w)
+        _entry_bits(stream, first + id_width + aw + diffs.added.sizes * w, diffs.removed, w)
     return np.packbits(stream).view(">u8").astype("<u8")
 
 
@@ -189,6 +274,10 @@ class _ClassGroup(ColumnEncoding):
         del row_class
         w = member_width(g)
         forms, nbits = _forms(table.sizes, g)
+        diffs = _differences(table, placement.joins if placement is not None else None, nbits, id_width)
+        if diffs is not None:
+            forms[diffs.which] = DIFFERENCE
+            nbits[diffs.which] = id_width + bits.width_for(g) + (diffs.added.sizes + diffs.removed.sizes) * w
         offsets = np.zeros(c + 1, dtype=np.int64)
         np.cumsum(nbits, out=offsets[1:])
         payload_bits = int(offsets[-1])
@@ -197,7 +286,7 @@ class _ClassGroup(ColumnEncoding):
             *id_sections,
             bits.pack(forms.astype(np.uint64), 2),
             bits.pack(offsets.astype(np.uint64), offset_width),
-            _payload_words(table, forms, offsets),
+            _payload_words(table, forms, offsets, diffs, id_width),
         ]
         count_bytes = total = start_width = 0
         if cls.keeps_counts:
@@ -236,7 +325,7 @@ class _ClassGroup(ColumnEncoding):
     @classmethod
     def _layout(cls, data: np.ndarray, n_genomes: int | None, source: str) -> dict:
         """Header fields and section word offsets, checked against the array's size."""
-        arr, head = bits.read_header(data, HEADER_WORDS, MAGIC, VERSION, source, "a colour-class group")
+        arr, head = bits.read_header(data, HEADER_WORDS, MAGIC, VERSIONS, source, "a colour-class group")
         n, g, c, id_width, w, payload_bits, offset_width, count_bytes, total, start_width = head[2:12]
         runs, bound_bytes = head[12:14]
         what = "a colour-class group"
@@ -320,6 +409,7 @@ class _ClassGroup(ColumnEncoding):
         self._payload = data[slice(*sec["payload"])]
         self._table: SparseRows | None = None
         self._packed: np.ndarray | None = None
+        self._plan: np.ndarray | None = None
         self.tallies_by_class = len(self.genome_ids) > _BYTE_TALLY_GENOMES
 
     @property
@@ -392,13 +482,18 @@ class _ClassGroup(ColumnEncoding):
         back[order] = np.arange(order.size)
         return stacked.take(back)
 
-    def _kernel_table(self, ids: np.ndarray) -> tuple:
-        """The class table and ``ids`` as :mod:`kmerdb.core.kernels` takes them."""
-        lay = self._lay
-        return (
-            self._forms_words.view(np.ndarray), self._offsets_words.view(np.ndarray), lay["offset_width"],
-            self._payload.view(np.ndarray), lay["payload_bits"], lay["w"], len(self.genome_ids), self.n_classes, ids,
-        )
+    def _kernel_table(self) -> tuple:
+        """The class table as :mod:`kmerdb.core.kernels` takes it: forms, offsets, payload and
+        its numbers (offset width, payload bits, member width, genomes, classes, id width,
+        width of a difference's count)."""
+        if self._plan is None:
+            lay = self._lay
+            g = len(self.genome_ids)
+            self._plan = np.array(
+                [lay["offset_width"], lay["payload_bits"], lay["w"], g, self.n_classes, lay["id_width"], bits.width_for(g)],
+                dtype=np.int64,
+            )
+        return self._forms_words.view(np.ndarray), self._offsets_words.view(np.ndarray), self._payload.view(np.ndarray), self._plan
 
     def add_class_hits(
         self, hits: np.ndarray, everyone: np.ndarray, seq: np.ndarray, ids: np.ndarray, amount: np.ndarray
@@ -412,7 +507,12 @@ class _ClassGroup(ColumnEncoding):
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         if self.columns.size and int(self.columns.max()) >= hits.shape[1]:
             raise CorruptDatabaseError(self.source, "a genome of the group is not a column of the database")
-        status = kernels.class_hits(*self._kernel_table(ids), self.columns.astype(np.int64), seq, amount, hits, everyone)
+        c = self.n_classes
+        status = kernels.class_hits(
+            *self._kernel_table(), ids, self.columns.astype(np.int64), seq, amount, hits, everyone,
+            np.zeros(c, dtype=np.int64), np.full(c, -1, dtype=np.int64), np.empty(c, dtype=np.int64),
+            np.empty(c, dtype=np.int64),
+        )
         if status != kernels.OK:
             raise CorruptDatabaseError(self.source, "a class's id, form, offsets or members are out of range")
 
@@ -421,7 +521,7 @@ class _ClassGroup(ColumnEncoding):
         those the class lacks (:func:`kmerdb.core.kernels.class_sizes`)."""
         sizes = np.empty(ids.size, dtype=np.int64)
         complement = np.empty(ids.size, dtype=bool)
-        if kernels.class_sizes(*self._kernel_table(ids), sizes, complement) != kernels.OK:
+        if kernels.class_sizes(*self._kernel_table(), ids, sizes, complement) != kernels.OK:
             raise CorruptDatabaseError(self.source, "a class's id, form, offsets or members are out of range")
         return sizes, complement
 
@@ -434,9 +534,19 @@ class _ClassGroup(ColumnEncoding):
         indptr = np.zeros(ids.size + 1, dtype=np.int64)
         np.cumsum(sizes, out=indptr[1:])
         columns = np.empty(int(indptr[-1]), dtype=np.int32)
-        if kernels.class_members(*self._kernel_table(ids), complement, indptr, columns) != kernels.OK:
+        work = np.empty((2, len(self.genome_ids)), dtype=np.int64)
+        chain = np.empty(kernels.MAX_CHAIN, dtype=np.int64)
+        if kernels.class_members(*self._kernel_table(), ids, complement, indptr, columns, work, chain) != kernels.OK:
             raise CorruptDatabaseError(self.source, "a class's id, form, offsets or members are out of range")
         return SparseRows(indptr, columns, None, len(self.genome_ids)), complement
+
+    def parents(self) -> np.ndarray:
+        """The parent of each class written as a difference (the genomes it adds to and
+        removes from its parent), -1 for a class written whole (int64, one per class)."""
+        out = np.empty(self.n_classes, dtype=np.int64)
+        if kernels.class_parents(*self._kernel_table(), out) != kernels.OK:
+            raise CorruptDatabaseError(self.source, "a class's id, form, offsets or members are out of range")
+        return out
 
     def members(self, ids: np.ndarray) -> SparseRows:
         """Members of classes ``ids`` as database columns (genomes still in the database)."""

@@ -69,10 +69,15 @@ class Placement:
     classes : (ndarray, SparseRows) or None
         The rows' colour classes (:meth:`SparseRows.classes`) when the writer computed them
         already (to order the unitigs by class).
+    joins : ndarray of int64, shape (2, J), or None
+        Pairs of those classes whose k-mers are joined in the layer's graph at a branching
+        (k-1)-mer (:attr:`kmerdb.core.unitigs.Compaction.branches`), each pair once: the
+        neighbours a class may be written as a difference from.
     """
 
     ordinals: np.ndarray
     classes: tuple[np.ndarray, SparseRows] | None = None
+    joins: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)

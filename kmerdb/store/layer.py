@@ -132,17 +132,22 @@ def write_layer(
     classes = None
     if config.evidence == "exact" and config.colours != "dense" and len(sparse) == 1 and keys.size:
         classes = sparse[0][1].classes()
+    branches: list[np.ndarray] | None = [] if classes is not None else None
     if keys.size > 1 and not (keys[1:] > keys[:-1]).all():
         perm = np.argsort(keys)
         by_class = classes[0][perm] if classes is not None else None
-        unitigs, sorted_ordinals = build_unitigs(keys[perm], config.k, by_class)
+        unitigs, sorted_ordinals = build_unitigs(keys[perm], config.k, by_class, branches)
         ordinals = np.empty_like(sorted_ordinals)
         ordinals[perm] = sorted_ordinals
+        if branches:
+            branches[0] = perm.take(branches[0])
     else:
-        unitigs, ordinals = build_unitigs(keys, config.k, classes[0] if classes is not None else None)
+        unitigs, ordinals = build_unitigs(keys, config.k, classes[0] if classes is not None else None, branches)
     unitig_ref = save_array(root, f"{prefix}.unitigs.npy", unitigs)
     files, slots = write_lookup(root, prefix, generation, config, unitigs, keys, ordinals)
-    placement = Placement(ordinals, classes) if classes is not None else None
+    placement = None
+    if classes is not None:
+        placement = Placement(ordinals, classes, class_joins(classes[0], branches[0] if branches else None))
     return LayerRecord(
         layer_id,
         int(keys.size),
@@ -150,6 +155,19 @@ def write_layer(
         tuple(write_group(root, prefix, generation, ids, rows, slots, config, placement) for ids, rows in sparse),
         generation,
     )
+
+
+def class_joins(row_class: np.ndarray, branches: np.ndarray | None) -> np.ndarray:
+    """The distinct pairs of classes (smaller id first) of k-mer pairs ``branches`` (row
+    indices, shape (2, B)): :attr:`~kmerdb.store.encodings.Placement.joins`."""
+    if branches is None or not branches.size:
+        return np.zeros((2, 0), dtype=np.int64)
+    a, b = row_class.take(branches[0]), row_class.take(branches[1])
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    differ = lo != hi
+    c = int(hi.max()) + 1 if hi.size else 1
+    pairs = np.unique(lo[differ].astype(np.int64) * c + hi[differ])
+    return np.stack([pairs // c, pairs % c])
 
 
 def write_lookup(
@@ -248,6 +266,7 @@ def write_group(
             placement = Placement(
                 np.asarray(placement.ordinals).take(row_at),
                 (classes[0].take(row_at), classes[1]) if classes is not None else None,
+                placement.joins,
             )
         slots = np.arange(rows.n, dtype=np.int64)
     encoding, data = choose_encoding(config, rows, slots, placement)

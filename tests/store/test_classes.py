@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kmerdb.core import bits
+from kmerdb.core import bits, kernels
 from kmerdb.core.colours import SparseRows
 from kmerdb.errors import CorruptDatabaseError
+from kmerdb.store import classes
 from kmerdb.store.classes import (
     BITMAP,
     COMPLEMENT,
+    DIFFERENCE,
     LIST,
     ClassCounts,
     ColourClasses,
@@ -19,7 +21,7 @@ from kmerdb.store.classes import (
     class_nbytes,
     reordered,
 )
-from kmerdb.store.encodings import SlotOrdinals, encoding_for
+from kmerdb.store.encodings import Placement, SlotOrdinals, encoding_for
 
 from .groups import encoded_group
 
@@ -235,3 +237,218 @@ def test_class_hits_equal_members_times_amounts():
             if j in column_of:
                 want[s, column_of[j]] += a
     assert np.array_equal(hits, want)
+
+
+# -- classes written as differences ---------------------------------------------------------
+
+
+def related(g: int, c: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``c`` distinct classes over ``g`` genomes, each after the first one to three genomes
+    away from an earlier one (a variant's classes), some of them of most genomes; and the
+    pairs (earlier, later) with some random pairs among them (shape (2, J), smaller id first)."""
+    rng = np.random.default_rng(seed)
+    sets = np.zeros((c, g), dtype=bool)
+    sets[0] = rng.random(g) < 0.3
+    sets[1] = rng.random(g) < 0.95
+    seen = {sets[0].tobytes(), sets[1].tobytes()}
+    pairs = [(0, 1)]
+    i = 2
+    while i < c:  # building the test case only
+        j = int(rng.integers(0, i))
+        row = sets[j].copy()
+        row[rng.choice(g, size=int(rng.integers(1, 4)), replace=False)] ^= True
+        if row.tobytes() in seen or not row.any():
+            continue
+        seen.add(row.tobytes())
+        sets[i] = row
+        pairs.append((j, i))
+        i += 1
+    noise = rng.integers(0, c, (60, 2))
+    pairs += [(int(min(a, b)), int(max(a, b))) for a, b in noise if a != b]
+    return sets, np.unique(np.array(pairs, dtype=np.int64), axis=0).T
+
+
+def differential_group(g: int, c: int, seed: int, counts: bool = False, joins: bool = True):
+    """A unitig-ordered group of ``related`` classes, its slots' classes and counts."""
+    sets, pairs = related(g, c, seed)
+    rng = np.random.default_rng(seed + 1)
+    n = 3 * c
+    row_class = np.concatenate([np.arange(c), rng.integers(0, c, n - c)])
+    values = sets[row_class] * rng.integers(1, 9, (n, g)).astype(np.uint32)
+    rows = SparseRows.from_dense(values if counts else values > 0)
+    ordinals = rng.permutation(n).astype(np.int64)
+    table = SparseRows.from_dense(sets)
+    placement = Placement(ordinals, (row_class, table), pairs if joins else None)
+    cls = UnitigClassCounts if counts else UnitigClasses
+    slots = np.arange(n, dtype=np.int64)  # row i is slot i
+    by_slot = np.zeros(n, dtype=np.int64)
+    by_slot[slots] = ordinals
+    ids = tuple(range(g))
+    group = cls(cls.encode(rows, slots, placement), ids, {i: i for i in ids}, "test",
+                SlotOrdinals(lambda s: by_slot[np.asarray(s, dtype=np.int64)], n))
+    return group, sets, row_class, values
+
+
+def chain_depths(parents: np.ndarray) -> np.ndarray:
+    depth = np.zeros(parents.size, dtype=np.int64)
+    for x in range(parents.size):  # a test's few hundred classes
+        y = x
+        while parents[y] >= 0:
+            depth[x] += 1
+            y = parents[y]
+            assert depth[x] <= parents.size  # no cycle
+    return depth
+
+
+@pytest.mark.parametrize("g", [40, 300])
+@pytest.mark.parametrize("counts", [False, True])
+def test_differences_decode_to_their_classes(g, counts):
+    """Classes written as differences from their neighbours decode to the same sets, sizes,
+    bits and rows as the sets themselves (every reader: members, shorter forms, packed rows,
+    counts), in fewer payload bits than written whole."""
+    group, sets, row_class, values = differential_group(g, 400, g, counts)
+    plain, *_ = differential_group(g, 400, g, counts, joins=False)
+    parents = group.parents()
+    assert (parents >= 0).sum() > 200 and (plain.parents() < 0).all()
+    assert chain_depths(parents).max() <= classes.DIFF_DEPTH
+    assert group._lay["payload_bits"] < plain._lay["payload_bits"]
+    # the forms, read from the file as docs/format.md lays them out
+    forms = bits.unpack(group.data[slice(*group._lay["sections"]["forms"])], group.n_classes, 2)
+    assert np.array_equal(forms == DIFFERENCE, parents >= 0)
+    c = sets.shape[0]
+    every = np.arange(c, dtype=np.int64)
+    assert np.array_equal(group.table().to_dense(), sets)
+    assert np.array_equal(group.class_sizes(every), sets.sum(axis=1))
+    rows, complement = group.members_or_complement(every)
+    assert np.array_equal(complement, 2 * sets.sum(axis=1) > g)
+    assert np.array_equal(rows.to_dense(), np.where(complement[:, None], ~sets, sets))
+    assert np.array_equal(group.local_packed(every[::-1]), np.packbits(sets[::-1], axis=1))
+    slots = np.arange(row_class.size)
+    assert np.array_equal(group.class_ids(slots), row_class)
+    got = group.rows(slots).to_dense(np.uint32 if counts else bool)
+    assert np.array_equal(got, values if counts else values > 0)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 5])
+def test_chains_are_cut_at_the_depth_asked(monkeypatch, depth):
+    monkeypatch.setattr(classes, "DIFF_DEPTH", depth)
+    group, sets, *_ = differential_group(100, 300, 7)
+    parents = group.parents()
+    assert (parents >= 0).any() and chain_depths(parents).max() <= depth
+    assert np.array_equal(group.table().to_dense(), sets)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int64])
+def test_class_hits_through_differences_equal_members_times_amounts(dtype):
+    """The query's expansion of (sequence, class) pairs through chains of differences equals
+    adding each class's members times its amount, removed genomes left out; in a narrow type
+    the sums wrap on the way and come out exact when they fit."""
+    g = 300
+    group, sets, *_ = differential_group(g, 400, 3)
+    gids = tuple(range(g))
+    column_of = {gid: 299 - gid for gid in gids if gid % 7}
+    group = UnitigClasses(group.data, gids, column_of, "test", group._ordinals)
+    rng = np.random.default_rng(5)
+    n_seqs = 30
+    seq = np.sort(rng.integers(0, n_seqs, 600))
+    cls = rng.integers(0, sets.shape[0], seq.size)
+    key = np.unique(seq * sets.shape[0] + cls)  # each (sequence, class) pair once
+    seq, cls = key // sets.shape[0], key % sets.shape[0]
+    amount = rng.integers(1, 4, seq.size)
+    want = np.zeros((n_seqs, g), dtype=np.int64)
+    for s, c, a in zip(seq, cls, amount):
+        for j in np.flatnonzero(sets[c]):
+            if j in column_of:
+                want[s, column_of[j]] += a
+    if want.max() > np.iinfo(dtype).max:
+        amount = np.ones_like(amount)
+        want = np.zeros((n_seqs, g), dtype=np.int64)
+        for s, c in zip(seq, cls):
+            for j in np.flatnonzero(sets[c]):
+                if j in column_of:
+                    want[s, column_of[j]] += 1
+    hits, everyone = np.zeros((n_seqs, g), dtype=dtype), np.zeros(n_seqs, dtype=np.int64)
+    group.add_class_hits(hits, everyone, seq, cls, amount)
+    total = hits.astype(np.int64)
+    total[:, group.cols] += everyone[:, None]
+    assert np.array_equal(total, want)
+
+
+def _set_bits(data: np.ndarray, start_word: int, bit: int, value: int, width: int) -> None:
+    """Write a field into a payload as docs/format.md lays it out (first bit most significant)."""
+    for t in range(width):
+        at = bit + t
+        word, shift = start_word + at // 64, np.uint64(63 - at % 64)
+        one = np.uint64((value >> (width - 1 - t)) & 1)
+        data[word] = (data[word] & ~(np.uint64(1) << shift)) | (one << shift)
+
+
+@pytest.mark.parametrize("damage", ["self", "beyond", "added"])
+def test_damaged_differences_are_refused(damage):
+    """A difference whose parent is itself (a cycle), beyond the table, or that claims more
+    genomes added than it lists: every reader refuses it, none reads past the table."""
+    group, *_ = differential_group(40, 200, 9)
+    lay = group._lay
+    x = int(np.flatnonzero(group.parents() >= 0)[0])
+    offsets = bits.unpack(group.data[slice(*lay["sections"]["offsets"])], group.n_classes + 1, lay["offset_width"])
+    bad = group.data.copy()
+    start = lay["sections"]["payload"][0]
+    lo, id_width = int(offsets[x]), lay["id_width"]
+    if damage == "self":
+        _set_bits(bad, start, lo, x, id_width)
+    elif damage == "beyond":
+        _set_bits(bad, start, lo, 2**id_width - 1, id_width)
+        assert group.n_classes < 2**id_width
+    else:
+        aw = bits.width_for(40)
+        _set_bits(bad, start, lo + id_width, 2**aw - 1, aw)
+    broken = UnitigClasses(bad, group.genome_ids, {i: i for i in range(40)}, "damaged", group._ordinals)
+    one = np.array([x], dtype=np.int64)
+    hits, everyone = np.zeros((1, 40), np.int64), np.zeros(1, np.int64)
+    for read in (
+        lambda: broken.class_sizes(one),
+        lambda: broken.members(one),
+        lambda: broken.local_packed(one),
+        lambda: broken.add_class_hits(hits, everyone, np.zeros(1, np.int64), one, np.ones(1, np.int64)),
+    ):
+        with pytest.raises(CorruptDatabaseError):
+            read()
+    if damage == "self":
+        assert broken.parents()[x] == x  # a cycle names a real class: readers that follow it refuse
+    else:
+        with pytest.raises(CorruptDatabaseError):
+            broken.parents()
+
+
+def test_a_chain_longer_than_readers_follow_is_refused(monkeypatch):
+    """A class at the end of a chain of as many differences as a reader follows decodes; one
+    a link further is refused by every reader that follows chains."""
+    longest = kernels.MAX_CHAIN
+    monkeypatch.setattr(classes, "DIFF_DEPTH", longest + 1)
+    g, c = 200, longest + 2
+    sets = np.zeros((c, g), dtype=bool)
+    sets[0, :25] = True
+    for i in range(1, c):  # a path: each class one genome away from the one before
+        sets[i] = sets[i - 1]
+        sets[i, 25 + i] = True
+    assert len({r.tobytes() for r in sets}) == c
+    pairs = np.stack([np.arange(c - 1), np.arange(1, c)]).astype(np.int64)
+    placement = Placement(np.arange(c, dtype=np.int64), (np.arange(c), SparseRows.from_dense(sets)), pairs)
+    data = UnitigClasses.encode(SparseRows.from_dense(sets), np.arange(c), placement)
+    ids = tuple(range(g))
+    group = UnitigClasses(data, ids, {i: i for i in ids}, "test", SlotOrdinals(lambda s: np.asarray(s, np.int64), c))
+    depth = chain_depths(group.parents())
+    assert depth.max() == longest + 1
+    fine, far = np.flatnonzero(depth == longest), np.flatnonzero(depth == longest + 1)
+    assert np.array_equal(group.members(fine).to_dense(), sets[fine])
+    hits, everyone = np.zeros((1, g), np.int64), np.zeros(1, np.int64)
+    group.add_class_hits(hits, everyone, np.zeros(1, np.int64), fine, np.ones(1, np.int64))
+    hits[0] += everyone[0]
+    assert np.array_equal(hits[0], sets[fine[0]].astype(np.int64))
+    for read in (
+        lambda: group.class_sizes(far),
+        lambda: group.members(far),
+        lambda: group.add_class_hits(hits, everyone, np.zeros(1, np.int64), far, np.ones(1, np.int64)),
+    ):
+        with pytest.raises(CorruptDatabaseError):
+            read()
