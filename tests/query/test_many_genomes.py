@@ -44,6 +44,12 @@ def test_the_encodings_are_the_ones_asked_for(many):
     assert group_kinds(many.db("classes", True)) == {"unitig-class-counts"}
     assert group_kinds(many.db("dense")) == {"presence"}
     assert group_kinds(many.db("dense", True)) == {"counts"}
+    # related genomes: some classes are written as differences, so the queries and lookups
+    # above went through chains of them
+    for counts in (False, True):
+        with kmerdb.open(many.db("classes", counts)) as db:
+            groups = [g for part in db._engine().layers for layer in part for g in layer.groups]
+            assert sum(int((g.parents() >= 0).sum()) for g in groups) > 0
 
 
 def test_query_in_small_batches_and_threads(many):
@@ -61,18 +67,37 @@ def test_query_in_small_batches_and_threads(many):
         assert np.array_equal(db.query(reads).hits, want_hits)
 
 
-@pytest.mark.parametrize("most", [0, 2**31 - 1])
-def test_class_hits_add_up_in_either_width(many, monkeypatch, most):
-    """Class hits summed in int32 (sequences of fewer positions than 2**31) or straight into
-    the int64 hits: the same answer."""
+@pytest.mark.parametrize(
+    "narrow, length, want_type",
+    [
+        (None, 120, np.int8),  # 100 positions per read at most: a byte per cell
+        (None, 300, np.int16),
+        (((np.int32, 2**31 - 1),), 120, np.int32),
+        ((), 120, None),  # straight into the int64 hits
+    ],
+)
+def test_class_hits_add_up_in_any_width(many, monkeypatch, narrow, length, want_type):
+    """Class hits summed in the narrowest type that holds every read's positions (wrapping on
+    the way through differences and complements), or straight into the int64 hits: the same
+    answer."""
     from kmerdb.query import engine
 
-    monkeypatch.setattr(engine, "_NARROW_MOST", most)
-    reads = many.reads(n=40, seed=11)
+    if narrow is not None:
+        monkeypatch.setattr(engine, "_NARROW", narrow)
+    used = []
+    finish = engine._Hits.finish
+
+    def spy(self):
+        used.append(None if self.narrow is None else self.narrow.dtype.type)
+        finish(self)
+
+    monkeypatch.setattr(engine._Hits, "finish", spy)
+    reads = many.reads(n=40, length=length, seed=11)
     want_hits, _ = many.hits(reads)
     for counts in (False, True):
         with kmerdb.open(many.db("classes", counts)) as db:
             assert np.array_equal(db.query(reads).hits, want_hits)
+    assert set(used) == {want_type}
 
 
 @pytest.mark.parametrize("colours", ["classes", "dense"])
