@@ -12,8 +12,9 @@ Every kernel is the only implementation of what it computes: :func:`anchored_kme
 :func:`kmerdb.core.kmers.sequence_anchors`, :func:`mphf_lookup` is
 :meth:`kmerdb.core.mphf.MPHF.lookup`, :func:`dictionary_find` is
 :meth:`kmerdb.core.dictionary.MinimizerDictionary.find`, :func:`run_classes`,
-:func:`class_sizes`, :func:`class_members` and :func:`class_hits` read the colour-class
-groups of :mod:`kmerdb.store.classes`, :func:`partition_scatter` groups a query's keys.
+:func:`class_sizes`, :func:`class_members`, :func:`class_parents` and :func:`class_hits` read
+the colour-class groups of :mod:`kmerdb.store.classes` (and :func:`class_forest` chooses the
+classes its writer puts as differences), :func:`partition_scatter` groups a query's keys.
 Those modules own the formats and the checks made when a file is opened; a kernel reads only
 what they validated, and checks what validation cannot (a unitig read past the end of its
 bases, a class's entries out of range), returning a status its owner turns into
@@ -807,9 +808,11 @@ def _entry(payload, first, w, e):
 @_compiled
 def _apply_diff(payload, plan, first, added, removed, lacks, src, n, dst):
     """One difference applied to the ascending list ``src[:n]`` (the members, or where
-    ``lacks`` the genomes lacked), written to ``dst``: its length, or -1 where the result
-    leaves the group's genomes.  Members gain the genomes added and lose those removed; a
-    list of genomes lacked gains the removed ones and loses the added ones."""
+    ``lacks`` the genomes lacked), written to ``dst``: its length, or -1 where the difference
+    does not fit its parent (it adds a genome the parent holds, removes one it lacks, or its
+    lists are not ascending) or leaves the group's genomes.  Members gain the genomes added and
+    lose those removed; a list of genomes lacked gains the removed ones and loses the added
+    ones."""
     w, g = plan[2], plan[3]
     # the entries the list gains (from bit gain) and those it loses
     gain, n_gain, lose, n_lose = first, added, first + _U(added * w), removed
@@ -818,25 +821,34 @@ def _apply_diff(payload, plan, first, added, removed, lacks, src, n, dst):
     i = p = q = 0
     out = 0
     big = g + 1
+    last_gain = -1
     while i < n or p < n_gain:
         x = src[i] if i < n else big
         y = _entry(payload, gain, w, p) if p < n_gain else big
+        if y < big and (x == y or y >= g):
+            return -1
         v = x if x <= y else y
         if x == v:
             i += 1
-        if y == v:
+        else:
+            if y <= last_gain:
+                return -1
+            last_gain = y
             p += 1
-        if v >= g:
-            return -1
-        while q < n_lose and _entry(payload, lose, w, q) < v:
-            q += 1
-        if q < n_lose and _entry(payload, lose, w, q) == v:
-            continue
+        if q < n_lose:
+            z = _entry(payload, lose, w, q)
+            if z < v:  # a genome removed that the list does not hold
+                return -1
+            if z == v:
+                if v == y:  # added and removed at once
+                    return -1
+                q += 1
+                continue
         if out >= g:
             return -1
         dst[out] = v
         out += 1
-    return out
+    return out if q == n_lose else -1
 
 
 @_compiled

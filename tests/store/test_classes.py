@@ -452,3 +452,32 @@ def test_a_chain_longer_than_readers_follow_is_refused(monkeypatch):
     ):
         with pytest.raises(CorruptDatabaseError):
             read()
+
+
+@pytest.mark.parametrize("damage", ["adds-held", "removes-lacked"])
+def test_differences_that_do_not_fit_their_parent_are_refused(damage):
+    """A difference that adds a genome its parent holds, or removes one its parent lacks,
+    decodes to no class: decoding readers refuse it and verify's group check names it."""
+    from kmerdb.ops.maintenance import check_group
+
+    group, sets, *_ = differential_group(40, 200, 9)
+    lay = group._lay
+    parents = group.parents()
+    added = np.array([(sets[x] & ~sets[p]).sum() if p >= 0 else 0 for x, p in enumerate(parents)])
+    removed = np.array([(sets[p] & ~sets[x]).sum() if p >= 0 else 0 for x, p in enumerate(parents)])
+    x = int(np.flatnonzero((added if damage == "adds-held" else removed) > 0)[0])
+    p = int(parents[x])
+    offsets = bits.unpack(group.data[slice(*lay["sections"]["offsets"])], group.n_classes + 1, lay["offset_width"])
+    w, aw = lay["w"], bits.width_for(40)
+    first = int(offsets[x]) + lay["id_width"] + aw
+    if damage == "adds-held":  # the first genome added becomes one the parent holds
+        at, genome = first, int(np.flatnonzero(sets[p])[0])
+    else:  # the first genome removed becomes one the parent lacks
+        at, genome = first + int(added[x]) * w, int(np.flatnonzero(~sets[p])[0])
+    bad = group.data.copy()
+    _set_bits(bad, lay["sections"]["payload"][0], at, genome, w)
+    broken = UnitigClasses(bad, group.genome_ids, {i: i for i in range(40)}, "damaged", group._ordinals)
+    with pytest.raises(CorruptDatabaseError):
+        broken.members(np.array([x]))
+    assert check_group(broken)
+    assert not check_group(group)
