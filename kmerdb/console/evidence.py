@@ -148,6 +148,7 @@ def cmd_stats(args) -> int:
     ]
     if classes.get("groups"):
         props.append(["colour classes (summed over layers)", classes["count"]])
+        props.append(["  written as differences", classes["differences"]])
     render(
         output_format(args),
         [

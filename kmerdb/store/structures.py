@@ -13,9 +13,11 @@ from typing import Any, cast
 
 import numpy as np
 
+from kmerdb.core import bits
 from kmerdb.core.evidence import Evidence, evidence_for
 from kmerdb.core.unitigs import UnitigSet
 from kmerdb.errors import CorruptDatabaseError
+from kmerdb.store.classes import DIFFERENCE
 from kmerdb.store.encodings import encoding_for
 from kmerdb.store.storage import load_array
 
@@ -120,21 +122,25 @@ def class_summary(root: str, records, n_kmers: int) -> dict:
     -------
     dict
         ``groups`` (colour-class groups), ``count`` (their classes, summed: a colour used by
-        several layers counts in each), ``id_bytes`` (the class id of every slot, or the
+        several layers counts in each), ``differences`` (those written as a difference from
+        another class), ``id_bytes`` (the class id of every slot, or the
         runs of classes along the unitigs),
         ``table_bytes`` (forms, offsets and members of the classes), ``count_bytes`` (slot
         count ranges and values, class-counts only) and bits per k-mer of each part.
     """
-    out: dict[str, float] = {"groups": 0, "count": 0, "id_bytes": 0, "table_bytes": 0, "count_bytes": 0}
+    out: dict[str, float] = {"groups": 0, "count": 0, "differences": 0, "id_bytes": 0, "table_bytes": 0, "count_bytes": 0}
     for rec in records:
         for g in rec.groups:
             encoding = encoding_for(g.kind)
             if encoding.family != "classes":
                 continue
-            lay = cast(Any, encoding)._layout(load_array(root, g.file), None, g.file.path)
+            data = load_array(root, g.file)
+            lay = cast(Any, encoding)._layout(data, None, g.file.path)
             words = {name: hi - lo for name, (lo, hi) in lay["sections"].items()}
             out["groups"] += 1
             out["count"] += int(lay["c"])
+            forms = bits.unpack(data[slice(*lay["sections"]["forms"])], int(lay["c"]), 2)
+            out["differences"] += int(np.count_nonzero(forms == DIFFERENCE))
             # a class id per slot, or runs of classes along the unitigs
             out["id_bytes"] += 8 * (words.get("ids", 0) + words.get("bounds", 0) + words.get("runs", 0))
             out["table_bytes"] += 8 * (words["forms"] + words["offsets"] + words["payload"])
