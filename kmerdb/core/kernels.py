@@ -970,13 +970,11 @@ def run_directory(bounds: np.ndarray, shift: int) -> np.ndarray:
 
 
 @_compiled
-def _expand(forms, offsets, payload, plan, x, row, a, column_map, hits, everyone):
-    """Add ``a`` at the columns of class ``x``'s genomes in row ``row`` of ``hits``, or for a
-    difference at those it adds, ``-a`` at those it removes.  Returns OK or CORRUPT_CLASSES."""
+def _expand(payload, plan, form, lo, hi, row, a, column_map, hits, everyone):
+    """Add ``a`` at the columns of the genomes of the class at payload bits ``lo:hi`` of form
+    ``form`` in row ``row`` of ``hits``, or for a difference at those it adds, ``-a`` at those
+    it removes.  Returns OK or CORRUPT_CLASSES."""
     w, g = plan[2], plan[3]
-    form, lo, hi = _class_place(forms, offsets, plan, x)
-    if form < 0:
-        return CORRUPT_CLASSES
     if form == _DIFF:
         _parent, added, removed, first = _diff_head(payload, plan, lo, hi)
         for e in range(added + removed):
@@ -1019,7 +1017,7 @@ def _expand(forms, offsets, payload, plan, x, row, a, column_map, hits, everyone
 
 
 @_compiled
-def class_hits(forms, offsets, payload, plan, ids, column_map, seq, amount, hits, everyone, acc, where, up, visited):
+def class_hits(forms, offsets, payload, plan, ids, column_map, seq, amount, hits, everyone, state, visited):
     """Add ``amount[i]`` to row ``seq[i]`` of ``hits`` at the columns (``column_map`` of the
     group positions, -1 left out) of the genomes of class ``ids[i]``, decoded from the class
     table in place; pairs sorted by ``seq``.  A class of more than half the group's genomes
@@ -1029,29 +1027,30 @@ def class_hits(forms, offsets, payload, plan, ids, column_map, seq, amount, hits
     A difference is its parent plus the genomes it adds less those it removes.  So the classes
     a sequence reaches, its pairs' and their ancestors, are listed each once, ancestors before
     descendants; then, from the last, each class passes its amount on to its parent and is
-    expanded once with it: a root in full, a difference by its few genomes.  Work space (c
-    int64 each): ``acc`` zero and ``where`` -1 (so again on return), ``up`` and ``visited``.
-    Returns :data:`OK` or :data:`CORRUPT_CLASSES` (then the hits are incomplete)."""
+    expanded once with it: a root in full, a difference by its few genomes.  Work space:
+    ``state`` (c, 3) int64 zero, so again on return (per class its amount, its place in the
+    list plus one, its parent plus one: one cache line), ``visited`` (c, 4) int64 (each listed
+    class, its form and payload bits).  Returns :data:`OK` or :data:`CORRUPT_CLASSES` (then the
+    hits are incomplete)."""
     c = plan[4]
     offset_width = plan[0]
     n_visited = 0
     for i in range(ids.size):
-        # the class table words of later pairs are fetched while this one expands: their
-        # offsets two strides ahead, then their entries (class tables are most of a large
-        # index, and the expansion waited on them)
         if i + _AHEAD < ids.size:
+            # the class table words of a later pair are fetched while this one expands: the
+            # expansion waited on them (class tables are most of a large index)
             later = ids[i + _AHEAD]
             if 0 <= later < c:
                 start = field(offsets, 0, _U(later) * _U(offset_width), offset_width)
                 q = np.int64(start >> _U(6))
                 _prefetch(payload, q)
                 _prefetch(payload, q + 8)
-                _prefetch(acc, later)
+                _prefetch(state, later)  # its row
         row = seq[i]
         x = ids[i]
         if x < 0 or x >= c:
             return CORRUPT_CLASSES
-        if where[x] < 0:
+        if state[x, 1] == 0:
             # x and the ancestors this sequence has not reached, listed ancestors first
             top = n_visited
             y = x
@@ -1059,34 +1058,44 @@ def class_hits(forms, offsets, payload, plan, ids, column_map, seq, amount, hits
                 form, lo, hi = _class_place(forms, offsets, plan, y)
                 if form < 0 or depth > MAX_CHAIN:  # a root past MAX_CHAIN differences
                     return CORRUPT_CLASSES
-                where[y] = n_visited
-                visited[n_visited] = y
                 n_visited += 1
+                state[y, 1] = n_visited
+                visited[n_visited - 1, 0] = y
+                visited[n_visited - 1, 1] = form
+                visited[n_visited - 1, 2] = np.int64(lo)
+                visited[n_visited - 1, 3] = np.int64(hi)
                 if form != _DIFF:
-                    up[y] = -1
+                    state[y, 2] = 0
                     break
                 p, _added, _removed, _first = _diff_head(payload, plan, lo, hi)
-                if p < 0 or where[p] >= top:  # out of range, or a cycle
+                if p < 0 or state[p, 1] > top:  # out of range, or a cycle
                     return CORRUPT_CLASSES
-                up[y] = p
-                if where[p] >= 0:
+                state[y, 2] = p + 1
+                if state[p, 1] > 0:
                     break
                 y = p
             left, right = top, n_visited - 1
             while left < right:
-                visited[left], visited[right] = visited[right], visited[left]
+                for f in range(4):
+                    visited[left, f], visited[right, f] = visited[right, f], visited[left, f]
                 left += 1
                 right -= 1
-        acc[x] += amount[i]
+        state[x, 0] += amount[i]
         if i + 1 == ids.size or seq[i + 1] != row:
             for v in range(n_visited - 1, -1, -1):
-                x = visited[v]
-                if up[x] >= 0:
-                    acc[up[x]] += acc[x]
-                if _expand(forms, offsets, payload, plan, x, row, acc[x], column_map, hits, everyone) != OK:
+                x = visited[v, 0]
+                a = state[x, 0]
+                if state[x, 2] > 0:
+                    state[state[x, 2] - 1, 0] += a
+                status = _expand(
+                    payload, plan, visited[v, 1], _U(visited[v, 2]), _U(visited[v, 3]), row, a, column_map, hits,
+                    everyone,
+                )
+                if status != OK:
                     return CORRUPT_CLASSES
-                acc[x] = 0
-                where[x] = -1
+                state[x, 0] = 0
+                state[x, 1] = 0
+                state[x, 2] = 0
             n_visited = 0
     return OK
 

@@ -510,8 +510,7 @@ class _ClassGroup(ColumnEncoding):
         c = self.n_classes
         status = kernels.class_hits(
             *self._kernel_table(), ids, self.columns.astype(np.int64), seq, amount, hits, everyone,
-            np.zeros(c, dtype=np.int64), np.full(c, -1, dtype=np.int64), np.empty(c, dtype=np.int64),
-            np.empty(c, dtype=np.int64),
+            np.zeros((c, 3), dtype=np.int64), np.empty((c, 4), dtype=np.int64),
         )
         if status != kernels.OK:
             raise CorruptDatabaseError(self.source, "a class's id, form, offsets or members are out of range")
