@@ -1020,14 +1020,15 @@ def _expand(payload, plan, form, lo, hi, row, a, column_map, hits, everyone):
 def class_hits(forms, offsets, payload, plan, ids, column_map, seq, amount, hits, everyone, state, visited):
     """Add ``amount[i]`` to row ``seq[i]`` of ``hits`` at the columns (``column_map`` of the
     group positions, -1 left out) of the genomes of class ``ids[i]``, decoded from the class
-    table in place; pairs sorted by ``seq``.  A class of more than half the group's genomes
-    adds its amount to ``everyone[seq[i]]`` instead (the caller adds it to every column of the
-    group) and subtracts it where the class lacks a genome.
+    table in place.  A class of more than half the group's genomes adds its amount to
+    ``everyone[seq[i]]`` instead (the caller adds it to every column of the group) and
+    subtracts it where the class lacks a genome.
 
     A difference is its parent plus the genomes it adds less those it removes.  So the classes
-    a sequence reaches, its pairs' and their ancestors, are listed each once, ancestors before
-    descendants; then, from the last, each class passes its amount on to its parent and is
-    expanded once with it: a root in full, a difference by its few genomes.  Work space:
+    a run of pairs of one sequence reaches, its pairs' and their ancestors, are listed each
+    once, ancestors before descendants; at the run's end, from the last, each class passes its
+    amount on to its parent and is expanded once with it: a root in full, a difference by its
+    few genomes.  Pairs may come in any order (a sequence's pairs together cost least).  Work space:
     ``state`` (c, 3) int64 zero, so again on return (per class its amount, its place in the
     list plus one, its parent plus one: one cache line), ``visited`` (c, 4) int64 (each listed
     class, its form and payload bits).  Returns :data:`OK` or :data:`CORRUPT_CLASSES` (then the

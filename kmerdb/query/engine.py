@@ -475,7 +475,7 @@ class _Hits:
         self.narrow_type = next((t for t, top in _NARROW if most <= top), None)
 
     def add(self, group: ColumnEncoding, seq: np.ndarray, ids: np.ndarray, amount: np.ndarray) -> None:
-        """Pairs of one group, sorted by sequence: sequence, class id, times found."""
+        """Pairs of one group (a sequence's best together): sequence, class id, times found."""
         key = group.cols.tobytes()
         if key not in self.everyone:
             self.everyone[key] = (group.cols, np.zeros(self.n_seqs, dtype=np.int64))
@@ -543,20 +543,16 @@ def _tally(located: list[tuple[Layer, np.ndarray, np.ndarray]], hits: np.ndarray
 
 
 def _tally_classes(group: ColumnEncoding, seqs: np.ndarray, slots: np.ndarray, tally: _Hits) -> None:
-    """Tally the found positions of one colour-class group as (sequence, class) pairs, each
-    expanded once to its class's genomes (or to all but the few a large class lacks)."""
+    """Tally the found positions of one colour-class group: each position's (sequence,
+    class), expanded to the class's genomes (or to all but the few a large class lacks).
+
+    A partition's keys keep their order, so each sequence's positions come together and the
+    expansion adds up a class's repeats within a sequence itself before expanding it once; no
+    sort into distinct pairs is needed (any order is exact, only slower).
+    """
     if not seqs.size:
         return
-    ids = group.class_ids(slots)
-    c = int(ids.max()) + 1
-    key = seqs * c + ids
-    key.sort()
-    starts = np.flatnonzero(_firsts(key))
-    amount = np.diff(np.append(starts, key.size))
-    key = key[starts]
-    seq = key // c
-    cls = key - seq * c
-    tally.add(group, seq, cls, amount)
+    tally.add(group, seqs, group.class_ids(slots), np.ones(seqs.size, dtype=np.int64))
 
 
 def _batches(lengths: np.ndarray, max_positions: int, max_seqs: int | None = None) -> list[tuple[int, int]]:

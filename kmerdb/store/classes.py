@@ -498,12 +498,13 @@ class _ClassGroup(ColumnEncoding):
     def add_class_hits(
         self, hits: np.ndarray, everyone: np.ndarray, seq: np.ndarray, ids: np.ndarray, amount: np.ndarray
     ) -> None:
-        """Add ``amount[i]`` to row ``seq[i]`` of ``hits`` (int32 or int64, sequences x database
-        columns; the caller picks a type that holds every sum and partial sum)
-        at the genomes of class ``ids[i]``, decoded from the class table in place
+        """Add ``amount[i]`` to row ``seq[i]`` of ``hits`` (an integer type, sequences x
+        database columns, whose range holds every final cell: sums wrap on the way) at the
+        genomes of class ``ids[i]``, decoded from the class table in place
         (:func:`kmerdb.core.kernels.class_hits`); a class of most of the group's genomes adds
         to ``everyone[seq[i]]`` instead, which the caller adds to every column of the group
-        (:attr:`cols`)."""
+        (:attr:`cols`).  Pairs in any order; those of one sequence together cost least (its
+        classes are then expanded once)."""
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         if self.columns.size and int(self.columns.max()) >= hits.shape[1]:
             raise CorruptDatabaseError(self.source, "a genome of the group is not a column of the database")
