@@ -487,16 +487,20 @@ class _Hits:
         group.add_class_hits(self.narrow, self.everyone[key][1], seq, ids, amount)
 
     def finish(self) -> None:
-        if self.narrow is not None:
-            self.hits += self.narrow
-            self.narrow = None
+        # the core classes' amounts go into the narrow sums (each at most ``most``: their
+        # final cells fit, as every cell does), so the int64 hits take one pass
+        target = self.hits if self.narrow is None else self.narrow
         for cols, amounts in self.everyone.values():
             if not amounts.any():
                 continue
+            part = amounts.astype(target.dtype)[:, None]
             if cols.size == self.n_g:  # every column of the database
-                self.hits += amounts[:, None]
+                target += part
             else:
-                self.hits[:, cols] += amounts[:, None]
+                target[:, cols] += part
+        if self.narrow is not None:
+            self.hits += self.narrow
+            self.narrow = None
         self.everyone = {}
 
 
