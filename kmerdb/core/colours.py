@@ -243,12 +243,13 @@ class SparseRows:
         nb = (self.n_columns + 7) // 8
         out = np.zeros((self.n, nb), dtype=np.uint8)
         step = max(1, (16 << 20) // max(1, self.n_columns))
-        for lo in range(0, self.n, step):  # dense blocks of bounded size
-            hi = min(self.n, lo + step)
-            a, b = int(self.indptr[lo]), int(self.indptr[hi])
-            block = np.zeros((hi - lo, self.n_columns), dtype=bool)
-            block[np.repeat(np.arange(hi - lo), self.sizes[lo:hi]), self.columns[a:b]] = True
-            out[lo:hi] = np.packbits(block, axis=1)
+        for first, last in _row_blocks(self.indptr, _CHUNK // 2):  # a bounded index of cells
+            for lo in range(first, last, step):  # dense blocks of bounded size
+                hi = min(last, lo + step)
+                a, b = int(self.indptr[lo]), int(self.indptr[hi])
+                block = np.zeros((hi - lo, self.n_columns), dtype=bool)
+                block[np.repeat(np.arange(hi - lo, dtype=np.int32), self.sizes[lo:hi]), self.columns[a:b]] = True
+                out[lo:hi] = np.packbits(block, axis=1)
         return out
 
     # -- colour classes ------------------------------------------------------------------

@@ -176,7 +176,7 @@ def _differences(table: SparseRows, joins: np.ndarray | None, nbits: np.ndarray,
     head = id_width + bits.width_for(g)
     packed = table.packed()
     apart = np.empty(a.size, dtype=np.int64)
-    step = max(1, (16 << 20) // max(1, packed.shape[1]))
+    step = max(1, (2 << 20) // max(1, packed.shape[1]))  # pairs per block: a few MB of rows
     for lo in range(0, a.size, step):  # blocks of bounded size
         xor = packed[a[lo : lo + step]] ^ packed[b[lo : lo + step]]
         apart[lo : lo + step] = np.bitwise_count(xor).sum(axis=1, dtype=np.int64)
