@@ -28,6 +28,8 @@ __all__ = ["SparseRows", "segment_positions"]
 _U32_MAX = np.iinfo(np.uint32).max
 # occurrences hashed or compared at a time (bounds the temporaries of a class reduction)
 _CHUNK = 1 << 22
+# Rows of at most this many columns find their colours by bitmask (a table of 2**columns masks).
+_BITMASK_COLUMNS = 16
 # distinct seeds of the set hash tried before giving up (a collision at 64 bits is ~n^2/2^65)
 _SEEDS = (0x5851F42D4C957F2D, 0x14057B7EF767814F, 0x2545F4914F6CDD1D, 0x9E3779B97F4A7C15)
 
@@ -267,6 +269,39 @@ class SparseRows:
         n = self.n
         if n == 0:
             return np.zeros(0, dtype=np.int64), SparseRows.empty(0, self.n_columns)
+        if self.n_columns <= _BITMASK_COLUMNS:
+            inverse, first = self._bitmask_colours()
+        else:
+            inverse, first = self._hashed_colours()
+        # ids by decreasing weight, ties by first row
+        weights = np.bincount(inverse, minlength=first.size)
+        order = np.lexsort((first, -weights))
+        rank = np.empty(order.size, dtype=np.int64)
+        rank[order] = np.arange(order.size)
+        class_of = rank[inverse]
+        table = self.take(first[order]).presence()
+        return class_of, table
+
+    def _bitmask_colours(self) -> tuple[np.ndarray, np.ndarray]:
+        """(colour of each row, first row of each colour) where a row's genomes fit a small
+        bitmask: the mask is the colour, counted in a table of every mask (no hash, no sort)."""
+        n = self.n
+        masks = np.zeros(n, dtype=np.int64)
+        if self.nnz:
+            bit = np.left_shift(1, self.columns.astype(np.int64))
+            nonempty = np.flatnonzero(self.sizes > 0)
+            masks[nonempty] = np.add.reduceat(bit, self.indptr[nonempty])  # a row's columns are distinct
+        first = np.full(1 << self.n_columns, n, dtype=np.int64)
+        np.minimum.at(first, masks, np.arange(n, dtype=np.int64))
+        used = np.flatnonzero(first < n)
+        colour = np.empty(first.size, dtype=np.int64)
+        colour[used] = np.arange(used.size)
+        return colour.take(masks), first[used]
+
+    def _hashed_colours(self) -> tuple[np.ndarray, np.ndarray]:
+        """(colour of each row, first row of each colour) through a set hash of each row,
+        checked against the rows (another seed on a collision)."""
+        n = self.n
         sizes = self.sizes
         for seed in _SEEDS:
             h = np.zeros(n, dtype=np.uint64)
@@ -285,17 +320,8 @@ class SparseRows:
             del h
             rep = first[inverse]
             if self._same_as(rep):
-                break
-        else:  # pragma: no cover - four independent 64-bit collisions
-            raise RuntimeError("colour classes: hash collisions with every seed")
-        # ids by decreasing weight, ties by first row
-        weights = np.bincount(inverse, minlength=first.size)
-        order = np.lexsort((first, -weights))
-        rank = np.empty(order.size, dtype=np.int64)
-        rank[order] = np.arange(order.size)
-        class_of = rank[inverse]
-        table = self.take(first[order]).presence()
-        return class_of, table
+                return inverse, first
+        raise RuntimeError("colour classes: hash collisions with every seed")  # pragma: no cover
 
     def _same_as(self, rep: np.ndarray) -> bool:
         """Whether every row equals row ``rep[row]``, element by element."""

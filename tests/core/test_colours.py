@@ -69,17 +69,31 @@ def _brute_classes(m):
     return seen
 
 
+@pytest.mark.parametrize("g", [1, 3, 16, 37])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_classes_are_the_distinct_colours(seed):
-    m = dense_case(seed=seed)
+def test_classes_are_the_distinct_colours(seed, g):
+    """Colours by bitmask (up to 16 genomes) or by set hash, numbered by decreasing number of
+    rows, ties by first row: the brute-force numbering."""
+    m = dense_case(seed=seed, g=g)
     class_of, table = SparseRows.from_dense(m).classes()
     want = _brute_classes(m)
     assert table.n == len(want)
     assert np.array_equal(table.to_dense()[class_of], m)  # every row is its class
     got = {tuple(np.flatnonzero(r).tolist()) for r in table.to_dense()}
     assert got == set(want)  # each colour once
-    weights = np.bincount(class_of, minlength=table.n)
-    assert (np.diff(weights) <= 0).all()  # numbered by decreasing weight
+    keys = [tuple(np.flatnonzero(r).tolist()) for r in m]
+    first = {k: keys.index(k) for k in want}
+    numbering = {k: i for i, k in enumerate(sorted(want, key=lambda k: (-want[k], first[k])))}
+    assert class_of.tolist() == [numbering[k] for k in keys]
+
+
+@pytest.mark.parametrize("g", [3, 12])
+def test_bitmask_and_hashed_colours_agree(monkeypatch, g):
+    m = dense_case(seed=9, g=g)
+    by_mask = SparseRows.from_dense(m).classes()
+    monkeypatch.setattr(colours, "_BITMASK_COLUMNS", 0)
+    by_hash = SparseRows.from_dense(m).classes()
+    assert np.array_equal(by_mask[0], by_hash[0]) and np.array_equal(by_mask[1].to_dense(), by_hash[1].to_dense())
 
 
 def test_a_hash_collision_is_detected_and_redone(monkeypatch):
