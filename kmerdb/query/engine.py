@@ -510,9 +510,9 @@ def _tally(located: list[tuple[Layer, np.ndarray, np.ndarray]], hits: np.ndarray
     ``located`` holds (layer, sequence of each position, its slot), each position once.
     Dense groups give their presence as packed bytes (eight genomes to a byte): one histogram
     per byte layout over (sequence, byte value) and a small product with the bits of each
-    value give the per-genome sums.  Colour-class groups of many genomes tally (sequence,
-    class) pairs and expand each distinct pair to the genomes of its class.  Neither makes a
-    (positions, genomes) matrix.  ``most`` bounds the positions of any one sequence.
+    value give the per-genome sums.  Colour-class groups of many genomes give each position's
+    (sequence, class) to the expansion, which expands each class a sequence reaches once to
+    the genomes of its class.  Neither makes a (positions, genomes) matrix.  ``most`` bounds the positions of any one sequence.
     """
     n_seqs = hits.shape[0]
     codes: dict[tuple[int, ...], list[np.ndarray]] = {}
