@@ -338,3 +338,26 @@ def test_writers_read_layers_in_small_blocks(built, collection, tmp_path, monkey
         result = tmp_path / f"{op}.kmerdb"
         kmerdb.setop(out, op, result, genomes=chosen, q=q, threads=1)
         assert contents(result, K) == setop_expected(op, sets, chosen, q)
+
+
+@pytest.mark.parametrize("counts", [False, True], ids=["presence", "counts"])
+def test_reindex_keeps_classes_written_as_differences(built, collection, tmp_path, counts):
+    """A reindex to approximate evidence and back rewrites the class groups by slot and in
+    unitig order with their tables as they are, differences included: every k-mer and count
+    still equals the oracle's."""
+    genomes, _, sets, kmers, codes = collection
+    labels = list(genomes)
+    path = tmp_path / "reindexed.kmerdb"
+    shutil.copytree(built("classes", counts, labels), path)
+    with kmerdb.open(path) as db:
+        groups = [g for part in db._engine().layers for layer in part for g in layer.groups]
+        before = sum(int((g.parents() >= 0).sum()) for g in groups)
+    assert before > 0
+    kmerdb.reindex(path, "approx", fp_bits=16, threads=2)
+    with kmerdb.open(path) as db:
+        assert group_kinds(path) == {"class-counts" if counts else "classes"}
+        assert db.stats()["classes"]["differences"] == before
+    kmerdb.reindex(path, "exact", threads=2)
+    assert group_kinds(path) == {"unitig-class-counts" if counts else "unitig-classes"}
+    assert_matches_oracle(path, sets, labels, kmers, codes)
+    assert kmerdb.verify(path).ok
