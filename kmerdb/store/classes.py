@@ -11,10 +11,13 @@ header     16 words: magic ``kmerCLRS``, version, n, g, C (classes), id width, m
            count values, start width, then zeros
 ids        n fields of ``id width`` bits (:mod:`kmerdb.core.bits`): the class of each slot
 forms      C fields of 2 bits: 0 sorted member list, 1 sorted list of the genomes *not* in
-           the class (complement), 2 bitmap (g bits, genome i at bit i)
+           the class (complement), 2 bitmap (g bits, genome i at bit i), 3 difference
+           (version 2)
 offsets    C + 1 fields of ``offset width`` bits: the bit where each class starts in the payload
 payload    one bit stream of the classes: a list is its members, w bits each; a bitmap g
-           bits; then a padding word
+           bits; a difference its parent's id (``id width`` bits), the number a of genomes
+           it adds (``bits(g)`` bits), the a genomes added and the genomes removed (w bits
+           each, ascending); then a padding word
 starts     (counts only) n + 1 fields of ``start width`` bits: slot s's counts are values
            ``starts[s]:starts[s + 1]``
 values     (counts only) one unsigned integer of ``count bytes`` per (slot, member of its
@@ -39,7 +42,10 @@ append) and groups of layers with approximate evidence use the slot-ordered kind
 
 Each class takes the cheapest of its three forms, so a class of a few genomes costs a few
 members, the class of the core genome (all genomes but a few) costs the few it lacks, and
-only classes of middling size cost a bitmap.  Class ids are numbered by decreasing number of
+only classes of middling size cost a bitmap.  A group written with a new layer (its
+:class:`~kmerdb.store.encodings.Placement` names the class pairs joined in the layer's graph)
+writes a class as its difference from a neighbour where that is cheaper: the two sides of a
+variant differ by the genomes that carry it (:func:`_differences`).  Class ids are numbered by decreasing number of
 slots.  Classes live in the group's file: a layer's classes are the distinct colours of its
 own k-mers, so a file is complete by itself and a new group (an append) never touches an
 old one.  See docs/format.md for the size model.
