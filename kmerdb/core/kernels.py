@@ -803,6 +803,7 @@ def _root_list(payload, plan, form, lo, hi, out):
 
 @_compiled
 def _entry(payload, first, w, e):
+    """Entry ``e`` (``w`` bits) of a list that starts at bit ``first`` of the payload."""
     return np.int64(field(payload, 0, first + _U(e * w), w))
 
 
