@@ -706,6 +706,23 @@ def _bitmap_held(payload, lo, g):
 
 
 @_compiled
+def _bitmap_list(payload, lo, g, lacks, out, at):
+    """The genomes set in the g-bit bitmap at bit ``lo`` of the payload (or, with ``lacks``,
+    those not set), ascending, written to ``out`` from ``at`` on; returns the end."""
+    for t in range(0, g, 64):
+        width = min(64, g - t)
+        x = field(payload, 0, lo + _U(t), width) << _U(64 - width)  # genome t at the top
+        if lacks:
+            x = ~x & (_ALL << _U(64 - width))
+        while x:
+            j = np.int64(_leading_zeros(x))
+            out[at] = t + j
+            at += 1
+            x &= ~(_U(1) << _U(63 - j))
+    return at
+
+
+@_compiled
 def _class_size(forms, offsets, payload, plan, class_id):
     """Genomes of a class, its chain of differences followed to its root, or -1 where the
     table is out of range."""
@@ -780,18 +797,7 @@ def _root_list(payload, plan, form, lo, hi, out):
     w, g = plan[2], plan[3]
     if form == _BITMAP:
         lacks = 2 * _bitmap_held(payload, lo, g) > g
-        n = 0
-        for t in range(0, g, 64):
-            width = min(64, g - t)
-            x = field(payload, 0, lo + _U(t), width) << _U(64 - width)  # genome t at the top
-            if lacks:
-                x = ~x & (_ALL << _U(64 - width))
-            while x:
-                j = np.int64(_leading_zeros(x))
-                out[n] = t + j
-                n += 1
-                x &= ~(_U(1) << _U(63 - j))
-        return n, lacks
+        return _bitmap_list(payload, lo, g, lacks, out, 0), lacks
     n = int((hi - lo) // _U(w))
     for e in range(n):
         local = np.int64(field(payload, 0, lo + _U(e * w), w))
@@ -866,16 +872,7 @@ def class_members(forms, offsets, payload, plan, ids, complement, indptr, column
             return CORRUPT_CLASSES
         at = indptr[i]
         if form == _BITMAP:
-            for t in range(0, g, 64):
-                width = min(64, g - t)
-                x = field(payload, 0, lo + _U(t), width) << _U(64 - width)  # genome t at the top
-                if complement[i]:
-                    x = ~x & (_ALL << _U(64 - width))
-                while x:
-                    j = np.int64(_leading_zeros(x))
-                    columns[at] = t + j
-                    at += 1
-                    x &= ~(_U(1) << _U(63 - j))
+            _bitmap_list(payload, lo, g, complement[i], columns, at)
             continue
         if form != _DIFF:
             for e in range(np.int64((hi - lo) // _U(w))):

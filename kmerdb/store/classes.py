@@ -82,6 +82,7 @@ __all__ = [
     "HEADER_WORDS",
     "class_nbytes",
     "member_width",
+    "forest_parents",
 ]
 
 MAGIC = int.from_bytes(b"kmerCLRS", "little")
@@ -162,6 +163,22 @@ class _Differences:
     removed: SparseRows
 
 
+def forest_parents(
+    c: int, a: np.ndarray, b: np.ndarray, weight: np.ndarray, cost: np.ndarray, depth_cut: int
+) -> np.ndarray:
+    """Parents (-1 for a root) of ``c`` nodes in a minimum spanning forest of the pairs
+    ``(a[e], b[e])`` by ``weight``, each tree rooted at its node of least ``cost`` and cut
+    below every ``depth_cut`` levels (:func:`kmerdb.core.kernels.class_forest`)."""
+    parent = np.empty(c, dtype=np.int64)
+    work = [np.empty(c, dtype=np.int64) for _ in range(4)]
+    pairs = [np.empty(2 * c, dtype=np.int64) for _ in range(2)]
+    kernels.class_forest(
+        np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64), np.argsort(weight, kind="stable"),
+        np.argsort(cost, kind="stable"), depth_cut, parent, work[0], work[1], pairs[0], pairs[1], work[2], work[3],
+    )
+    return parent
+
+
 def _differences(table: SparseRows, joins: np.ndarray | None, nbits: np.ndarray, id_width: int) -> _Differences | None:
     """The classes better written as differences from a neighbour, or None.
 
@@ -190,14 +207,7 @@ def _differences(table: SparseRows, joins: np.ndarray | None, nbits: np.ndarray,
     a, b, apart = a[worth], b[worth], apart[worth]
     if not a.size:
         return None
-    parent = np.empty(c, dtype=np.int64)
-    work = [np.empty(c, dtype=np.int64) for _ in range(4)]
-    pairs = [np.empty(2 * c, dtype=np.int64) for _ in range(2)]
-    kernels.class_forest(
-        a, b, np.argsort(apart, kind="stable"), np.argsort(nbits, kind="stable"), DIFF_DEPTH, parent,
-        work[0], work[1], pairs[0], pairs[1], work[2], work[3],
-    )
-    del work, pairs
+    parent = forest_parents(c, a, b, apart, nbits, DIFF_DEPTH)
     which = np.flatnonzero(parent >= 0)
     if not which.size:
         return None

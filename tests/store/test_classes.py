@@ -19,6 +19,7 @@ from kmerdb.store.classes import (
     UnitigClassCounts,
     UnitigClasses,
     class_nbytes,
+    forest_parents,
     reordered,
 )
 from kmerdb.store.encodings import Placement, SlotOrdinals, encoding_for
@@ -484,3 +485,60 @@ def test_differences_that_do_not_fit_their_parent_are_refused(damage):
         broken.members(np.array([x]))
     assert check_group(broken)
     assert not check_group(group)
+
+
+def _kruskal_weight(c, a, b, weight):
+    """Brute force: the weight of a minimum spanning forest (plain Kruskal)."""
+    link = list(range(c))
+
+    def root(x):
+        while link[x] != x:
+            x = link[x]
+        return x
+
+    total = 0
+    for e in sorted(range(a.size), key=lambda e: weight[e]):
+        ra, rb = root(int(a[e])), root(int(b[e]))
+        if ra != rb:
+            link[ra] = rb
+            total += int(weight[e])
+    return total
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_class_forest_is_a_minimum_spanning_forest_rooted_at_the_cheapest(seed):
+    """Uncut, the parents are a minimum spanning forest of the pairs, each tree rooted at its
+    cheapest class; cut, every chain is at most that deep and its links are the forest's."""
+    rng = np.random.default_rng(seed)
+    c = 40
+    a, b = rng.integers(0, c, 90), rng.integers(0, c, 90)
+    keep = a != b
+    a, b = a[keep].astype(np.int64), b[keep].astype(np.int64)
+    weight = rng.integers(1, 6, a.size)
+    cost = rng.permutation(c)
+    parent = forest_parents(c, a, b, weight, cost, 10**6)
+    weight_of = {}
+    for x, y, w_ in zip(a.tolist(), b.tolist(), weight.tolist()):
+        key = (min(x, y), max(x, y))
+        weight_of[key] = min(weight_of.get(key, w_), w_)
+    total = 0
+    roots = {}
+    for x in range(c):
+        y, steps = x, 0
+        while parent[y] >= 0:
+            total += weight_of[(min(y, int(parent[y])), max(y, int(parent[y])))] if y == x else 0
+            y = int(parent[y])
+            steps += 1
+            assert steps <= c  # no cycle
+        roots[x] = y
+    assert total == _kruskal_weight(c, a, b, weight)
+    for r in set(roots.values()):  # the root is the cheapest class of its tree
+        assert cost[r] == min(cost[y] for y, r2 in roots.items() if r2 == r)
+    cut = forest_parents(c, a, b, weight, cost, 2)
+    for x in range(c):
+        y, depth = x, 0
+        while cut[y] >= 0:
+            assert parent[y] == cut[y] or parent[cut[y]] == y  # a link of the uncut forest
+            y = int(cut[y])
+            depth += 1
+        assert depth <= 2
