@@ -392,7 +392,7 @@ def _rank_chains(nxt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
 WALK_STEPS = 64
 
 
-def compact(keys: np.ndarray, k: int, group: np.ndarray | None = None) -> Compaction:
+def compact(keys: np.ndarray, k: int, group: np.ndarray | None = None, branches: bool = False) -> Compaction:
     """Maximal unitigs of a set of canonical k-mers.
 
     Parameters
@@ -405,6 +405,8 @@ def compact(keys: np.ndarray, k: int, group: np.ndarray | None = None) -> Compac
         A number per key: unitigs are ordered by the number of their first k-mer, then by
         that k-mer (a colour-class encoding numbers them by class, so that a class's
         k-mers lie together in the sequence).
+    branches : bool
+        Also find :attr:`Compaction.branches` (empty otherwise).
 
     Returns
     -------
@@ -414,8 +416,8 @@ def compact(keys: np.ndarray, k: int, group: np.ndarray | None = None) -> Compac
     if n == 0:
         return Compaction(np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(1, np.int64))
     joins: list[np.ndarray] = []
-    nxt = _links(keys, k, joins)
-    branches = joins[0] if joins else np.zeros((2, 0), dtype=np.int64)
+    nxt = _links(keys, k, joins if branches else None)
+    branch_pairs = joins[0] if joins else np.zeros((2, 0), dtype=np.int64)
     it = nxt.dtype
     # the walks start at the elements without a predecessor (the predecessor of v is
     # next[v ^ 1] ^ 1): two per path, one from each end
@@ -493,7 +495,7 @@ def compact(keys: np.ndarray, k: int, group: np.ndarray | None = None) -> Compac
         np.put(order, start_of.take(u) + p_, el)
     reverse = (order & it.type(1)).astype(bool)
     order >>= it.type(1)
-    return Compaction(order, reverse, offsets, branches)
+    return Compaction(order, reverse, offsets, branch_pairs)
 
 
 #: The four 2-bit codes of every byte, first base first.
@@ -571,7 +573,7 @@ def build_unitigs(
         sequence (:meth:`UnitigSet.base_of` gives the base where it starts).
     """
     keys = np.ascontiguousarray(keys, dtype=np.uint64)
-    comp = compact(keys, k, group)
+    comp = compact(keys, k, group, branches is not None)
     if branches is not None:
         branches.append(comp.branches)
     n, U = keys.size, comp.n_unitigs

@@ -471,7 +471,6 @@ class _Hits:
         # memory per class: reads of 150 bases over 1,000 genomes need a byte per cell, and a
         # batch of 20,000 of them then stays in the last-level cache (20 MB, not 80 in int32).
         self.narrow: np.ndarray | None = None
-        self.most = most
         self.narrow_type = next((t for t, top in _NARROW if most <= top), None)
 
     def add(self, group: ColumnEncoding, seq: np.ndarray, ids: np.ndarray, amount: np.ndarray) -> None:
