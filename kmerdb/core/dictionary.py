@@ -437,7 +437,7 @@ class MinimizerDictionary:
             keys, hashes, anchors, others, self._plan, self._words, self._before, self._starts,
             *self._mphf.lookup_arrays(), *self._skew.lookup_arrays(), *self._over.lookup_arrays(),
             walk.seq, walk.flags, walk.ranks, walk.offsets, found, orders,
-            np.empty((3, keys.size if self._skew_ahead else 0), dtype=np.int64),
+            np.empty((4, keys.size), dtype=np.int64), np.empty(keys.size, dtype=np.uint64), self._skew_ahead,
             np.empty(_SKEW_BATCH, dtype=np.uint64), np.empty(_SKEW_BATCH, dtype=np.int64),
         )
         if status != kernels.OK:
