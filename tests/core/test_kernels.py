@@ -3,6 +3,8 @@ and finding the class of the run of unitig orders, each against plain numpy."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -49,18 +51,18 @@ def test_run_classes_equal_a_binary_search(dtype):
         np.arange(n)[::-1],  # against them
         np.concatenate([np.arange(40, 400), np.arange(9_000, 8_000, -1), [0, n - 1, 0]]),
     ]
-    for shift in (0, 3, 4, 7, 14):  # a directory entry per order .. one for all
+    for shift, ahead in itertools.product((0, 3, 4, 7, 14), (False, True)):  # a directory entry per order .. one for all
         directory = kernels.run_directory(bounds, shift)
         assert directory.size == -(-n >> shift)
         for at in walks:
             at = np.ascontiguousarray(at, dtype=np.int64)
             out = np.empty(at.size, dtype=np.int64)
-            assert kernels.run_classes(bounds, directory, shift, at, runs, width, n_classes, out) == kernels.OK
+            assert kernels.run_classes(bounds, directory, shift, at, runs, width, n_classes, out, ahead) == kernels.OK
             want = np.searchsorted(bounds, at.astype(dtype), side="right") - 1
             assert np.array_equal(out, classes[want].astype(np.int64))
     # a run beyond the table's classes
     at = np.arange(n, dtype=np.int64)
     directory = kernels.run_directory(bounds, 4)
     top = int(classes.max())
-    status = kernels.run_classes(bounds, directory, 4, at, runs, width, top, np.empty(n, dtype=np.int64))
+    status = kernels.run_classes(bounds, directory, 4, at, runs, width, top, np.empty(n, dtype=np.int64), True)
     assert status == kernels.CORRUPT_CLASSES
