@@ -586,7 +586,8 @@ def dictionary_find(
         key = keys[i]
         other = others[i]
         a = anchors[i]
-        r = _place(plan, current, a, key, other, seq, flags, ranks, offsets)
+        # a skew key whose slot is looked up already goes straight to the anchor it names
+        r = -1 if skew and ahead else _place(plan, current, a, key, other, seq, flags, ranks, offsets)
         s = -1
         if skew:
             if ahead:
