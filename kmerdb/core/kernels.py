@@ -266,21 +266,18 @@ def anchored_kmers(codes, k, m, ring, facing, positions, kmers, others, hashes, 
                     best = t
                     best_h = v
                     best_at = at
-        flip = fw > rc
+        # selects, not branches: which strand is canonical is a coin toss per k-mer
+        flip = np.int64(fw > rc)
         positions[out] = s
-        if flip:
-            kmers[out] = rc
-            others[out] = fw
-        else:
-            kmers[out] = fw
-            others[out] = rc
+        kmers[out] = min(fw, rc)
+        others[out] = max(fw, rc)
         hashes[out] = best_h
         offset = best - s
-        f = facing[best_at]
+        f = np.int64(facing[best_at])
         # the canonical k-mer may read the sequence backwards, and its minimizer with it
         # (an m-mer that is its own reverse complement faces both ways)
-        b = ((f & 1) ^ (1 if flip else 0)) | (f >> 1)
-        p = k - m - offset if flip else offset
+        b = ((f & 1) ^ flip) | (f >> 1)
+        p = offset + flip * (k - m - 2 * offset)
         anchors[out] = np.uint8(2 * p + b)
         out += 1
     return out
