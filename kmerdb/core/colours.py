@@ -180,13 +180,18 @@ class SparseRows:
         sizes = self.sizes[rows]
         indptr = np.zeros(rows.size + 1, dtype=np.int64)
         np.cumsum(sizes, out=indptr[1:])
-        at = segment_positions(self.indptr[rows], sizes)
-        return SparseRows(
-            indptr,
-            self.columns[at],
-            self.counts[at] if self.counts is not None else None,
-            self.n_columns,
-        )
+        starts = self.indptr[rows]
+        columns = np.empty(int(indptr[-1]), dtype=self.columns.dtype)
+        counts = np.empty(columns.size, dtype=self.counts.dtype) if self.counts is not None else None
+        # gathered in blocks of rows: the index of a block's cells stays in cache, where one
+        # index of all of them (8 bytes a cell, fresh pages) cost 10x more (many-genome classes)
+        for lo, hi in _row_blocks(indptr, _CHUNK // 4):
+            a, b = int(indptr[lo]), int(indptr[hi])
+            at = segment_positions(starts[lo:hi], sizes[lo:hi])
+            np.take(self.columns, at, out=columns[a:b])
+            if counts is not None and self.counts is not None:
+                np.take(self.counts, at, out=counts[a:b])
+        return SparseRows(indptr, columns, counts, self.n_columns)
 
     def remap(self, column_map: np.ndarray, n_columns: int) -> SparseRows:
         """Columns renamed through ``column_map`` (old column -> new, -1 drops it)."""
