@@ -311,7 +311,7 @@ def _bucket_kmers(
             sub = packed[byte_start[recs[0]] : byte_start[recs[-1]] + nbytes[recs[-1]]]
         else:
             sub = packed[segment_positions(byte_start[recs], nbytes[recs])]
-        kmers, _ = superkmer_kmers(n_kmers[recs], sub, k)
+        kmers = superkmer_kmers(n_kmers[recs], sub, k)
         del sub
         first = at_genome[g]
         for gg in range(g, hi):

@@ -416,16 +416,9 @@ def _read_extent(directory: str, folder: int, fds: dict[str, int], ext: Extent) 
     return b"".join(parts)
 
 
-def superkmer_kmers(n_kmers: np.ndarray, packed: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Canonical k-mers of packed super-k-mers.
-
-    Returns
-    -------
-    kmers : ndarray of uint64
-        Canonical k-mers, super-k-mer after super-k-mer.
-    owner : ndarray of int64
-        Index of the super-k-mer each k-mer came from.
-    """
+def superkmer_kmers(n_kmers: np.ndarray, packed: np.ndarray, k: int) -> np.ndarray:
+    """Canonical k-mers of packed super-k-mers (uint64), super-k-mer after super-k-mer, each
+    one's in order (``n_kmers[i]`` of super-k-mer i)."""
     nbytes = (n_kmers + (k - 1) + 3) >> 2
     byte_start = np.cumsum(nbytes) - nbytes
     kmer_parts = []
@@ -445,7 +438,6 @@ def superkmer_kmers(n_kmers: np.ndarray, packed: np.ndarray, k: int) -> tuple[np
         idx = np.repeat(local - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
         kmer_parts.append(canonical(windows[idx], k))
         lo = int(hi)
-    owner = np.repeat(np.arange(n_kmers.size), n_kmers)
     if not kmer_parts:
-        return np.zeros(0, dtype=np.uint64), owner
-    return np.concatenate(kmer_parts), owner
+        return np.zeros(0, dtype=np.uint64)
+    return np.concatenate(kmer_parts)
