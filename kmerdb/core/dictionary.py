@@ -69,6 +69,7 @@ import numpy as np
 from kmerdb.core import bits, kernels
 from kmerdb.core.colours import segment_positions
 from kmerdb.core.kmers import (
+    Scratch,
     canonical,
     minimizer_anchors,
     reverse_complement,
@@ -400,6 +401,8 @@ class MinimizerDictionary:
         hashes: np.ndarray | None = None,
         anchors: np.ndarray | None = None,
         others: np.ndarray | None = None,
+        scratch: Scratch | None = None,
+        out: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Membership and unitig order of canonical k-mers.
 
@@ -412,6 +415,12 @@ class MinimizerDictionary:
             (:func:`~kmerdb.core.kmers.sequence_anchors`); computed otherwise.  Keys from a
             sequence come in runs that share a minimizer: the buckets are looked up once per
             run.
+        scratch : Scratch, optional
+            Where the lookup's work arrays come from (``find.*``; else fresh ones).  A caller
+            that looks many batches up keeps one: fresh arrays of this size cost their page
+            faults whenever the allocator has given memory back.
+        out : (ndarray of bool, ndarray of int64), optional
+            Arrays of ``len(keys)`` that receive ``found`` and ``orders`` (returned).
 
         Returns
         -------
@@ -430,15 +439,16 @@ class MinimizerDictionary:
         hashes = np.ascontiguousarray(hashes, dtype=np.uint64)
         anchors = np.ascontiguousarray(anchors, dtype=np.uint8)
         others = np.ascontiguousarray(others, dtype=np.uint64)
-        found = np.empty(keys.size, dtype=bool)
-        orders = np.empty(keys.size, dtype=np.int64)
+        n = keys.size
+        found, orders = out if out is not None else (np.empty(n, dtype=bool), np.empty(n, dtype=np.int64))
+        space = scratch if scratch is not None else Scratch()
         walk = self.unitigs.walk()
         status = kernels.dictionary_find(
             keys, hashes, anchors, others, self._plan, self._words, self._before, self._starts,
             *self._mphf.lookup_arrays(), *self._skew.lookup_arrays(), *self._over.lookup_arrays(),
             walk.seq, walk.flags, walk.ranks, walk.offsets, found, orders,
-            np.empty((4, keys.size), dtype=np.int64), np.empty(keys.size, dtype=np.uint64), self._skew_ahead,
-            np.empty(_SKEW_BATCH, dtype=np.uint64), np.empty(_SKEW_BATCH, dtype=np.int64),
+            space.get("find.work", 4 * n, np.int64).reshape(4, n), space.get("find.runs", n), self._skew_ahead,
+            space.get("find.batch_hashes", _SKEW_BATCH), space.get("find.batch_pending", _SKEW_BATCH, np.int64),
         )
         if status != kernels.OK:
             raise CorruptDatabaseError(self.unitigs.source, "a k-mer of the dictionary lies past the unitig bases")

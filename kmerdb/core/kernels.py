@@ -41,6 +41,7 @@ __all__ = [
     "mphf_lookup",
     "dictionary_find",
     "partition_scatter",
+    "byte_tally",
     "run_classes",
     "run_directory",
     "class_hits",
@@ -665,6 +666,15 @@ def partition_scatter(hashes, n_parts, kmers, others, tags, marks, out, out_mark
         out[2, at] = h
         out[3, at] = _U(tags[i]) if tagged else _U(i)
         out_marks[at] = marks[i]
+
+
+@_compiled
+def byte_tally(seqs, values, width, table):
+    """Count each (sequence, byte value) pair: ``table[(seqs[i] << width) | (values[i] >> (8 -
+    width))] += 1`` (the byte's ``width`` genomes in its top bits)."""
+    down = 8 - width
+    for i in range(seqs.size):
+        table[(seqs[i] << width) | (np.int64(values[i]) >> down)] += 1
 
 
 # ----------------------------------------------------------------------- class tables

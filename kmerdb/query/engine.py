@@ -55,7 +55,7 @@ _PARALLEL_MIN_BASES = 1 << 18
 # Class hits of a batch add up in the narrowest of these integer types whose largest value
 # bounds every sequence's positions (int64 past them).
 _NARROW: tuple[tuple[type, int], ...] = ((np.int8, 2**7 - 1), (np.int16, 2**15 - 1), (np.int32, 2**31 - 1))
-# Bins of one (sequence, byte value) histogram before the tally counts genome by genome.
+# Bins of a (sequence, byte value) table of a batch's tallies of presence bytes (int64: 32 MiB).
 _TALLY_BINS = 1 << 22
 # Row v of entry w: the w bits of value v, most significant first (as np.packbits puts genomes).
 _VALUE_BITS = [
@@ -138,7 +138,17 @@ class QueryEngine:
         self._batch_bases = max(1, _QUERY_CELLS // max(1, dense, min(len(self.labels), 8)))
         # colour-class groups of many genomes expand into a (sequences, genomes) block per batch
         by_class = any(g.live and g.tallies_by_class for part in self.layers for layer in part for g in layer.groups)
-        self._batch_seqs = max(1, _QUERY_CELLS // len(self.labels)) if by_class else None
+        caps = [_QUERY_CELLS // len(self.labels)] if by_class else []
+        # groups that tally presence bytes count (sequence, byte value) pairs in a table of
+        # (sequences << the widest byte's genomes) bins: at most _TALLY_BINS of them a batch
+        widest = max(
+            (min(8, len(g.genome_ids)) for part in self.layers for layer in part for g in layer.groups
+             if g.live and not g.tallies_by_class),
+            default=None,
+        )
+        if widest is not None:
+            caps.append(_TALLY_BINS >> widest)
+        self._batch_seqs = max(1, min(caps)) if caps else None
         self._pool: QueryPool | None = None
         self._pool_lock = threading.Lock()
         self._closed = False
@@ -216,13 +226,19 @@ class QueryEngine:
             np.ascontiguousarray(tags, dtype=np.int64) if tags is not None else np.zeros(0, dtype=np.int64),
             np.ascontiguousarray(anchors, dtype=np.uint8), grouped, marks, bounds, np.empty(n_parts, dtype=np.int64),
         )
+        # the first layer of each partition answers into one array of the batch (no fresh
+        # arrays per partition: their pages were a tenth of a three-genome query)
+        found_all = scratch.get("located.found", kmers.size, bool)
+        slots_all = scratch.get("located.slots", kmers.size, np.int64)
         for p, layers in enumerate(self.layers):
             lo, hi = int(bounds[p]), int(bounds[p + 1])
             if lo == hi or not layers:
                 continue
             keys, rc, hs, ids, ms = grouped[0, lo:hi], grouped[1, lo:hi], grouped[2, lo:hi], grouped[3, lo:hi], marks[lo:hi]
+            into: tuple[np.ndarray, np.ndarray] | None = (found_all[lo:hi], slots_all[lo:hi])
             for layer in layers:
-                found, slots = layer.find(keys, hs, ms, rc)
+                found, slots = layer.find(keys, hs, ms, rc, scratch, into)
+                into = None  # a later layer's keys are a subset: its answers are its own
                 if found.all():  # no gathers
                     out.append((layer, ids.view(np.int64), slots))
                     if layer.exact:
@@ -507,14 +523,16 @@ def _tally(located: list[tuple[Layer, np.ndarray, np.ndarray]], hits: np.ndarray
     """Add one hit per (sequence, genome) for every found position to ``hits``.
 
     ``located`` holds (layer, sequence of each position, its slot), each position once.
-    Dense groups give their presence as packed bytes (eight genomes to a byte): one histogram
-    per byte layout over (sequence, byte value) and a small product with the bits of each
-    value give the per-genome sums.  Colour-class groups of many genomes give each position's
+    Dense groups give their presence as packed bytes (eight genomes to a byte): a table per
+    byte layout counts the (sequence, byte value) pairs in one compiled pass
+    (:func:`kmerdb.core.kernels.byte_tally`; batches are sized so that it holds at most
+    :data:`_TALLY_BINS` bins), and a small product with the bits of each value gives the
+    per-genome sums.  Colour-class groups of many genomes give each position's
     (sequence, class) to the expansion, which expands each class a sequence reaches once to
     the genomes of its class.  Neither makes a (positions, genomes) matrix.  ``most`` bounds the positions of any one sequence.
     """
     n_seqs = hits.shape[0]
-    codes: dict[tuple[int, ...], list[np.ndarray]] = {}
+    tables: dict[tuple[int, ...], np.ndarray] = {}
     tally = _Hits(hits, most)
     for layer, seqs, slots in located:
         for group in layer.groups:
@@ -524,22 +542,15 @@ def _tally(located: list[tuple[Layer, np.ndarray, np.ndarray]], hits: np.ndarray
                 _tally_classes(group, seqs, slots, tally)
                 continue
             for cols, values in group.presence_bytes(slots):
-                width = cols.size
-                values >>= np.uint8(8 - width)  # the byte's genomes in its low bits
-                codes.setdefault(tuple(cols.tolist()), []).append((seqs << width) | values)
+                layout = tuple(cols.tolist())
+                if layout not in tables:
+                    tables[layout] = np.zeros(n_seqs << cols.size, dtype=np.int64)
+                kernels.byte_tally(np.ascontiguousarray(seqs, dtype=np.int64), values, cols.size, tables[layout])
     tally.finish()
-    for layout, parts in codes.items():
+    for layout, table in tables.items():
         width = len(layout)
-        merged = np.concatenate(parts)
-        if n_seqs << width <= _TALLY_BINS:
-            table = np.bincount(merged, minlength=n_seqs << width).reshape(n_seqs, 1 << width)
-            # float64 product: exact for any count below 2**53
-            sums = np.rint(table.astype(np.float64) @ _VALUE_BITS[width]).astype(np.int64)
-        else:  # too many bins: one histogram per genome
-            sums = np.empty((n_seqs, width), dtype=np.int64)
-            for j in range(width):
-                has = merged[((merged >> (width - 1 - j)) & 1).astype(bool)]
-                sums[:, j] = np.bincount(has >> width, minlength=n_seqs)
+        # float64 product: exact for any count below 2**53
+        sums = np.rint(table.reshape(n_seqs, 1 << width).astype(np.float64) @ _VALUE_BITS[width]).astype(np.int64)
         for j, col in enumerate(layout):
             if col >= 0:
                 hits[:, col] += sums[:, j]

@@ -32,6 +32,7 @@ from kmerdb.config import Config
 from kmerdb.core.colours import SparseRows
 from kmerdb.core.dictionary import MinimizerDictionary, build_dictionary
 from kmerdb.core.evidence import Evidence, evidence_for
+from kmerdb.core.kmers import Scratch
 from kmerdb.core.mphf import MPHF
 from kmerdb.core.unitigs import UnitigSet, build_unitigs
 from kmerdb.errors import CorruptDatabaseError
@@ -442,6 +443,8 @@ class Layer:
         hashes: np.ndarray | None = None,
         anchors: np.ndarray | None = None,
         others: np.ndarray | None = None,
+        scratch: Scratch | None = None,
+        out: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Membership of ``keys`` (uint64 canonical k-mers).
 
@@ -453,6 +456,10 @@ class Layer:
             Their minimizer hashes, anchors and reverse complements, when the caller has
             them from a sequence (:func:`~kmerdb.core.kmers.sequence_anchors`); a dictionary
             computes what is not given, the other layers do not need them.
+        scratch, out : optional
+            A dictionary's work arrays and the arrays that receive ``found`` and ``slots``
+            (see :meth:`~kmerdb.core.dictionary.MinimizerDictionary.find`); the other layers
+            do without.
 
         Returns
         -------
@@ -462,7 +469,7 @@ class Layer:
         """
         keys = np.asarray(keys, dtype=np.uint64)
         if self.dictionary is not None:
-            return self.dictionary.find(keys, hashes, anchors, others)
+            return self.dictionary.find(keys, hashes, anchors, others, scratch, out)
         assert self.mphf is not None and self.evidence is not None
         slots = self.mphf.lookup(keys)
         inside = slots >= 0  # -1: a stranger that fell through every level

@@ -1,5 +1,6 @@
-"""The compiled kernels that no other module's tests reach whole: grouping keys by partition
-and finding the class of the run of unitig orders, each against plain numpy."""
+"""The compiled kernels that no other module's tests reach whole: grouping keys by partition,
+finding the class of the run of unitig orders and counting (sequence, byte) pairs, each against
+plain numpy."""
 
 from __future__ import annotations
 
@@ -66,3 +67,17 @@ def test_run_classes_equal_a_binary_search(dtype):
     top = int(classes.max())
     status = kernels.run_classes(bounds, directory, 4, at, runs, width, top, np.empty(n, dtype=np.int64), True)
     assert status == kernels.CORRUPT_CLASSES
+
+
+@pytest.mark.parametrize("width", [1, 3, 8])
+def test_byte_tally_counts_sequence_byte_pairs(width):
+    """Each (sequence, top ``width`` bits of the byte) pair counted once per position, added
+    to what the table held."""
+    rng = np.random.default_rng(width)
+    n_seqs, n = 37, 4_000
+    seqs = np.sort(rng.integers(0, n_seqs, n)).astype(np.int64)
+    values = (rng.integers(0, 1 << width, n) << (8 - width)).astype(np.uint8)
+    table = rng.integers(0, 5, n_seqs << width).astype(np.int64)
+    want = table + np.bincount((seqs << width) | (values >> (8 - width)), minlength=n_seqs << width)
+    kernels.byte_tally(seqs, values, width, table)
+    assert np.array_equal(table, want)

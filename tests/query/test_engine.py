@@ -226,7 +226,8 @@ def test_parallel_query_follows_the_snapshot(bases_ab, monkeypatch, tmp_path):
 @pytest.mark.parametrize("counts", [True, False])
 def test_query_of_many_genomes_after_edits(tmp_path, monkeypatch, counts):
     """Eleven genomes (two packed bytes), an appended layer, a removed genome: every cell
-    equals the oracle's, through the (sequence, byte) histogram and its per-genome fallback."""
+    equals the oracle's, through the (sequence, byte) tables of whole batches and of batches
+    of one sequence."""
     import random
 
     from kmerdb.query import engine
@@ -253,10 +254,10 @@ def test_query_of_many_genomes_after_edits(tmp_path, monkeypatch, counts):
     reads = [core[i : i + 120] for i in range(0, 3800, 97)]
     reads += [(paths[label].read_text().split()[1])[50:200] for label in labels]
     reads += ["ACGTN" * 30, "".join(rng.choice("ACGT") for _ in range(200)), ""]
-    with kmerdb.open(db_path) as db:
-        assert db.genomes == tuple(labels)
-        for bins in (engine._TALLY_BINS, 1):
-            monkeypatch.setattr(engine, "_TALLY_BINS", bins)
+    for bins in (engine._TALLY_BINS, 1):  # a table of 1 bin: batches of one sequence
+        monkeypatch.setattr(engine, "_TALLY_BINS", bins)
+        with kmerdb.open(db_path) as db:
+            assert db.genomes == tuple(labels)
             res = db.query(reads)
             for i, seq in enumerate(reads):
                 hits, n = oracle.query_hits(seq, sets, k)
