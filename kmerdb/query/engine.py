@@ -55,7 +55,7 @@ _PARALLEL_MIN_BASES = 1 << 18
 # Class hits of a batch add up in the narrowest of these integer types whose largest value
 # bounds every sequence's positions (int64 past them).
 _NARROW: tuple[tuple[type, int], ...] = ((np.int8, 2**7 - 1), (np.int16, 2**15 - 1), (np.int32, 2**31 - 1))
-# Bins of a (sequence, byte value) table of a batch's tallies of presence bytes (int64: 32 MiB).
+# Bins of the (sequence, byte value) tables of a batch's tallies of presence bytes (int64: 32 MiB).
 _TALLY_BINS = 1 << 22
 # Row v of entry w: the w bits of value v, most significant first (as np.packbits puts genomes).
 _VALUE_BITS = [
@@ -139,15 +139,15 @@ class QueryEngine:
         # colour-class groups of many genomes expand into a (sequences, genomes) block per batch
         by_class = any(g.live and g.tallies_by_class for part in self.layers for layer in part for g in layer.groups)
         caps = [_QUERY_CELLS // len(self.labels)] if by_class else []
-        # groups that tally presence bytes count (sequence, byte value) pairs in a table of
-        # (sequences << the widest byte's genomes) bins: at most _TALLY_BINS of them a batch
-        widest = max(
-            (min(8, len(g.genome_ids)) for part in self.layers for layer in part for g in layer.groups
-             if g.live and not g.tallies_by_class),
-            default=None,
-        )
-        if widest is not None:
-            caps.append(_TALLY_BINS >> widest)
+        # groups that tally presence bytes count (sequence, byte value) pairs in a table per
+        # byte layout, 2**(genomes of the byte) bins per sequence: at most _TALLY_BINS in all
+        layouts = {
+            tuple(g.genome_ids) for part in self.layers for layer in part for g in layer.groups
+            if g.live and not g.tallies_by_class
+        }
+        per_seq = sum((len(ids) // 8) * 256 + ((1 << (len(ids) % 8)) if len(ids) % 8 else 0) for ids in layouts)
+        if per_seq:
+            caps.append(_TALLY_BINS // per_seq)
         self._batch_seqs = max(1, min(caps)) if caps else None
         self._pool: QueryPool | None = None
         self._pool_lock = threading.Lock()
@@ -525,9 +525,9 @@ def _tally(located: list[tuple[Layer, np.ndarray, np.ndarray]], hits: np.ndarray
     ``located`` holds (layer, sequence of each position, its slot), each position once.
     Dense groups give their presence as packed bytes (eight genomes to a byte): a table per
     byte layout counts the (sequence, byte value) pairs in one compiled pass
-    (:func:`kmerdb.core.kernels.byte_tally`; batches are sized so that it holds at most
-    :data:`_TALLY_BINS` bins), and a small product with the bits of each value gives the
-    per-genome sums.  Colour-class groups of many genomes give each position's
+    (:func:`kmerdb.core.kernels.byte_tally`; batches are sized so that the tables hold at
+    most :data:`_TALLY_BINS` bins in all), and a small product with the bits of each value
+    gives the per-genome sums.  Colour-class groups of many genomes give each position's
     (sequence, class) to the expansion, which expands each class a sequence reaches once to
     the genomes of its class.  Neither makes a (positions, genomes) matrix.  ``most`` bounds the positions of any one sequence.
     """
