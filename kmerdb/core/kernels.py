@@ -468,16 +468,19 @@ def _spelt_word(plan, flags, ranks, offsets, r):
 def _place(plan, value, anchor, key, other, seq, flags, ranks, offsets):
     """Unitig order where the anchor ``value`` places a key of ``anchor``, if its k bases
     there are the key's; -1 if not, -2 if the unitigs are damaged."""
+    # back = 1: the key reads backward along the unitig there.  Which strand is canonical is
+    # a coin toss per key, so the two cases are chosen by arithmetic, not by a branch (a
+    # mispredicted branch a key cost about 1.7 ns of three genomes' finds)
+    back = _U(anchor & 1) ^ (value & _U(1))
     p = _U(anchor >> 1)
-    same = _U(anchor & 1) == (value & _U(1))  # the key reads forward along the unitig there
     # a negative order wraps around to a huge one: one comparison bounds both sides
-    r = (value >> _U(1)) - (p if same else _U(plan[D_K] - plan[D_M]) - p)
+    r = (value >> _U(1)) - (p + back * (_U(plan[D_K] - plan[D_M]) - _U(2) * p))
     if r >= _U(plan[D_N]):
         return -1
     spelt, ok = _spelt(plan, seq, flags, ranks, offsets, np.int64(r))
     if not ok:
         return -2
-    if spelt == (key if same else other):
+    if spelt == key ^ ((key ^ other) & (_U(0) - back)):
         return np.int64(r)
     return -1
 
