@@ -27,12 +27,15 @@ EVIDENCE_KINDS = ("exact", "approx")
 
 
 def default_m(k: int) -> int:
-    """Default minimizer length for ``k``: about k/2.5, made odd.
+    """Default minimizer length for ``k``: about k/2, made odd (15 at k = 31).
 
     Odd lengths cannot equal their own reverse complement, so every canonical
-    minimizer is strictly smaller than its reverse complement.
+    minimizer is strictly smaller than its reverse complement.  Longer minimizers are
+    shared by fewer super-k-mers, so fewer lookups scan a bucket of several: at k = 31 on
+    three bacterial genomes, 13 put 43% of a query's k-mers in such buckets and 15 put 15%
+    (query 40 -> 37 ns per k-mer, index 11.7 -> 12.5 bits per k-mer, build time alike).
     """
-    return max(1, min(k, int(k / 2.5) | 1))
+    return max(1, min(k, int(k / 2) | 1))
 
 
 @dataclass(frozen=True)

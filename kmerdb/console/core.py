@@ -51,7 +51,7 @@ def register(sub) -> None:
     p.add_argument("--manifest", metavar="TSV", help="file of 'label<TAB>path' lines (paths relative to it)")
     p.add_argument("--per-record", action="store_true", help="every record of every file is its own genome")
     p.add_argument("-k", "--k", type=int, default=31, help="k-mer length, 1..31 (default 31)")
-    p.add_argument("-m", "--m", type=int, default=None, help="minimizer length (default about k/2.5, odd)")
+    p.add_argument("-m", "--m", type=int, default=None, help="minimizer length (default about k/2, odd)")
     p.add_argument("--partitions", type=int, default=None, help="number of partitions (default 64)")
     p.add_argument("--counts", action="store_true", help="keep k-mer occurrence counts (else presence bits)")
     add_colours(p)

@@ -7,7 +7,7 @@ every k-mer to a slot and checking per-slot evidence:
 - each k-mer of the layer contains its minimizer (the canonical m-mer of smallest hash,
   see :mod:`kmerdb.core.kmers`) at one place of the unitig sequence, its *anchor*;
   consecutive k-mers of a unitig share it, so there are about as many anchors as unitigs
-  (one per 10 k-mers at k = 31, m = 13);
+  (one per 10 k-mers at k = 31, m = 13; one per 9 at m = 15);
 - a minimal perfect hash function over the minimizer hashes of the layer maps a key's
   minimizer to its *bucket*: the anchors of that minimizer (nearly always one);
 - a key's own anchor (the offset p of the minimizer inside it and its orientation there,

@@ -167,7 +167,7 @@ def build(
     k : int
         k-mer length, 1..31.
     m : int, optional
-        Minimizer length (default about k/2.5, odd).
+        Minimizer length (default about k/2, odd).
     partitions : int, optional
         Number of partitions (default 64).
     counts : bool
