@@ -637,19 +637,22 @@ def dictionary_find(
 
 
 @_compiled
-def partition_scatter(hashes, n_parts, kmers, others, tags, marks, out, out_marks, bounds, cursor):
+def partition_scatter(hashes, n_parts, kmers, others, positions, starts, marks, out, out_marks, bounds, cursor, per_seq):
     """Group keys by partition (``hash % n_parts``), stably.
 
     Key i's fields go to the column of ``out`` (uint64, 4 x n: k-mer, reverse complement,
     hash, tag) and entry of ``out_marks`` where its partition's run has reached: ``kmers[i]``,
-    ``others[i]``, ``hashes[i]``, ``tags[i]`` (or i when ``tags`` is empty) and ``marks[i]``.
-    ``bounds`` (n_parts + 1 entries) receives where each run starts and ends; ``cursor``
-    (n_parts entries) is a work array.
+    ``others[i]``, ``hashes[i]``, its tag and ``marks[i]``.  With ``starts`` (the ascending
+    starts of sequences in a buffer), a key's tag is the sequence that holds its position
+    ``positions[i]`` (ascending too), and ``per_seq`` (zeroed, one entry per sequence) counts
+    the keys of each sequence; without (empty ``starts``), the tag is i.  ``bounds``
+    (n_parts + 1 entries) receives where each run starts and ends; ``cursor`` (n_parts
+    entries) is a work array.
     """
     n = hashes.size
     mask = _U(n_parts - 1)
     power = n_parts & (n_parts - 1) == 0  # a mask instead of a (much slower) modulo
-    tagged = tags.size > 0
+    n_seqs = starts.size
     for j in range(n_parts + 1):
         bounds[j] = 0
     for i in range(n):
@@ -659,6 +662,7 @@ def partition_scatter(hashes, n_parts, kmers, others, tags, marks, out, out_mark
     for j in range(n_parts):
         bounds[j + 1] += bounds[j]
         cursor[j] = bounds[j]
+    seq = 0
     for i in range(n):
         h = hashes[i]
         p = np.int64(h & mask) if power else np.int64(h % _U(n_parts))
@@ -667,7 +671,13 @@ def partition_scatter(hashes, n_parts, kmers, others, tags, marks, out, out_mark
         out[0, at] = kmers[i]
         out[1, at] = others[i]
         out[2, at] = h
-        out[3, at] = _U(tags[i]) if tagged else _U(i)
+        if n_seqs:
+            while seq + 1 < n_seqs and starts[seq + 1] <= positions[i]:
+                seq += 1
+            per_seq[seq] += 1
+            out[3, at] = _U(seq)
+        else:
+            out[3, at] = _U(i)
         out_marks[at] = marks[i]
 
 

@@ -199,15 +199,17 @@ class QueryEngine:
         hashes: np.ndarray,
         anchors: np.ndarray,
         others: np.ndarray,
-        tags: np.ndarray | None = None,
+        positions: np.ndarray | None = None,
+        starts: np.ndarray | None = None,
+        per_seq: np.ndarray | None = None,
     ) -> list[tuple[Layer, np.ndarray, np.ndarray]]:
         """Find canonical k-mers: a list of (layer, tags of the keys found, their slots).
 
         ``hashes``, ``anchors`` and ``others`` are the keys' minimizer hashes, anchors and
         reverse complements (:func:`~kmerdb.core.kmers.sequence_anchors`,
-        :func:`~kmerdb.core.kmers.minimizer_anchors`).  The tag of ``kmers[i]`` is
-        ``tags[i]`` (non-negative int64, such as the sequence a k-mer comes from) or, without
-        ``tags``, ``i``.  The layers of a partition hold disjoint k-mers, so a key an exact
+        :func:`~kmerdb.core.kmers.minimizer_anchors`).  The tag of ``kmers[i]`` is ``i``, or
+        with ``positions`` (ascending) and the ``starts`` of the sequences, the sequence that
+        holds it; ``per_seq`` (zeroed) then receives each sequence's keys.  The layers of a partition hold disjoint k-mers, so a key an exact
         layer finds is looked for no further.  A key an approx layer accepts may be a false
         positive there and a true member of a later layer: it is looked for in every layer,
         and a tag may then come back from several layers (callers combine their rows).
@@ -220,11 +222,14 @@ class QueryEngine:
         grouped = scratch.get("located.grouped", 4 * kmers.size).reshape(4, kmers.size)
         marks = scratch.get("located.marks", kmers.size, np.uint8)
         bounds = np.empty(n_parts + 1, dtype=np.int64)
+        tagged = positions is not None and starts is not None and per_seq is not None
         kernels.partition_scatter(
             np.ascontiguousarray(hashes, dtype=np.uint64), n_parts,
             np.ascontiguousarray(kmers, dtype=np.uint64), np.ascontiguousarray(others, dtype=np.uint64),
-            np.ascontiguousarray(tags, dtype=np.int64) if tags is not None else np.zeros(0, dtype=np.int64),
+            np.ascontiguousarray(positions, dtype=np.int64) if tagged else np.zeros(0, dtype=np.int64),
+            np.ascontiguousarray(starts, dtype=np.int64) if tagged else np.zeros(0, dtype=np.int64),
             np.ascontiguousarray(anchors, dtype=np.uint8), grouped, marks, bounds, np.empty(n_parts, dtype=np.int64),
+            per_seq if tagged else np.zeros(0, dtype=np.int64),
         )
         # the first layer of each partition answers into one array of the batch (no fresh
         # arrays per partition: their pages were a tenth of a three-genome query)
@@ -374,21 +379,24 @@ class QueryEngine:
         windows = sequence_anchors(codes, k, self.config.m, self._scratch())
         positions, kmers, hashes = windows.positions, windows.kmers, windows.hashes
         anchors, others = windows.anchors, windows.others
-        # positions are ascending: count them per sequence by searching the starts
-        per_seq = np.diff(np.searchsorted(positions, np.append(starts, codes.size)))
-        n_kmers += per_seq
         n_seqs = lengths.size
-        seq_of = np.repeat(np.arange(n_seqs, dtype=np.int64), per_seq)
         # with approx evidence a position may be answered by several layers: union of rows
         union = self._any_approx
         if not union and not z:
-            # exact evidence: each position is answered by at most one layer
-            located = self._locate(kmers, hashes, anchors, others, seq_of)
+            # exact evidence: each position is answered by at most one layer; the grouping
+            # by partition tags each key with its sequence and counts them
+            per_seq = np.zeros(n_seqs, dtype=np.int64)
+            located = self._locate(kmers, hashes, anchors, others, positions, starts, per_seq)
+            n_kmers += per_seq
             per_found = np.bincount(np.concatenate([seqs for _, seqs, _ in located]), minlength=n_seqs) if located else 0
             found[0] += per_found
             found[1] += per_found
             _tally(located, hits, int(per_seq.max(initial=0)))
             return
+        # positions are ascending: count them per sequence by searching the starts
+        per_seq = np.diff(np.searchsorted(positions, np.append(starts, codes.size)))
+        n_kmers += per_seq
+        seq_of = np.repeat(np.arange(n_seqs, dtype=np.int64), per_seq)
         located = self._locate(kmers, hashes, anchors, others)
         hit = np.zeros(kmers.size, dtype=bool)
         answers = np.zeros(kmers.size, dtype=np.int32)

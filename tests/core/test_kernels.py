@@ -21,16 +21,25 @@ def test_partition_scatter_is_a_stable_grouping(n_parts):
     marks = rng.integers(0, 256, n).astype(np.uint8)
     part = (hashes % np.uint64(n_parts)).astype(np.int64)
     order = np.argsort(part, kind="stable")
-    for tags in (rng.integers(0, 2**62, n), np.zeros(0, dtype=np.int64)):  # tags, or positions
+    # ascending positions with gaps, in sequences (the first at 0) some of which hold none
+    positions = np.cumsum(rng.integers(1, 4, n))
+    starts = np.unique(np.concatenate([rng.choice(positions[-1] + 5, 300, replace=False), [0, 3, 4, 5]]))
+    seq_of = np.searchsorted(starts, positions, side="right") - 1
+    for tagged in (True, False):  # each key's sequence, or its index
         out, out_marks = np.empty((4, n), dtype=np.uint64), np.empty_like(marks)
         bounds = np.empty(n_parts + 1, dtype=np.int64)
+        per_seq = np.zeros(starts.size if tagged else 0, dtype=np.int64)
         kernels.partition_scatter(
-            hashes, n_parts, kmers, others, tags, marks, out, out_marks, bounds, np.empty(n_parts, np.int64)
+            hashes, n_parts, kmers, others, positions if tagged else np.zeros(0, np.int64),
+            starts if tagged else np.zeros(0, np.int64), marks, out, out_marks, bounds, np.empty(n_parts, np.int64),
+            per_seq,
         )
-        want_tags = tags if tags.size else np.arange(n)
+        want_tags = seq_of if tagged else np.arange(n)
         assert np.array_equal(out, np.stack([kmers, others, hashes, want_tags.astype(np.uint64)])[:, order])
         assert np.array_equal(out_marks, marks[order])
         assert np.array_equal(bounds, np.concatenate([[0], np.cumsum(np.bincount(part, minlength=n_parts))]))
+        if tagged:
+            assert np.array_equal(per_seq, np.bincount(seq_of, minlength=starts.size))
 
 
 @pytest.mark.parametrize("dtype", [np.uint32, np.uint64])
