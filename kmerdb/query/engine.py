@@ -202,6 +202,7 @@ class QueryEngine:
         positions: np.ndarray | None = None,
         starts: np.ndarray | None = None,
         per_seq: np.ndarray | None = None,
+        missed: list[np.ndarray] | None = None,
     ) -> list[tuple[Layer, np.ndarray, np.ndarray]]:
         """Find canonical k-mers: a list of (layer, tags of the keys found, their slots).
 
@@ -209,8 +210,9 @@ class QueryEngine:
         reverse complements (:func:`~kmerdb.core.kmers.sequence_anchors`,
         :func:`~kmerdb.core.kmers.minimizer_anchors`).  The tag of ``kmers[i]`` is ``i``, or
         with ``positions`` (ascending) and the ``starts`` of the sequences, the sequence that
-        holds it; ``per_seq`` (zeroed) then receives each sequence's keys.  The layers of a partition hold disjoint k-mers, so a key an exact
-        layer finds is looked for no further.  A key an approx layer accepts may be a false
+        holds it; ``per_seq`` (zeroed) then receives each sequence's keys.  With exact
+        layers, ``missed`` receives the tags of the keys no layer holds.  The layers of a
+        partition hold disjoint k-mers, so a key an exact layer finds is looked for no further.  A key an approx layer accepts may be a false
         positive there and a true member of a later layer: it is looked for in every layer,
         and a tag may then come back from several layers (callers combine their rows).
         """
@@ -237,7 +239,11 @@ class QueryEngine:
         slots_all = scratch.get("located.slots", kmers.size, np.int64)
         for p, layers in enumerate(self.layers):
             lo, hi = int(bounds[p]), int(bounds[p + 1])
-            if lo == hi or not layers:
+            if lo == hi:
+                continue
+            if not layers:  # a partition without k-mers
+                if missed is not None:
+                    missed.append(grouped[3, lo:hi].view(np.int64))
                 continue
             keys, rc, hs, ids, ms = grouped[0, lo:hi], grouped[1, lo:hi], grouped[2, lo:hi], grouped[3, lo:hi], marks[lo:hi]
             into: tuple[np.ndarray, np.ndarray] | None = (found_all[lo:hi], slots_all[lo:hi])
@@ -247,16 +253,19 @@ class QueryEngine:
                 if found.all():  # no gathers
                     out.append((layer, ids.view(np.int64), slots))
                     if layer.exact:
+                        ids = ids[:0]
                         break
                     continue
                 hit = np.flatnonzero(found)
                 if hit.size:
                     out.append((layer, ids.take(hit).view(np.int64), slots.take(hit)))
-                    if len(layers) > 1 and layer.exact:
-                        rest = np.flatnonzero(~found)
-                        if not rest.size:
-                            break
-                        keys, rc, hs, ids, ms = keys.take(rest), rc.take(rest), hs.take(rest), ids.take(rest), ms.take(rest)
+                if layer.exact and hit.size:  # (none found: the rest are all)
+                    rest = np.flatnonzero(~found)
+                    if len(layers) > 1:
+                        keys, rc, hs, ms = keys.take(rest), rc.take(rest), hs.take(rest), ms.take(rest)
+                    ids = ids.take(rest)
+            if missed is not None and ids.size:
+                missed.append(ids.view(np.int64))
         return out
 
     def _rows(self, kmers: np.ndarray, hashes: np.ndarray, counts: bool, anchors: np.ndarray) -> np.ndarray:
@@ -386,9 +395,11 @@ class QueryEngine:
             # exact evidence: each position is answered by at most one layer; the grouping
             # by partition tags each key with its sequence and counts them
             per_seq = np.zeros(n_seqs, dtype=np.int64)
-            located = self._locate(kmers, hashes, anchors, others, positions, starts, per_seq)
+            missed: list[np.ndarray] = []
+            located = self._locate(kmers, hashes, anchors, others, positions, starts, per_seq, missed)
             n_kmers += per_seq
-            per_found = np.bincount(np.concatenate([seqs for _, seqs, _ in located]), minlength=n_seqs) if located else 0
+            # found = all but the missed, usually few (none when reads come from indexed genomes)
+            per_found = per_seq - np.bincount(np.concatenate(missed), minlength=n_seqs) if missed else per_seq
             found[0] += per_found
             found[1] += per_found
             _tally(located, hits, int(per_seq.max(initial=0)))

@@ -25,7 +25,8 @@ def bases_ab(tmp_path_factory):
 
 
 def test_query_matches_oracle(built, oracle_sets):
-    # 5 partitions: keys are grouped by a modulo, not a mask
+    # 5 partitions: keys are grouped by a modulo, not a mask; 64: some partitions hold no
+    # k-mer, and a read's k-mers there are not found
     for k, counts, parts in ((21, True, 8), (31, False, 64), (21, False, 5)):
         sets = oracle_sets(k)
         with kmerdb.open(built(k=k, counts=counts, partitions=parts)) as db:
@@ -38,6 +39,8 @@ def test_query_matches_oracle(built, oracle_sets):
                 hits, n = oracle.query_hits(seq, sets, k)
                 assert res.n_kmers[i] == n
                 assert res.hits[i].tolist() == [hits[label] for label in res.labels]
+                held = sum(1 for x in oracle.kmers(seq, k) if any(x in s for s in sets.values()))
+                assert res.found[i] == res.found_raw[i] == held
                 if n:
                     assert np.allclose(res.ratio[i], res.hits[i] / n)
 
@@ -52,6 +55,25 @@ def test_query_edge_cases(built):
         assert one.hits.shape == (1, 3)
         with pytest.raises(kmerdb.InvalidParameterError):
             db.query(["ACGT"], names=["a", "b"])
+
+
+def test_query_of_partitions_without_kmers(tmp_path):
+    """A tiny genome leaves most of 64 partitions without k-mers: keys there are not found."""
+    import random
+
+    rng = random.Random(5)
+    genome = "".join(rng.choice("ACGT") for _ in range(60))
+    (tmp_path / "g.fa").write_text(f">g\n{genome}\n")
+    kmerdb.build(tmp_path / "t.kmerdb", {"g": [str(tmp_path / "g.fa")]}, k=21, partitions=64, threads=1)
+    reads = [genome[5:50], "".join(rng.choice("ACGT") for _ in range(300)), genome[:30] + "A" * 40]
+    sets = {"g": set(oracle.kmers(genome, 21))}
+    with kmerdb.open(tmp_path / "t.kmerdb") as db:
+        assert sum(1 for part in db._engine().layers if not any(layer.n for layer in part)) > 32
+        res = db.query(reads)
+    for i, seq in enumerate(reads):
+        held = sum(1 for x in oracle.kmers(seq, 21) if x in sets["g"])
+        assert res.found[i] == res.found_raw[i] == res.hits[i, 0] == held
+    assert res.found[1] == 0 < res.n_kmers[1]
 
 
 def test_query_of_str_bytes_and_both_answers_alike(built):
@@ -226,8 +248,8 @@ def test_parallel_query_follows_the_snapshot(bases_ab, monkeypatch, tmp_path):
 @pytest.mark.parametrize("counts", [True, False])
 def test_query_of_many_genomes_after_edits(tmp_path, monkeypatch, counts):
     """Eleven genomes (two packed bytes), an appended layer, a removed genome: every cell
-    equals the oracle's, through the (sequence, byte) tables of whole batches and of batches
-    of one sequence."""
+    and every sequence's found k-mers (some not in the index) equal the oracle's, through
+    the (sequence, byte) tables of whole batches and of batches of one sequence."""
     import random
 
     from kmerdb.query import engine
@@ -263,6 +285,9 @@ def test_query_of_many_genomes_after_edits(tmp_path, monkeypatch, counts):
                 hits, n = oracle.query_hits(seq, sets, k)
                 assert res.n_kmers[i] == n
                 assert res.hits[i].tolist() == [hits[label] for label in labels]
+                held = sum(1 for x in oracle.kmers(seq, k) if any(x in s for s in sets.values()))
+                assert res.found[i] == res.found_raw[i] == held
+            assert 0 < res.found.sum() < res.n_kmers.sum()
 
 
 def test_query_workers_do_not_keep_a_writer_lock(bases_ab, monkeypatch, tmp_path):
