@@ -66,6 +66,9 @@ for _i, _b in enumerate(b"ACGT"):
     _CODE[_b] = _i
     _CODE[ord(chr(_b).lower())] = _i
 _LETTERS = np.frombuffer(b"ACGT", dtype=np.uint8)
+# codes to themselves (anything beyond a base to INVALID): the table of coded input
+_CODED = np.full(256, INVALID, dtype=np.uint8)
+_CODED[:4] = np.arange(4)
 
 _U64 = np.uint64
 _M1 = _U64(0xFF51AFD7ED558CCD)
@@ -411,11 +414,19 @@ def sequence_kmers(
     return _sequence_kmers(codes, k, m)
 
 
-def sequence_anchors(codes: np.ndarray, k: int, m: int, scratch: Scratch | None = None) -> AnchoredKmers:
+def sequence_anchors(
+    codes: np.ndarray | bytes | memoryview, k: int, m: int, scratch: Scratch | None = None, coded: bool = True
+) -> AnchoredKmers:
     """Canonical k-mers of a coded sequence with their reverse complements, minimizer
     hashes and anchors (:func:`minimizer_anchors`), in one compiled pass
-    (:func:`kmerdb.core.kernels.anchored_kmers`).  With ``scratch`` the arrays are its
-    ``anchored.*`` work arrays (valid until its next call with the same scratch)."""
+    (:func:`kmerdb.core.kernels.anchored_kmers`).  With ``coded`` False, ``codes`` are the
+    sequence's letters (bytes, as :func:`encode` takes them), coded in the same pass.  With
+    ``scratch`` the arrays are its ``anchored.*`` work arrays (valid until its next call
+    with the same scratch)."""
+    if coded:
+        codes, table = np.ascontiguousarray(codes, dtype=np.uint8), _CODED
+    else:
+        codes, table = np.frombuffer(codes, dtype=np.uint8), _CODE
     n = max(codes.size - k + 1, 0)
     space = scratch if scratch is not None else Scratch()
     positions = space.get("anchored.positions", n, np.int64)
@@ -423,10 +434,9 @@ def sequence_anchors(codes: np.ndarray, k: int, m: int, scratch: Scratch | None 
     others = space.get("anchored.others", n, np.uint64)
     hashes = space.get("anchored.hashes", n, np.uint64)
     anchors = space.get("anchored.anchors", n, np.uint8)
-    codes = np.ascontiguousarray(codes, dtype=np.uint8)
     w = k - m + 1
     ring, facing = np.empty(w, dtype=np.uint64), np.empty(w, dtype=np.uint8)
-    kept = kernels.anchored_kmers(codes, k, m, ring, facing, positions, kmers, others, hashes, anchors) if n else 0
+    kept = kernels.anchored_kmers(codes, table, k, m, ring, facing, positions, kmers, others, hashes, anchors) if n else 0
     return AnchoredKmers(positions[:kept], kmers[:kept], others[:kept], hashes[:kept], anchors[:kept])
 
 

@@ -25,7 +25,6 @@ from kmerdb.core.evidence import z_rule
 from kmerdb.core.kmers import (
     Scratch,
     canonical,
-    encode,
     kmers_from_strings,
     minimizer_anchors,
     reverse_complement,
@@ -382,10 +381,9 @@ class QueryEngine:
         z: int = 0,
     ) -> None:
         k, n_g = self.config.k, len(self.labels)
-        # one coded array for the whole batch; the separators code as INVALID
-        codes = encode(joined)
         starts = _starts(lengths)
-        windows = sequence_anchors(codes, k, self.config.m, self._scratch())
+        # the whole batch in one pass, its letters coded there; the separators code as INVALID
+        windows = sequence_anchors(joined, k, self.config.m, self._scratch(), coded=False)
         positions, kmers, hashes = windows.positions, windows.kmers, windows.hashes
         anchors, others = windows.anchors, windows.others
         n_seqs = lengths.size
@@ -405,7 +403,7 @@ class QueryEngine:
             _tally(located, hits, int(per_seq.max(initial=0)))
             return
         # positions are ascending: count them per sequence by searching the starts
-        per_seq = np.diff(np.searchsorted(positions, np.append(starts, codes.size)))
+        per_seq = np.diff(np.searchsorted(positions, np.append(starts, len(joined))))
         n_kmers += per_seq
         seq_of = np.repeat(np.arange(n_seqs, dtype=np.int64), per_seq)
         located = self._locate(kmers, hashes, anchors, others)

@@ -324,6 +324,20 @@ def test_sequence_anchors_agree_across_strands():
     assert np.array_equal(a.anchors[once], b.anchors[::-1][once])
 
 
+def test_sequence_anchors_of_letters_equal_those_of_codes():
+    """Letters coded in the k-mer pass (either case, N, other bytes, a separator) give what
+    their codes give."""
+    rng = random.Random(8)
+    letters = "".join(rng.choice("ACGTacgtNn-\x00") if rng.random() < 0.02 else rng.choice("ACGTacgt") for _ in range(20000))
+    raw = letters.encode("ascii")
+    want = K.sequence_anchors(K.encode(raw), 31, 15)
+    assert want.kmers.size > 10000
+    for given in (raw, memoryview(raw)[:]):
+        got = K.sequence_anchors(given, 31, 15, coded=False)
+        for name in ("positions", "kmers", "others", "hashes", "anchors"):
+            assert np.array_equal(getattr(got, name), getattr(want, name)), name
+
+
 def test_sequence_anchors_palindromic_minimizer():
     """An even-m minimizer that is its own reverse complement: b is 1 whichever strand is read."""
     k, m = 32, 16
