@@ -43,6 +43,7 @@ __all__ = [
     "partition_scatter",
     "byte_tally",
     "run_classes",
+    "run_byte_tally",
     "run_directory",
     "class_hits",
     "class_sizes",
@@ -982,6 +983,34 @@ def class_members(forms, offsets, payload, plan, ids, complement, indptr, column
 
 
 @_compiled
+def _run_of(bounds, directory, shift, last, r, x):
+    """The run of unitig order ``x``, tried first at run ``r`` (the previous one) and its
+    neighbours, else walked from the directory (see :func:`run_classes`)."""
+    if np.int64(bounds[r]) <= x < np.int64(bounds[r + 1]):
+        return r
+    if r + 1 < last and np.int64(bounds[r + 1]) <= x < np.int64(bounds[r + 2]):
+        return r + 1
+    if r > 0 and np.int64(bounds[r - 1]) <= x < np.int64(bounds[r]):
+        return r - 1  # a read that runs against its unitig
+    r = int(directory[x >> shift])
+    while np.int64(bounds[r + 1]) <= x:
+        r += 1
+    return r
+
+
+@_compiled
+def _run_prefetch(bounds, directory, shift, at, runs, id_width, i):
+    """Prefetch the directory entry of ``at[i + 16]`` and the bounds and class of the run of
+    ``at[i + 8]``."""
+    if i + 16 < at.size:
+        _prefetch(directory, np.int64(at[i + 16]) >> shift)
+    if i + 8 < at.size:
+        later = np.int64(directory[np.int64(at[i + 8]) >> shift])
+        _prefetch(bounds, later)
+        _prefetch(runs, np.int64((_U(later) * _U(id_width)) >> _U(6)))
+
+
+@_compiled
 def run_classes(bounds, directory, shift, at, runs, id_width, n_classes, out, ahead):
     """The class of the run of each unitig order ``at[i]``: field ``id_width`` bits wide of
     ``runs`` at the last j with ``bounds[j] <= at[i]`` (``bounds`` ascending from 0 to n,
@@ -1002,26 +1031,33 @@ def run_classes(bounds, directory, shift, at, runs, id_width, n_classes, out, ah
     last = bounds.size - 1
     r = 0
     for i in range(at.size):
-        if ahead and i + 16 < at.size:
-            _prefetch(directory, np.int64(at[i + 16]) >> shift)
-        if ahead and i + 8 < at.size:
-            later = np.int64(directory[np.int64(at[i + 8]) >> shift])
-            _prefetch(bounds, later)
-            _prefetch(runs, np.int64((_U(later) * _U(id_width)) >> _U(6)))
-        x = np.int64(at[i])
-        if not (np.int64(bounds[r]) <= x < np.int64(bounds[r + 1])):
-            if r + 1 < last and np.int64(bounds[r + 1]) <= x < np.int64(bounds[r + 2]):
-                r += 1
-            elif r > 0 and np.int64(bounds[r - 1]) <= x < np.int64(bounds[r]):
-                r -= 1  # a read that runs against its unitig
-            else:
-                r = int(directory[x >> shift])
-                while np.int64(bounds[r + 1]) <= x:
-                    r += 1
+        if ahead:
+            _run_prefetch(bounds, directory, shift, at, runs, id_width, i)
+        r = _run_of(bounds, directory, shift, last, r, np.int64(at[i]))
         c = np.int64(field(runs, 0, _U(r) * _U(id_width), id_width))
         if c >= n_classes:
             return CORRUPT_CLASSES
         out[i] = c
+    return OK
+
+
+@_compiled
+def run_byte_tally(bounds, directory, shift, at, runs, id_width, n_classes, values, seqs, width, table, ahead):
+    """:func:`run_classes` and :func:`byte_tally` in one pass, for classes of one byte of
+    genomes: the class c of ``at[i]`` counts ``table[(seqs[i] << width) | (values[c] >> (8 -
+    width))]``.  Returns :data:`OK` or :data:`CORRUPT_CLASSES` (then ``table`` is
+    incomplete)."""
+    last = bounds.size - 1
+    down = 8 - width
+    r = 0
+    for i in range(at.size):
+        if ahead:
+            _run_prefetch(bounds, directory, shift, at, runs, id_width, i)
+        r = _run_of(bounds, directory, shift, last, r, np.int64(at[i]))
+        c = np.int64(field(runs, 0, _U(r) * _U(id_width), id_width))
+        if c >= n_classes:
+            return CORRUPT_CLASSES
+        table[(seqs[i] << width) | (np.int64(values[c]) >> down)] += 1
     return OK
 
 

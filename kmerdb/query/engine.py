@@ -550,6 +550,13 @@ def _tally(located: list[tuple[Layer, np.ndarray, np.ndarray]], hits: np.ndarray
     """
     n_seqs = hits.shape[0]
     tables: dict[tuple[int, ...], np.ndarray] = {}
+
+    def table_for(cols: np.ndarray) -> np.ndarray:
+        layout = tuple(cols.tolist())
+        if layout not in tables:
+            tables[layout] = np.zeros(n_seqs << cols.size, dtype=np.int64)
+        return tables[layout]
+
     tally = _Hits(hits, most)
     for layer, seqs, slots in located:
         for group in layer.groups:
@@ -558,11 +565,7 @@ def _tally(located: list[tuple[Layer, np.ndarray, np.ndarray]], hits: np.ndarray
             if group.tallies_by_class:
                 _tally_classes(group, seqs, slots, tally)
                 continue
-            for cols, values in group.presence_bytes(slots):
-                layout = tuple(cols.tolist())
-                if layout not in tables:
-                    tables[layout] = np.zeros(n_seqs << cols.size, dtype=np.int64)
-                kernels.byte_tally(np.ascontiguousarray(seqs, dtype=np.int64), values, cols.size, tables[layout])
+            group.tally_presence_bytes(slots, seqs, table_for)
     tally.finish()
     for layout, table in tables.items():
         width = len(layout)

@@ -53,7 +53,7 @@ old one.  See docs/format.md for the size model.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import cast
 
@@ -454,6 +454,14 @@ class _ClassGroup(ColumnEncoding):
         self._runs = self.data[slice(*lay["sections"]["runs"])]
         return bounds
 
+    def _run_directory(self) -> np.ndarray:
+        """The directory of the runs (:func:`~kmerdb.core.kernels.run_directory`), made at
+        first use: about one entry per run, as large as the bounds, a step or two of walk."""
+        if self._directory is None:
+            self._shift = max(0, (self.n // max(1, self._lay["runs"])).bit_length() - 1)
+            self._directory = kernels.run_directory(cast(np.ndarray, self._bounds), self._shift)
+        return self._directory
+
     def class_ids(self, slots: np.ndarray) -> np.ndarray:
         """Class id of each of ``slots`` (int64)."""
         slots = np.asarray(slots, dtype=np.int64)
@@ -461,13 +469,9 @@ class _ClassGroup(ColumnEncoding):
             ids = bits.unpack(self._ids, self.n, self._lay["id_width"], slots).view(np.int64)
         else:
             at = cast(SlotOrdinals, self._ordinals).of(slots)  # checked below n by the layer
-            if self._directory is None:
-                # about one entry per run: as large as the bounds, a step or two of walk
-                self._shift = max(0, (self.n // max(1, self._lay["runs"])).bit_length() - 1)
-                self._directory = kernels.run_directory(self._bounds, self._shift)
             ids = np.empty(at.size, dtype=np.int64)
             status = kernels.run_classes(
-                self._bounds, self._directory, self._shift, np.ascontiguousarray(at, dtype=np.int64),
+                self._bounds, self._run_directory(), self._shift, np.ascontiguousarray(at, dtype=np.int64),
                 self._runs.view(np.ndarray), self._lay["id_width"], self.n_classes, ids,
                 self.n < _SHORT_RUNS * self._lay["runs"],
             )
@@ -685,6 +689,25 @@ class _ClassGroup(ColumnEncoding):
     def packed_rows(self, slots: np.ndarray) -> np.ndarray:
         ids = self.class_ids(np.asarray(slots, dtype=np.int64))
         return self._packed_table()[ids]
+
+    def tally_presence_bytes(
+        self, slots: np.ndarray, seqs: np.ndarray, table_for: Callable[[np.ndarray], np.ndarray]
+    ) -> None:
+        if self._bounds is None or len(self.genome_ids) > 8 or not self._byte_columns:
+            super().tally_presence_bytes(slots, seqs, table_for)
+            return
+        # one byte of genomes in runs of unitig order: each slot's class and its byte are
+        # counted in the pass that finds the class (no array of ids, no gather of bytes)
+        cols = self._byte_columns[0][1]
+        at = cast(SlotOrdinals, self._ordinals).of(np.asarray(slots, dtype=np.int64))
+        status = kernels.run_byte_tally(
+            self._bounds, self._run_directory(), self._shift, np.ascontiguousarray(at, dtype=np.int64),
+            self._runs.view(np.ndarray), self._lay["id_width"], self.n_classes,
+            np.ascontiguousarray(self._packed_table()[:, 0]), np.ascontiguousarray(seqs, dtype=np.int64),
+            cols.size, table_for(cols), self.n < _SHORT_RUNS * self._lay["runs"],
+        )
+        if status != kernels.OK:
+            raise CorruptDatabaseError(self.source, f"a run names a class beyond its {self.n_classes}")
 
     def class_block(self, lo: int, hi: int, counts: bool) -> tuple[np.ndarray, np.dtype | None]:
         slots = np.arange(lo, hi, dtype=np.int64)

@@ -30,6 +30,7 @@ from typing import ClassVar
 import numpy as np
 
 from kmerdb.config import Config
+from kmerdb.core import kernels
 from kmerdb.core.colours import SparseRows
 from kmerdb.errors import CorruptDatabaseError
 
@@ -321,6 +322,19 @@ class ColumnEncoding(ABC):
         rows = self.packed_rows(slots)
         for b, cols in self._byte_columns:
             yield cols, np.ascontiguousarray(rows[:, b])
+
+    def tally_presence_bytes(
+        self, slots: np.ndarray, seqs: np.ndarray, table_for: Callable[[np.ndarray], np.ndarray]
+    ) -> None:
+        """Count the (sequence, presence byte) pairs of the rows of ``slots``.
+
+        For every byte of :meth:`presence_bytes` (database columns ``cols``, w of them), the
+        row of ``slots[i]`` adds one to ``table_for(cols)[(seqs[i] << w) | (byte >> (8 -
+        w))]`` (:func:`~kmerdb.core.kernels.byte_tally`).
+        """
+        seqs = np.ascontiguousarray(seqs, dtype=np.int64)
+        for cols, values in self.presence_bytes(slots):
+            kernels.byte_tally(seqs, values, cols.size, table_for(cols))
 
     @abstractmethod
     def class_block(self, lo: int, hi: int, counts: bool) -> tuple[np.ndarray, np.dtype | None]:

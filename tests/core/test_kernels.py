@@ -55,6 +55,7 @@ def test_run_classes_equal_a_binary_search(dtype):
     classes = rng.integers(0, n_classes, bounds.size - 1).astype(np.uint64)
     width = bits.width_for(n_classes - 1)
     runs = bits.pack(classes, width)
+    values = (rng.integers(0, 8, n_classes) << 5).astype(np.uint8)  # each class's byte, 3 genomes
     walks = [
         rng.integers(0, n, 3_000),  # anywhere
         np.arange(n),  # along the unitigs
@@ -70,11 +71,23 @@ def test_run_classes_equal_a_binary_search(dtype):
             assert kernels.run_classes(bounds, directory, shift, at, runs, width, n_classes, out, ahead) == kernels.OK
             want = np.searchsorted(bounds, at.astype(dtype), side="right") - 1
             assert np.array_equal(out, classes[want].astype(np.int64))
+            # the same classes' bytes, tallied per (sequence, byte) in the same pass
+            bw = 3
+            seqs = np.sort(rng.integers(0, 50, at.size)).astype(np.int64)
+            table = rng.integers(0, 5, 50 << bw).astype(np.int64)
+            wanted = table + np.bincount((seqs << bw) | (values[out] >> (8 - bw)), minlength=50 << bw)
+            status = kernels.run_byte_tally(
+                bounds, directory, shift, at, runs, width, n_classes, values, seqs, bw, table, ahead
+            )
+            assert status == kernels.OK and np.array_equal(table, wanted)
     # a run beyond the table's classes
     at = np.arange(n, dtype=np.int64)
     directory = kernels.run_directory(bounds, 4)
     top = int(classes.max())
     status = kernels.run_classes(bounds, directory, 4, at, runs, width, top, np.empty(n, dtype=np.int64), True)
+    assert status == kernels.CORRUPT_CLASSES
+    table = np.zeros(1 << 3, dtype=np.int64)
+    status = kernels.run_byte_tally(bounds, directory, 4, at, runs, width, top, values, np.zeros(n, np.int64), 3, table, True)
     assert status == kernels.CORRUPT_CLASSES
 
 
