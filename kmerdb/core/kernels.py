@@ -714,8 +714,19 @@ def byte_tally(seqs, values, width, table):
     """Count each (sequence, byte value) pair: ``table[(seqs[i] << width) | (values[i] >> (8 -
     width))] += 1`` (the byte's ``width`` genomes in its top bits)."""
     down = 8 - width
+    # counted in a register while the cell stays the same (as in run_byte_tally)
+    cell = -1
+    count = 0
     for i in range(seqs.size):
-        table[(seqs[i] << width) | (np.int64(values[i]) >> down)] += 1
+        x = (seqs[i] << width) | (np.int64(values[i]) >> down)
+        if x != cell:
+            if count:
+                table[cell] += count
+            cell = x
+            count = 0
+        count += 1
+    if count:
+        table[cell] += count
 
 
 # ----------------------------------------------------------------------- class tables
@@ -1073,6 +1084,10 @@ def run_byte_tally(bounds, directory, shift, at, runs, id_width, n_classes, valu
     last = bounds.size - 1
     down = 8 - width
     r = 0
+    # consecutive keys mostly share their cell (a run of a read's k-mers, one class): counted
+    # in a register until the cell changes (an increment of the table each waited on the last)
+    cell = -1
+    count = 0
     for i in range(at.size):
         if ahead:
             _run_prefetch(bounds, directory, shift, at, runs, id_width, i)
@@ -1080,7 +1095,15 @@ def run_byte_tally(bounds, directory, shift, at, runs, id_width, n_classes, valu
         c = np.int64(field(runs, 0, _U(r) * _U(id_width), id_width))
         if c >= n_classes:
             return CORRUPT_CLASSES
-        table[(seqs[i] << width) | (np.int64(values[c]) >> down)] += 1
+        x = (seqs[i] << width) | (np.int64(values[c]) >> down)
+        if x != cell:
+            if count:
+                table[cell] += count
+            cell = x
+            count = 0
+        count += 1
+    if count:
+        table[cell] += count
     return OK
 
 
