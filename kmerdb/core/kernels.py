@@ -641,17 +641,17 @@ def dictionary_find(
 
 @_compiled
 def _line_sum(x):
-    """The sum of the first word of every 64 bytes of a uint64 array."""
+    """The sum of the first item of every 64 bytes of an integer array (as uint64)."""
     total = _U(0)
-    for i in range(0, x.size, 8):
-        total += x[i]
+    for i in range(0, x.size, max(1, 64 // x.itemsize)):
+        total += _U(x[i])
     return total
 
 
 @_compiled
 def sweep(a, b, c, d, e):
-    """Read every cache line of five uint64 arrays in order, and return the sum of a word of
-    each (returned so that the reads are made).
+    """Read every cache line of five integer arrays in order, and return the sum of an item
+    of each (returned so that the reads are made).
 
     In order, the hardware prefetches ahead and the lines come at the memory's bandwidth;
     a lookup that needs most of them one by one waits for each.  A query of 20,000 reads
