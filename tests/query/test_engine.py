@@ -57,6 +57,29 @@ def test_query_edge_cases(built):
             db.query(["ACGT"], names=["a", "b"])
 
 
+@pytest.mark.parametrize("counts", [False, True])
+def test_query_of_dense_groups_of_a_few_genomes(tmp_path, oracle_sets, counts):
+    """Dense presence bits and dense counts of three genomes, then of two after a removal (a
+    byte's bit left without a column): every cell equals the oracle's."""
+    sets = oracle_sets(21)
+    path = tmp_path / "dense.kmerdb"
+    kmerdb.build(path, GENOMES, k=21, partitions=8, counts=counts, colours="dense", threads=1)
+    seqs = [s for _, s in reads()]
+    for removed in (None, "B"):
+        if removed:
+            with kmerdb.open(path, "a") as db, db.transaction():
+                db.remove_genome(removed)
+        with kmerdb.open(path) as db:
+            kinds = {g.kind for part in db._engine().layers for layer in part for g in layer.groups}
+            assert kinds == {"counts" if counts else "presence"}
+            res = db.query(seqs)
+            for i, seq in enumerate(seqs):
+                hits, n = oracle.query_hits(seq, sets, 21)
+                assert res.n_kmers[i] == n
+                assert res.hits[i].tolist() == [hits[label] for label in res.labels]
+            assert res.labels == tuple(g for g in "ABC" if g != removed)
+
+
 def test_query_of_partitions_without_kmers(tmp_path):
     """A tiny genome leaves most of 64 partitions without k-mers: keys there are not found."""
     import random
