@@ -710,23 +710,37 @@ def partition_scatter(hashes, n_parts, kmers, others, positions, starts, marks, 
 
 
 @_compiled
+def _count_cell(table, cell, count, x):
+    """One more of table cell ``x``, after ``count`` of ``cell``: (cell, count) to carry on.
+
+    Consecutive keys mostly share their cell (a run of a read's k-mers, one class), so a cell
+    is counted in a register and added to the table when the next differs: an increment of
+    the table per key waited on the one before.  :func:`_flush_cell` adds the last.
+    """
+    if x != cell:
+        if count:
+            table[cell] += count
+        return x, 1
+    return cell, count + 1
+
+
+@_compiled
+def _flush_cell(table, cell, count):
+    """Add the cell :func:`_count_cell` carries to the table."""
+    if count:
+        table[cell] += count
+
+
+@_compiled
 def byte_tally(seqs, values, width, table):
     """Count each (sequence, byte value) pair: ``table[(seqs[i] << width) | (values[i] >> (8 -
     width))] += 1`` (the byte's ``width`` genomes in its top bits)."""
     down = 8 - width
-    # counted in a register while the cell stays the same (as in run_byte_tally)
     cell = -1
     count = 0
     for i in range(seqs.size):
-        x = (seqs[i] << width) | (np.int64(values[i]) >> down)
-        if x != cell:
-            if count:
-                table[cell] += count
-            cell = x
-            count = 0
-        count += 1
-    if count:
-        table[cell] += count
+        cell, count = _count_cell(table, cell, count, (seqs[i] << width) | (np.int64(values[i]) >> down))
+    _flush_cell(table, cell, count)
 
 
 # ----------------------------------------------------------------------- class tables
@@ -1084,8 +1098,6 @@ def run_byte_tally(bounds, directory, shift, at, runs, id_width, n_classes, valu
     last = bounds.size - 1
     down = 8 - width
     r = 0
-    # consecutive keys mostly share their cell (a run of a read's k-mers, one class): counted
-    # in a register until the cell changes (an increment of the table each waited on the last)
     cell = -1
     count = 0
     for i in range(at.size):
@@ -1094,16 +1106,10 @@ def run_byte_tally(bounds, directory, shift, at, runs, id_width, n_classes, valu
         r = _run_of(bounds, directory, shift, last, r, np.int64(at[i]))
         c = np.int64(field(runs, 0, _U(r) * _U(id_width), id_width))
         if c >= n_classes:
+            _flush_cell(table, cell, count)
             return CORRUPT_CLASSES
-        x = (seqs[i] << width) | (np.int64(values[c]) >> down)
-        if x != cell:
-            if count:
-                table[cell] += count
-            cell = x
-            count = 0
-        count += 1
-    if count:
-        table[cell] += count
+        cell, count = _count_cell(table, cell, count, (seqs[i] << width) | (np.int64(values[c]) >> down))
+    _flush_cell(table, cell, count)
     return OK
 
 
