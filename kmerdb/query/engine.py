@@ -211,9 +211,10 @@ class QueryEngine:
         with ``positions`` (ascending) and the ``starts`` of the sequences, the sequence that
         holds it; ``per_seq`` (zeroed) then receives each sequence's keys.  With exact
         layers, ``missed`` receives the tags of the keys no layer holds.  The layers of a
-        partition hold disjoint k-mers, so a key an exact layer finds is looked for no further.  A key an approx layer accepts may be a false
-        positive there and a true member of a later layer: it is looked for in every layer,
-        and a tag may then come back from several layers (callers combine their rows).
+        partition hold disjoint k-mers, so a key an exact layer finds is looked for no
+        further.  A key an approx layer accepts may be a false positive there and a true
+        member of a later layer: it is looked for in every layer, and a tag may then come back
+        from several layers (callers combine their rows).
         """
         out: list[tuple[Layer, np.ndarray, np.ndarray]] = []
         n_parts = self.config.n_partitions

@@ -482,8 +482,9 @@ class _ClassGroup(ColumnEncoding):
             at = cast(SlotOrdinals, self._ordinals).of(slots)  # checked below n by the layer
             ids = np.empty(at.size, dtype=np.int64)
             self._sweep_runs(at.size)
+            directory = self._run_directory()
             status = kernels.run_classes(
-                self._bounds, self._run_directory(), self._shift, np.ascontiguousarray(at, dtype=np.int64),
+                self._bounds, directory, self._shift, np.ascontiguousarray(at, dtype=np.int64),
                 self._runs.view(np.ndarray), self._lay["id_width"], self.n_classes, ids,
                 self.n < _SHORT_RUNS * self._lay["runs"],
             )
@@ -716,8 +717,9 @@ class _ClassGroup(ColumnEncoding):
         cols = self._byte_columns[0][1]
         at = cast(SlotOrdinals, self._ordinals).of(np.asarray(slots, dtype=np.int64))
         self._sweep_runs(at.size)
+        directory = self._run_directory()
         status = kernels.run_byte_tally(
-            self._bounds, self._run_directory(), self._shift, np.ascontiguousarray(at, dtype=np.int64),
+            self._bounds, directory, self._shift, np.ascontiguousarray(at, dtype=np.int64),
             self._runs.view(np.ndarray), self._lay["id_width"], self.n_classes,
             np.ascontiguousarray(self._packed_table()[:, 0]), np.ascontiguousarray(seqs, dtype=np.int64),
             cols.size, table_for(cols), self.n < _SHORT_RUNS * self._lay["runs"],

@@ -131,6 +131,33 @@ def test_damaged_runs_are_refused_cleanly():
         broken.rows(np.arange(n))
 
 
+def test_damaged_runs_of_a_few_genomes_are_refused_by_the_byte_tally():
+    """Three genomes (their bytes tallied in the pass that finds the classes): a run naming a
+    class beyond the table raises; the intact group counts what numpy counts."""
+    m = np.zeros((300, 3), dtype=bool)
+    m[:100, 0] = m[100:200, 1] = m[200:, 2] = True
+    n = m.shape[0]
+    ids, column_of = ("a", "b", "c"), {"a": 0, "b": 1, "c": 2}
+    group = encoded_group(UnitigClasses, SparseRows.from_dense(m), np.arange(n), ids, column_of)
+    assert group.n_classes < 2 ** group._lay["id_width"]
+    slots = np.random.default_rng(1).integers(0, n, 1000)
+    seqs = np.sort(np.random.default_rng(2).integers(0, 7, slots.size))
+    tables: dict = {}
+
+    def table_for(cols):
+        return tables.setdefault(tuple(cols.tolist()), np.zeros(7 << cols.size, dtype=np.int64))
+
+    group.tally_presence_bytes(slots, seqs, table_for)
+    byte = (m[slots] * np.array([4, 2, 1])).sum(axis=1)
+    assert np.array_equal(tables[(0, 1, 2)], np.bincount((seqs << 3) | byte, minlength=7 << 3))
+    start, end = group._lay["sections"]["runs"]
+    bad = group.data.copy()
+    bad[start:end] = ~np.uint64(0)
+    broken = UnitigClasses(bad, ids, column_of, "runs", group._ordinals)
+    with pytest.raises(CorruptDatabaseError, match="a run names"):
+        broken.tally_presence_bytes(slots, seqs, table_for)
+
+
 @pytest.mark.parametrize("bound_bytes", [4, 8])
 def test_run_bounds_of_either_width_read_back(monkeypatch, bound_bytes):
     """Sequences of 2**32 bases or more take 8-byte run bounds: both widths read the same rows."""
