@@ -34,6 +34,8 @@ from kmerdb.core import kernels
 from kmerdb.core.colours import SparseRows
 from kmerdb.errors import CorruptDatabaseError
 
+# A tally of at least 1 / _SWEEP_SHARE as many slots as a dense group has rows sweeps them.
+_SWEEP_SHARE = 32
 __all__ = [
     "ColumnEncoding",
     "Placement",
@@ -171,6 +173,9 @@ class ColumnEncoding(ABC):
     kind: ClassVar[str]
     #: Whether the group keeps counts (else presence only).
     keeps_counts: ClassVar[bool]
+    #: Whether ``data`` is one row per slot (dense groups): the tally of many slots reads it
+    #: in order first (:func:`~kmerdb.core.kernels.sweep`).
+    rows_per_slot: ClassVar[bool] = False
     #: Whether new groups of an index may be written in this encoding.
     default: ClassVar[bool] = False
     #: ``"dense"`` or ``"classes"``: what ``Config.colours`` calls the encodings of its kind.
@@ -333,6 +338,10 @@ class ColumnEncoding(ABC):
         w))]`` (:func:`~kmerdb.core.kernels.byte_tally`).
         """
         seqs = np.ascontiguousarray(seqs, dtype=np.int64)
+        if self.rows_per_slot and np.asarray(slots).size * _SWEEP_SHARE >= self.n:
+            # the rows would be met one miss at a time: read them in order first
+            rows = self.data.view(np.ndarray).reshape(-1)
+            kernels.sweep(rows, rows[:0], rows[:0], rows[:0], rows[:0])
         for cols, values in self.presence_bytes(slots):
             kernels.byte_tally(seqs, values, cols.size, table_for(cols))
 
@@ -464,6 +473,7 @@ class PresenceBits(ColumnEncoding):
     """Dense presence: a row of ``ceil(g / 8)`` bytes per slot."""
 
     kind = "presence"
+    rows_per_slot = True
     keeps_counts = False
     default = True
 
@@ -515,6 +525,7 @@ class DenseCounts(ColumnEncoding):
     """Dense counts: one unsigned integer per slot and genome, smallest width, saturating."""
 
     kind = "counts"
+    rows_per_slot = True
     keeps_counts = True
     default = True
 
