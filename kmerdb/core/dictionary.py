@@ -450,10 +450,8 @@ class MinimizerDictionary:
         space = scratch if scratch is not None else Scratch()
         walk = self.unitigs.walk()
         if n * _SWEEP_SHARE >= self.n:
-            kernels.sweep(
-                self._words.view(np.uint64), self._mphf.lookup_arrays()[0].view(np.uint64), walk.seq.view(np.uint64),
-                walk.flags.view(np.uint64), walk.ranks.view(np.uint64),
-            )
+            # the words hold the MPHFs, anchors and skew entries; then the unitigs
+            kernels.sweep(self._words, walk.seq, walk.flags, walk.ranks, walk.ranks[:0])
         status = kernels.dictionary_find(
             keys, hashes, anchors, others, self._plan, self._words, self._before, self._starts,
             *self._mphf.lookup_arrays(), *self._skew.lookup_arrays(), *self._over.lookup_arrays(),
