@@ -350,7 +350,8 @@ class QueryEngine:
                     _log.warning("%s; answering in this thread", exc)
         if results is None:
             results = [self._query_share(joined, lengths, z)]
-        hits = np.concatenate([r[0] for r in results])
+        # one share (one thread) is the answer as it is: no copy of its (sequences, genomes) hits
+        hits = results[0][0] if len(results) == 1 else np.concatenate([r[0] for r in results])
         n_kmers = np.concatenate([r[1] for r in results])
         found = np.concatenate([r[2] for r in results], axis=1)
         return QueryResult(
