@@ -98,12 +98,6 @@ _CHECK_BLOCK = 1 << 20
 # genomes) the extra pass over the keys cost more than it saved.
 _SKEW_BATCH = 1024
 _SKEW_AHEAD = 8
-# A find of at least 1 / _SWEEP_SHARE as many keys as the dictionary holds k-mers reads the
-# dictionary's arrays in order first (kernels.sweep): it would need most of their cache lines,
-# and lines read in order come much faster than lines missed one by one.  Three genomes, 64
-# partitions, finds per key: 12.5 -> 10.1 ns with 1/6 of the k-mers as keys, 23 -> 19 ns
-# with 1/61; 1/122 gained nothing and 1/244 lost 40%.
-_SWEEP_SHARE = 32
 
 _U64 = np.uint64
 
@@ -449,7 +443,7 @@ class MinimizerDictionary:
         found, orders = out if out is not None else (np.empty(n, dtype=bool), np.empty(n, dtype=np.int64))
         space = scratch if scratch is not None else Scratch()
         walk = self.unitigs.walk()
-        if n * _SWEEP_SHARE >= self.n:
+        if kernels.sweep_pays(n, self.n):  # most of the lines would be missed one by one
             # the words hold the MPHFs, anchors and skew entries; then the unitigs
             kernels.sweep(self._words, walk.seq, walk.flags, walk.ranks, walk.ranks[:0])
         status = kernels.dictionary_find(

@@ -544,11 +544,14 @@ def _tally(located: list[tuple[Layer, np.ndarray, np.ndarray]], hits: np.ndarray
     ``located`` holds (layer, sequence of each position, its slot), each position once.
     Dense groups give their presence as packed bytes (eight genomes to a byte): a table per
     byte layout counts the (sequence, byte value) pairs in one compiled pass
-    (:func:`kmerdb.core.kernels.byte_tally`; batches are sized so that the tables hold at
+    (:meth:`~kmerdb.store.encodings.ColumnEncoding.tally_presence_bytes`, through
+    :func:`kmerdb.core.kernels.byte_tally` or, for unitig-ordered classes of up to 8 genomes,
+    :func:`kmerdb.core.kernels.run_byte_tally`; batches are sized so that the tables hold at
     most :data:`_TALLY_BINS` bins in all), and a small product with the bits of each value
     gives the per-genome sums.  Colour-class groups of many genomes give each position's
     (sequence, class) to the expansion, which expands each class a sequence reaches once to
-    the genomes of its class.  Neither makes a (positions, genomes) matrix.  ``most`` bounds the positions of any one sequence.
+    the genomes of its class.  Neither makes a (positions, genomes) matrix.  ``most`` bounds
+    the positions of any one sequence.
     """
     n_seqs = hits.shape[0]
     tables: dict[tuple[int, ...], np.ndarray] = {}

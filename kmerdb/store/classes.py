@@ -102,10 +102,6 @@ _BOUND32 = 1 << 32
 _BYTE_TALLY_GENOMES = 32
 # Runs shorter than this many k-mers on average: class lookups prefetch the runs ahead.
 _SHORT_RUNS = 64
-# Lookups of at least 1 / _SWEEP_SHARE as many slots (or pairs) as the group has k-mers (or
-# classes) read the runs (or the class table) in order first (kernels.sweep).  1,000 genomes,
-# query of 20,000 reads, three alternating runs: 186, 183, 173 -> 181, 180, 172 ns per k-mer.
-_SWEEP_SHARE = 32
 
 
 def member_width(g: int) -> int:
@@ -469,7 +465,9 @@ class _ClassGroup(ColumnEncoding):
     def _sweep_runs(self, n_keys: int) -> None:
         """Read the runs' arrays in order before ``n_keys`` lookups that would need most of
         their cache lines (see :func:`~kmerdb.core.kernels.sweep`)."""
-        if n_keys * _SWEEP_SHARE >= self.n:
+        # 1,000 genomes, with the class table swept as well (add_class_hits), three
+        # alternating runs: 186, 183, 173 -> 181, 180, 172 ns per k-mer
+        if kernels.sweep_pays(n_keys, self.n):
             bounds, runs = cast(np.ndarray, self._bounds), self._runs.view(np.ndarray)
             kernels.sweep(bounds, self._run_directory(), runs, runs[:0], runs[:0])
 
@@ -545,7 +543,7 @@ class _ClassGroup(ColumnEncoding):
         if self.columns.size and int(self.columns.max()) >= hits.shape[1]:
             raise CorruptDatabaseError(self.source, "a genome of the group is not a column of the database")
         c = self.n_classes
-        if ids.size * _SWEEP_SHARE >= c:  # the pairs would need most of the table's lines
+        if kernels.sweep_pays(ids.size, c):  # the pairs would need most of the table's lines
             forms, offsets, payload, _ = self._kernel_table()
             kernels.sweep(forms, offsets, payload, forms[:0], forms[:0])
         status = kernels.class_hits(

@@ -34,8 +34,6 @@ from kmerdb.core import kernels
 from kmerdb.core.colours import SparseRows
 from kmerdb.errors import CorruptDatabaseError
 
-# A tally of at least 1 / _SWEEP_SHARE as many slots as a dense group has rows sweeps them.
-_SWEEP_SHARE = 32
 __all__ = [
     "ColumnEncoding",
     "Placement",
@@ -338,7 +336,7 @@ class ColumnEncoding(ABC):
         w))]`` (:func:`~kmerdb.core.kernels.byte_tally`).
         """
         seqs = np.ascontiguousarray(seqs, dtype=np.int64)
-        if self.rows_per_slot and np.asarray(slots).size * _SWEEP_SHARE >= self.n:
+        if self.rows_per_slot and kernels.sweep_pays(np.asarray(slots).size, self.n):
             # the rows would be met one miss at a time: read them in order first
             rows = self.data.view(np.ndarray).reshape(-1)
             kernels.sweep(rows, rows[:0], rows[:0], rows[:0], rows[:0])

@@ -112,3 +112,11 @@ def test_sweep_reads_a_word_of_every_line():
     want = sum(int(x[::8].sum(dtype=np.uint64)) for x in arrays[:5]) % 2**64
     assert int(kernels.sweep(*arrays[:5])) == want
     assert int(kernels.sweep(*arrays[1:])) == sum(int(x[::8].sum(dtype=np.uint64)) for x in arrays[1:]) % 2**64
+
+
+def test_a_sweep_pays_from_a_share_of_the_items():
+    """Lookups of at least 1/SWEEP_SHARE as many keys as items sweep; fewer do not."""
+    n = 64 * kernels.SWEEP_SHARE
+    assert kernels.sweep_pays(64, n) and kernels.sweep_pays(65, n)
+    assert not kernels.sweep_pays(63, n) and not kernels.sweep_pays(0, n)
+    assert kernels.sweep_pays(0, 0)
