@@ -546,8 +546,10 @@ class _ClassGroup(ColumnEncoding):
         if kernels.sweep_pays(ids.size, c):  # the pairs would need most of the table's lines
             forms, offsets, payload, _ = self._kernel_table()
             kernels.sweep(forms, offsets, payload, forms[:0], forms[:0])
+        # a contiguous hits array is prefetched row by row (kernels.class_hits)
+        rows = hits.reshape(-1) if hits.flags.c_contiguous else hits[:0, :0].reshape(-1)
         status = kernels.class_hits(
-            *self._kernel_table(), ids, self.columns.astype(np.int64), seq, amount, hits, everyone,
+            *self._kernel_table(), ids, self.columns.astype(np.int64), seq, amount, hits, rows, everyone,
             np.zeros((c, 3), dtype=np.int64), np.empty((c, 4), dtype=np.int64),
         )
         if status != kernels.OK:
