@@ -29,6 +29,9 @@ __all__ = [
     "unpack_flags",
     "read_header",
     "check_fields",
+    "RANK_BLOCK_WORDS",
+    "rank_directory",
+    "rank_index",
 ]
 
 _U64 = np.uint64
@@ -38,6 +41,8 @@ _B63 = _U64(63)
 _S64 = _U64(64)
 #: Windows read per step by :func:`extract`, so temporaries stay in cache.
 _CHUNK = 1 << 16
+#: Rank directory granularity: one uint64 per 16 bit words (1024 bits).
+RANK_BLOCK_WORDS = 16
 
 
 def width_for(max_value: int) -> int:
@@ -196,3 +201,35 @@ def check_fields(n_array_words: int, fields: list[tuple[int, int]], source: str,
         bits += n * width
     if bits > 64 * n_array_words:
         raise CorruptDatabaseError(source, f"{what} header claims more fields than its {n_array_words} words hold")
+
+
+def rank_directory(words: np.ndarray) -> np.ndarray:
+    """The rank directory of bit words (a length that is a multiple of 4; the last block may
+    be partial), as :func:`kmerdb.core.kernels.rank` reads it: one uint64 per 1024-bit block,
+    bits 0-31 the 1 bits before the block, bits 32-41, 42-51 and 52-61 those in its first 4, 8
+    and 12 words.  Bits here are least significant first (bit b is bit ``b & 63`` of word
+    ``b >> 6``), unlike packed fields."""
+    quarters = np.bitwise_count(words).reshape(-1, 4).sum(axis=1, dtype=np.uint64)
+    per_block = RANK_BLOCK_WORDS // 4
+    quarters = np.concatenate([quarters, np.zeros(-len(quarters) % per_block, np.uint64)])
+    quarters = quarters.reshape(-1, per_block)
+    block_total = quarters.sum(axis=1, dtype=np.uint64)
+    absolute = np.zeros(len(block_total), dtype=np.uint64)
+    np.cumsum(block_total[:-1], out=absolute[1:])
+    within = np.cumsum(quarters[:, :3], axis=1, dtype=np.uint64)
+    return (
+        absolute | (within[:, 0] << np.uint64(32)) | (within[:, 1] << np.uint64(42)) | (within[:, 2] << np.uint64(52))
+    ).astype(_U64)
+
+
+def rank_index(positions: np.ndarray, n: int) -> tuple[np.ndarray, int]:
+    """A bit vector of ``n`` bits with ``positions`` set (distinct, below n, fewer than 2**32),
+    followed by its :func:`rank_directory`, and the word where the directory starts: the
+    ``arr`` and ``rank_at`` of :func:`kmerdb.core.kernels.rank` (bits at word 0)."""
+    positions = np.asarray(positions, dtype=np.int64)
+    if positions.size >= 1 << 32:
+        raise ValueError(f"a rank index counts fewer than 2**32 positions, not {positions.size}")
+    padded = -(-max(1, -(-n // 64)) // 4) * 4  # whole quarters, as the directory counts them
+    words = np.zeros(padded, dtype=_U64)
+    np.bitwise_or.at(words, positions >> 6, _ONE << (positions & 63).astype(_U64))
+    return np.concatenate([words, rank_directory(words)]), padded

@@ -47,7 +47,6 @@ __all__ = [
     "byte_tally",
     "run_classes",
     "run_byte_tally",
-    "run_directory",
     "class_hits",
     "class_sizes",
     "class_members",
@@ -1050,57 +1049,43 @@ def class_members(forms, offsets, payload, plan, ids, complement, indptr, column
 
 
 @_compiled
-def _run_of(bounds, directory, shift, last, r, x):
-    """The run of unitig order ``x``, tried first at run ``r`` (the previous one) and its
-    neighbours, else walked from the directory (see :func:`run_classes`)."""
-    if np.int64(bounds[r]) <= x < np.int64(bounds[r + 1]):
+def _run_of(bounds, index, rank_at, r, x, near):
+    """The run of unitig order ``x``: with ``near``, tried first at run ``r`` (the previous
+    one), else the number of run starts up to x, less one (see :func:`run_classes`)."""
+    if near and np.int64(bounds[r]) <= x < np.int64(bounds[r + 1]):
         return r
-    if r + 1 < last and np.int64(bounds[r + 1]) <= x < np.int64(bounds[r + 2]):
-        return r + 1
-    if r > 0 and np.int64(bounds[r - 1]) <= x < np.int64(bounds[r]):
-        return r - 1  # a read that runs against its unitig
-    r = int(directory[x >> shift])
-    while np.int64(bounds[r + 1]) <= x:
-        r += 1
-    return r
+    return rank(index, 0, rank_at, _U(x + 1)) - 1
 
 
 @_compiled
-def _run_prefetch(bounds, directory, shift, at, runs, id_width, i):
-    """Prefetch the directory entry of ``at[i + 16]`` and the bounds and class of the run of
-    ``at[i + 8]``."""
-    if i + 16 < at.size:
-        _prefetch(directory, np.int64(at[i + 16]) >> shift)
+def _run_prefetch(index, rank_at, at, i):
+    """Prefetch the rank entry and bit word of ``at[i + 8]`` (see :func:`run_classes`)."""
     if i + 8 < at.size:
-        later = np.int64(directory[np.int64(at[i + 8]) >> shift])
-        _prefetch(bounds, later)
-        _prefetch(runs, np.int64((_U(later) * _U(id_width)) >> _U(6)))
+        word = (np.int64(at[i + 8]) + 1) >> 6
+        _prefetch(index, rank_at + (word >> 4))
+        _prefetch(index, word)
 
 
 @_compiled
-def run_classes(bounds, directory, shift, at, runs, id_width, n_classes, out, ahead):
+def run_classes(bounds, index, rank_at, at, runs, id_width, n_classes, out, short):
     """The class of the run of each unitig order ``at[i]``: field ``id_width`` bits wide of
     ``runs`` at the last j with ``bounds[j] <= at[i]`` (``bounds`` ascending from 0 to n,
     ``at`` below n).  Returns :data:`OK`, or :data:`CORRUPT_CLASSES` where a run names a
     class of ``n_classes`` or more (then ``out`` is incomplete).
 
-    The previous run and the runs on either side are tried first: a read's k-mers walk along
-    their unitigs (either way), so most need no search.  Otherwise ``directory[x >> shift]``,
-    the run of order ``(x >> shift) << shift``, starts a walk forward (see
-    :func:`run_directory`): two or three reads where a binary search of a layer's bounds took
-    a dozen dependent ones.
-
-    With ``ahead`` (short runs: most orders need the walk), the directory entry of the order
-    16 ahead is prefetched, and the bounds and class of the run of the order 8 ahead: 1,000
-    genomes' class lookups went from 40 to 33 ns per k-mer.  Long runs (a few genomes) pay
-    for the prefetches and gain nothing.
+    ``index`` is the bit vector of the run starts (the bounds but the last) and its rank
+    directory from word ``rank_at`` (:func:`kmerdb.core.bits.rank_index`): the run of x is
+    the rank of x + 1, less one, two cache lines of a structure of about a bit per k-mer.
+    (A directory of the bounds and a walk forward took 16 ns per k-mer of 1,000 genomes'
+    short runs, as the walks' lengths varied; the rank takes 6.)  Unless ``short``, the
+    previous run is tried first: a read's k-mers walk along long runs (a few genomes).  With
+    ``short``, the rank entry and bit word of the order 8 ahead are prefetched.
     """
-    last = bounds.size - 1
     r = 0
     for i in range(at.size):
-        if ahead:
-            _run_prefetch(bounds, directory, shift, at, runs, id_width, i)
-        r = _run_of(bounds, directory, shift, last, r, np.int64(at[i]))
+        if short:
+            _run_prefetch(index, rank_at, at, i)
+        r = _run_of(bounds, index, rank_at, r, np.int64(at[i]), not short)
         c = np.int64(field(runs, 0, _U(r) * _U(id_width), id_width))
         if c >= n_classes:
             return CORRUPT_CLASSES
@@ -1109,20 +1094,19 @@ def run_classes(bounds, directory, shift, at, runs, id_width, n_classes, out, ah
 
 
 @_compiled
-def run_byte_tally(bounds, directory, shift, at, runs, id_width, n_classes, values, seqs, width, table, ahead):
+def run_byte_tally(bounds, index, rank_at, at, runs, id_width, n_classes, values, seqs, width, table, short):
     """:func:`run_classes` and :func:`byte_tally` in one pass, for classes of one byte of
     genomes: the class c of ``at[i]`` counts ``table[(seqs[i] << width) | (values[c] >> (8 -
     width))]``.  Returns :data:`OK` or :data:`CORRUPT_CLASSES` (then ``table`` is
     incomplete)."""
-    last = bounds.size - 1
     down = 8 - width
     r = 0
     cell = -1
     count = 0
     for i in range(at.size):
-        if ahead:
-            _run_prefetch(bounds, directory, shift, at, runs, id_width, i)
-        r = _run_of(bounds, directory, shift, last, r, np.int64(at[i]))
+        if short:
+            _run_prefetch(index, rank_at, at, i)
+        r = _run_of(bounds, index, rank_at, r, np.int64(at[i]), not short)
         c = np.int64(field(runs, 0, _U(r) * _U(id_width), id_width))
         if c >= n_classes:
             _flush_cell(table, cell, count)
@@ -1130,15 +1114,6 @@ def run_byte_tally(bounds, directory, shift, at, runs, id_width, n_classes, valu
         cell, count = _count_cell(table, cell, count, (seqs[i] << width) | (np.int64(values[c]) >> down))
     _flush_cell(table, cell, count)
     return OK
-
-
-def run_directory(bounds: np.ndarray, shift: int) -> np.ndarray:
-    """The directory of :func:`run_classes`: for each multiple ``b << shift`` of the unitig orders
-    below n (``bounds[-1]``), the run that holds it (int32 where runs fit)."""
-    n = int(bounds[-1])
-    starts = np.arange(0, n, 1 << shift, dtype=np.int64)
-    dtype = np.int32 if bounds.size < 2**31 else np.int64
-    return (np.searchsorted(bounds, starts.astype(bounds.dtype), side="right") - 1).astype(dtype)
 
 
 @_compiled

@@ -63,7 +63,7 @@ import numbers
 
 import numpy as np
 
-from kmerdb.core import kernels
+from kmerdb.core import bits, kernels
 from kmerdb.errors import CorruptDatabaseError, InvalidParameterError
 
 __all__ = ["MPHF", "DEFAULT_GAMMA"]
@@ -83,7 +83,7 @@ MAX_LEVELS = 48
 #: costs as much as fallback entries (64 bits each), so stop there.
 FALLBACK_THRESHOLD = 4
 #: Rank directory granularity: one uint64 per 16 bit words (1024 bits).
-RANK_BLOCK_WORDS = 16
+RANK_BLOCK_WORDS = bits.RANK_BLOCK_WORDS
 MAX_KEYS = 2**32 - 1
 # Keys a lookup walks level by level at a time (:func:`kmerdb.core.kernels.mphf_lookup`):
 # measured within noise from 256 to 4096.
@@ -190,24 +190,6 @@ def _as_keys(keys: np.ndarray, argument: str) -> np.ndarray:
     raise InvalidParameterError(
         argument, f"array of dtype {arr.dtype}", "keys must be unsigned 64-bit integers"
     )
-
-
-def _build_rank(words: np.ndarray) -> np.ndarray:
-    """Rank directory for ``words`` (length a multiple of 4; the last block may be partial)."""
-    quarters = np.bitwise_count(words).reshape(-1, 4).sum(axis=1, dtype=np.uint64)
-    per_block = RANK_BLOCK_WORDS // 4
-    quarters = np.concatenate([quarters, np.zeros(-len(quarters) % per_block, np.uint64)])
-    quarters = quarters.reshape(-1, per_block)
-    block_total = quarters.sum(axis=1, dtype=np.uint64)
-    absolute = np.zeros(len(block_total), dtype=np.uint64)
-    np.cumsum(block_total[:-1], out=absolute[1:])
-    within = np.cumsum(quarters[:, :3], axis=1, dtype=np.uint64)
-    return (
-        absolute
-        | (within[:, 0] << np.uint64(32))
-        | (within[:, 1] << np.uint64(42))
-        | (within[:, 2] << np.uint64(52))
-    ).astype(_U64)
 
 
 class MPHF:
@@ -396,7 +378,7 @@ class MPHF:
         out[HEADER_WORDS:bits_start] = sizes
         if level_words:
             np.concatenate(level_words, out=out[bits_start : bits_start + n_words])
-        out[rank_start:fallback_start] = _build_rank(out[bits_start:rank_start])
+        out[rank_start:fallback_start] = bits.rank_directory(out[bits_start:rank_start])
         out[fallback_start:] = fallback
         out.flags.writeable = False  # to_array() hands it out; nothing may change it
         if index is None:

@@ -416,8 +416,8 @@ class _ClassGroup(ColumnEncoding):
         sec = lay["sections"]
         self._ordinals = ordinals
         self._bounds: np.ndarray | None = None
-        self._directory: np.ndarray | None = None  # of the runs, made at the first lookup
-        self._shift = 0
+        # the rank index of the run starts, made at the first lookup (kernels.run_classes)
+        self._index: tuple[np.ndarray, int] | None = None
         if self.placed:
             self._bounds = self._open_runs(ordinals)
         else:
@@ -454,13 +454,18 @@ class _ClassGroup(ColumnEncoding):
         self._runs = self.data[slice(*lay["sections"]["runs"])]
         return bounds
 
-    def _run_directory(self) -> np.ndarray:
-        """The directory of the runs (:func:`~kmerdb.core.kernels.run_directory`), made at
-        first use: about one entry per run, as large as the bounds, a step or two of walk."""
-        if self._directory is None:
-            self._shift = max(0, (self.n // max(1, self._lay["runs"])).bit_length() - 1)
-            self._directory = kernels.run_directory(cast(np.ndarray, self._bounds), self._shift)
-        return self._directory
+    def _run_index(self) -> tuple[np.ndarray, int]:
+        """The bit vector of the run starts and its rank directory, and the word where that
+        starts (:func:`~kmerdb.core.bits.rank_index`), made at first use: a bit per k-mer
+        and 1/16 more, in memory."""
+        if self._index is None:
+            self._index = bits.rank_index(cast(np.ndarray, self._bounds)[:-1], self.n)
+        return self._index
+
+    def _short_runs(self) -> bool:
+        """Whether the runs are short (many genomes): their lookups prefetch ahead and do not
+        try the previous run first (:func:`~kmerdb.core.kernels.run_classes`)."""
+        return self.n < _SHORT_RUNS * self._lay["runs"]
 
     def _sweep_runs(self, n_keys: int) -> None:
         """Read the runs' arrays in order before ``n_keys`` lookups that would need most of
@@ -469,7 +474,7 @@ class _ClassGroup(ColumnEncoding):
         # alternating runs: 186, 183, 173 -> 181, 180, 172 ns per k-mer
         if kernels.sweep_pays(n_keys, self.n):
             bounds, runs = cast(np.ndarray, self._bounds), self._runs.view(np.ndarray)
-            kernels.sweep(bounds, self._run_directory(), runs, runs[:0], runs[:0])
+            kernels.sweep(self._run_index()[0], runs, bounds[:0] if self._short_runs() else bounds, runs[:0], runs[:0])
 
     def class_ids(self, slots: np.ndarray) -> np.ndarray:
         """Class id of each of ``slots`` (int64)."""
@@ -480,11 +485,10 @@ class _ClassGroup(ColumnEncoding):
             at = cast(SlotOrdinals, self._ordinals).of(slots)  # checked below n by the layer
             ids = np.empty(at.size, dtype=np.int64)
             self._sweep_runs(at.size)
-            directory = self._run_directory()
+            index, rank_at = self._run_index()
             status = kernels.run_classes(
-                self._bounds, directory, self._shift, np.ascontiguousarray(at, dtype=np.int64),
-                self._runs.view(np.ndarray), self._lay["id_width"], self.n_classes, ids,
-                self.n < _SHORT_RUNS * self._lay["runs"],
+                self._bounds, index, rank_at, np.ascontiguousarray(at, dtype=np.int64),
+                self._runs.view(np.ndarray), self._lay["id_width"], self.n_classes, ids, self._short_runs(),
             )
             if status != kernels.OK:
                 raise CorruptDatabaseError(self.source, f"a run names a class beyond its {self.n_classes}")
@@ -717,12 +721,12 @@ class _ClassGroup(ColumnEncoding):
         cols = self._byte_columns[0][1]
         at = cast(SlotOrdinals, self._ordinals).of(np.asarray(slots, dtype=np.int64))
         self._sweep_runs(at.size)
-        directory = self._run_directory()
+        index, rank_at = self._run_index()
         status = kernels.run_byte_tally(
-            self._bounds, directory, self._shift, np.ascontiguousarray(at, dtype=np.int64),
+            self._bounds, index, rank_at, np.ascontiguousarray(at, dtype=np.int64),
             self._runs.view(np.ndarray), self._lay["id_width"], self.n_classes,
             np.ascontiguousarray(self._packed_table()[:, 0]), np.ascontiguousarray(seqs, dtype=np.int64),
-            cols.size, table_for(cols), self.n < _SHORT_RUNS * self._lay["runs"],
+            cols.size, table_for(cols), self._short_runs(),
         )
         if status != kernels.OK:
             raise CorruptDatabaseError(self.source, f"a run names a class beyond its {self.n_classes}")

@@ -44,31 +44,30 @@ def test_partition_scatter_is_a_stable_grouping(n_parts):
 
 @pytest.mark.parametrize("dtype", [np.uint32, np.uint64])
 def test_run_classes_equal_a_binary_search(dtype):
-    """Runs found from the previous one or through a directory of any spacing equal a binary
+    """Runs found from the previous one or by the rank of the run starts equal a binary
     search of the bounds, and give their classes; a run naming a class out of range is
     reported."""
     rng = np.random.default_rng(2)
     n = 10_000
-    inner = np.sort(rng.choice(np.arange(1, n), size=700, replace=False))
-    bounds = np.concatenate([[0], inner, [n]]).astype(dtype)
-    n_classes = 300
-    classes = rng.integers(0, n_classes, bounds.size - 1).astype(np.uint64)
-    width = bits.width_for(n_classes - 1)
-    runs = bits.pack(classes, width)
-    values = (rng.integers(0, 8, n_classes) << 5).astype(np.uint8)  # each class's byte, 3 genomes
-    walks = [
-        rng.integers(0, n, 3_000),  # anywhere
-        np.arange(n),  # along the unitigs
-        np.arange(n)[::-1],  # against them
-        np.concatenate([np.arange(40, 400), np.arange(9_000, 8_000, -1), [0, n - 1, 0]]),
-    ]
-    for shift, ahead in itertools.product((0, 3, 4, 7, 14), (False, True)):  # a directory entry per order .. one for all
-        directory = kernels.run_directory(bounds, shift)
-        assert directory.size == -(-n >> shift)
-        for at in walks:
+    for n_runs in (1, 2, 700, 3_000, n):  # one run .. a run per order
+        inner = np.sort(rng.choice(np.arange(1, n), size=n_runs - 1, replace=False))
+        bounds = np.concatenate([[0], inner, [n]]).astype(dtype)
+        n_classes = 300
+        classes = rng.integers(0, n_classes, bounds.size - 1).astype(np.uint64)
+        width = bits.width_for(n_classes - 1)
+        runs = bits.pack(classes, width)
+        values = (rng.integers(0, 8, n_classes) << 5).astype(np.uint8)  # each class's byte, 3 genomes
+        walks = [
+            rng.integers(0, n, 3_000),  # anywhere
+            np.arange(n),  # along the unitigs
+            np.arange(n)[::-1],  # against them
+            np.concatenate([np.arange(40, 400), np.arange(9_000, 8_000, -1), [0, n - 1, 0]]),
+        ]
+        index, rank_at = bits.rank_index(bounds[:-1], n)
+        for short, at in itertools.product((False, True), walks):
             at = np.ascontiguousarray(at, dtype=np.int64)
             out = np.empty(at.size, dtype=np.int64)
-            assert kernels.run_classes(bounds, directory, shift, at, runs, width, n_classes, out, ahead) == kernels.OK
+            assert kernels.run_classes(bounds, index, rank_at, at, runs, width, n_classes, out, short) == kernels.OK
             want = np.searchsorted(bounds, at.astype(dtype), side="right") - 1
             assert np.array_equal(out, classes[want].astype(np.int64))
             # the same classes' bytes, tallied per (sequence, byte) in the same pass
@@ -76,19 +75,29 @@ def test_run_classes_equal_a_binary_search(dtype):
             seqs = np.sort(rng.integers(0, 50, at.size)).astype(np.int64)
             table = rng.integers(0, 5, 50 << bw).astype(np.int64)
             wanted = table + np.bincount((seqs << bw) | (values[out] >> (8 - bw)), minlength=50 << bw)
-            status = kernels.run_byte_tally(
-                bounds, directory, shift, at, runs, width, n_classes, values, seqs, bw, table, ahead
-            )
+            status = kernels.run_byte_tally(bounds, index, rank_at, at, runs, width, n_classes, values, seqs, bw, table, short)
             assert status == kernels.OK and np.array_equal(table, wanted)
     # a run beyond the table's classes
     at = np.arange(n, dtype=np.int64)
-    directory = kernels.run_directory(bounds, 4)
     top = int(classes.max())
-    status = kernels.run_classes(bounds, directory, 4, at, runs, width, top, np.empty(n, dtype=np.int64), True)
+    status = kernels.run_classes(bounds, index, rank_at, at, runs, width, top, np.empty(n, dtype=np.int64), True)
     assert status == kernels.CORRUPT_CLASSES
     table = np.zeros(1 << 3, dtype=np.int64)
-    status = kernels.run_byte_tally(bounds, directory, 4, at, runs, width, top, values, np.zeros(n, np.int64), 3, table, True)
+    status = kernels.run_byte_tally(bounds, index, rank_at, at, runs, width, top, values, np.zeros(n, np.int64), 3, table, True)
     assert status == kernels.CORRUPT_CLASSES
+
+
+def test_rank_index_counts_the_positions_before_each_bit():
+    """The rank index of a set of positions gives, at every bit, the positions before it."""
+    rng = np.random.default_rng(3)
+    for n in (1, 63, 64, 65, 1_000, 5_000, 70_000):
+        for share in (0.0, 0.01, 0.5, 1.0):
+            positions = np.flatnonzero(rng.random(n) < share)
+            index, rank_at = bits.rank_index(positions, n)
+            before = np.concatenate([[0], np.cumsum(np.isin(np.arange(n), positions))])
+            probe = np.unique(np.concatenate([rng.integers(0, n + 1, 300), [0, n]]))
+            got = [kernels.rank(index, 0, rank_at, np.uint64(g)) for g in probe]
+            assert got == before[probe].tolist()
 
 
 @pytest.mark.parametrize("width", [1, 3, 8])

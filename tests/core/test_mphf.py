@@ -205,10 +205,10 @@ def test_to_array_is_read_only(million):
 
 def _ranks(words: np.ndarray, gpos: np.ndarray) -> np.ndarray:
     """Ranks of bit positions through the lookup kernel, over words and their directory."""
+    from kmerdb.core.bits import rank_directory
     from kmerdb.core.kernels import rank
-    from kmerdb.core.mphf import _build_rank
 
-    arr = np.concatenate([words, _build_rank(words)])
+    arr = np.concatenate([words, rank_directory(words)])
     return np.array([rank(arr, 0, words.size, np.uint64(g)) for g in gpos], dtype=np.int64)
 
 
