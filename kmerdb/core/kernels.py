@@ -199,6 +199,23 @@ def field(words, start, bit, width):
     return x >> _U(64 - width)
 
 
+@_compiled
+def field_select(words, start, bit, width):
+    """:func:`field` with no branch: the next word is always read (the last word of
+    ``words`` stands in for it at the end) and its bits shifted in, or out where the field
+    lies in one word.  For fields whose crossing of a word boundary is random (the members
+    and offsets of class tables, each read once): :func:`field`'s branch mispredicted often
+    enough that the 1,000 genomes' class expansion took 61 ns per k-mer against 53.  Where
+    fields follow each other in order (tallies of three genomes), the branch predicts well
+    and costs less than the extra read."""
+    q = start + np.int64(bit >> _U(6))
+    off = bit & _U(63)
+    x = words[q] << off
+    # two shifts: a shift by 64 (off = 0) is undefined
+    x |= (words[min(q + 1, words.size - 1)] >> (_U(63) - off)) >> _U(1)
+    return x >> _U(64 - width)
+
+
 # ---------------------------------------------------------------------------- reads
 
 
@@ -788,9 +805,9 @@ def _class_place(forms, offsets, plan, class_id):
     if class_id < 0 or class_id >= c:
         return -1, _U(0), _U(0)
     i = _U(class_id)
-    form = np.int64(field(forms, 0, i * _U(2), 2))
-    lo = field(offsets, 0, i * _U(offset_width), offset_width)
-    hi = field(offsets, 0, (i + _U(1)) * _U(offset_width), offset_width)
+    form = np.int64(field_select(forms, 0, i * _U(2), 2))
+    lo = field_select(offsets, 0, i * _U(offset_width), offset_width)
+    hi = field_select(offsets, 0, (i + _U(1)) * _U(offset_width), offset_width)
     if hi < lo or hi > _U(payload_bits):
         return -1, lo, hi
     if form == _BITMAP:
@@ -809,8 +826,8 @@ def _diff_head(payload, plan, lo, hi):
     """(parent, genomes added, genomes removed, bit of the first entry) of a difference at
     bits ``lo:hi``, or parent -1 where they are out of range."""
     w, c, id_width, aw = plan[2], plan[4], plan[5], plan[6]
-    parent = np.int64(field(payload, 0, lo, id_width))
-    added = np.int64(field(payload, 0, lo + _U(id_width), aw))
+    parent = np.int64(field_select(payload, 0, lo, id_width))
+    added = np.int64(field_select(payload, 0, lo + _U(id_width), aw))
     first = lo + _U(id_width + aw)
     entries = np.int64((hi - first) // _U(w))
     if parent >= c or added > entries:
@@ -823,7 +840,7 @@ def _bitmap_held(payload, lo, g):
     """Genomes set in the g-bit bitmap at bit ``lo`` of the payload."""
     held = 0
     for t in range(0, g, 64):
-        held += int(popcount(field(payload, 0, lo + _U(t), min(64, g - t))))
+        held += int(popcount(field_select(payload, 0, lo + _U(t), min(64, g - t))))
     return held
 
 
@@ -833,7 +850,7 @@ def _bitmap_list(payload, lo, g, lacks, out, at):
     those not set), ascending, written to ``out`` from ``at`` on; returns the end."""
     for t in range(0, g, 64):
         width = min(64, g - t)
-        x = field(payload, 0, lo + _U(t), width) << _U(64 - width)  # genome t at the top
+        x = field_select(payload, 0, lo + _U(t), width) << _U(64 - width)  # genome t at the top
         if lacks:
             x = ~x & (_ALL << _U(64 - width))
         while x:
@@ -922,7 +939,7 @@ def _root_list(payload, plan, form, lo, hi, out):
         return _bitmap_list(payload, lo, g, lacks, out, 0), lacks
     n = int((hi - lo) // _U(w))
     for e in range(n):
-        local = np.int64(field(payload, 0, lo + _U(e * w), w))
+        local = np.int64(field_select(payload, 0, lo + _U(e * w), w))
         if local >= g:
             return np.int64(-1), False
         out[e] = local
@@ -932,7 +949,7 @@ def _root_list(payload, plan, form, lo, hi, out):
 @_compiled
 def _entry(payload, first, w, e):
     """Entry ``e`` (``w`` bits) of a list that starts at bit ``first`` of the payload."""
-    return np.int64(field(payload, 0, first + _U(e * w), w))
+    return np.int64(field_select(payload, 0, first + _U(e * w), w))
 
 
 @_compiled
@@ -998,7 +1015,7 @@ def class_members(forms, offsets, payload, plan, ids, complement, indptr, column
             continue
         if form != _DIFF:
             for e in range(np.int64((hi - lo) // _U(w))):
-                local = np.int64(field(payload, 0, lo + _U(e * w), w))
+                local = np.int64(field_select(payload, 0, lo + _U(e * w), w))
                 if local >= g:
                     return CORRUPT_CLASSES
                 columns[at] = local
@@ -1143,7 +1160,7 @@ def _expand(payload, plan, form, lo, hi, row, a, column_map, hits, everyone):
     if form == _BITMAP:
         for t in range(0, g, 64):
             width = min(64, g - t)
-            v = field(payload, 0, lo + _U(t), width) << _U(64 - width)  # genome t at the top
+            v = field_select(payload, 0, lo + _U(t), width) << _U(64 - width)  # genome t at the top
             if lacks:
                 v = ~v & (_ALL << _U(64 - width))
             while v:
@@ -1154,7 +1171,7 @@ def _expand(payload, plan, form, lo, hi, row, a, column_map, hits, everyone):
                 v &= ~(_U(1) << _U(63 - j))
     else:
         for e in range(np.int64((hi - lo) // _U(w))):
-            local = np.int64(field(payload, 0, lo + _U(e * w), w))
+            local = np.int64(field_select(payload, 0, lo + _U(e * w), w))
             if local >= g:
                 return CORRUPT_CLASSES
             col = column_map[local]
@@ -1196,7 +1213,7 @@ def class_hits(forms, offsets, payload, plan, ids, column_map, seq, amount, hits
             # expansion waited on them (class tables are most of a large index)
             later = ids[i + _AHEAD]
             if 0 <= later < c:
-                start = field(offsets, 0, _U(later) * _U(offset_width), offset_width)
+                start = field_select(offsets, 0, _U(later) * _U(offset_width), offset_width)
                 q = np.int64(start >> _U(6))
                 _prefetch(payload, q)
                 _prefetch(payload, q + 8)

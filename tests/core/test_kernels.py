@@ -100,6 +100,23 @@ def test_rank_index_counts_the_positions_before_each_bit():
             assert got == before[probe].tolist()
 
 
+def test_field_select_equals_field_and_unpack():
+    """The branchless field reads what field and bits.unpack read, at any width and bit,
+    the fields that end in the last word (read with no word after it) included."""
+    rng = np.random.default_rng(4)
+    for width in (1, 2, 7, 10, 31, 32, 33, 63, 64):
+        n = int(rng.integers(1, 400))
+        values = rng.integers(0, 2**width, n, dtype=np.uint64, endpoint=False) if width < 64 else rng.integers(
+            0, 2**64 - 1, n, dtype=np.uint64, endpoint=True
+        )
+        packed = bits.pack(values, width)
+        tight = packed[: -(-n * width // 64)]  # no padding word: the last field ends in the last word
+        for words in (packed, tight):
+            got = [kernels.field_select(words, 0, np.uint64(i * width), width) for i in range(n)]
+            assert got == values.tolist()
+            assert got == [kernels.field(packed, 0, np.uint64(i * width), width) for i in range(n)]
+
+
 @pytest.mark.parametrize("width", [1, 3, 8])
 def test_byte_tally_counts_sequence_byte_pairs(width):
     """Each (sequence, top ``width`` bits of the byte) pair counted once per position, added
