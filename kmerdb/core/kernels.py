@@ -475,7 +475,7 @@ def _spelt(plan, seq, flags, ranks, offsets, r):
     base = _U(r) + u * _U(k - 1)
     if base + _U(k) > _U(plan[D_BASES]):
         return _U(0), False
-    return field(seq, 0, base * _U(2), 2 * k), True
+    return field_select(seq, 0, base * _U(2), 2 * k), True
 
 
 @_compiled
@@ -554,7 +554,7 @@ def dictionary_find(
     nowhere = _U(2 * (plan[D_N] + plan[D_K])) << _U(1)
     for j in range(n_runs):
         slot = work[0, j]
-        work[3, j] = np.int64(field(words, plan[D_ANCHORS], _U(slot) * _U(aw), aw)) if slot >= 0 else np.int64(nowhere)
+        work[3, j] = np.int64(field_select(words, plan[D_ANCHORS], _U(slot) * _U(aw), aw)) if slot >= 0 else np.int64(nowhere)
     ahead = n_buckets and plan[D_SKEW] and skew_ahead
     skewed = 0
     if ahead:
@@ -627,16 +627,16 @@ def dictionary_find(
         if r == -1 and multi:
             if extra < plan[D_SCAN]:  # extra anchors + the first <= the scan limit
                 for t in range(extra + 1):
-                    v = first if t == 0 else field(words, plan[D_EXTRAS], _U(lo + t - 1) * _U(aw), aw)
+                    v = first if t == 0 else field_select(words, plan[D_EXTRAS], _U(lo + t - 1) * _U(aw), aw)
                     r = _place(plan, v, a, key, other, seq, flags, ranks, offsets)
                     if r != -1:
                         current = v
                         break
             elif s >= 0:
                 # the skew index names the anchor; a stranger gets some index, which its check refuses
-                e = np.int64(field(words, plan[D_ENTRIES], _U(s) * _U(plan[D_SKEW_WIDTH]), plan[D_SKEW_WIDTH]))
+                e = np.int64(field_select(words, plan[D_ENTRIES], _U(s) * _U(plan[D_SKEW_WIDTH]), plan[D_SKEW_WIDTH]))
                 if e <= extra:
-                    v = first if e == 0 else field(words, plan[D_EXTRAS], _U(lo + e - 1) * _U(aw), aw)
+                    v = first if e == 0 else field_select(words, plan[D_EXTRAS], _U(lo + e - 1) * _U(aw), aw)
                     r = _place(plan, v, a, key, other, seq, flags, ranks, offsets)
                     if r >= 0:
                         current = v
@@ -644,7 +644,7 @@ def dictionary_find(
             s = mphf_slot(over_arr, over_plan, key)
             if s >= 0:
                 ow = plan[D_ORDER_WIDTH]
-                q = np.int64(field(words, plan[D_ORDERS], _U(s) * _U(ow), ow))  # below n: checked at open
+                q = np.int64(field_select(words, plan[D_ORDERS], _U(s) * _U(ow), ow))  # below n: checked at open
                 spelt, ok = _spelt(plan, seq, flags, ranks, offsets, q)
                 if not ok:
                     r = -2
