@@ -158,6 +158,14 @@ _SM2 = _U(0x94D049BB133111EB)
 _SEED = _U(MINIMIZER_SEED)
 _LOW32 = _U(0xFFFFFFFF)
 _ALL = _U(0xFFFFFFFFFFFFFFFF)
+# Byte lanes: the low seven bits of each, and the top bit.
+_LANE_LOW = _U(0x7F7F7F7F7F7F7F7F)
+_LANE_TOP = _U(0x8080808080808080)
+#: Byte b of a bitmap (eight genomes, the first at the top bit) spread over the eight byte
+#: lanes of a little-endian word (the first genome in the lowest byte): 1 where set.
+_SPREAD = np.array(
+    [sum(1 << (8 * i) for i in range(8) if (b >> (7 - i)) & 1) for b in range(256)], dtype=np.uint64
+)
 
 
 @_compiled
@@ -1134,11 +1142,39 @@ def run_byte_tally(bounds, index, rank_at, at, runs, id_width, n_classes, values
 
 
 @_compiled
-def _expand(payload, plan, form, lo, hi, row, a, column_map, hits, everyone):
+def _lanes_add(lanes, row, lane, bitmap, a):
+    """Add ``a`` (mod 256) to the byte lanes of word ``lane`` of row ``row`` of ``lanes``
+    where the byte ``bitmap`` has its genomes: eight cells at once, with no carry between
+    them (each wraps, as the narrow hits do)."""
+    y = _SPREAD[bitmap] * _U(a & 255)
+    x = lanes[row, lane]
+    lanes[row, lane] = ((x & _LANE_LOW) + (y & _LANE_LOW)) ^ ((x ^ y) & _LANE_TOP)
+
+
+@_compiled
+def _expand(payload, plan, form, lo, hi, row, a, column_map, hits, everyone, lanes, lane_base):
     """Add ``a`` at the columns of the genomes of the class at payload bits ``lo:hi`` of form
     ``form`` in row ``row`` of ``hits``, or for a difference at those it adds, ``-a`` at those
-    it removes.  Returns OK or CORRUPT_CLASSES."""
+    it removes.  With ``lane_base`` >= 0, ``lanes`` is ``hits`` (one byte a cell) as words and
+    the group's genomes are its columns from ``8 * lane_base`` on: a bitmap is then added a
+    byte at a time (:func:`_lanes_add`), with no branch per genome.  Returns OK or
+    CORRUPT_CLASSES."""
     w, g = plan[2], plan[3]
+    if form == _BITMAP and lane_base >= 0:
+        # 1,000 genomes: 66 -> 58 ns per k-mer of class expansion, replayed (bitmaps are the
+        # classes of middling size: a bit loop per genome mispredicted its exits)
+        full = g >> 6
+        for q in range(full):
+            v = field_select(payload, 0, lo + _U(q << 6), 64)
+            if v:
+                for j in range(8):
+                    _lanes_add(lanes, row, lane_base + 8 * q + j, (v >> _U(56 - 8 * j)) & _U(255), a)
+        if g & 63:
+            width = g & 63
+            v = field_select(payload, 0, lo + _U(full << 6), width) << _U(64 - width)
+            for j in range((width + 7) >> 3):
+                _lanes_add(lanes, row, lane_base + 8 * full + j, (v >> _U(56 - 8 * j)) & _U(255), a)
+        return OK
     if form == _DIFF:
         _parent, added, removed, first = _diff_head(payload, plan, lo, hi)
         for e in range(added + removed):
@@ -1181,7 +1217,9 @@ def _expand(payload, plan, form, lo, hi, row, a, column_map, hits, everyone):
 
 
 @_compiled
-def class_hits(forms, offsets, payload, plan, ids, column_map, seq, amount, hits, rows, everyone, state, visited):
+def class_hits(
+    forms, offsets, payload, plan, ids, column_map, seq, amount, hits, rows, lanes, lane_base, everyone, state, visited
+):
     """Add ``amount[i]`` to row ``seq[i]`` of ``hits`` at the columns (``column_map`` of the
     group positions, -1 left out) of the genomes of class ``ids[i]``, decoded from the class
     table in place.  A class of more than half the group's genomes adds its amount to
@@ -1197,7 +1235,7 @@ def class_hits(forms, offsets, payload, plan, ids, column_map, seq, amount, hits
     ``rows`` is ``hits`` as one flat array (or empty): the row of the sequence whose pairs
     start :data:`_ROW_AHEAD` pairs ahead is prefetched whole.  A group's pass visits every
     sequence's row in turn, so each row comes from the last-level cache once per group, and
-    its expansions waited on it.  Work space:
+    its expansions waited on it.  ``lanes`` and ``lane_base``: see :func:`_expand`.  Work space:
     ``state`` (c, 3) int64 zero, so again on return (per class its amount, its place in the
     list plus one, its parent plus one: one cache line), ``visited`` (c, 4) int64 (each listed
     class, its form and payload bits).  Returns :data:`OK` or :data:`CORRUPT_CLASSES` (then the
@@ -1266,7 +1304,7 @@ def class_hits(forms, offsets, payload, plan, ids, column_map, seq, amount, hits
                     state[state[x, 2] - 1, 0] += a
                 status = _expand(
                     payload, plan, visited[v, 1], _U(visited[v, 2]), _U(visited[v, 3]), row, a, column_map, hits,
-                    everyone,
+                    everyone, lanes, lane_base,
                 )
                 if status != OK:
                     return CORRUPT_CLASSES

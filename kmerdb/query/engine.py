@@ -517,13 +517,14 @@ class _Hits:
             group.add_class_hits(self.hits, self.everyone[key][1], seq, ids, amount)
             return
         if self.narrow is None:
-            self.narrow = np.zeros((self.n_seqs, self.n_g), dtype=self.narrow_type)
+            # rows of whole words: one-byte cells then take a group's bitmaps eight at a time
+            self.narrow = np.zeros((self.n_seqs, -(-self.n_g // 8) * 8), dtype=self.narrow_type)
         group.add_class_hits(self.narrow, self.everyone[key][1], seq, ids, amount)
 
     def finish(self) -> None:
         # the core classes' amounts go into the narrow sums (each at most ``most``: their
         # final cells fit, as every cell does), so the int64 hits take one pass
-        target = self.hits if self.narrow is None else self.narrow
+        target = self.hits if self.narrow is None else self.narrow[:, : self.n_g]
         for cols, amounts in self.everyone.values():
             if not amounts.any():
                 continue
@@ -533,7 +534,7 @@ class _Hits:
             else:
                 target[:, cols] += part
         if self.narrow is not None:
-            self.hits += self.narrow
+            self.hits += target
             self.narrow = None
         self.everyone = {}
 

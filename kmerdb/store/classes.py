@@ -552,8 +552,9 @@ class _ClassGroup(ColumnEncoding):
             kernels.sweep(forms, offsets, payload, forms[:0], forms[:0])
         # a contiguous hits array is prefetched row by row (kernels.class_hits)
         rows = hits.reshape(-1) if hits.flags.c_contiguous else hits[:0, :0].reshape(-1)
+        lanes, lane_base = _byte_lanes(hits, self.columns)
         status = kernels.class_hits(
-            *self._kernel_table(), ids, self.columns.astype(np.int64), seq, amount, hits, rows, everyone,
+            *self._kernel_table(), ids, self.columns.astype(np.int64), seq, amount, hits, rows, lanes, lane_base, everyone,
             np.zeros((c, 3), dtype=np.int64), np.empty((c, 4), dtype=np.int64),
         )
         if status != kernels.OK:
@@ -803,6 +804,26 @@ class UnitigClassCounts(_ClassGroup):
     keeps_counts = True
     placed = True
     since = 3
+
+
+def _byte_lanes(hits: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, int]:
+    """``hits`` as words of eight one-byte cells and the word where a group's genomes
+    start, where its bitmaps can be added a byte at a time (:func:`kmerdb.core.kernels.class_hits`):
+    cells of one byte, rows of whole words, and the group's genomes the consecutive columns
+    from a word's first on, with room for the last word.  Else an empty array and -1."""
+    g = columns.size
+    first = int(columns[0]) if g else 0
+    if (
+        hits.dtype.itemsize == 1
+        and hits.flags.c_contiguous
+        and hits.shape[1] % 8 == 0
+        and g
+        and first % 8 == 0
+        and first + -(-g // 8) * 8 <= hits.shape[1]
+        and np.array_equal(columns, np.arange(first, first + g))
+    ):
+        return hits.view(np.uint64), first // 8
+    return np.zeros((0, 0), dtype=np.uint64), -1
 
 
 def slot_ordered(group: ColumnEncoding) -> tuple[str, np.ndarray]:

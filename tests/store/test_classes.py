@@ -267,6 +267,44 @@ def test_class_hits_equal_members_times_amounts():
     assert np.array_equal(hits, want)
 
 
+@pytest.mark.parametrize("g", [13, 64, 300, 1000])
+@pytest.mark.parametrize("first", [0, 8, 24])
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+def test_class_hits_in_byte_lanes_equal_members_times_amounts(g, first, dtype):
+    """Where one-byte cells hold a group's genomes from a word's first column on, bitmaps are
+    added eight cells at a time: the same sums as genome by genome (wrapping in each cell on
+    the way), no cell outside the group's columns touched."""
+    rng = np.random.default_rng(g + first)
+    n_classes = 40
+    m = rng.random((n_classes, g)) < rng.uniform(0.05, 0.95, (n_classes, 1))  # bitmaps mostly
+    m[0] = False
+    m[0, : max(1, g // 50)] = True  # a list
+    m[1] = True
+    m[1, -1] = False  # a complement
+    data = ColourClasses.encode(SparseRows.from_dense(m), np.arange(n_classes))
+    gids = tuple(range(g))
+    group = ColourClasses(data, gids, {gid: first + gid for gid in gids}, "classes")
+    n_seqs = 7
+    seq = np.sort(rng.integers(0, n_seqs, 90))
+    slots = rng.integers(0, n_classes, seq.size)
+    amount = rng.integers(1, 3, seq.size)
+    want = np.zeros((n_seqs, first + g + 40), dtype=np.int64)
+    np.add.at(want, (seq[:, None], first + np.arange(g)[None, :]), m[slots] * amount[:, None])
+    width = -(-(first + g) // 8) * 8 + 16  # whole words, a word of slack and more
+    hits, everyone = np.zeros((n_seqs, width), dtype=dtype), np.zeros(n_seqs, dtype=np.int64)
+    assert classes._byte_lanes(hits, group.columns)[1] == first // 8
+    group.add_class_hits(hits, everyone, seq, group.class_ids(slots), amount)
+    hits[:, group.cols] += everyone.astype(dtype)[:, None]  # in the cells' type, as the query does
+    assert np.array_equal(hits, want[:, :width])
+    # rows not of whole words: genome by genome, the same sums
+    odd = np.zeros((n_seqs, first + g + 1), dtype=dtype)
+    assert classes._byte_lanes(odd, group.columns)[1] == -1
+    everyone[:] = 0
+    group.add_class_hits(odd, everyone, seq, group.class_ids(slots), amount)
+    odd[:, group.cols] += everyone.astype(dtype)[:, None]
+    assert np.array_equal(odd, want[:, : first + g + 1])
+
+
 # -- classes written as differences ---------------------------------------------------------
 
 
