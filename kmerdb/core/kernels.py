@@ -1167,13 +1167,13 @@ def _expand(payload, plan, form, lo, hi, row, a, column_map, hits, everyone, lan
         for q in range(full):
             v = field_select(payload, 0, lo + _U(q << 6), 64)
             if v:
-                for j in range(8):
-                    _lanes_add(lanes, row, lane_base + 8 * q + j, (v >> _U(56 - 8 * j)) & _U(255), a)
+                for b in range(8):
+                    _lanes_add(lanes, row, lane_base + 8 * q + b, (v >> _U(56 - 8 * b)) & _U(255), a)
         if g & 63:
-            width = g & 63
-            v = field_select(payload, 0, lo + _U(full << 6), width) << _U(64 - width)
-            for j in range((width + 7) >> 3):
-                _lanes_add(lanes, row, lane_base + 8 * full + j, (v >> _U(56 - 8 * j)) & _U(255), a)
+            rest = g & 63
+            v = field_select(payload, 0, lo + _U(full << 6), rest) << _U(64 - rest)
+            for b in range((rest + 7) >> 3):
+                _lanes_add(lanes, row, lane_base + 8 * full + b, (v >> _U(56 - 8 * b)) & _U(255), a)
         return OK
     if form == _DIFF:
         _parent, added, removed, first = _diff_head(payload, plan, lo, hi)
