@@ -36,8 +36,8 @@ bounds     R + 1 unsigned integers of 4 or 8 bytes, increasing from 0 to n: run 
 runs       R fields of ``id width`` bits: the class of each run
 =========  ============================================================================
 
-A slot's class is then found from the unitig order of its k-mer (its exact evidence): a
-binary search of the bounds and one field.  Groups written later over an existing layer (an
+A slot's class is then found from the unitig order of its k-mer (its exact evidence): the
+rank of that order among the run starts (a bit vector made in memory) and one field.  Groups written later over an existing layer (an
 append) and groups of layers with approximate evidence use the slot-ordered kinds.
 
 Each class takes the cheapest of its three forms, so a class of a few genomes costs a few
@@ -100,7 +100,8 @@ _BOUND32 = 1 << 32
 # Below this many genomes, query tallies read a class's presence byte (a table lookup per slot)
 # instead of tallying class ids and expanding them.
 _BYTE_TALLY_GENOMES = 32
-# Runs shorter than this many k-mers on average: class lookups prefetch the runs ahead.
+# Runs shorter than this many k-mers on average: class lookups prefetch the run index ahead
+# and do not try the previous run first.
 _SHORT_RUNS = 64
 
 
