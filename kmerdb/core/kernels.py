@@ -1106,6 +1106,16 @@ def _run_prefetch(index, rank_at, at, i):
         _prefetch(index, word)
 
 
+@_inlined
+def _run_class(bounds, index, rank_at, at, runs, id_width, i, r, short):
+    """(run, class) of unitig order ``at[i]`` (see :func:`run_classes`), ``r`` the run of the
+    order before."""
+    if short:
+        _run_prefetch(index, rank_at, at, i)
+    r = _run_of(bounds, index, rank_at, r, np.int64(at[i]), not short)
+    return r, np.int64(field(runs, 0, _U(r) * _U(id_width), id_width))
+
+
 @_compiled
 def run_classes(bounds, index, rank_at, at, runs, id_width, n_classes, out, short):
     """The class of the run of each unitig order ``at[i]``: field ``id_width`` bits wide of
@@ -1123,10 +1133,7 @@ def run_classes(bounds, index, rank_at, at, runs, id_width, n_classes, out, shor
     """
     r = 0
     for i in range(at.size):
-        if short:
-            _run_prefetch(index, rank_at, at, i)
-        r = _run_of(bounds, index, rank_at, r, np.int64(at[i]), not short)
-        c = np.int64(field(runs, 0, _U(r) * _U(id_width), id_width))
+        r, c = _run_class(bounds, index, rank_at, at, runs, id_width, i, r, short)
         if c >= n_classes:
             return CORRUPT_CLASSES
         out[i] = c
@@ -1144,10 +1151,7 @@ def run_byte_tally(bounds, index, rank_at, at, runs, id_width, n_classes, values
     cell = -1
     count = 0
     for i in range(at.size):
-        if short:
-            _run_prefetch(index, rank_at, at, i)
-        r = _run_of(bounds, index, rank_at, r, np.int64(at[i]), not short)
-        c = np.int64(field(runs, 0, _U(r) * _U(id_width), id_width))
+        r, c = _run_class(bounds, index, rank_at, at, runs, id_width, i, r, short)
         if c >= n_classes:
             _flush_cell(table, cell, count)
             return CORRUPT_CLASSES
