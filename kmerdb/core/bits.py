@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from kmerdb.errors import CorruptDatabaseError
+from kmerdb.errors import CorruptDatabaseError, InvalidParameterError
 
 __all__ = [
     "width_for",
@@ -228,7 +228,7 @@ def rank_index(positions: np.ndarray, n: int) -> tuple[np.ndarray, int]:
     ``arr`` and ``rank_at`` of :func:`kmerdb.core.kernels.rank` (bits at word 0)."""
     positions = np.asarray(positions, dtype=np.int64)
     if positions.size >= 1 << 32:
-        raise ValueError(f"a rank index counts fewer than 2**32 positions, not {positions.size}")
+        raise InvalidParameterError("positions", positions.size, "a rank index counts fewer than 2**32")
     padded = -(-max(1, -(-n // 64)) // 4) * 4  # whole quarters, as the directory counts them
     words = np.zeros(padded, dtype=_U64)
     np.bitwise_or.at(words, positions >> 6, _ONE << (positions & 63).astype(_U64))

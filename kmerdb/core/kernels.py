@@ -1091,10 +1091,20 @@ def class_members(forms, offsets, payload, plan, ids, complement, indptr, column
 @_compiled
 def _run_of(bounds, index, rank_at, r, x, near):
     """The run of unitig order ``x``: with ``near``, tried first at run ``r`` (the previous
-    one), else the number of run starts up to x, less one (see :func:`run_classes`)."""
+    one); then the number of run starts up to x, less one, from the rank ``index`` or, where
+    that is empty, a binary search of the bounds (see :func:`run_classes`)."""
     if near and np.int64(bounds[r]) <= x < np.int64(bounds[r + 1]):
         return r
-    return rank(index, 0, rank_at, _U(x + 1)) - 1
+    if index.size:
+        return rank(index, 0, rank_at, _U(x + 1)) - 1
+    lo, hi = 0, bounds.size - 1  # bounds[lo] <= x < bounds[hi]
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if np.int64(bounds[mid]) <= x:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 @_compiled
@@ -1123,13 +1133,15 @@ def run_classes(bounds, index, rank_at, at, runs, id_width, n_classes, out, shor
     ``at`` below n).  Returns :data:`OK`, or :data:`CORRUPT_CLASSES` where a run names a
     class of ``n_classes`` or more (then ``out`` is incomplete).
 
-    ``index`` is the bit vector of the run starts (the bounds but the last) and its rank
-    directory from word ``rank_at`` (:func:`kmerdb.core.bits.rank_index`): the run of x is
-    the rank of x + 1, less one, two cache lines of a structure of about a bit per k-mer.
-    (A directory of the bounds and a walk forward took 16 ns per k-mer of 1,000 genomes'
-    short runs, as the walks' lengths varied; the rank takes 6.)  Unless ``short``, the
-    previous run is tried first: a read's k-mers walk along long runs (a few genomes).  With
-    ``short``, the rank entry and bit word of the order 8 ahead are prefetched.
+    With ``short`` runs (many genomes), ``index`` is the bit vector of the run starts (the
+    bounds but the last) and its rank directory from word ``rank_at``
+    (:func:`kmerdb.core.bits.rank_index`): the run of x is the rank of x + 1, less one, two
+    cache lines of a structure of about a bit per k-mer, and the rank entry and bit word of the
+    order 8 ahead are prefetched.  (A directory of the bounds and a walk forward took 16 ns per
+    k-mer of 1,000 genomes' short runs, as the walks' lengths varied; the rank takes 4.)  Long
+    runs (a few genomes) need no index, whose bit per k-mer would be more than their bounds:
+    the previous run is tried first (a read's k-mers walk along them), then a binary search of
+    the bounds (``index`` empty).
     """
     r = 0
     for i in range(at.size):

@@ -36,9 +36,10 @@ bounds     R + 1 unsigned integers of 4 or 8 bytes, increasing from 0 to n: run 
 runs       R fields of ``id width`` bits: the class of each run
 =========  ============================================================================
 
-A slot's class is then found from the unitig order of its k-mer (its exact evidence): the
-rank of that order among the run starts (a bit vector made in memory) and one field.  Groups written later over an existing layer (an
-append) and groups of layers with approximate evidence use the slot-ordered kinds.
+A slot's class is then found from the unitig order of its k-mer (its exact evidence): its
+run (the previous one, the rank of the order among the run starts, or a search of the bounds)
+and one field.  Groups written later over an existing layer (an append) and groups of layers
+with approximate evidence use the slot-ordered kinds.
 
 Each class takes the cheapest of its three forms, so a class of a few genomes costs a few
 members, the class of the core genome (all genomes but a few) costs the few it lacks, and
@@ -456,11 +457,16 @@ class _ClassGroup(ColumnEncoding):
         return bounds
 
     def _run_index(self) -> tuple[np.ndarray, int]:
-        """The bit vector of the run starts and its rank directory, and the word where that
-        starts (:func:`~kmerdb.core.bits.rank_index`), made at first use: a bit per k-mer
-        and 1/16 more, in memory."""
+        """For short runs, the bit vector of the run starts and its rank directory, and the
+        word where that starts (:func:`~kmerdb.core.bits.rank_index`), made at first use: a
+        bit per k-mer and 1/16 more, in memory, at most about 64 bits per run.  For long runs
+        an empty index: lookups search the bounds (:func:`~kmerdb.core.kernels.run_classes`)."""
         if self._index is None:
-            self._index = bits.rank_index(cast(np.ndarray, self._bounds)[:-1], self.n)
+            bounds = cast(np.ndarray, self._bounds)
+            if self._short_runs():
+                self._index = bits.rank_index(bounds[:-1], self.n)
+            else:
+                self._index = (np.zeros(0, dtype=np.uint64), 0)
         return self._index
 
     def _short_runs(self) -> bool:

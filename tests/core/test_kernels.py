@@ -44,9 +44,9 @@ def test_partition_scatter_is_a_stable_grouping(n_parts):
 
 @pytest.mark.parametrize("dtype", [np.uint32, np.uint64])
 def test_run_classes_equal_a_binary_search(dtype):
-    """Runs found from the previous one or by the rank of the run starts equal a binary
-    search of the bounds, and give their classes; a run naming a class out of range is
-    reported."""
+    """Runs found from the previous one, by the rank of the run starts or by a search of the
+    bounds equal numpy's search of the bounds, and give their classes; a run naming a class
+    out of range is reported."""
     rng = np.random.default_rng(2)
     n = 10_000
     for n_runs in (1, 2, 700, 3_000, n):  # one run .. a run per order
@@ -63,8 +63,10 @@ def test_run_classes_equal_a_binary_search(dtype):
             np.arange(n)[::-1],  # against them
             np.concatenate([np.arange(40, 400), np.arange(9_000, 8_000, -1), [0, n - 1, 0]]),
         ]
-        index, rank_at = bits.rank_index(bounds[:-1], n)
+        ranked = bits.rank_index(bounds[:-1], n)
         for short, at in itertools.product((False, True), walks):
+            # short runs: the rank index; long ones: the previous run, then the bounds searched
+            index, rank_at = ranked if short else (np.zeros(0, dtype=np.uint64), 0)
             at = np.ascontiguousarray(at, dtype=np.int64)
             out = np.empty(at.size, dtype=np.int64)
             assert kernels.run_classes(bounds, index, rank_at, at, runs, width, n_classes, out, short) == kernels.OK
