@@ -97,7 +97,7 @@ def _inlined(function: Callable[..., Any]) -> Any:
     For helpers with array arguments called per item in a hot loop that LLVM would not
     inline for their size: a call passes every array as its fields (pointer, sizes, strides,
     ...), and the class expansion's two such calls cost about 240 of its 740 instructions per
-    pair (cachegrind) and 7 ns of its 54 per k-mer of 1,000 genomes."""
+    pair (cachegrind), and 11 of its 48 ns per k-mer of 1,000 genomes."""
     _INLINE.add(function.__name__)
     return _compiled(function)
 
@@ -228,7 +228,7 @@ def field_select(words, start, bit, width):
     ``words`` stands in for it at the end) and its bits shifted in, or out where the field
     lies in one word.  For fields whose crossing of a word boundary is random (the members
     and offsets of class tables, each read once): :func:`field`'s branch mispredicted often
-    enough that the 1,000 genomes' class expansion took 61 ns per k-mer against 53.  Where
+    enough that the 1,000 genomes' class expansion took 61 ns per k-mer against 54.  Where
     fields follow each other in order (tallies of three genomes), the branch predicts well
     and costs less than the extra read."""
     q = start + np.int64(bit >> _U(6))
@@ -1290,7 +1290,7 @@ def class_hits(
         ahead = i + _ROW_AHEAD
         if ahead < ids.size and rows.size and seq[ahead] != seq[ahead - 1]:
             first = seq[ahead] * n_columns
-            for j in range(0, line_items * ((n_columns + line_items - 1) // line_items), line_items):
+            for j in range(0, n_columns, line_items):
                 _prefetch(rows, first + j)
         row = seq[i]
         x = ids[i]
