@@ -11,7 +11,7 @@ from kmerdb.errors import InvalidParameterError
 __all__ = ["Config", "FORMAT_VERSION", "KMER_DTYPE", "default_m", "DEFAULT_PARTITIONS", "COLOUR_ENCODINGS"]
 
 #: On-disk format version, written once at creation and checked on every open.
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 
 #: k-mers are 2-bit codes (A=0 C=1 G=2 T=3, first base most significant) in little-endian uint64.
 KMER_DTYPE = np.dtype("<u8")

@@ -76,13 +76,17 @@ from kmerdb.core.kmers import (
     window_minimizers,
 )
 from kmerdb.core.mphf import MPHF
+from kmerdb.core.pilots import PilotMPHF
 from kmerdb.core.unitigs import UnitigSet
 from kmerdb.errors import CorruptDatabaseError
 
 __all__ = ["MinimizerDictionary", "build_dictionary", "MAX_BUCKET", "MAX_SKEW", "MAGIC", "VERSION"]
 
 MAGIC = int.from_bytes(b"kmerDICT", "little")
-VERSION = 1
+# Version 2 hashes buckets, skew and overflow k-mers by pilots (PilotMPHF, one probe); version 1
+# by levels (MPHF), still read.
+VERSION = 2
+VERSIONS = (1, 2)
 HEADER_WORDS = 28
 #: A bucket of more anchors than this finds its k-mers' anchors through the skew index.
 MAX_BUCKET = 8
@@ -129,7 +133,7 @@ def _anchor_places(unitigs: UnitigSet, m: int) -> tuple[np.ndarray, np.ndarray, 
 
 
 def build_dictionary(
-    unitig_array: np.ndarray, m: int, max_bucket: int = MAX_BUCKET, max_skew: int = MAX_SKEW
+    unitig_array: np.ndarray, m: int, max_bucket: int = MAX_BUCKET, max_skew: int = MAX_SKEW, version: int | None = None
 ) -> np.ndarray:
     """The dictionary array of a layer's unitigs (a serialized :class:`UnitigSet`).
 
@@ -144,7 +148,13 @@ def build_dictionary(
         index.
     max_skew : int
         Most anchors a minimizer keeps; the k-mers of a minimizer with more go to the overflow.
+    version : int, optional
+        The format written (default :data:`VERSION`): 2, or 1 (hash functions of levels,
+        :class:`MPHF`) for readers of version 1.
     """
+    version = VERSION if version is None else version
+    if version not in VERSIONS:
+        raise ValueError(f"dictionary version {version} is not one of {VERSIONS}")
     unitigs = UnitigSet(unitig_array)
     k, n = unitigs.k, unitigs.n
     words: list[np.ndarray] = []
@@ -178,7 +188,8 @@ def build_dictionary(
         keys = np.zeros(0, dtype=np.uint64)
         over = np.zeros(0, dtype=bool)
         hashes = values = hk = vk = first = sizes = np.zeros(0, dtype=np.uint64)
-    mphf, slot = MPHF.build_with_slots(keys)
+    kind: type[MPHF] | type[PilotMPHF] = PilotMPHF if version >= 2 else MPHF
+    mphf, slot = kind.build_with_slots(keys)
     n_buckets = keys.size
     firsts = np.zeros(n_buckets, dtype=np.uint64)
     multi = np.zeros(n_buckets, dtype=bool)
@@ -198,9 +209,11 @@ def build_dictionary(
         extras = vk.take(segment_positions(first.take(many) + 1, counts))
     n_extra = extras.size
     extra_width = bits.width_for(n_extra)
-    skew_mphf, skew_entries, skew_width = _skew_index(unitigs, hashes, values, over, keys, vk, first, sizes, max_bucket)
+    skew_mphf, skew_entries, skew_width = _skew_index(
+        unitigs, hashes, values, over, keys, vk, first, sizes, max_bucket, kind
+    )
     overflow = np.flatnonzero(over)
-    over_mphf, ordinals = _keyed(unitigs, overflow)
+    over_mphf, ordinals = _keyed(unitigs, overflow, kind)
     order_width = bits.width_for(max(n - 1, 0))
     mphf_at = _section(words, mphf.to_array())
     anchors_at = _section(words, bits.pack(firsts, anchor_width))
@@ -213,7 +226,7 @@ def build_dictionary(
     orders_at = _section(words, bits.pack(ordinals, order_width))
     total = HEADER_WORDS + sum(w.size for w in words)
     header = [
-        MAGIC, VERSION, n, k, m, n_buckets, anchor_width, int(multi.sum()), n_extra, extra_width,
+        MAGIC, version, n, k, m, n_buckets, anchor_width, int(multi.sum()), n_extra, extra_width,
         max_bucket, int(skew_entries.size), skew_width, int(overflow.size), order_width,
         mphf_at[0], mphf_at[1], anchors_at[0], flags_at[0], starts_at[0], extras_at[0],
         skew_at[0], skew_at[1], entries_at[0], over_at[0], over_at[1], orders_at[0], total,
@@ -230,13 +243,15 @@ def _member(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
     return sorted_values.take(at) == values
 
 
-def _keyed(unitigs: UnitigSet, ordinals: np.ndarray) -> tuple[MPHF, np.ndarray]:
-    """An MPHF over the canonical k-mers of unitig orders ``ordinals`` and, by its slot, their
-    index in ``ordinals``."""
+def _keyed(
+    unitigs: UnitigSet, ordinals: np.ndarray, kind: type[MPHF] | type[PilotMPHF] = MPHF
+) -> tuple[MPHF | PilotMPHF, np.ndarray]:
+    """A minimal perfect hash function (of ``kind``) over the canonical k-mers of unitig orders
+    ``ordinals`` and, by its slot, their index in ``ordinals``."""
     if not ordinals.size:
-        return MPHF.build(np.zeros(0, dtype=np.uint64)), np.zeros(0, dtype=np.uint64)
+        return kind.build(np.zeros(0, dtype=np.uint64)), np.zeros(0, dtype=np.uint64)
     keys = canonical(unitigs.kmer_at(unitigs.base_of(ordinals)), unitigs.k)
-    mphf, slots = MPHF.build_with_slots(keys)
+    mphf, slots = kind.build_with_slots(keys)
     out = np.empty(ordinals.size, dtype=np.uint64)
     out[slots] = ordinals
     return mphf, out
@@ -252,13 +267,15 @@ def _skew_index(
     first: np.ndarray,
     sizes: np.ndarray,
     max_bucket: int,
-) -> tuple[MPHF, np.ndarray, int]:
-    """The skew index: an MPHF over the k-mers of buckets of more than ``max_bucket`` anchors
-    and, by its slot, the index of each one's anchor in its bucket (buckets: sorted ``keys``,
-    their anchors ``vk[first[b]:first[b] + sizes[b]]``, sorted)."""
+    kind: type[MPHF] | type[PilotMPHF],
+) -> tuple[MPHF | PilotMPHF, np.ndarray, int]:
+    """The skew index: a minimal perfect hash function (of ``kind``) over the k-mers of buckets
+    of more than ``max_bucket`` anchors and, by its slot, the index of each one's anchor in its
+    bucket (buckets: sorted ``keys``, their anchors ``vk[first[b]:first[b] + sizes[b]]``,
+    sorted)."""
     large = keys.take(np.flatnonzero(sizes > max_bucket))
     if not large.size:
-        return MPHF.build(np.zeros(0, dtype=np.uint64)), np.zeros(0, dtype=np.uint64), 1
+        return kind.build(np.zeros(0, dtype=np.uint64)), np.zeros(0, dtype=np.uint64), 1
     member = np.flatnonzero(_member(large, hashes) & ~over)  # unitig orders of their k-mers
     h, v = hashes.take(member), values.take(member)
     # neighbours in a unitig share their anchor: one search per run of them
@@ -282,7 +299,7 @@ def _skew_index(
         lo = np.where(right, mid + 1, lo)
         hi = np.where(left, mid, hi)
     index = np.repeat((lo - first.take(b)).astype(np.uint64), np.diff(np.append(heads, member.size)))
-    mphf, ordinals = _keyed(unitigs, member)
+    mphf, ordinals = _keyed(unitigs, member, kind)
     # ordinals[slot] is the unitig order of the slot's k-mer: its entry is that k-mer's index
     entry_of = np.empty(unitigs.n, dtype=np.uint64)
     entry_of[member] = index
@@ -309,12 +326,12 @@ class MinimizerDictionary:
     """
 
     def __init__(self, array: np.ndarray, unitigs: UnitigSet, source: str = "<dictionary>") -> None:
-        arr, head = bits.read_header(array, HEADER_WORDS, MAGIC, VERSION, source, "a k-mer dictionary")
+        arr, head = bits.read_header(array, HEADER_WORDS, MAGIC, VERSIONS, source, "a k-mer dictionary")
         self.source = source
         self.unitigs = unitigs
         self._array = arr
         (
-            _, _, self.n, self.k, self.m, self.n_buckets, self._aw, self.n_multi, self.n_extra, self._ew,
+            _, self.version, self.n, self.k, self.m, self.n_buckets, self._aw, self.n_multi, self.n_extra, self._ew,
             self.scan_limit, self.n_skew, self._sw, self.n_overflow, self._ow, mphf_at, mphf_len, anchors_at,
             flags_at, starts_at, extras_at, skew_at, skew_len, entries_at, over_at, over_len, orders_at, total,
         ) = head
@@ -349,11 +366,13 @@ class MinimizerDictionary:
         if at != total:
             raise CorruptDatabaseError(source, "k-mer dictionary sections out of place")
         base = arr.view(np.ndarray)
-        self._mphf = MPHF.from_array(base[mphf_at : mphf_at + mphf_len], source=source)
+        # version 2's three hash functions are pilot MPHFs, version 1's MPHFs of levels
+        kind: type[MPHF] | type[PilotMPHF] = PilotMPHF if self.version >= 2 else MPHF
+        self._mphf: MPHF | PilotMPHF = kind.from_array(base[mphf_at : mphf_at + mphf_len], source=source)
         self._flags = base[flags_at:starts_at]
         self._starts = bits.unpack(base[starts_at:extras_at], self.n_multi + 1, self._ew).astype(np.int64)
-        self._skew = MPHF.from_array(base[skew_at : skew_at + skew_len], source=source)
-        self._over = MPHF.from_array(base[over_at : over_at + over_len], source=source)
+        self._skew: MPHF | PilotMPHF = kind.from_array(base[skew_at : skew_at + skew_len], source=source)
+        self._over: MPHF | PilotMPHF = kind.from_array(base[over_at : over_at + over_len], source=source)
         self._orders = base[orders_at:total]  # checked at open block by block; lookups read it in place
         if self._mphf.n != self.n_buckets or self._over.n != self.n_overflow or self._skew.n != self.n_skew:
             raise CorruptDatabaseError(source, "a k-mer dictionary's hash function does not match its header")
@@ -374,7 +393,7 @@ class MinimizerDictionary:
             kernels.D_SKEW: self.n_skew, kernels.D_SKEW_WIDTH: self._sw, kernels.D_OVERFLOW: self.n_overflow,
             kernels.D_ORDER_WIDTH: self._ow, kernels.D_ANCHORS: anchors_at, kernels.D_FLAGS: flags_at,
             kernels.D_EXTRAS: extras_at, kernels.D_ENTRIES: entries_at, kernels.D_ORDERS: orders_at,
-            kernels.D_BASES: unitigs.n_bases,
+            kernels.D_BASES: unitigs.n_bases, kernels.D_PILOTS: int(self.version >= 2),
         }
         self._plan = np.zeros(kernels.DICTIONARY_PLAN, dtype=np.int64)
         for at, value in fields.items():

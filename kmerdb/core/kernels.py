@@ -460,6 +460,127 @@ def mphf_lookup(arr, plan, keys, out, hashes, pending):
             out[pending[t]] = _fallback(arr, plan, hashes[t]) if plan[_P_F] else -1
 
 
+# ----------------------------------------------------------------------- pilot MPHF
+#
+# A pilot MPHF (see kmerdb.core.pilots) is its array and a plan, uint64: the fields below.
+
+(
+    PILOT_N, PILOT_SEED, PILOT_BUCKETS, PILOT_DENSE, PILOT_SPLIT, PILOT_TABLE, PILOT_WIDTH, PILOT_AT,
+    PILOT_FREE_WIDTH, PILOT_FREE_AT,
+) = range(10)
+PILOT_PLAN = 10
+# The odd multiplier that spreads a pilot over 64 bits before it is mixed with a key's hash.
+_PILOT_SPREAD = _U(0x9E3779B97F4A7C15)
+#: Status of :func:`pilot_search`: a bucket found no pilot within the trials allowed.
+PILOT_FAILED = -1
+
+
+@_compiled
+def pilot_hash(plan, key):
+    """A key's seeded splitmix64 hash (a bijection on uint64)."""
+    return _finalized(key ^ plan[PILOT_SEED], 30, _SM1, 27, _SM2, 31)
+
+
+@_compiled
+def pilot_bucket(plan, h):
+    """Bucket of a hashed key: the low 32 bits send it to the dense buckets (below
+    ``plan[PILOT_SPLIT]``) or the others, the high 32 bits pick one by multiply-shift."""
+    hi = h >> _U(32)
+    dense = plan[PILOT_DENSE]
+    near = (hi * dense) >> _U(32)
+    far = dense + ((hi * (plan[PILOT_BUCKETS] - dense)) >> _U(32))
+    return near if (h & _LOW32) < plan[PILOT_SPLIT] else far
+
+
+@_compiled
+def pilot_position(plan, h, pilot):
+    """Table position of a hashed key under its bucket's pilot."""
+    x = _finalized(h ^ (pilot * _PILOT_SPREAD), 30, _SM1, 27, _SM2, 31)
+    return ((x >> _U(32)) * plan[PILOT_TABLE]) >> _U(32)
+
+
+@_inlined
+def pilot_slot(arr, plan, key):
+    """Slot of one key: in [0, n) for every build key and any other (or -1 when n = 0)."""
+    if plan[PILOT_N] == _U(0):
+        return -1
+    h = pilot_hash(plan, key)
+    b = pilot_bucket(plan, h)
+    pilot = field_select(arr, np.int64(plan[PILOT_AT]), b * plan[PILOT_WIDTH], plan[PILOT_WIDTH])
+    p = pilot_position(plan, h, pilot)
+    if p >= plan[PILOT_N]:  # past n: the free slot below n that stands for it
+        free_width = plan[PILOT_FREE_WIDTH]
+        p = field_select(arr, np.int64(plan[PILOT_FREE_AT]), (p - plan[PILOT_N]) * free_width, free_width)
+    return np.int64(p)
+
+
+@_compiled
+def pilot_lookup(arr, plan, keys, out):
+    """Slots of ``keys`` into ``out`` (int64), as :func:`pilot_slot`; the pilot of the key
+    :data:`_LOOK` ahead is prefetched."""
+    n = keys.size
+    width = plan[PILOT_WIDTH]
+    at = np.int64(plan[PILOT_AT])
+    for i in range(n):
+        if i + _LOOK < n and plan[PILOT_N] != _U(0):
+            b = pilot_bucket(plan, pilot_hash(plan, keys[i + _LOOK]))
+            _prefetch(arr, at + np.int64((b * width) >> _U(6)))
+        out[i] = pilot_slot(arr, plan, keys[i])
+
+
+@_compiled
+def pilot_buckets(plan, keys, hashes, buckets):
+    """Hash and bucket of each key (int64 buckets), as :func:`pilot_slot` finds them."""
+    for i in range(keys.size):
+        h = pilot_hash(plan, keys[i])
+        hashes[i] = h
+        buckets[i] = np.int64(pilot_bucket(plan, h))
+
+
+@_compiled
+def pilot_search(plan, hashes, members, starts, order, taken, pilots, positions, max_trials):
+    """Find each bucket's pilot, largest buckets first (PTHash's search).
+
+    ``members[starts[b]:starts[b + 1]]`` index ``hashes`` of bucket b's keys; ``order`` lists
+    the buckets by decreasing size.  A pilot is the first value from 0 that sends each of its
+    bucket's keys to a table position no earlier bucket took and no other key of the bucket
+    takes.  ``taken`` (bool, table size, all False) receives the positions taken, ``pilots``
+    (uint64, one per bucket) the pilots; ``positions`` (uint64, at least the largest bucket)
+    is work space.  Returns :data:`OK`, or :data:`PILOT_FAILED` when a bucket found no pilot
+    in ``max_trials`` (then the caller tries another seed)."""
+    for t in range(order.size):
+        b = order[t]
+        lo, hi = starts[b], starts[b + 1]
+        if lo == hi:
+            break  # the rest are empty too
+        pilot = _U(0)
+        placed = False
+        for _trial in range(max_trials):
+            ok = True
+            for j in range(lo, hi):
+                p = pilot_position(plan, hashes[members[j]], pilot)
+                if taken[p]:
+                    ok = False
+                    break
+                for u in range(j - lo):
+                    if positions[u] == p:
+                        ok = False
+                        break
+                if not ok:
+                    break
+                positions[j - lo] = p
+            if ok:
+                for j in range(hi - lo):
+                    taken[positions[j]] = True
+                pilots[b] = pilot
+                placed = True
+                break
+            pilot += _U(1)
+        if not placed:
+            return PILOT_FAILED
+    return OK
+
+
 # ----------------------------------------------------------------------- dictionary
 #
 # A dictionary is its array (see kmerdb.core.dictionary) and a plan, int64: the fields below.
@@ -469,9 +590,9 @@ def mphf_lookup(arr, plan, keys, out, hashes, pending):
 
 (
     D_N, D_K, D_M, D_BUCKETS, D_ANCHOR_WIDTH, D_SCAN, D_SKEW, D_SKEW_WIDTH,
-    D_OVERFLOW, D_ORDER_WIDTH, D_ANCHORS, D_FLAGS, D_EXTRAS, D_ENTRIES, D_ORDERS, D_BASES,
-) = range(16)
-DICTIONARY_PLAN = 16
+    D_OVERFLOW, D_ORDER_WIDTH, D_ANCHORS, D_FLAGS, D_EXTRAS, D_ENTRIES, D_ORDERS, D_BASES, D_PILOTS,
+) = range(17)
+DICTIONARY_PLAN = 17
 # Skew keys ahead whose entries dictionary_find prefetches.
 _LOOK = 16
 # Runs ahead whose unitig bases dictionary_find prefetches (2 to 16 measured alike).
@@ -570,7 +691,10 @@ def dictionary_find(
             run_hashes[n_runs] = hashes[i]
             n_runs += 1
     if n_buckets:
-        mphf_lookup(bucket_arr, bucket_plan, run_hashes[:n_runs], work[0, :n_runs], batch_hashes, batch_pending)
+        if plan[D_PILOTS]:
+            pilot_lookup(bucket_arr, bucket_plan, run_hashes[:n_runs], work[0, :n_runs])
+        else:
+            mphf_lookup(bucket_arr, bucket_plan, run_hashes[:n_runs], work[0, :n_runs], batch_hashes, batch_pending)
     else:
         work[0, :n_runs] = -1
     # a minimizer outside the dictionary: a value past every order, which nothing matches
@@ -597,7 +721,10 @@ def dictionary_find(
             if many:
                 work[1, skewed] = np.int64(keys[i])
                 skewed += 1
-        mphf_lookup(skew_arr, skew_plan, work[1, :skewed].view(np.uint64), work[2, :skewed], batch_hashes, batch_pending)
+        if plan[D_PILOTS]:
+            pilot_lookup(skew_arr, skew_plan, work[1, :skewed].view(np.uint64), work[2, :skewed])
+        else:
+            mphf_lookup(skew_arr, skew_plan, work[1, :skewed].view(np.uint64), work[2, :skewed], batch_hashes, batch_pending)
     n_skewed = skewed
     skewed = 0
     run = -1
@@ -646,7 +773,7 @@ def dictionary_find(
                     _prefetch(words, plan[D_ENTRIES] + np.int64(at))
                 skewed += 1
             elif r == -1:
-                s = mphf_slot(skew_arr, skew_plan, key)
+                s = pilot_slot(skew_arr, skew_plan, key) if plan[D_PILOTS] else mphf_slot(skew_arr, skew_plan, key)
         if r == -1 and multi:
             if extra < plan[D_SCAN]:  # extra anchors + the first <= the scan limit
                 for t in range(extra + 1):
@@ -664,7 +791,7 @@ def dictionary_find(
                     if r >= 0:
                         current = v
         if r == -1 and plan[D_OVERFLOW]:
-            s = mphf_slot(over_arr, over_plan, key)
+            s = pilot_slot(over_arr, over_plan, key) if plan[D_PILOTS] else mphf_slot(over_arr, over_plan, key)
             if s >= 0:
                 ow = plan[D_ORDER_WIDTH]
                 q = np.int64(field_select(words, plan[D_ORDERS], _U(s) * _U(ow), ow))  # below n: checked at open

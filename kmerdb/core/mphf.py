@@ -66,7 +66,7 @@ import numpy as np
 from kmerdb.core import bits, kernels
 from kmerdb.errors import CorruptDatabaseError, InvalidParameterError
 
-__all__ = ["MPHF", "DEFAULT_GAMMA"]
+__all__ = ["MPHF", "DEFAULT_GAMMA", "as_keys"]
 
 #: Default ratio of bit-array size to the number of keys reaching a level.
 #: 1.5 gives ~3.1 bits per key in total and places 51 % of the keys in level 0
@@ -172,7 +172,7 @@ def _level_pos(h0: np.ndarray, size: int, salt: np.uint64 | None, mult: np.uint6
     return pos
 
 
-def _as_keys(keys: np.ndarray, argument: str) -> np.ndarray:
+def as_keys(keys: np.ndarray, argument: str) -> np.ndarray:
     """Validate and view ``keys`` as a 1-D uint64 array (copying only if needed)."""
     arr = np.asarray(keys)
     if arr.ndim != 1:
@@ -307,7 +307,7 @@ class MPHF:
 
     @classmethod
     def _construct(cls, keys: np.ndarray, gamma: float, seed: int, track: bool) -> tuple[MPHF, np.ndarray | None]:
-        keys = _as_keys(keys, "keys")
+        keys = as_keys(keys, "keys")
         if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not 1.0 <= float(gamma) <= 16.0:
             raise InvalidParameterError("gamma", gamma, "must be a number between 1 and 16")
         gamma = float(gamma)
@@ -413,7 +413,7 @@ class MPHF:
             int64 array of the same length.  Each build key gets its own slot
             in ``[0, n)``; any other key gets a value in ``[0, n)`` or -1.
         """
-        keys = _as_keys(keys, "keys")
+        keys = as_keys(keys, "keys")
         out = np.empty(len(keys), dtype=np.int64)
         kernels.mphf_lookup(
             self._base, self.plan, np.ascontiguousarray(keys), out, np.empty(_BATCH, dtype=np.uint64),

@@ -534,13 +534,15 @@ class _Hits:
             else:
                 target[:, cols] += part
         if self.narrow is not None:
-            self.hits += target
+            # the hits are zeros here (see _tally): one write of each int64 cell, no read, casting
+            # the narrow sums (in range, so exact) as they go
+            np.copyto(self.hits, target, casting="unsafe")
             self.narrow = None
         self.everyone = {}
 
 
 def _tally(located: list[tuple[Layer, np.ndarray, np.ndarray]], hits: np.ndarray, most: int) -> None:
-    """Add one hit per (sequence, genome) for every found position to ``hits``.
+    """Add one hit per (sequence, genome) for every found position to ``hits``, zeros on entry.
 
     ``located`` holds (layer, sequence of each position, its slot), each position once.
     Dense groups give their presence as packed bytes (eight genomes to a byte): a table per

@@ -57,6 +57,9 @@ from kmerdb.store.storage import FileRef
 
 #: The format that introduced layers with a minimizer dictionary.
 DICTIONARY_FORMAT = 4
+#: The format that introduced dictionaries of version 2 (pilot hash functions), which this
+#: library writes.
+PILOT_DICTIONARY_FORMAT = 6
 
 __all__ = [
     "read_as_reader",
@@ -566,6 +569,17 @@ class CatalogWriter:
                 return True
         return False
 
+    def _gains_dictionaries(self, snap: Snapshot) -> bool:
+        """Whether ``snap`` holds a dictionary file that the stored partition records do not
+        (this library wrote it: a reindex to exact writes one for a layer it keeps)."""
+        for p, layers in enumerate(snap.partitions):
+            raw = self.txn.get(_partition_key(p))
+            records = [LayerRecord.from_record(r) for r in _unpack(raw)["layers"]] if raw is not None else []
+            stored = {rec.files["dictionary"].path for rec in records if "dictionary" in rec.files}
+            if any("dictionary" in rec.files and rec.files["dictionary"].path not in stored for rec in layers):
+                return True
+        return False
+
     def put_snapshot(self, snap: Snapshot) -> None:
         """Write every record of ``snap`` except the format (fixed at creation).
 
@@ -574,11 +588,13 @@ class CatalogWriter:
         self._put(b"config", _pack(snap.config.to_record()))
         # a database of an older format that gains a column group of a newer encoding, a
         # layer this library wrote (unitig arrays of the current format) or a minimizer
-        # dictionary (format 4, also written by a reindex), is marked with the format that
-        # introduced it, so older libraries refuse it clearly
+        # dictionary (format 4; a new one, also written by a reindex, is of version 2: format
+        # 6), is marked with the format that introduced it, so older libraries refuse it clearly
         need = max((since_format(g.kind) for layers in snap.partitions for rec in layers for g in rec.groups), default=1)
         if any("dictionary" in rec.files for layers in snap.partitions for rec in layers):
             need = max(need, DICTIONARY_FORMAT)
+            if need < PILOT_DICTIONARY_FORMAT and self._gains_dictionaries(snap):
+                need = PILOT_DICTIONARY_FORMAT
         if need < FORMAT_VERSION and self._gains_layers(snap):
             need = FORMAT_VERSION
         raw = self.txn.get(b"format")

@@ -686,6 +686,28 @@ def test_reads_on_both_strands(layer, genome, limits, skew_lookups):
     assert 0.3 < found.mean() < 0.95
 
 
+@pytest.mark.parametrize("version", [1, 2])
+def test_skew_index_of_either_version(layer, genome, version, skew_lookups):
+    """Version 2 hashes the skew index by pilots, version 1 (still read) by levels: both find
+    every key at its unitig order, no stranger, and the k-mers of reads (every bucket of more
+    than one anchor is skewed)."""
+    array = build_dictionary(layer.array, 13, 1, MAX_SKEW, version=version)
+    assert int(array[1]) == version
+    d = MinimizerDictionary(array, layer.unitigs, "test")
+    assert d.version == version and d.stats() == expected_stats(layer.unitigs, 13, 1, MAX_SKEW)
+    assert d.stats()["skew_kmers"] > 1000
+    check_find(d, layer, layer.keys[np.random.default_rng(version).permutation(layer.keys.size)])
+    others = strangers(layer, random.Random(version), 30_000)
+    assert not d.find(others)[0].any()
+    got = K.sequence_anchors(K.encode(reads_of(random.Random(version), genome, 30)), 31, 13)
+    check_find(d, layer, got.kmers, hashes=got.hashes, anchors=got.anchors, others=got.others)
+
+
+def test_unknown_version_is_not_written(layer):
+    with pytest.raises(ValueError, match="version 3"):
+        build_dictionary(layer.array, 13, version=3)
+
+
 def test_stats_exercise_every_path(layer):
     """The counts match a brute force, and the genome fills multi buckets, extra anchors, the
     skew index and the overflow (heavy buckets and k-mers without one anchor)."""

@@ -14,7 +14,7 @@ from conftest import FIXTURES
 from dbcheck import assert_matches_oracle, universe
 
 import kmerdb
-from kmerdb.store.catalog import DICTIONARY_FORMAT
+from kmerdb.store.catalog import PILOT_DICTIONARY_FORMAT
 from kmerdb.store.encodings import encoding_for
 
 K = 21
@@ -101,7 +101,8 @@ def test_format1_reindexed_approx_and_back_takes_dictionaries(old, oracle_sets, 
     kmerdb.reindex(path, "exact", threads=1)
     assert _roles(path) == {"dictionary", "unitigs"}
     with kmerdb.open(path) as db:
-        # dictionaries are of format 4; the groups are reordered as they are (no new layer)
-        assert db.snapshot.format_version == DICTIONARY_FORMAT
+        # the new dictionaries are of version 2 (format 6); the groups are reordered as they
+        # are (no new layer)
+        assert db.snapshot.format_version == PILOT_DICTIONARY_FORMAT
     assert_matches_oracle(path, sets, ["A", "B", "C"], kmers, codes)
     assert kmerdb.verify(path, threads=1).ok
