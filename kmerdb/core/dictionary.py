@@ -21,8 +21,9 @@ which is the row of the layer's column groups.
 A minimizer that occurs in many unitigs (a core region of many related genomes, where every
 variant nearby makes a branch of the graph) has a bucket of many anchors.  Buckets of up to
 :data:`MAX_BUCKET` anchors are scanned; the k-mers of larger ones are looked up in the *skew
-index*, as SSHash does: an MPHF over those k-mers and, per k-mer, which anchor of its bucket
-holds it (a few bits).  Two kinds of k-mer do not go through buckets and are kept, with their
+index*, as SSHash does: a minimal perfect hash function over those k-mers and, per k-mer, which
+anchor of its bucket holds it (a few bits).  Where the skew index holds a large share of the
+k-mers (version 2), that function is a :class:`~kmerdb.core.pilots.PilotMPHF`: one probe per key.  Two kinds of k-mer do not go through buckets and are kept, with their
 unitig order, behind an MPHF of their own (the *overflow*): k-mers whose minimizer occurs
 twice inside them (they have no single anchor), and k-mers of buckets of more than
 :data:`MAX_SKEW` anchors (low-complexity minimizers).
@@ -55,7 +56,7 @@ Serialized layout: one 1-D little-endian uint64 array (one ``.npy`` file)::
     18    start of the flags of buckets of more than one anchor: B bits
     19    start of the extra-anchor starts: M + 1 fields
     20    start of the extra anchors: E fields
-    21    start of the skew MPHF, 22 its length
+    21    start of the skew MPHF (an MPHF or, version 2, a pilot MPHF: its magic says), 22 its length
     23    start of the skew entries: S fields in skew-slot order
     24    start of the overflow MPHF, 25 its length
     26    start of the overflow unitig orders: F fields in overflow-slot order
@@ -76,6 +77,7 @@ from kmerdb.core.kmers import (
     window_minimizers,
 )
 from kmerdb.core.mphf import MPHF
+from kmerdb.core.pilots import MAGIC as PILOT_MAGIC
 from kmerdb.core.pilots import PilotMPHF
 from kmerdb.core.unitigs import UnitigSet
 from kmerdb.errors import CorruptDatabaseError
@@ -83,8 +85,8 @@ from kmerdb.errors import CorruptDatabaseError
 __all__ = ["MinimizerDictionary", "build_dictionary", "MAX_BUCKET", "MAX_SKEW", "MAGIC", "VERSION"]
 
 MAGIC = int.from_bytes(b"kmerDICT", "little")
-# Version 2 hashes buckets, skew and overflow k-mers by pilots (PilotMPHF, one probe); version 1
-# by levels (MPHF), still read.
+# Version 2's skew index may hash by pilots (PilotMPHF, one probe); version 1's hashes by levels
+# (MPHF), still read.
 VERSION = 2
 VERSIONS = (1, 2)
 HEADER_WORDS = 28
@@ -102,6 +104,11 @@ _CHECK_BLOCK = 1 << 20
 # genomes) the extra pass over the keys cost more than it saved.
 _SKEW_BATCH = 1024
 _SKEW_AHEAD = 8
+# A skew index of at least 1 / _PILOT_SHARE of the k-mers is hashed by pilots (version 2): one
+# probe per key where most keys go through it (1,000 related genomes' finds: 32.1 -> 30.3 ns per
+# k-mer).  A smaller one keeps the MPHF of levels, eight times faster to build, whose lookups are
+# rare (three genomes: 0.6% of the k-mers), and a build loads no pilot kernel (0.1 s a process).
+_PILOT_SHARE = 8
 
 _U64 = np.uint64
 
@@ -149,8 +156,8 @@ def build_dictionary(
     max_skew : int
         Most anchors a minimizer keeps; the k-mers of a minimizer with more go to the overflow.
     version : int, optional
-        The format written (default :data:`VERSION`): 2, or 1 (hash functions of levels,
-        :class:`MPHF`) for readers of version 1.
+        The format written (default :data:`VERSION`): 2, or 1 (a skew index always hashed by
+        levels, :class:`MPHF`) for readers of version 1.
     """
     version = VERSION if version is None else version
     if version not in VERSIONS:
@@ -188,8 +195,7 @@ def build_dictionary(
         keys = np.zeros(0, dtype=np.uint64)
         over = np.zeros(0, dtype=bool)
         hashes = values = hk = vk = first = sizes = np.zeros(0, dtype=np.uint64)
-    kind: type[MPHF] | type[PilotMPHF] = PilotMPHF if version >= 2 else MPHF
-    mphf, slot = kind.build_with_slots(keys)
+    mphf, slot = MPHF.build_with_slots(keys)
     n_buckets = keys.size
     firsts = np.zeros(n_buckets, dtype=np.uint64)
     multi = np.zeros(n_buckets, dtype=bool)
@@ -210,10 +216,10 @@ def build_dictionary(
     n_extra = extras.size
     extra_width = bits.width_for(n_extra)
     skew_mphf, skew_entries, skew_width = _skew_index(
-        unitigs, hashes, values, over, keys, vk, first, sizes, max_bucket, kind
+        unitigs, hashes, values, over, keys, vk, first, sizes, max_bucket, version >= 2
     )
     overflow = np.flatnonzero(over)
-    over_mphf, ordinals = _keyed(unitigs, overflow, kind)
+    over_mphf, ordinals = _keyed(unitigs, overflow)
     order_width = bits.width_for(max(n - 1, 0))
     mphf_at = _section(words, mphf.to_array())
     anchors_at = _section(words, bits.pack(firsts, anchor_width))
@@ -267,16 +273,17 @@ def _skew_index(
     first: np.ndarray,
     sizes: np.ndarray,
     max_bucket: int,
-    kind: type[MPHF] | type[PilotMPHF],
+    pilots: bool,
 ) -> tuple[MPHF | PilotMPHF, np.ndarray, int]:
-    """The skew index: a minimal perfect hash function (of ``kind``) over the k-mers of buckets
-    of more than ``max_bucket`` anchors and, by its slot, the index of each one's anchor in its
-    bucket (buckets: sorted ``keys``, their anchors ``vk[first[b]:first[b] + sizes[b]]``,
-    sorted)."""
+    """The skew index: a minimal perfect hash function over the k-mers of buckets of more than
+    ``max_bucket`` anchors and, by its slot, the index of each one's anchor in its bucket
+    (buckets: sorted ``keys``, their anchors ``vk[first[b]:first[b] + sizes[b]]``, sorted).  With
+    ``pilots``, a :class:`PilotMPHF` where the index holds a large share of the k-mers."""
     large = keys.take(np.flatnonzero(sizes > max_bucket))
     if not large.size:
-        return kind.build(np.zeros(0, dtype=np.uint64)), np.zeros(0, dtype=np.uint64), 1
+        return MPHF.build(np.zeros(0, dtype=np.uint64)), np.zeros(0, dtype=np.uint64), 1
     member = np.flatnonzero(_member(large, hashes) & ~over)  # unitig orders of their k-mers
+    kind: type[MPHF] | type[PilotMPHF] = PilotMPHF if pilots and member.size * _PILOT_SHARE >= unitigs.n else MPHF
     h, v = hashes.take(member), values.take(member)
     # neighbours in a unitig share their anchor: one search per run of them
     run = np.empty(member.size, dtype=bool)
@@ -366,13 +373,16 @@ class MinimizerDictionary:
         if at != total:
             raise CorruptDatabaseError(source, "k-mer dictionary sections out of place")
         base = arr.view(np.ndarray)
-        # version 2's three hash functions are pilot MPHFs, version 1's MPHFs of levels
-        kind: type[MPHF] | type[PilotMPHF] = PilotMPHF if self.version >= 2 else MPHF
-        self._mphf: MPHF | PilotMPHF = kind.from_array(base[mphf_at : mphf_at + mphf_len], source=source)
+        self._mphf = MPHF.from_array(base[mphf_at : mphf_at + mphf_len], source=source)
         self._flags = base[flags_at:starts_at]
         self._starts = bits.unpack(base[starts_at:extras_at], self.n_multi + 1, self._ew).astype(np.int64)
-        self._skew: MPHF | PilotMPHF = kind.from_array(base[skew_at : skew_at + skew_len], source=source)
-        self._over: MPHF | PilotMPHF = kind.from_array(base[over_at : over_at + over_len], source=source)
+        # version 2's skew index is a pilot MPHF (looked up for most k-mers of a pangenome: one
+        # probe), version 1's an MPHF of levels
+        # version 2's skew index may be a pilot MPHF (its magic says so), version 1's is not
+        pilots = self.version >= 2 and skew_len > 0 and int(base[skew_at]) == PILOT_MAGIC
+        skew_kind: type[MPHF] | type[PilotMPHF] = PilotMPHF if pilots else MPHF
+        self._skew: MPHF | PilotMPHF = skew_kind.from_array(base[skew_at : skew_at + skew_len], source=source)
+        self._over = MPHF.from_array(base[over_at : over_at + over_len], source=source)
         self._orders = base[orders_at:total]  # checked at open block by block; lookups read it in place
         if self._mphf.n != self.n_buckets or self._over.n != self.n_overflow or self._skew.n != self.n_skew:
             raise CorruptDatabaseError(source, "a k-mer dictionary's hash function does not match its header")
@@ -393,7 +403,7 @@ class MinimizerDictionary:
             kernels.D_SKEW: self.n_skew, kernels.D_SKEW_WIDTH: self._sw, kernels.D_OVERFLOW: self.n_overflow,
             kernels.D_ORDER_WIDTH: self._ow, kernels.D_ANCHORS: anchors_at, kernels.D_FLAGS: flags_at,
             kernels.D_EXTRAS: extras_at, kernels.D_ENTRIES: entries_at, kernels.D_ORDERS: orders_at,
-            kernels.D_BASES: unitigs.n_bases, kernels.D_PILOTS: int(self.version >= 2),
+            kernels.D_BASES: unitigs.n_bases, kernels.D_SKEW_PILOTS: int(pilots),
         }
         self._plan = np.zeros(kernels.DICTIONARY_PLAN, dtype=np.int64)
         for at, value in fields.items():

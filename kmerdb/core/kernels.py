@@ -529,12 +529,46 @@ def pilot_lookup(arr, plan, keys, out):
 
 
 @_compiled
-def pilot_buckets(plan, keys, hashes, buckets):
-    """Hash and bucket of each key (int64 buckets), as :func:`pilot_slot` finds them."""
+def pilot_buckets(plan, keys, hashes, buckets, starts):
+    """Hash and bucket of each key, as :func:`pilot_slot` finds them: ``hashes`` (uint64) and
+    ``buckets`` (int64) receive each key's, ``starts[b + 2]`` (int64, B + 2, zero) the number
+    of keys of bucket b.  Returns the size of the largest bucket."""
     for i in range(keys.size):
         h = pilot_hash(plan, keys[i])
         hashes[i] = h
-        buckets[i] = np.int64(pilot_bucket(plan, h))
+        b = np.int64(pilot_bucket(plan, h))
+        buckets[i] = b
+        starts[b + 2] += 1
+    largest = 0
+    for t in range(starts.size - 2):
+        largest = max(largest, starts[t + 2])
+    return largest
+
+
+@_compiled
+def pilot_group(buckets, starts, members, order, by_size):
+    """The keys of each bucket and the buckets by size, by counting sorts (linear time).
+
+    From :func:`pilot_buckets`' ``starts``, makes ``starts[b]`` the start of bucket b's keys in
+    ``members`` (int64, one per key: key indexes by bucket, then ascending) and fills ``order``
+    (int64, B) with the buckets by decreasing size, then increasing bucket.  ``by_size`` (int64,
+    largest bucket + 2, zero) is work space."""
+    n_buckets = order.size
+    largest = by_size.size - 2
+    for b in range(n_buckets):
+        by_size[largest - starts[b + 2] + 1] += 1
+    for t in range(largest + 1):
+        by_size[t + 1] += by_size[t]
+    for b in range(n_buckets):
+        at = largest - starts[b + 2]
+        order[by_size[at]] = b
+        by_size[at] += 1
+    for b in range(n_buckets):
+        starts[b + 2] += starts[b + 1]
+    for i in range(buckets.size):  # starts[b + 1]: where bucket b's next key goes
+        b = buckets[i]
+        members[starts[b + 1]] = i
+        starts[b + 1] += 1
 
 
 @_compiled
@@ -544,7 +578,8 @@ def pilot_search(plan, hashes, members, starts, order, taken, pilots, positions,
     ``members[starts[b]:starts[b + 1]]`` index ``hashes`` of bucket b's keys; ``order`` lists
     the buckets by decreasing size.  A pilot is the first value from 0 that sends each of its
     bucket's keys to a table position no earlier bucket took and no other key of the bucket
-    takes.  ``taken`` (bool, table size, all False) receives the positions taken, ``pilots``
+    takes.  ``taken`` (uint64 bit words of the table positions, zero; a bit array stays in the
+    first-level cache longer than bytes would) receives the positions taken, ``pilots``
     (uint64, one per bucket) the pilots; ``positions`` (uint64, at least the largest bucket)
     is work space.  Returns :data:`OK`, or :data:`PILOT_FAILED` when a bucket found no pilot
     in ``max_trials`` (then the caller tries another seed)."""
@@ -559,7 +594,7 @@ def pilot_search(plan, hashes, members, starts, order, taken, pilots, positions,
             ok = True
             for j in range(lo, hi):
                 p = pilot_position(plan, hashes[members[j]], pilot)
-                if taken[p]:
+                if (taken[p >> _U(6)] >> (p & _U(63))) & _U(1):
                     ok = False
                     break
                 for u in range(j - lo):
@@ -571,7 +606,8 @@ def pilot_search(plan, hashes, members, starts, order, taken, pilots, positions,
                 positions[j - lo] = p
             if ok:
                 for j in range(hi - lo):
-                    taken[positions[j]] = True
+                    p = positions[j]
+                    taken[p >> _U(6)] |= _U(1) << (p & _U(63))
                 pilots[b] = pilot
                 placed = True
                 break
@@ -590,7 +626,7 @@ def pilot_search(plan, hashes, members, starts, order, taken, pilots, positions,
 
 (
     D_N, D_K, D_M, D_BUCKETS, D_ANCHOR_WIDTH, D_SCAN, D_SKEW, D_SKEW_WIDTH,
-    D_OVERFLOW, D_ORDER_WIDTH, D_ANCHORS, D_FLAGS, D_EXTRAS, D_ENTRIES, D_ORDERS, D_BASES, D_PILOTS,
+    D_OVERFLOW, D_ORDER_WIDTH, D_ANCHORS, D_FLAGS, D_EXTRAS, D_ENTRIES, D_ORDERS, D_BASES, D_SKEW_PILOTS,
 ) = range(17)
 DICTIONARY_PLAN = 17
 # Skew keys ahead whose entries dictionary_find prefetches.
@@ -691,10 +727,7 @@ def dictionary_find(
             run_hashes[n_runs] = hashes[i]
             n_runs += 1
     if n_buckets:
-        if plan[D_PILOTS]:
-            pilot_lookup(bucket_arr, bucket_plan, run_hashes[:n_runs], work[0, :n_runs])
-        else:
-            mphf_lookup(bucket_arr, bucket_plan, run_hashes[:n_runs], work[0, :n_runs], batch_hashes, batch_pending)
+        mphf_lookup(bucket_arr, bucket_plan, run_hashes[:n_runs], work[0, :n_runs], batch_hashes, batch_pending)
     else:
         work[0, :n_runs] = -1
     # a minimizer outside the dictionary: a value past every order, which nothing matches
@@ -721,7 +754,7 @@ def dictionary_find(
             if many:
                 work[1, skewed] = np.int64(keys[i])
                 skewed += 1
-        if plan[D_PILOTS]:
+        if plan[D_SKEW_PILOTS]:
             pilot_lookup(skew_arr, skew_plan, work[1, :skewed].view(np.uint64), work[2, :skewed])
         else:
             mphf_lookup(skew_arr, skew_plan, work[1, :skewed].view(np.uint64), work[2, :skewed], batch_hashes, batch_pending)
@@ -773,7 +806,7 @@ def dictionary_find(
                     _prefetch(words, plan[D_ENTRIES] + np.int64(at))
                 skewed += 1
             elif r == -1:
-                s = pilot_slot(skew_arr, skew_plan, key) if plan[D_PILOTS] else mphf_slot(skew_arr, skew_plan, key)
+                s = pilot_slot(skew_arr, skew_plan, key) if plan[D_SKEW_PILOTS] else mphf_slot(skew_arr, skew_plan, key)
         if r == -1 and multi:
             if extra < plan[D_SCAN]:  # extra anchors + the first <= the scan limit
                 for t in range(extra + 1):
@@ -791,7 +824,7 @@ def dictionary_find(
                     if r >= 0:
                         current = v
         if r == -1 and plan[D_OVERFLOW]:
-            s = pilot_slot(over_arr, over_plan, key) if plan[D_PILOTS] else mphf_slot(over_arr, over_plan, key)
+            s = mphf_slot(over_arr, over_plan, key)
             if s >= 0:
                 ow = plan[D_ORDER_WIDTH]
                 q = np.int64(field_select(words, plan[D_ORDERS], _U(s) * _U(ow), ow))  # below n: checked at open

@@ -165,18 +165,17 @@ class PilotMPHF:
             plan = PilotMPHF._plan_of(head)
             hashes = np.empty(n, dtype=np.uint64)
             buckets = np.empty(n, dtype=np.int64)
-            kernels.pilot_buckets(plan, keys, hashes, buckets)
-            counts = np.bincount(buckets, minlength=n_buckets)
-            starts = np.zeros(n_buckets + 1, dtype=np.int64)
-            np.cumsum(counts, out=starts[1:])
-            members = np.argsort(buckets, kind="stable")
-            order = np.argsort(-counts, kind="stable")
-            taken = np.zeros(size, dtype=bool)
+            starts = np.zeros(n_buckets + 2, dtype=np.int64)
+            members = np.empty(n, dtype=np.int64)
+            order = np.empty(n_buckets, dtype=np.int64)
+            largest = kernels.pilot_buckets(plan, keys, hashes, buckets, starts)
+            kernels.pilot_group(buckets, starts, members, order, np.zeros(largest + 2, dtype=np.int64))
+            taken = np.zeros(-(-size // 64), dtype=np.uint64)
             pilots = np.zeros(n_buckets, dtype=np.uint64)
-            work = np.empty(int(counts.max(initial=1)), dtype=np.uint64)
+            work = np.empty(max(1, largest), dtype=np.uint64)
             status = kernels.pilot_search(plan, hashes, members, starts, order, taken, pilots, work, _MAX_TRIALS)
             if status == kernels.OK:
-                return cls._assembled(head, keys, pilots, taken)
+                return cls._assembled(head, keys, pilots, np.unpackbits(taken.view(np.uint8), bitorder="little")[:size])
             if np.unique(hashes).size < n:  # equal keys hash alike: no pilot separates them
                 raise InvalidParameterError("keys", f"{n - np.unique(hashes).size} repeated entries", "keys must be distinct")
         raise InvalidParameterError("keys", f"{n} keys", f"no pilots found with {_MAX_SEEDS} seeds")
@@ -194,6 +193,7 @@ class PilotMPHF:
         cls, head: list[int], keys: np.ndarray, pilots: np.ndarray, taken: np.ndarray
     ) -> tuple[PilotMPHF, np.ndarray]:
         n, size = head[2], head[7]
+        taken = taken.astype(bool)
         # each taken position past n stands for the next position below n that none took
         free = np.zeros(size - n, dtype=np.uint64)
         high = np.flatnonzero(taken[n:])

@@ -20,7 +20,9 @@ from kmerdb.core.dictionary import (
     MinimizerDictionary,
     build_dictionary,
 )
+from kmerdb.core.mphf import MAGIC as MPHF_MAGIC
 from kmerdb.core.mphf import MPHF
+from kmerdb.core.pilots import MAGIC as PILOT_MAGIC
 from kmerdb.core.unitigs import UnitigSet, build_unitigs
 from kmerdb.errors import CorruptDatabaseError
 
@@ -686,13 +688,17 @@ def test_reads_on_both_strands(layer, genome, limits, skew_lookups):
     assert 0.3 < found.mean() < 0.95
 
 
-@pytest.mark.parametrize("version", [1, 2])
-def test_skew_index_of_either_version(layer, genome, version, skew_lookups):
-    """Version 2 hashes the skew index by pilots, version 1 (still read) by levels: both find
-    every key at its unitig order, no stranger, and the k-mers of reads (every bucket of more
-    than one anchor is skewed)."""
+@pytest.mark.parametrize("version, share", [(1, 1 << 62), (2, 0), (2, 1 << 62)], ids=["1", "2 levels", "2 pilots"])
+def test_skew_index_of_either_version(layer, genome, version, share, skew_lookups, monkeypatch):
+    """Version 2 hashes a skew index of a large share of the k-mers by pilots (forced here for
+    any share, or never), version 1 (still read) always by levels: each finds every key at its
+    unitig order, no stranger, and the k-mers of reads (every bucket of more than one anchor is
+    skewed)."""
+    monkeypatch.setattr(D, "_PILOT_SHARE", share)
     array = build_dictionary(layer.array, 13, 1, MAX_SKEW, version=version)
     assert int(array[1]) == version
+    skew_at = int(array[21])
+    assert int(array[skew_at]) == (PILOT_MAGIC if version == 2 and share else MPHF_MAGIC)
     d = MinimizerDictionary(array, layer.unitigs, "test")
     assert d.version == version and d.stats() == expected_stats(layer.unitigs, 13, 1, MAX_SKEW)
     assert d.stats()["skew_kmers"] > 1000
@@ -701,6 +707,15 @@ def test_skew_index_of_either_version(layer, genome, version, skew_lookups):
     assert not d.find(others)[0].any()
     got = K.sequence_anchors(K.encode(reads_of(random.Random(version), genome, 30)), 31, 13)
     check_find(d, layer, got.kmers, hashes=got.hashes, anchors=got.anchors, others=got.others)
+
+
+def test_pilot_skew_index_in_version_1_is_rejected(layer, monkeypatch):
+    """A version-1 header over a skew index hashed by pilots: not what version 1 holds."""
+    monkeypatch.setattr(D, "_PILOT_SHARE", 1 << 62)
+    array = build_dictionary(layer.array, 13, 1, MAX_SKEW)
+    array[1] = 1
+    with pytest.raises(CorruptDatabaseError):
+        MinimizerDictionary(array, layer.unitigs, "test")
 
 
 def test_unknown_version_is_not_written(layer):
