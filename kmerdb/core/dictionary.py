@@ -76,7 +76,7 @@ from kmerdb.core.kmers import (
     reverse_complement,
     window_minimizers,
 )
-from kmerdb.core.mphf import MPHF
+from kmerdb.core.mphf import MPHF, HashFunction
 from kmerdb.core.pilots import MAGIC as PILOT_MAGIC
 from kmerdb.core.pilots import PilotMPHF
 from kmerdb.core.unitigs import UnitigSet
@@ -251,7 +251,7 @@ def _member(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 def _keyed(
     unitigs: UnitigSet, ordinals: np.ndarray, kind: type[MPHF] | type[PilotMPHF] = MPHF
-) -> tuple[MPHF | PilotMPHF, np.ndarray]:
+) -> tuple[HashFunction, np.ndarray]:
     """A minimal perfect hash function (of ``kind``) over the canonical k-mers of unitig orders
     ``ordinals`` and, by its slot, their index in ``ordinals``."""
     if not ordinals.size:
@@ -274,7 +274,7 @@ def _skew_index(
     sizes: np.ndarray,
     max_bucket: int,
     pilots: bool,
-) -> tuple[MPHF | PilotMPHF, np.ndarray, int]:
+) -> tuple[HashFunction, np.ndarray, int]:
     """The skew index: a minimal perfect hash function over the k-mers of buckets of more than
     ``max_bucket`` anchors and, by its slot, the index of each one's anchor in its bucket
     (buckets: sorted ``keys``, their anchors ``vk[first[b]:first[b] + sizes[b]]``, sorted).  With
@@ -381,7 +381,7 @@ class MinimizerDictionary:
         # version 2's skew index may be a pilot MPHF (its magic says so), version 1's is not
         pilots = self.version >= 2 and skew_len > 0 and int(base[skew_at]) == PILOT_MAGIC
         skew_kind: type[MPHF] | type[PilotMPHF] = PilotMPHF if pilots else MPHF
-        self._skew: MPHF | PilotMPHF = skew_kind.from_array(base[skew_at : skew_at + skew_len], source=source)
+        self._skew: HashFunction = skew_kind.from_array(base[skew_at : skew_at + skew_len], source=source)
         self._over = MPHF.from_array(base[over_at : over_at + over_len], source=source)
         self._orders = base[orders_at:total]  # checked at open block by block; lookups read it in place
         if self._mphf.n != self.n_buckets or self._over.n != self.n_overflow or self._skew.n != self.n_skew:

@@ -60,13 +60,14 @@ from __future__ import annotations
 
 import math
 import numbers
+from abc import ABC, abstractmethod
 
 import numpy as np
 
 from kmerdb.core import bits, kernels
 from kmerdb.errors import CorruptDatabaseError, InvalidParameterError
 
-__all__ = ["MPHF", "DEFAULT_GAMMA", "as_keys"]
+__all__ = ["HashFunction", "MPHF", "DEFAULT_GAMMA", "as_keys"]
 
 #: Default ratio of bit-array size to the number of keys reaching a level.
 #: 1.5 gives ~3.1 bits per key in total and places 51 % of the keys in level 0
@@ -192,7 +193,45 @@ def as_keys(keys: np.ndarray, argument: str) -> np.ndarray:
     )
 
 
-class MPHF:
+class HashFunction(ABC):
+    """What every minimal perfect hash function of kmerdb is: one self-describing uint64 array
+    (``_array``, and ``_base`` its plain-ndarray view), the number of keys ``n`` and the
+    ``plan`` its compiled lookup reads (what the header implies)."""
+
+    __slots__ = ("_array", "_base", "n", "plan")
+    _array: np.ndarray
+    _base: np.ndarray
+    n: int
+    plan: np.ndarray
+
+    @abstractmethod
+    def lookup(self, keys: np.ndarray) -> np.ndarray:
+        """Slot of each key (int64): each build key its own in ``[0, n)``."""
+
+    def to_array(self) -> np.ndarray:
+        """The whole function as one self-describing 1-D little-endian uint64 array (save it
+        with ``np.save``, load it back with ``from_array``)."""
+        return self._array
+
+    def lookup_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The array (a plain-ndarray view of :meth:`to_array`) and plan that the compiled
+        lookup of :mod:`kmerdb.core.kernels` reads."""
+        return self._base, self.plan
+
+    @property
+    def nbytes(self) -> int:
+        """Size in bytes of :meth:`to_array` (everything the function needs)."""
+        return int(self._array.nbytes)
+
+    def bits_per_key(self) -> float:
+        """Total size in bits divided by the number of keys (0 keys: total bits)."""
+        return self.nbytes * 8 / max(self.n, 1)
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class MPHF(HashFunction):
     """A minimal perfect hash function from n distinct uint64 keys onto ``[0, n)``.
 
     Built with :meth:`build`, serialized with :meth:`to_array` into one
@@ -215,8 +254,6 @@ class MPHF:
     """
 
     __slots__ = (
-        "_array",
-        "_base",
         "_base_salt",
         "_fallback",
         "_mults",
@@ -226,10 +263,8 @@ class MPHF:
         "_sizes",
         "_words",
         "gamma",
-        "n",
         "n_fallback",
         "n_levels",
-        "plan",
         "seed",
     )
 
@@ -422,17 +457,6 @@ class MPHF:
         return out
 
     # ---------------------------------------------------------- serialization
-    def to_array(self) -> np.ndarray:
-        """The whole function as one self-describing 1-D little-endian uint64 array.
-
-        Returns
-        -------
-        numpy.ndarray
-            Array laid out as described in the module docstring; save it with
-            ``np.save`` and load it back with :meth:`from_array`.
-        """
-        return self._array
-
     @classmethod
     def from_array(cls, arr: np.ndarray, *, source: str = "<mphf>") -> MPHF:
         """Load an MPHF from the array made by :meth:`to_array`.
@@ -458,23 +482,6 @@ class MPHF:
             and length are inconsistent.
         """
         return cls(arr, source=source)
-
-    def lookup_arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """The array and plan that :func:`kmerdb.core.kernels.mphf_slot` looks keys up with (a
-        plain-ndarray view of :meth:`to_array`, and what its header implies)."""
-        return self._base, self.plan
-
-    @property
-    def nbytes(self) -> int:
-        """Size in bytes of :meth:`to_array` (everything the function needs)."""
-        return int(self._array.nbytes)
-
-    def bits_per_key(self) -> float:
-        """Total size in bits divided by the number of keys (0 keys: total bits)."""
-        return self.nbytes * 8 / max(self.n, 1)
-
-    def __len__(self) -> int:
-        return self.n
 
     def __repr__(self) -> str:
         return (

@@ -43,7 +43,7 @@ import numbers
 import numpy as np
 
 from kmerdb.core import bits, kernels
-from kmerdb.core.mphf import as_keys
+from kmerdb.core.mphf import HashFunction, as_keys
 from kmerdb.errors import CorruptDatabaseError, InvalidParameterError
 
 __all__ = ["PilotMPHF", "MAGIC", "VERSION"]
@@ -73,7 +73,7 @@ def _shape(n: int) -> tuple[int, int, int, int]:
     return n_buckets, int(n_buckets * _DENSE_BUCKETS), int(_DENSE_KEYS * 2**32), max(n, math.ceil(n / _ALPHA))
 
 
-class PilotMPHF:
+class PilotMPHF(HashFunction):
     """A minimal perfect hash function from n distinct uint64 keys onto ``[0, n)``, one probe
     per key.
 
@@ -91,7 +91,7 @@ class PilotMPHF:
         What the compiled lookup reads (:data:`kmerdb.core.kernels.PILOT_PLAN` fields).
     """
 
-    __slots__ = ("_array", "_base", "n", "plan", "seed")
+    __slots__ = ("seed",)
 
     def __init__(self, array: np.ndarray, *, source: str = "<pilot mphf>") -> None:
         """Wrap a serialized array (see :meth:`from_array`); validates it."""
@@ -215,10 +215,6 @@ class PilotMPHF:
         kernels.pilot_lookup(self._base, self.plan, keys, out)
         return out
 
-    def to_array(self) -> np.ndarray:
-        """The whole function as one self-describing uint64 array (see the module docstring)."""
-        return self._array
-
     @classmethod
     def from_array(cls, arr: np.ndarray, *, source: str = "<pilot mphf>") -> PilotMPHF:
         """Load a function from :meth:`to_array`'s array (a memmap is used in place).
@@ -229,22 +225,6 @@ class PilotMPHF:
             Not a pilot hash function of a supported version, or inconsistent.
         """
         return cls(arr, source=source)
-
-    def lookup_arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """The array and plan :func:`kmerdb.core.kernels.pilot_slot` reads."""
-        return self._base, self.plan
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of :meth:`to_array`."""
-        return int(self._array.nbytes)
-
-    def bits_per_key(self) -> float:
-        """Total bits per key (0 keys: total bits)."""
-        return self.nbytes * 8 / max(self.n, 1)
-
-    def __len__(self) -> int:
-        return self.n
 
     def __repr__(self) -> str:
         return f"PilotMPHF(n={self.n}, bits_per_key={self.bits_per_key():.3f})"
