@@ -957,6 +957,59 @@ def byte_tally(seqs, values, width, table):
     _flush_cell(table, cell, count)
 
 
+# ---------------------------------------------------------------------------- gather
+
+# Keys a block of pair_rows: 16 KiB, with their part of the directory.
+_PAIR_BLOCK = 2048
+
+
+@_compiled
+def pair_rows(keys, values, offsets, directory, shift, cursor, rows):
+    """The row of every (genome, k-mer) pair: ``rows[j]`` (int32 or int64) receives the index
+    in ``keys`` (sorted, distinct) of ``values[j]``, which is one of them.  ``values`` holds
+    each genome's distinct k-mers, ascending, genome g's at ``offsets[g]:offsets[g + 1]``.
+
+    ``directory[b]`` is the first key whose value shifted right by ``shift`` is b or more (one
+    entry past the last b): a value's search starts at its few keys there and steps forward.
+    The keys are taken :data:`_PAIR_BLOCK` at a time, every genome's values of a block in
+    turn (``cursor``, int64 per genome, is where each genome is): the block's keys stay in
+    cache across the genomes, where a genome's whole pass streamed them all from the
+    last-level cache (1,000 genomes: 0.54 -> 0.18 s per partition of 23 million pairs)."""
+    n_genomes = offsets.size - 1
+    for g in range(n_genomes):
+        cursor[g] = offsets[g]
+    for first in range(0, keys.size, _PAIR_BLOCK):
+        top = keys[min(first + _PAIR_BLOCK, keys.size) - 1]
+        for g in range(n_genomes):
+            j = cursor[g]
+            end = offsets[g + 1]
+            while j < end and values[j] <= top:
+                x = values[j]
+                at = directory[np.int64(x >> _U(shift))]
+                while keys[at] < x:
+                    at += 1
+                rows[j] = at
+                j += 1
+            cursor[g] = j
+
+
+@_compiled
+def pair_columns(rows, offsets, fill, columns, counts, values):
+    """Lay pairs out as rows: the pair ``j`` of genome g (``offsets[g] <= j < offsets[g + 1]``,
+    genomes in order) goes to ``fill[rows[j]]``, the next free place of its row, which moves
+    on; ``columns`` receives g there and, where ``values`` is not empty, ``values`` receives
+    ``counts[j]``.  A row's columns come out ascending."""
+    with_values = values.size > 0
+    for g in range(offsets.size - 1):
+        for j in range(offsets[g], offsets[g + 1]):
+            r = rows[j]
+            at = fill[r]
+            columns[at] = g
+            if with_values:
+                values[at] = counts[j]
+            fill[r] = at + 1
+
+
 # ----------------------------------------------------------------------- class tables
 #
 # A class table (kmerdb.store.classes): per class a 2-bit form and a bit offset into the

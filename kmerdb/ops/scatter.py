@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kmerdb.config import Config
+from kmerdb.core import kernels
 from kmerdb.core.colours import SparseRows, segment_positions
 from kmerdb.core.kmers import encode, superkmers
 from kmerdb.engine.executor import Executor
@@ -57,6 +58,8 @@ CHUNK_BASES = 1 << 20
 _SEGMENT = 1 << 17  # bases packed at once inside a task (bounds its temporaries)
 # k-mer occurrences a gather decodes at once (whole genomes; bounds its temporaries)
 _GATHER_BATCH = 1 << 18
+# Entries of the directory of a partition's keys (pair_rows): 8 MiB at most.
+_DIRECTORY_BITS = 20
 _U32_MAX = np.iinfo(np.uint32).max
 
 
@@ -363,32 +366,17 @@ def gather_counts(
     return _count_genomes(per_genome, n_genomes, min_count, counts)
 
 
-class _Ranks:
-    """Where members of sorted distinct ``keys`` are in it: ``np.searchsorted(keys, x)`` for
-    ``x`` drawn from ``keys``, about twice as fast on large ``keys``.
-
-    A binary search over every 64th key (small enough to stay in cache) finds each value's
-    block, then six vectorized halving steps find it inside the block; a plain search of
-    the whole array misses the cache at most of its steps.
-    """
-
-    BLOCK = 64
-
-    def __init__(self, keys: np.ndarray) -> None:
-        self.sample = keys[:: self.BLOCK].copy()
-        self.padded = np.concatenate([keys, np.full(self.BLOCK, np.iinfo(keys.dtype).max, dtype=keys.dtype)])
-
-    def __call__(self, values: np.ndarray) -> np.ndarray:
-        at = np.searchsorted(self.sample, values, side="right")
-        at -= 1
-        at *= self.BLOCK
-        step = self.BLOCK // 2
-        # the last key <= value, inside the block; the padding is past every key, since a
-        # canonical k-mer is never all ones (that k-mer's reverse complement, all A, is smaller)
-        while step:
-            at += step * (self.padded.take(at + step) <= values)
-            step //= 2
-        return at
+def _directory(keys: np.ndarray) -> tuple[np.ndarray, int]:
+    """Where the sorted ``keys`` of each value of their top bits begin (four to eight keys per
+    entry on average, at most 2**20 entries; one more entry, the end), and the shift that
+    gives a value's entry (:func:`kmerdb.core.kernels.pair_rows`)."""
+    top = int(keys[-1]).bit_length() if keys.size else 0
+    bits = min(_DIRECTORY_BITS, max(0, int(keys.size).bit_length() - 3), top)
+    shift = top - bits
+    starts = np.empty((1 << bits) + 1, dtype=np.int64)
+    starts[:-1] = np.searchsorted(keys, np.arange(1 << bits, dtype=np.uint64) << np.uint64(shift))
+    starts[-1] = keys.size
+    return starts, shift
 
 
 def _count_genomes(
@@ -427,8 +415,10 @@ def _count_genomes(
     sizes = np.array([0] + [u.size for u in uniqs], dtype=np.int64)
     offsets = np.cumsum(sizes)
     n_pairs = int(offsets[-1])
-    allk = np.concatenate(uniqs) if n_pairs else np.zeros(0, np.uint64)
-    allk.sort()
+    # each genome's distinct k-mers, genome after genome
+    pairs = np.concatenate(uniqs) if n_pairs else np.zeros(0, np.uint64)
+    del uniqs
+    allk = np.sort(pairs)
     if allk.size:
         keep = np.empty(allk.size, dtype=bool)
         keep[0] = True
@@ -441,10 +431,9 @@ def _count_genomes(
     # the key (row) of every (genome, k-mer) pair, genome after genome
     row_dtype = np.int32 if keys.size < np.iinfo(np.int32).max else np.int64
     row = np.empty(n_pairs, dtype=row_dtype)
-    rank = _Ranks(keys)
-    for g in range(n_genomes):
-        row[offsets[g] : offsets[g + 1]] = rank(uniqs[g])
-        uniqs[g] = keys[:0]  # freed as soon as used
+    directory, shift = _directory(keys)
+    kernels.pair_rows(keys, pairs, offsets, directory, shift, np.empty(n_genomes, dtype=np.int64), row)
+    del pairs
     indptr = np.zeros(keys.size + 1, dtype=np.int64)
     np.cumsum(np.bincount(row, minlength=keys.size), out=indptr[1:])
     # each genome holds a key at most once: its pairs go to distinct rows, one slot further on
@@ -452,12 +441,6 @@ def _count_genomes(
     fill = indptr[:-1].astype(np.int32 if n_pairs < np.iinfo(np.int32).max else np.int64)
     columns = np.empty(n_pairs, dtype=np.int32)
     values = np.empty(n_pairs, dtype=np.uint32) if counts else None
-    for g in range(n_genomes):
-        r = row[offsets[g] : offsets[g + 1]]
-        at = fill[r]
-        columns[at] = g
-        if values is not None:
-            values[at] = cnts[g]
-        at += 1
-        fill[r] = at
+    pair_counts = np.concatenate(cnts) if counts and n_pairs else np.zeros(0, np.uint32)
+    kernels.pair_columns(row, offsets, fill, columns, pair_counts, values if values is not None else pair_counts[:0])
     return keys, SparseRows(indptr, columns, values, n_genomes), stats

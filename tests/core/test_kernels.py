@@ -148,3 +148,51 @@ def test_a_sweep_pays_from_a_share_of_the_items():
     assert kernels.sweep_pays(64, n) and kernels.sweep_pays(65, n)
     assert not kernels.sweep_pays(63, n) and not kernels.sweep_pays(0, n)
     assert kernels.sweep_pays(0, 0)
+
+
+@pytest.mark.parametrize("n_keys, entry_bits", [(1, 0), (5000, 12), (40_000, 18), (40_000, 0)])
+def test_pair_rows_equal_a_binary_search(n_keys, entry_bits):
+    """Each genome's distinct k-mers found among the sorted keys, over many blocks of keys,
+    genomes with none, keys bunched at small values (as canonical k-mers are), one key."""
+    rng = np.random.default_rng(n_keys + entry_bits)
+    keys = np.unique(np.concatenate([
+        rng.integers(0, 2**62, n_keys, dtype=np.uint64),
+        rng.integers(0, 2**40, n_keys // 2 + 1, dtype=np.uint64),  # a crowd under the first entry
+        np.array([0, 2**62 - 1], dtype=np.uint64),
+    ]))[: max(n_keys, 1)]
+    n_genomes = 23
+    chosen = [np.sort(rng.choice(keys, size=int(rng.integers(0, keys.size + 1)), replace=False)) for _ in range(n_genomes)]
+    chosen[3] = keys[:0]
+    chosen[7] = keys.copy()
+    values = np.concatenate(chosen)
+    offsets = np.cumsum([0] + [c.size for c in chosen]).astype(np.int64)
+    # a directory of 2**entry_bits entries by the top bits (one entry: every search walks from 0)
+    entry_bits = min(entry_bits, int(keys[-1]).bit_length())
+    shift = int(keys[-1]).bit_length() - entry_bits
+    directory = np.append(np.searchsorted(keys, np.arange(1 << entry_bits, dtype=np.uint64) << np.uint64(shift)), keys.size)
+    for dtype in (np.int32, np.int64):
+        rows = np.full(values.size, -1, dtype=dtype)
+        kernels.pair_rows(keys, values, offsets, directory.astype(np.int64), shift, np.empty(n_genomes, np.int64), rows)
+        np.testing.assert_array_equal(rows, np.searchsorted(keys, values))
+
+
+def test_pair_columns_lay_pairs_out_by_row():
+    """Pairs of genomes in order go to their row's next place: columns ascending in each row,
+    values with them (against a sort of the pairs by row, then genome)."""
+    rng = np.random.default_rng(8)
+    n_rows, n_genomes = 300, 40
+    per = [np.sort(rng.choice(n_rows, size=int(rng.integers(0, n_rows)), replace=False)) for _ in range(n_genomes)]
+    rows = np.concatenate(per).astype(np.int32)
+    offsets = np.cumsum([0] + [p.size for p in per]).astype(np.int64)
+    genome = np.repeat(np.arange(n_genomes), [p.size for p in per])
+    counts = rng.integers(1, 1000, rows.size).astype(np.uint32)
+    indptr = np.append(0, np.cumsum(np.bincount(rows, minlength=n_rows)))
+    columns = np.empty(rows.size, np.int32)
+    values = np.empty(rows.size, np.uint32)
+    kernels.pair_columns(rows, offsets, indptr[:-1].astype(np.int32), columns, counts, values)
+    order = np.lexsort((genome, rows))
+    np.testing.assert_array_equal(columns, genome[order])
+    np.testing.assert_array_equal(values, counts[order])
+    presence = np.empty(rows.size, np.int32)
+    kernels.pair_columns(rows, offsets, indptr[:-1].astype(np.int64), presence, counts, values[:0])
+    np.testing.assert_array_equal(presence, genome[order])

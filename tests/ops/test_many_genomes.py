@@ -361,3 +361,22 @@ def test_reindex_keeps_classes_written_as_differences(built, collection, tmp_pat
     assert group_kinds(path) == {"unitig-class-counts" if counts else "unitig-classes"}
     assert_matches_oracle(path, sets, labels, kmers, codes)
     assert kmerdb.verify(path).ok
+
+
+def test_gather_counts_of_many_keys_against_numpy():
+    """Tens of thousands of distinct k-mers over many genomes (the pairs' rows found block by
+    block through a directory of the keys), against np.unique of the (k-mer, genome) pairs."""
+    rng = np.random.default_rng(11)
+    n_genomes = 60
+    pool = np.unique(np.concatenate([rng.integers(0, 2**62, 40_000, dtype=np.uint64),
+                                     rng.integers(0, 2**30, 5_000, dtype=np.uint64)]))
+    kmers = pool[rng.integers(0, pool.size, 300_000)]
+    genome = rng.integers(0, n_genomes, kmers.size)
+    for counts in (False, True):
+        keys, rows, _ = gather_counts(kmers, genome, n_genomes, 1, counts=counts)
+        pairs, n = np.unique(np.stack([kmers, genome.astype(np.uint64)]), axis=1, return_counts=True)
+        np.testing.assert_array_equal(keys, np.unique(kmers))
+        np.testing.assert_array_equal(rows.columns, pairs[1].astype(np.int32))
+        np.testing.assert_array_equal(np.diff(rows.indptr), np.bincount(np.searchsorted(keys, pairs[0]), minlength=keys.size))
+        if counts:
+            np.testing.assert_array_equal(rows.value_counts(), n)
