@@ -964,6 +964,31 @@ _PAIR_BLOCK = 2048
 
 
 @_compiled
+def superkmer_kmers(packed, n_kmers, k, out):
+    """Canonical k-mers of packed super-k-mers into ``out`` (uint64), super-k-mer after
+    super-k-mer, each one's in order.  Super-k-mer i has ``n_kmers[i]`` k-mers, so
+    ``n_kmers[i] + k - 1`` bases, packed four to a byte (most significant first) from its
+    first byte on; each one's bytes follow the last one's.  A k-mer and its reverse
+    complement roll one base at a time; the canonical one is the smaller."""
+    mask = _ALL >> _U(64 - 2 * k)
+    top = _U(2 * (k - 1))
+    byte = 0
+    o = 0
+    for i in range(n_kmers.size):
+        n_bases = n_kmers[i] + k - 1
+        forward = _U(0)
+        backward = _U(0)
+        for t in range(n_bases):
+            code = (_U(packed[byte + (t >> 2)]) >> _U(6 - 2 * (t & 3))) & _U(3)
+            forward = ((forward << _U(2)) | code) & mask
+            backward = (backward >> _U(2)) | ((_U(3) - code) << top)
+            if t >= k - 1:
+                out[o] = min(forward, backward)
+                o += 1
+        byte += (n_bases + 3) >> 2
+
+
+@_compiled
 def pair_rows(keys, values, offsets, directory, shift, cursor, rows):
     """The row of every (genome, k-mer) pair: ``rows[j]`` (int32 or int64) receives the index
     in ``keys`` (sorted, distinct) of ``values[j]``, which is one of them.  ``values`` holds

@@ -99,3 +99,12 @@ def test_damaged_extent_is_detected(tmp_path):
     os.unlink(pool.path(ext.file))
     with pytest.raises(BuildIntegrityError, match="missing"):
         read_bucket(str(tmp_path), buckets.extents[0], k, int(buckets.records_in[0]), int(buckets.bytes_in[0]))
+
+
+def test_superkmer_kmers_refuse_too_few_bytes():
+    """Lengths that claim more bases than the packed bytes hold: an integrity error, no read
+    past the bytes."""
+    codes = np.random.default_rng(4).integers(0, 4, 200).astype(np.uint8)
+    lengths, packed = pack_superkmers(codes, np.array([0, 60]), np.array([40, 100]), 21)
+    with pytest.raises(BuildIntegrityError):
+        superkmer_kmers(lengths.astype(np.int64), packed[:-1], 21)
