@@ -964,6 +964,26 @@ _PAIR_BLOCK = 2048
 
 
 @_compiled
+def pack_superkmers(codes, starts, n_kmers, k, packed):
+    """Pack super-k-mers of a coded sequence four bases to a byte, most significant first:
+    super-k-mer i, the ``n_kmers[i] + k - 1`` bases of ``codes`` from ``starts[i]`` (each
+    valid, 0-3), takes the next ``ceil(bases / 4)`` bytes of ``packed`` (uint8), its last
+    byte's unused bases zero."""
+    at = 0
+    for i in range(starts.size):
+        first = starts[i]
+        n_bases = n_kmers[i] + k - 1
+        for q in range(0, n_bases, 4):
+            byte = 0
+            for t in range(4):
+                byte <<= 2
+                if q + t < n_bases:
+                    byte |= codes[first + q + t]
+            packed[at] = byte
+            at += 1
+
+
+@_compiled
 def superkmer_kmers(packed, n_kmers, k, out):
     """Canonical k-mers of packed super-k-mers into ``out`` (uint64), super-k-mer after
     super-k-mer, each one's in order.  Super-k-mer i has ``n_kmers[i]`` k-mers, so

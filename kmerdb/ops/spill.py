@@ -74,19 +74,12 @@ def pack_superkmers(codes: np.ndarray, starts: np.ndarray, n_kmers: np.ndarray, 
     packed : ndarray of uint8
         The bases; super-k-mer i takes ``ceil((n_kmers[i] + k - 1) / 4)`` bytes.
     """
-    nbases = n_kmers + (k - 1)
-    nbytes = (nbases + 3) >> 2
-    # per output byte (not per base): the source of its first base and how many of its four
-    # bases the super-k-mer still has; the bases past its end are zero
-    within = np.arange(int(nbytes.sum())) - np.repeat(np.cumsum(nbytes) - nbytes, nbytes)
-    within <<= 2  # the first base of each output byte, counted inside its super-k-mer
-    first = np.repeat(starts, nbytes) + within
-    left = np.repeat(nbases, nbytes) - within
-    padded = np.zeros(codes.size + 3, dtype=np.uint8)
-    padded[: codes.size] = codes
-    packed = padded[first] << np.uint8(6)
-    for j in (1, 2, 3):
-        packed |= (padded[first + j] * (left > j).view(np.uint8)) << np.uint8(6 - 2 * j)
+    starts = np.ascontiguousarray(starts, dtype=np.int64)
+    n_kmers = np.ascontiguousarray(n_kmers, dtype=np.int64)
+    if starts.size and int((starts + n_kmers + (k - 1)).max()) > codes.size:
+        raise BuildIntegrityError("a super-k-mer runs past the end of its sequence")
+    packed = np.empty(int(((n_kmers + (k - 1) + 3) >> 2).sum()), dtype=np.uint8)
+    kernels.pack_superkmers(np.ascontiguousarray(codes, dtype=np.uint8), starts, n_kmers, k, packed)
     return n_kmers.astype(_LEN_DTYPE), packed
 
 
