@@ -78,7 +78,8 @@ def test_minimizers_match_oracle_and_are_strand_independent(k, m):
 def test_superkmers_cover_every_kmer_once_with_one_minimizer():
     rng = random.Random(7)
     k, m, parts = 21, 9, 5
-    seq = random_seq(rng, 5000) + "A" * 3000  # a long low-complexity run is cut at the cap
+    # a long low-complexity run is cut at the cap; N breaks k-mers
+    seq = random_seq(rng, 5000) + "A" * 3000 + random_seq(rng, 300) + "N" + random_seq(rng, 40) + "NN" + random_seq(rng, 500)
     codes = K.encode(seq)
     pos, _, hashes = K.sequence_kmers(codes, k, m)
     starts, n, part = K.superkmers(codes, k, m, parts)
@@ -89,6 +90,10 @@ def test_superkmers_cover_every_kmer_once_with_one_minimizer():
     for s, c, p in zip(starts.tolist(), n.tolist(), part.tolist()):
         hs = {by_pos[i] for i in range(s, s + c)}
         assert len(hs) == 1 and hs.pop() % parts == p
+    # maximal: a super-k-mer that the next one continues ends at a new minimizer or at the cap
+    for s, c, nxt in zip(starts[:-1].tolist(), n[:-1].tolist(), starts[1:].tolist()):
+        if s + c == nxt:
+            assert by_pos[nxt] != by_pos[s] or c == K.SUPERKMER_CAP
 
 
 def test_kmers_from_strings_validates():
