@@ -23,10 +23,11 @@ variant nearby makes a branch of the graph) has a bucket of many anchors.  Bucke
 :data:`MAX_BUCKET` anchors are scanned; the k-mers of larger ones are looked up in the *skew
 index*, as SSHash does: a minimal perfect hash function over those k-mers and, per k-mer, which
 anchor of its bucket holds it (a few bits).  Where the skew index holds a large share of the
-k-mers (version 2), that function is a :class:`~kmerdb.core.pilots.PilotMPHF`: one probe per key.  Two kinds of k-mer do not go through buckets and are kept, with their
-unitig order, behind an MPHF of their own (the *overflow*): k-mers whose minimizer occurs
-twice inside them (they have no single anchor), and k-mers of buckets of more than
-:data:`MAX_SKEW` anchors (low-complexity minimizers).
+k-mers (version 2), that function is a :class:`~kmerdb.core.pilots.PilotMPHF`: one probe per
+key.  Two kinds of k-mer do not go through buckets and are kept, with their unitig order,
+behind an MPHF of their own (the *overflow*): k-mers whose minimizer occurs twice inside them
+(they have no single anchor), and k-mers of buckets of more than :data:`MAX_SKEW` anchors
+(low-complexity minimizers).
 
 Anchor values are ``2 * a + o``: ``a`` is the minimizer's first base as a unitig order
 (its base minus ``u * (k - 1)`` for its unitig u, so that ``a - offset`` is the order of
@@ -80,7 +81,7 @@ from kmerdb.core.mphf import MPHF, HashFunction
 from kmerdb.core.pilots import MAGIC as PILOT_MAGIC
 from kmerdb.core.pilots import PilotMPHF
 from kmerdb.core.unitigs import UnitigSet
-from kmerdb.errors import CorruptDatabaseError
+from kmerdb.errors import CorruptDatabaseError, InvalidParameterError
 
 __all__ = ["MinimizerDictionary", "build_dictionary", "MAX_BUCKET", "MAX_SKEW", "MAGIC", "VERSION"]
 
@@ -161,7 +162,7 @@ def build_dictionary(
     """
     version = VERSION if version is None else version
     if version not in VERSIONS:
-        raise ValueError(f"dictionary version {version} is not one of {VERSIONS}")
+        raise InvalidParameterError("version", version, f"must be one of {VERSIONS}")
     unitigs = UnitigSet(unitig_array)
     k, n = unitigs.k, unitigs.n
     words: list[np.ndarray] = []
@@ -376,8 +377,6 @@ class MinimizerDictionary:
         self._mphf = MPHF.from_array(base[mphf_at : mphf_at + mphf_len], source=source)
         self._flags = base[flags_at:starts_at]
         self._starts = bits.unpack(base[starts_at:extras_at], self.n_multi + 1, self._ew).astype(np.int64)
-        # version 2's skew index is a pilot MPHF (looked up for most k-mers of a pangenome: one
-        # probe), version 1's an MPHF of levels
         # version 2's skew index may be a pilot MPHF (its magic says so), version 1's is not
         pilots = self.version >= 2 and skew_len > 0 and int(base[skew_at]) == PILOT_MAGIC
         skew_kind: type[MPHF] | type[PilotMPHF] = PilotMPHF if pilots else MPHF

@@ -176,8 +176,9 @@ class PilotMPHF(HashFunction):
             status = kernels.pilot_search(plan, hashes, members, starts, order, taken, pilots, work, _MAX_TRIALS)
             if status == kernels.OK:
                 return cls._assembled(head, keys, pilots, np.unpackbits(taken.view(np.uint8), bitorder="little")[:size])
-            if np.unique(hashes).size < n:  # equal keys hash alike: no pilot separates them
-                raise InvalidParameterError("keys", f"{n - np.unique(hashes).size} repeated entries", "keys must be distinct")
+            distinct = np.unique(hashes).size
+            if distinct < n:  # equal keys hash alike: no pilot separates them
+                raise InvalidParameterError("keys", f"{n - distinct} repeated entries", "keys must be distinct")
         raise InvalidParameterError("keys", f"{n} keys", f"no pilots found with {_MAX_SEEDS} seeds")
 
     @staticmethod

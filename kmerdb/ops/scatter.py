@@ -32,6 +32,7 @@ from kmerdb.ops.spill import (
     SpillIndex,
     SpillPool,
     pack_superkmers,
+    packed_nbytes,
     read_bucket,
     superkmer_kmers,
 )
@@ -126,7 +127,7 @@ def scatter_chunk(ctx: ScatterContext, chunk: int, genome: int, seqs: list[bytes
     lengths = np.concatenate(lens)
     packed = np.concatenate(packs)
     # regroup segments by partition: stable sort keeps each segment's bytes contiguous
-    nbytes = (lengths.astype(np.int64) + (k - 1) + 3) >> 2
+    nbytes = packed_nbytes(lengths, k)
     order = np.argsort(part, kind="stable")
     byte_start = np.cumsum(nbytes) - nbytes
     owner_bytes = np.repeat(byte_start[order] - (np.cumsum(nbytes[order]) - nbytes[order]), nbytes[order])
@@ -297,7 +298,7 @@ def _bucket_kmers(
     Super-k-mers are grouped by genome and decoded in batches of whole genomes of about
     :data:`_GATHER_BATCH` k-mers.
     """
-    nbytes = (n_kmers + (k - 1) + 3) >> 2
+    nbytes = packed_nbytes(n_kmers, k)
     byte_start = np.cumsum(nbytes) - nbytes
     order = np.argsort(genome_of, kind="stable")
     bounds = np.searchsorted(genome_of[order], np.arange(n_genomes + 1))

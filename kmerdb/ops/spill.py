@@ -39,6 +39,7 @@ from kmerdb.store.storage import at_path, folder_at, open_at, write_guard
 __all__ = [
     "SPILL_DIR",
     "pack_superkmers",
+    "packed_nbytes",
     "Extent",
     "Bucket",
     "SpillPool",
@@ -53,6 +54,12 @@ __all__ = [
 SPILL_DIR = "spill"
 
 _LEN_DTYPE = np.dtype("<u2")
+
+
+def packed_nbytes(n_kmers: np.ndarray, k: int) -> np.ndarray:
+    """Bytes of each packed super-k-mer of ``n_kmers`` k-mers (int64): its ``n_kmers + k - 1``
+    bases, four to a byte."""
+    return (np.asarray(n_kmers, dtype=np.int64) + (k - 1) + 3) >> 2
 
 
 def pack_superkmers(codes: np.ndarray, starts: np.ndarray, n_kmers: np.ndarray, k: int):
@@ -78,7 +85,7 @@ def pack_superkmers(codes: np.ndarray, starts: np.ndarray, n_kmers: np.ndarray, 
     n_kmers = np.ascontiguousarray(n_kmers, dtype=np.int64)
     if starts.size and int((starts + n_kmers + (k - 1)).max()) > codes.size:
         raise BuildIntegrityError("a super-k-mer runs past the end of its sequence")
-    packed = np.empty(int(((n_kmers + (k - 1) + 3) >> 2).sum()), dtype=np.uint8)
+    packed = np.empty(int(packed_nbytes(n_kmers, k).sum()), dtype=np.uint8)
     kernels.pack_superkmers(np.ascontiguousarray(codes, dtype=np.uint8), starts, n_kmers, k, packed)
     return n_kmers.astype(_LEN_DTYPE), packed
 
@@ -358,7 +365,7 @@ def read_bucket(directory: str, extents: Sequence[Extent], k: int, expected_reco
             )
         lengths = np.frombuffer(data, dtype=_LEN_DTYPE, count=ext.n_records).astype(np.int64)
         packed = np.frombuffer(data, dtype=np.uint8, offset=ext.n_records * _LEN_DTYPE.itemsize)
-        if int(((lengths + (k - 1) + 3) >> 2).sum()) != packed.size:
+        if int(packed_nbytes(lengths, k).sum()) != packed.size:
             raise BuildIntegrityError("spill extent: super-k-mer lengths disagree with its packed bytes")
         gen_parts.append(np.repeat([g for g, _ in ext.genome_runs], [c for _, c in ext.genome_runs]))
         len_parts.append(lengths)
@@ -410,7 +417,7 @@ def superkmer_kmers(n_kmers: np.ndarray, packed: np.ndarray, k: int) -> np.ndarr
         ``packed`` holds fewer bytes than the super-k-mers take.
     """
     n_kmers = np.ascontiguousarray(n_kmers, dtype=np.int64)
-    if int(((n_kmers + (k - 1) + 3) >> 2).sum()) > packed.size:
+    if int(packed_nbytes(n_kmers, k).sum()) > packed.size:
         raise BuildIntegrityError("spill extent: super-k-mer lengths disagree with its packed bytes")
     out = np.empty(int(n_kmers.sum()), dtype=np.uint64)
     kernels.superkmer_kmers(np.ascontiguousarray(packed, dtype=np.uint8), n_kmers, k, out)

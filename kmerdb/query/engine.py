@@ -542,7 +542,8 @@ class _Hits:
 
 
 def _tally(located: list[tuple[Layer, np.ndarray, np.ndarray]], hits: np.ndarray, most: int) -> None:
-    """Add one hit per (sequence, genome) for every found position to ``hits``, zeros on entry.
+    """Count one hit per (sequence, genome) for every found position into ``hits`` (zeros on
+    entry: the expansion's sums are copied, not added).
 
     ``located`` holds (layer, sequence of each position, its slot), each position once.
     Dense groups give their presence as packed bytes (eight genomes to a byte): a table per

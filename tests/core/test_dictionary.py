@@ -24,7 +24,7 @@ from kmerdb.core.mphf import MAGIC as MPHF_MAGIC
 from kmerdb.core.mphf import MPHF
 from kmerdb.core.pilots import MAGIC as PILOT_MAGIC
 from kmerdb.core.unitigs import UnitigSet, build_unitigs
-from kmerdb.errors import CorruptDatabaseError
+from kmerdb.errors import CorruptDatabaseError, InvalidParameterError
 
 # -- brute force (plain Python over strings and ints) ---------------------------------------
 
@@ -719,7 +719,7 @@ def test_pilot_skew_index_in_version_1_is_rejected(layer, monkeypatch):
 
 
 def test_unknown_version_is_not_written(layer):
-    with pytest.raises(ValueError, match="version 3"):
+    with pytest.raises(InvalidParameterError, match="version"):
         build_dictionary(layer.array, 13, version=3)
 
 
