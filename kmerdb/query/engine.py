@@ -31,7 +31,7 @@ from kmerdb.core.kmers import (
     sequence_anchors,
 )
 from kmerdb.errors import InvalidParameterError, InvalidTypeError, WorkerError
-from kmerdb.query.pool import QueryPool
+from kmerdb.query.pool import QueryPool, SharedArray
 from kmerdb.store.encodings import ColumnEncoding
 from kmerdb.store.layer import Layer
 
@@ -339,19 +339,27 @@ class QueryEngine:
         lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=n_seqs)
         starts = _starts(lengths)
         results = None
+        hits: np.ndarray | None = None
         if threads > 1 and lengths.sum() >= _PARALLEL_MIN_BASES:
             shares = _split(lengths, threads)
             if len(shares) > 1:
-                tasks = [(bytes(_span(joined, starts, lengths, lo, hi)), lengths[lo:hi], z) for lo, hi in shares]
+                tasks = [(bytes(_span(joined, starts, lengths, lo, hi)), lengths[lo:hi], z, lo) for lo, hi in shares]
                 pool = self._query_pool(len(shares) - 1)
+                # every share writes its rows of the hits in place (sent back pickled, 10,000
+                # reads' rows over 1,000 genomes took as long as answering them)
+                shared = SharedArray.create((n_seqs, len(self.labels)), np.int64) if pool is not None else None
                 try:
-                    results = pool.try_map(tasks) if pool is not None else None
+                    results = pool.try_map(tasks, shared) if pool is not None else None
+                    if results is not None:
+                        hits = shared.private() if shared is not None else np.concatenate([r[0] for r in results])
                 except WorkerError as exc:
                     _log.warning("%s; answering in this thread", exc)
-        if results is None:
+                finally:
+                    if shared is not None:
+                        shared.close()
+        if results is None or hits is None:
             results = [self._query_share(joined, lengths, z)]
-        # one share (one thread) is the answer as it is: no copy of its (sequences, genomes) hits
-        hits = results[0][0] if len(results) == 1 else np.concatenate([r[0] for r in results])
+            hits = cast(np.ndarray, results[0][0])  # the answer as it is: no copy of its hits
         n_kmers = np.concatenate([r[1] for r in results])
         found = np.concatenate([r[2] for r in results], axis=1)
         return QueryResult(
@@ -359,10 +367,15 @@ class QueryEngine:
             found_raw=found[0], found=found[1], z=z,
         )
 
-    def _query_share(self, joined, lengths: np.ndarray, z: int) -> tuple[np.ndarray, ...]:
-        """(hits, n_kmers, found) of sequences joined by separators, in batches of bounded memory."""
+    def _query_share(
+        self, joined, lengths: np.ndarray, z: int, first: int = 0, out: np.ndarray | None = None
+    ) -> tuple[np.ndarray | None, ...]:
+        """(hits, n_kmers, found) of sequences joined by separators, in batches of bounded memory.
+
+        With ``out`` (zeros, a row per sequence of the whole query), the hits go into its rows
+        from ``first`` on, and None is returned for them."""
         n_g, n = len(self.labels), lengths.size
-        hits = np.zeros((n, n_g), dtype=np.int64)
+        hits = np.zeros((n, n_g), dtype=np.int64) if out is None else out[first : first + n]
         n_kmers = np.zeros(n, dtype=np.int64)
         found = np.zeros((2, n), dtype=np.int64)  # raw, after the z rule
         joined, starts = memoryview(joined), _starts(lengths)
@@ -371,7 +384,7 @@ class QueryEngine:
             self._query_batch(batch, lengths[lo:hi], hits[lo:hi], n_kmers[lo:hi], found[:, lo:hi], z)
         if self._scratch().nbytes > _KEEP_BYTES:
             self._local.scratch = None
-        return hits, n_kmers, found
+        return (hits if out is None else None), n_kmers, found
 
     def _query_batch(
         self,

@@ -12,41 +12,145 @@ handle is gone (its pipe closes).
 
 A pool serves one query at a time; a query that finds it busy (another thread of the
 same handle is using it) runs in its own thread instead of waiting.
+
+A task's result comes back through its worker's pipe, pickled.  A large answer (a query's
+sequences x genomes hits: 80 MB for 10,000 reads over 1,000 genomes) would take as long to
+pass that way as to compute, so the caller may give the tasks a :class:`SharedArray` that
+every worker writes its part of in place: an anonymous memory file (``memfd``) whose
+descriptor goes to the workers with the task.
 """
 
 from __future__ import annotations
 
 import contextlib
+import mmap
 import multiprocessing
+import os
 import signal
 import threading
 from collections.abc import Callable
+from multiprocessing import reduction
+
+import numpy as np
 
 from kmerdb.errors import KmerDBError, WorkerError
 from kmerdb.store.lock import forget_inherited
 
-__all__ = ["QueryPool"]
+__all__ = ["QueryPool", "SharedArray"]
+
+
+class SharedArray:
+    """An array in an anonymous memory file, mapped shared: what forked workers write into it
+    the caller sees, with no copy.
+
+    Made by :meth:`create` in the caller, opened by :meth:`attach` in a worker from the
+    descriptor the pool sends it.  The memory lives as long as a mapping of it: the caller's
+    :attr:`array` stays valid after :meth:`release_descriptor`, and :meth:`private` hands the
+    contents on as an ordinary array.
+    """
+
+    def __init__(self, fd: int, shape: tuple[int, ...], dtype: np.dtype, mapping: mmap.mmap) -> None:
+        self.fd = fd
+        self.shape = shape
+        self.dtype = dtype
+        self._mapping = mapping
+        self.array: np.ndarray = np.frombuffer(mapping, dtype=dtype).reshape(shape)
+
+    @property
+    def spec(self) -> tuple[tuple[int, ...], str]:
+        """Shape and dtype, as a worker needs them to map the same array."""
+        return self.shape, self.dtype.str
+
+    @classmethod
+    def create(cls, shape: tuple[int, ...], dtype: np.dtype | type) -> SharedArray | None:
+        """A new array of zeros, or None where there is none to be had: the platform has no
+        anonymous memory files, the process no descriptor to spare, or the array would be empty
+        (the caller then passes results the usual way)."""
+        dt = np.dtype(dtype)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        if nbytes <= 0 or not hasattr(os, "memfd_create"):
+            return None
+        try:
+            fd = os.memfd_create("kmerdb-shared", os.MFD_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            os.ftruncate(fd, nbytes)
+            mapping = mmap.mmap(fd, nbytes, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        except OSError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        return cls(fd, tuple(shape), dt, mapping)
+
+    @classmethod
+    def attach(cls, fd: int, spec: tuple[tuple[int, ...], str]) -> SharedArray:
+        """The array of a descriptor received from the caller (this object then owns it)."""
+        shape, dtype = spec
+        dt = np.dtype(dtype)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        try:
+            if os.fstat(fd).st_size != nbytes:
+                raise WorkerError(f"a shared array of {os.fstat(fd).st_size} bytes, the task says {nbytes}")
+            mapping = mmap.mmap(fd, nbytes, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        except BaseException:
+            os.close(fd)
+            raise
+        return cls(fd, tuple(shape), dt, mapping)
+
+    def private(self) -> np.ndarray:
+        """The array's contents as private memory, as any array's: a copy-on-write mapping of
+        the same file (no copy until a page is written; a process forked later gets its own
+        copy of a page it writes, where the shared mapping would pass writes both ways).
+        Then :meth:`close`."""
+        nbytes = self.array.nbytes
+        mapping = mmap.mmap(self.fd, nbytes, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        self.close()
+        return np.frombuffer(mapping, dtype=self.dtype).reshape(self.shape)
+
+    def release_descriptor(self) -> None:
+        """Close the descriptor; the mapping (and :attr:`array`) stays."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def close(self) -> None:
+        """Close the descriptor and, unless an array still refers to it, the mapping."""
+        self.release_descriptor()
+        self.array = np.zeros(0, dtype=self.dtype)
+        with contextlib.suppress(BufferError):  # a view still held: the mapping goes with it
+            self._mapping.close()
 
 
 def _serve(conn, run: Callable) -> None:
-    """Worker loop: run each task received, send back ``(ok, result or exception)``."""
+    """Worker loop: run each task received, send back ``(ok, result or exception)``.
+
+    A message is ``(task, spec)``; with a spec (a :class:`SharedArray`'s), the array's
+    descriptor follows and ``run`` gets the array after the task's arguments."""
     forget_inherited()  # a worker outlives transactions: it must not keep their lock files
     # Ctrl-C is the parent's to handle (a terminal sends it to the whole group); the
     # worker ends when the parent closes the pool or goes away
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try:
-            task = conn.recv()
+            message = conn.recv()
+            if message is None:
+                return
+            task, spec = message
+            shared = SharedArray.attach(reduction.recv_handle(conn), spec) if spec is not None else None
         except (EOFError, OSError):
             return  # the handle is gone
-        if task is None:
-            return
         try:
-            reply = (True, run(*task))
+            reply = (True, run(*task, shared.array) if shared is not None else run(*task))
         except KmerDBError as exc:
             reply = (False, exc)
         except BaseException as exc:
             reply = (False, WorkerError(f"query worker failed: {type(exc).__name__}: {exc}"))
+        finally:
+            if shared is not None:
+                shared.close()
         try:
             conn.send(reply)
         except (EOFError, OSError):
@@ -87,11 +191,12 @@ class QueryPool:
             self.close()
             raise
 
-    def try_map(self, tasks: list[tuple]) -> list | None:
+    def try_map(self, tasks: list[tuple], shared: SharedArray | None = None) -> list | None:
         """Results of ``run(*task)`` for each task, in order, or None if the pool is busy.
 
         The first task runs in the calling thread, the others (at most ``n_workers``) in
-        the workers, all at once.
+        the workers, all at once.  With ``shared``, each task runs as ``run(*task, array)``,
+        ``array`` the same memory in every process (``shared.array`` in the caller).
 
         Raises
         ------
@@ -106,16 +211,18 @@ class QueryPool:
             return None
         try:
             sent = []
-            for conn, task in zip(self._conns, tasks[1:]):
+            for conn, proc, task in zip(self._conns, self._procs, tasks[1:]):
                 try:
-                    conn.send(task)
+                    conn.send((task, shared.spec if shared is not None else None))
+                    if shared is not None:
+                        reduction.send_handle(conn, shared.fd, proc.pid)
                 except (EOFError, OSError) as exc:
                     self.broken = True
                     raise WorkerError(f"a query worker process has ended ({exc})") from None
                 sent.append(conn)
             replies = []
             try:
-                replies.append((True, self.run(*tasks[0])))
+                replies.append((True, self.run(*tasks[0], shared.array) if shared is not None else self.run(*tasks[0])))
             except KmerDBError as exc:
                 replies.append((False, exc))
             except BaseException:

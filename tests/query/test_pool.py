@@ -3,11 +3,12 @@
 import os
 import threading
 
+import numpy as np
 import pytest
 
 import kmerdb
 from kmerdb.errors import WorkerError
-from kmerdb.query.pool import QueryPool
+from kmerdb.query.pool import QueryPool, SharedArray
 
 
 def _task(x, fail=None):
@@ -86,3 +87,66 @@ def test_close_ends_the_workers():
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def _fill(lo, hi, fail, array):
+    """Write rows lo:hi of a shared array (row i: i, then the writer's pid)."""
+    array[lo:hi, 0] = np.arange(lo, hi)
+    array[lo:hi, 1] = os.getpid()
+    if fail:
+        raise kmerdb.InvalidParameterError("lo", lo, "refused after writing")
+    return hi - lo
+
+
+def _open_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="no anonymous memory files here")
+def test_tasks_write_their_rows_of_a_shared_array():
+    pool = QueryPool(_fill, 2, owner=None)
+    try:
+        shared = SharedArray.create((30, 2), np.int64)
+        assert shared is not None and not shared.array.any()  # zeros
+        assert pool.try_map([(0, 10, False), (10, 20, False), (20, 30, False)], shared) == [10, 10, 10]
+        rows = shared.private()
+        assert rows[:, 0].tolist() == list(range(30))
+        writers = rows[:, 1].reshape(3, 10)
+        assert (writers == writers[:, :1]).all()  # each share by one process
+        assert writers[0, 0] == os.getpid() and sorted(writers[1:, 0]) == sorted(pool.pids)
+        # a worker keeps no descriptor or mapping of an array once its task is done
+        before = [_open_fds(pid) for pid in pool.pids]
+        for _ in range(5):
+            again = SharedArray.create((30, 2), np.int64)
+            pool.try_map([(0, 10, False), (10, 20, False), (20, 30, False)], again)
+            again.close()
+        assert [_open_fds(pid) for pid in pool.pids] == before
+        # an error comes back typed, and the pool serves on
+        failed = SharedArray.create((30, 2), np.int64)
+        with pytest.raises(kmerdb.InvalidParameterError, match="refused after writing"):
+            pool.try_map([(0, 10, False), (10, 20, True), (20, 30, False)], failed)
+        failed.close()
+        assert [r for r in pool.try_map([(0, 1, False), (1, 2, False)], SharedArray.create((2, 2), np.int64))] == [1, 1]
+    finally:
+        pool.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="no anonymous memory files here")
+def test_a_private_array_is_private_to_each_process():
+    shared = SharedArray.create((4, 512), np.int64)
+    shared.array[:] = 7
+    rows = shared.private()
+    pid = os.fork()
+    if pid == 0:  # the child's writes stay its own
+        rows[:] = 1
+        os._exit(0 if (rows == 1).all() else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert (rows == 7).all()
+    rows[0, 0] = 3  # and the array is writable, as any
+    assert rows[0, 0] == 3 and rows.shape == (4, 512)
+
+
+def test_an_empty_shared_array_is_none():
+    assert SharedArray.create((0, 5), np.int64) is None
+    assert SharedArray.create((5, 0), np.int64) is None
