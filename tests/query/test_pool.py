@@ -121,6 +121,9 @@ def test_tasks_write_their_rows_of_a_shared_array():
             pool.try_map([(0, 10, False), (10, 20, False), (20, 30, False)], again)
             again.close()
         assert [_open_fds(pid) for pid in pool.pids] == before
+        for pid in pool.pids:
+            with open(f"/proc/{pid}/maps") as maps:
+                assert "kmerdb-shared" not in maps.read()
         # an error comes back typed, and the pool serves on
         failed = SharedArray.create((30, 2), np.int64)
         with pytest.raises(kmerdb.InvalidParameterError, match="refused after writing"):
