@@ -139,10 +139,13 @@ def _serve(conn, run: Callable) -> None:
             if message is None:
                 return
             task, spec = message
-            shared = SharedArray.attach(reduction.recv_handle(conn), spec) if spec is not None else None
+            fd = reduction.recv_handle(conn) if spec is not None else -1
         except (EOFError, OSError):
             return  # the handle is gone
+        shared = None
         try:
+            if spec is not None:
+                shared = SharedArray.attach(fd, spec)  # closes the descriptor if it cannot
             reply = (True, run(*task, shared.array) if shared is not None else run(*task))
         except KmerDBError as exc:
             reply = (False, exc)

@@ -153,3 +153,20 @@ def test_a_private_array_is_private_to_each_process():
 def test_an_empty_shared_array_is_none():
     assert SharedArray.create((0, 5), np.int64) is None
     assert SharedArray.create((5, 0), np.int64) is None
+
+
+@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="no anonymous memory files here")
+def test_a_shared_array_of_the_wrong_size_is_refused_and_the_pool_serves_on():
+    pool = QueryPool(_fill, 1, owner=None)
+    try:
+        shared = SharedArray.create((4, 2), np.int64)
+        shared.shape = (8, 2)  # the task claims more rows than the file holds
+        with pytest.raises(WorkerError, match="shared array of 64 bytes"):
+            pool.try_map([(0, 0, False), (0, 0, False)], shared)
+        shared.close()
+        fine = SharedArray.create((4, 2), np.int64)
+        assert pool.try_map([(0, 2, False), (2, 4, False)], fine) == [2, 2]
+        assert fine.private()[:, 0].tolist() == [0, 1, 2, 3]
+        assert not pool.broken
+    finally:
+        pool.close()
