@@ -103,12 +103,15 @@ class SharedArray:
     def private(self) -> np.ndarray:
         """The array's contents as private memory, as any array's: a copy-on-write mapping of
         the same file (no copy until a page is written; a process forked later gets its own
-        copy of a page it writes, where the shared mapping would pass writes both ways).
-        Then :meth:`close`."""
-        nbytes = self.array.nbytes
-        mapping = mmap.mmap(self.fd, nbytes, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        copy of a page it writes, where the shared mapping would pass writes both ways), or a
+        copy where no mapping can be made.  Then :meth:`close`."""
+        try:
+            mapping = mmap.mmap(self.fd, self.array.nbytes, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+            out = np.frombuffer(mapping, dtype=self.dtype).reshape(self.shape)
+        except OSError:  # no mapping to be had: a copy, then
+            out = self.array.copy()
         self.close()
-        return np.frombuffer(mapping, dtype=self.dtype).reshape(self.shape)
+        return out
 
     def release_descriptor(self) -> None:
         """Close the descriptor; the mapping (and :attr:`array`) stays."""
