@@ -170,3 +170,24 @@ def test_a_shared_array_of_the_wrong_size_is_refused_and_the_pool_serves_on():
         assert not pool.broken
     finally:
         pool.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="no anonymous memory files here")
+def test_a_private_array_is_a_copy_where_no_mapping_can_be_made(monkeypatch):
+    import mmap
+
+    from kmerdb.query import pool as pool_module
+
+    shared = SharedArray.create((3, 4), np.int64)
+    shared.array[:] = np.arange(12).reshape(3, 4)
+    real_mmap = mmap.mmap
+
+    def refuse_private(*args, **kwargs):
+        if kwargs.get("flags") == mmap.MAP_PRIVATE:
+            raise OSError(12, "Cannot allocate memory")
+        return real_mmap(*args, **kwargs)
+
+    monkeypatch.setattr(pool_module.mmap, "mmap", refuse_private)
+    rows = shared.private()
+    assert rows.tolist() == np.arange(12).reshape(3, 4).tolist()
+    assert rows.flags.owndata and shared.fd == -1
