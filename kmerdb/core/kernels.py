@@ -9,7 +9,8 @@ the first call of any of them and cached beside this module (or in numba's user 
 the package directory is read-only).
 
 Every kernel is the only implementation of what it computes: :func:`anchored_kmers` is
-:func:`kmerdb.core.kmers.sequence_anchors`, :func:`mphf_lookup` is
+:func:`kmerdb.core.kmers.sequence_anchors`, :func:`kmer_anchors` is
+:func:`kmerdb.core.kmers.minimizer_anchors` (standalone k-mers), :func:`mphf_lookup` is
 :meth:`kmerdb.core.mphf.MPHF.lookup`, :func:`dictionary_find` is
 :meth:`kmerdb.core.dictionary.MinimizerDictionary.find`, :func:`run_classes`,
 :func:`class_sizes`, :func:`class_members`, :func:`class_parents` and :func:`class_hits` read
@@ -38,6 +39,8 @@ __all__ = [
     "OK",
     "CORRUPT_UNITIGS",
     "anchored_kmers",
+    "kmer_anchors",
+    "kmer_reverse_complement",
     "mphf_lookup",
     "dictionary_find",
     "partition_scatter",
@@ -208,6 +211,42 @@ def _finalized(h, s1, m1, s2, m2, s3):
 def minimizer_order(mmer):
     """murmur3's fmix64 of a canonical m-mer xored with the seed (the order of minimizers)."""
     return _finalized(mmer ^ _SEED, 33, _FM1, 33, _FM2, 33)
+
+
+@_compiled
+def kmer_reverse_complement(x, k):
+    """Reverse complement of one 2-bit k-mer code (the first base most significant)."""
+    x = x ^ (_ALL >> _U(64 - 2 * k))  # k <= 32: no shift by 64
+    x = ((x >> _U(2)) & _U(0x3333333333333333)) | ((x & _U(0x3333333333333333)) << _U(2))
+    x = ((x >> _U(4)) & _U(0x0F0F0F0F0F0F0F0F)) | ((x & _U(0x0F0F0F0F0F0F0F0F)) << _U(4))
+    x = ((x >> _U(8)) & _U(0x00FF00FF00FF00FF)) | ((x & _U(0x00FF00FF00FF00FF)) << _U(8))
+    x = ((x >> _U(16)) & _U(0x0000FFFF0000FFFF)) | ((x & _U(0x0000FFFF0000FFFF)) << _U(16))
+    x = (x >> _U(32)) | (x << _U(32))
+    return x >> _U(64 - 2 * k)
+
+
+@_compiled
+def kmer_anchors(kmers, k, m, hashes, anchors):
+    """Minimizer hash (``hashes``) and anchor (``anchors``) of each standalone k-mer, as
+    :func:`kmerdb.core.kmers.minimizer_anchors` defines them: of the k - m + 1 m-mers, the
+    leftmost whose canonical form has the smallest :func:`minimizer_order`.  The m-mer at
+    offset j of a k-mer reads reversed at offset k - m - j of its reverse complement, so both
+    strands come from two shifts."""
+    mmask = _ALL >> _U(64 - 2 * m)
+    for i in range(kmers.size):
+        x = kmers[i]
+        r = kmer_reverse_complement(x, k)
+        best = _ALL
+        anchor = 0
+        for j in range(k - m + 1):
+            mmer = (x >> _U(2 * (k - m - j))) & mmask
+            rc = (r >> _U(2 * j)) & mmask
+            h = minimizer_order(min(mmer, rc))
+            if h < best:
+                best = h
+                anchor = 2 * j + (1 if mmer <= rc else 0)
+        hashes[i] = best
+        anchors[i] = anchor
 
 
 @_compiled

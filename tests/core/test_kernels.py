@@ -196,3 +196,18 @@ def test_pair_columns_lay_pairs_out_by_row():
     presence = np.empty(rows.size, np.int32)
     kernels.pair_columns(rows, offsets, indptr[:-1].astype(np.int64), presence, counts, values[:0])
     np.testing.assert_array_equal(presence, genome[order])
+
+
+@pytest.mark.parametrize("k", [1, 2, 7, 15, 31, 32])
+def test_kmer_reverse_complement_equals_the_strings(k):
+    """One code's reverse complement against the letters reversed and complemented."""
+    rng = np.random.default_rng(k)
+    top = (1 << (2 * k)) - 1
+    codes = [0, top, *rng.integers(0, top, size=200, endpoint=True, dtype=np.uint64).tolist()]
+    flip = {"A": "T", "C": "G", "G": "C", "T": "A"}
+    for x in codes:
+        letters = "".join("ACGT"[(x >> (2 * (k - 1 - i))) & 3] for i in range(k))
+        want = 0
+        for base in reversed(letters):
+            want = (want << 2) | "ACGT".index(flip[base])
+        assert int(kernels.kmer_reverse_complement(np.uint64(x), k)) == want
