@@ -104,6 +104,43 @@ def test_kmers_from_strings_validates():
         K.kmers_from_strings(["ANG"], 3)
 
 
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 8, 13, 21, 31, 32])
+def test_kmers_from_strings_equal_the_oracle(k):
+    """Canonical codes of str, bytes and mixed lists, upper and lower case, against the oracle."""
+    rng = random.Random(k)
+    words = ["".join(rng.choice("ACGTacgt") for _ in range(k)) for _ in range(300)]
+    want = [oracle.encode(oracle.canonical(w.upper())) for w in words]
+    assert K.kmers_from_strings(words, k).tolist() == want
+    assert K.kmers_from_strings([w.encode() for w in words], k).tolist() == want
+    mixed = [w if i % 2 else w.encode() for i, w in enumerate(words)]
+    assert K.kmers_from_strings(mixed, k).tolist() == want
+    assert K.kmers_from_strings(iter(words), k).tolist() == want  # any iterable
+    assert K.kmers_from_strings([], k).size == 0
+
+
+@pytest.mark.parametrize("as_bytes", [False, True], ids=["str", "bytes"])
+def test_kmers_from_strings_names_the_bad_item(as_bytes):
+    """The first bad k-mer is named, whichever item it is; lengths that add up still fail."""
+
+    def items(words):
+        return [w.encode() for w in words] if as_bytes else words
+
+    for words, bad, why in (
+        (["ACGT", "ACGTA", "ACG"], "ACGTA", "length is not k=4"),  # 5 + 3 bases: 2 x 4 in all
+        (["ACGT", "AC", "ACGTAC"], "AC", "length is not k=4"),
+        (["ACGT", "ACNT", "AXGT"], "ACNT", "A, C, G, T"),
+    ):
+        with pytest.raises(InvalidParameterError) as err:
+            K.kmers_from_strings(items(words), 4)
+        assert err.value.value == bad and why in str(err.value)
+
+
+def test_a_non_ascii_letter_is_a_bad_base():
+    with pytest.raises(InvalidParameterError) as err:
+        K.kmers_from_strings(["ACGT", "AC\u00e9T"], 4)  # one character, one byte: the length holds
+    assert err.value.value == "AC\u00e9T" and "A, C, G, T" in str(err.value)
+
+
 def test_short_and_empty_inputs():
     for seq in ("", "A", "ACGTACG"):
         pos, codes, hashes = K.sequence_kmers(K.encode(seq), 31, 13)
