@@ -44,9 +44,8 @@ class SharedArray:
     the caller sees, with no copy.
 
     Made by :meth:`create` in the caller, opened by :meth:`attach` in a worker from the
-    descriptor the pool sends it.  The memory lives as long as a mapping of it: the caller's
-    :attr:`array` stays valid after :meth:`release_descriptor`, and :meth:`private` hands the
-    contents on as an ordinary array.
+    descriptor the pool sends it.  The memory lives as long as a mapping of it; :meth:`private`
+    hands the contents on as an ordinary array.
     """
 
     def __init__(self, fd: int, shape: tuple[int, ...], dtype: np.dtype, mapping: mmap.mmap) -> None:
@@ -113,15 +112,11 @@ class SharedArray:
         self.close()
         return out
 
-    def release_descriptor(self) -> None:
-        """Close the descriptor; the mapping (and :attr:`array`) stays."""
+    def close(self) -> None:
+        """Close the descriptor and, unless an array still refers to it, the mapping."""
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-
-    def close(self) -> None:
-        """Close the descriptor and, unless an array still refers to it, the mapping."""
-        self.release_descriptor()
         self.array = np.zeros(0, dtype=self.dtype)
         with contextlib.suppress(BufferError):  # a view still held: the mapping goes with it
             self._mapping.close()
